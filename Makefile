@@ -1,0 +1,45 @@
+# pulse-local: every target installs what is missing first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run up down status env test test-unit bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: install  ## stack up, then the pipeline once on fixture data, with a summary
+	$(BIN)/pulse-local up
+	$(BIN)/pulse-local run
+
+up: install  ## start the local stack and leave it running
+	$(BIN)/pulse-local up
+
+down: install  ## stop the local stack (data stays in .pulse/)
+	$(BIN)/pulse-local down
+
+status: install
+	$(BIN)/pulse-local status
+
+env: install
+	@$(BIN)/pulse-local env
+
+test: install  ## the whole test suite (starts its own isolated stack)
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: install  ## benchmarks: figures and ratios, never pass/fail
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check src tests flows bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

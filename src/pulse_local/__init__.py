@@ -1,0 +1,1 @@
+"""pulse-local: the Pulse Analytics pipeline, local-first."""

@@ -1,0 +1,169 @@
+"""The backend factory: the one place that branches on the profile.
+
+Pub/Sub and Bigtable are the same classes on both profiles (the official emulators speak the real
+APIs; the clients find them through ``PUBSUB_EMULATOR_HOST`` / ``BIGTABLE_EMULATOR_HOST``). What
+really differs is the raw bucket (a local directory or GCS) and the warehouse (DuckDB or BigQuery).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, assert_never
+
+from pulse_local.config import Settings
+
+
+class RawArchive(Protocol):
+    """Capability: append raw payloads (JSON lines) to the raw bucket, partitioned by date."""
+
+    def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
+        """Append records under ``{prefix}/dt={day}/``; return the object's URI."""
+        ...
+
+
+class MessageBus(Protocol):
+    """Capability: publish a message to a topic and wait until the service has it."""
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> str:
+        """Publish; return the message id once the service acknowledged it."""
+        ...
+
+
+class Warehouse(Protocol):
+    """Capability: run SQL in the analytical warehouse and return the rows."""
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one or more statements; return the rows of the last one."""
+        ...
+
+
+class DuckDBWarehouse:
+    """The warehouse as a DuckDB file (BigQuery stand-in). Connections are short-lived: DuckDB
+    allows one writing process per file, so nothing here holds it open between calls."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(self.path)) as conn:
+            return conn.execute(sql).fetchall()
+
+
+class BigQueryWarehouse:
+    """The warehouse on BigQuery (Application Default Credentials)."""
+
+    def __init__(self, project: str, location: str) -> None:
+        from google.cloud import bigquery
+
+        self.client = bigquery.Client(project=project, location=location)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row.values()) for row in self.client.query(sql).result()]
+
+
+class LocalDirArchive:
+    """The raw bucket as a local directory (GCS stand-in): one JSONL file per day and process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+
+    def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
+        folder = self.root / prefix / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "part-local.jsonl"
+        lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        with self._lock, open(path, "a", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+        return path.as_uri()
+
+
+class GcsArchive:
+    """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable)."""
+
+    def __init__(self, bucket: str) -> None:
+        from google.cloud import storage
+
+        self.bucket = storage.Client().bucket(bucket)
+
+    def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
+        import uuid
+
+        name = f"{prefix}/dt={day}/part-{uuid.uuid4().hex}.jsonl"
+        body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        self.bucket.blob(name).upload_from_string(body, content_type="application/x-ndjson")
+        return f"gs://{self.bucket.name}/{name}"
+
+
+class PubSubBus:
+    """Pub/Sub through the official client; the emulator or GCP, chosen by the environment."""
+
+    def __init__(self, project: str) -> None:
+        from google.cloud import pubsub_v1
+
+        self.project = project
+        self.client = pubsub_v1.PublisherClient()
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> str:
+        path = self.client.topic_path(self.project, topic)
+        return str(self.client.publish(path, data, **attributes).result(timeout=30))
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What differs between profiles, built once per process."""
+
+    archive: RawArchive
+    bus: MessageBus
+    warehouse: Warehouse
+
+
+def for_profile(settings: Settings) -> Backends:
+    """Build the backends for `settings.profile`."""
+    match settings.profile:
+        case "local":
+            return Backends(
+                archive=LocalDirArchive(settings.raw_bucket_dir),
+                bus=PubSubBus(settings.project),
+                warehouse=DuckDBWarehouse(settings.duckdb_path),
+            )
+        case "gcp":
+            return Backends(
+                archive=GcsArchive(settings.raw_bucket),
+                bus=PubSubBus(settings.project),
+                warehouse=BigQueryWarehouse(settings.project, settings.location),
+            )
+    assert_never(settings.profile)
+
+
+def client_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that point Google's clients and Prefect at this profile's services.
+
+    ``local``: the stack's emulators and Prefect server. ``gcp``: nothing; the clients use
+    Application Default Credentials and whatever ``PREFECT_API_URL`` the user configured.
+    Variables already set in the environment win (an IDE or CI can override any of them).
+    """
+    match settings.profile:
+        case "local":
+            from pulse_local.stack.services import service_env
+
+            return service_env(settings)
+        case "gcp":
+            return {}
+    assert_never(settings.profile)
+
+
+def use_profile(settings: Settings) -> None:
+    """Apply `client_environment` to this process (call once when a command or flow starts)."""
+    import os
+
+    for key, value in client_environment(settings).items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,182 @@
+"""`pulse-local`: a thin command line over the library. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pulse_local.config import Settings, load_settings
+from pulse_local.errors import PulseError
+
+app = typer.Typer(
+    help="Run the Pulse Analytics pipeline locally (emulators, Postgres, DuckDB) or on GCP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack and wait until every service answers.
+
+    Example: pulse-local up
+    """
+    from pulse_local.stack import stack_for
+
+    settings = _settings()
+    stack = stack_for(settings)
+    report = stack.up()
+    for note in report.notes:
+        console.print(f"[yellow]{note}[/]")
+    if not report.changed:
+        console.print(f"stack already up ({stack.mode}): nothing changed")
+    else:
+        timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
+        console.print(f"stack up ({stack.mode}) in {report.total_seconds:.1f}s: {timings}")
+    _print_status(stack.status())
+
+
+@app.command()
+def down() -> None:
+    """Stop every service of the local stack; data in the state directory stays.
+
+    Example: pulse-local down
+    """
+    from pulse_local.stack import stack_for
+
+    stopped = stack_for(_settings()).down()
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show each service, its address and health (a real probe per service).
+
+    Example: pulse-local status --json
+    """
+    from pulse_local.stack import stack_for
+
+    statuses = stack_for(_settings()).status()
+    if as_json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+    else:
+        _print_status(statuses)
+    if any(s.health != "healthy" for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(statuses: list) -> None:
+    table = Table("service", "address", "health", "pid", "detail")
+    colours = {"healthy": "green", "starting": "yellow", "down": "red", "unhealthy": "red"}
+    for s in statuses:
+        table.add_row(s.name, s.address, f"[{colours[s.health]}]{s.health}[/]",
+                      str(s.pid or ""), s.detail)
+    console.print(table)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="postgres, pubsub, bigtable, prefect, ...")],
+    lines: Annotated[int, typer.Option("-n", "--lines")] = 50,
+) -> None:
+    """Print the end of a service's log.
+
+    Example: pulse-local logs prefect -n 100
+    """
+    from pulse_local.stack import stack_for
+
+    print(stack_for(_settings()).logs(service, lines))
+
+
+@app.command()
+def env() -> None:
+    """Print the exports a shell or IDE needs to reach the stack.
+
+    Example: eval "$(pulse-local env)"
+    """
+    from pulse_local.stack.services import service_env
+
+    for key, value in service_env(_settings()).items():
+        print(f"export {key}={value}")
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Stop the stack and delete the state directory (the only command that deletes data).
+
+    Example: pulse-local reset --yes
+    """
+    from pulse_local.stack import stack_for
+
+    settings = _settings()
+    state = settings.state_dir
+    if not yes and not typer.confirm(f"Delete {state} and every piece of local data in it?"):
+        raise typer.Exit(1)
+    if state.exists():
+        stack_for(settings).down()
+        shutil.rmtree(state)
+    console.print(f"removed {state}")
+
+
+@app.command()
+def run() -> None:
+    """Run the pipeline once on the running stack and print what each stage did.
+
+    Example: pulse-local up && pulse-local run
+    """
+    from pulse_local.pipeline import run_pipeline
+
+    summary = run_pipeline(_settings(), console)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Round trips through every service (Postgres as the app role, Pub/Sub, Bigtable, the
+    warehouse), run as the `check_stack` Prefect flow; prints results and timings.
+
+    Example: pulse-local doctor
+    """
+    from pulse_local.backends import use_profile
+    from pulse_local.orchestration import load_flow
+
+    settings = _settings()
+    use_profile(settings)
+    check_stack = load_flow("check_stack")
+    try:
+        results = check_stack()
+    except Exception as exc:  # the flow failed: its message names each failing service
+        err.print(f"[red]check_stack failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("service", "round trip", "result", "ms", "detail")
+    for r in results:
+        table.add_row(r.service, r.operation, "[green]ok[/]" if r.ok else "[red]FAILED[/]",
+                      f"{r.seconds * 1000:.1f}", r.detail)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: named errors become one red line and exit code 2, not a traceback."""
+    try:
+        app()
+    except PulseError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Settings: the one object that reads the environment (prefix ``PULSE_``).
+
+Read when a command or flow starts, never at import time::
+
+    settings = Settings()             # environment + .env
+    settings = Settings(profile="gcp") # explicit
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pulse_local.errors import ConfigError
+
+Profile = Literal["local", "gcp"]
+StackMode = Literal["native", "docker", "auto"]
+
+#: The project root: the directory holding pyproject.toml, dbt/, emulators/ ...
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every knob of pulse-local. Environment variables are ``PULSE_<FIELD>`` in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", env_file=".env", extra="ignore")
+
+    profile: Profile = Field("local", description="Backends to use: local stand-ins or real GCP.")
+    stack: StackMode = Field("auto", description="How `up` runs services: native processes or docker.")
+    state_dir: Path = Field(PROJECT_ROOT / ".pulse", description="Data, logs and pids of the stack.")
+
+    project: str = Field("pulse-local", description="GCP project id (any id works on emulators).")
+    location: str = Field("europe-west1", description="BigQuery / Datastream location.")
+    bigtable_instance: str = Field("pulse", description="Bigtable instance id.")
+    raw_bucket: str = Field("pulse-raw", description="GCS bucket for raw payloads (gcp profile).")
+
+    host: str = Field("127.0.0.1", description="Address the native services listen on.")
+    postgres_port: int = Field(54329, ge=1, le=65535)
+    pubsub_port: int = Field(8085, ge=1, le=65535)
+    bigtable_port: int = Field(8086, ge=1, le=65535)
+    prefect_port: int = Field(4200, ge=1, le=65535)
+    processor_port: int = Field(8092, ge=1, le=65535)
+    serving_port: int = Field(8093, ge=1, le=65535)
+
+    db_name: str = Field("pulse", description="Application database.")
+    db_app_user: str = Field("pulse_app", description="Application role: no superuser, no BYPASSRLS.")
+    db_app_password: str = Field("pulse_app", description="Password of the application role.")
+    db_admin_user: str = Field("pulse_admin", description="Owner role: migrations, replication.")
+    db_admin_password: str = Field("pulse_admin")
+    database_url: str | None = Field(
+        None, description="Application DSN; on gcp point it at Cloud SQL (e.g. through the proxy)."
+    )
+    admin_database_url: str | None = Field(None, description="Owner DSN used by migrations and CDC.")
+
+    pubsub_emulator_host: str | None = Field(
+        None, validation_alias="PUBSUB_EMULATOR_HOST", description="Google's variable, unchanged."
+    )
+    bigtable_emulator_host: str | None = Field(
+        None, validation_alias="BIGTABLE_EMULATOR_HOST", description="Google's variable, unchanged."
+    )
+    prefect_api_url: str | None = Field(None, validation_alias="PREFECT_API_URL")
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _known_profile(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() not in ("local", "gcp"):
+            raise ValueError(
+                f"unknown profile {value!r}: use PULSE_PROFILE=local (laptop/CI) or PULSE_PROFILE=gcp"
+            )
+        return value.strip().lower() if isinstance(value, str) else value
+
+    # Derived addresses -------------------------------------------------------------------
+    @property
+    def duckdb_path(self) -> Path:
+        """The local warehouse file (BigQuery stand-in)."""
+        return self.state_dir / "warehouse" / "pulse.duckdb"
+
+    @property
+    def raw_bucket_dir(self) -> Path:
+        """The local raw bucket (GCS stand-in)."""
+        return self.state_dir / "bucket"
+
+    def app_dsn(self) -> str:
+        """DSN of the application role (row-level security applies to it)."""
+        return self.database_url or (
+            f"postgresql://{self.db_app_user}:{self.db_app_password}"
+            f"@{self.host}:{self.postgres_port}/{self.db_name}"
+        )
+
+    def admin_dsn(self, database: str | None = None) -> str:
+        """DSN of the owner role (migrations, publication, replication slot)."""
+        if self.admin_database_url and database is None:
+            return self.admin_database_url
+        return (
+            f"postgresql://{self.db_admin_user}:{self.db_admin_password}"
+            f"@{self.host}:{self.postgres_port}/{database or self.db_name}"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable `ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PULSE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

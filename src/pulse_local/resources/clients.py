@@ -1,0 +1,117 @@
+"""Build Google clients for an endpoint: an emulator (``host:port``) or GCP (``None``).
+
+This is the only place that knows the difference. gRPC clients are imported inside the
+functions because importing them takes about a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from pulse_local.config import Profile, Settings
+from pulse_local.errors import ConfigError
+
+if TYPE_CHECKING:
+    from google.cloud.bigtable import Client as BigtableClient
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+_NO_CREDENTIALS = (
+    "no Google credentials for {what}: run `gcloud auth application-default login` (or set "
+    "GOOGLE_APPLICATION_CREDENTIALS), or use the emulators (PULSE_PROFILE=local)"
+)
+
+
+def pubsub_endpoint(settings: Settings, profile: Profile) -> str | None:
+    """The Pub/Sub emulator to use, or None for GCP.
+
+    ``PUBSUB_EMULATOR_HOST`` wins; without it the local profile uses the stack's emulator at
+    ``host:pubsub_port`` so that local work can never reach a real project by accident.
+    """
+    if settings.pubsub_emulator_host:
+        return settings.pubsub_emulator_host
+    return f"{settings.host}:{settings.pubsub_port}" if profile == "local" else None
+
+
+def bigtable_endpoint(settings: Settings, profile: Profile) -> str | None:
+    """The Bigtable emulator to use, or None for GCP (same rules as `pubsub_endpoint`)."""
+    if settings.bigtable_emulator_host:
+        return settings.bigtable_emulator_host
+    return f"{settings.host}:{settings.bigtable_port}" if profile == "local" else None
+
+
+def pubsub_clients(emulator_host: str | None) -> tuple[PublisherClient, SubscriberClient]:
+    """A publisher and a subscriber for the emulator at ``emulator_host`` (or GCP when None).
+
+    For an emulator both use a plaintext gRPC channel and no credentials. Close them with
+    `close_pubsub_clients`.
+    """
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import pubsub_v1
+
+    if emulator_host is None:
+        try:
+            return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        except DefaultCredentialsError as exc:
+            raise ConfigError(_NO_CREDENTIALS.format(what="Pub/Sub")) from exc
+
+    import grpc
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    publisher = pubsub_v1.PublisherClient(
+        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host))
+    )
+    subscriber = pubsub_v1.SubscriberClient(
+        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(emulator_host))
+    )
+    return publisher, subscriber
+
+
+def close_pubsub_clients(publisher: PublisherClient, subscriber: SubscriberClient) -> None:
+    """Release the gRPC channels of clients made by `pubsub_clients`."""
+    publisher.transport.close()
+    subscriber.close()
+
+
+@contextmanager
+def _bigtable_emulator_env(emulator_host: str | None) -> Iterator[None]:
+    """Set ``BIGTABLE_EMULATOR_HOST`` while a Bigtable client is constructed.
+
+    The Bigtable client reads the variable only in its constructor (there is no parameter for
+    it); the previous value is restored afterwards.
+    """
+    previous = os.environ.get("BIGTABLE_EMULATOR_HOST")
+    if emulator_host is None:
+        os.environ.pop("BIGTABLE_EMULATOR_HOST", None)
+    else:
+        os.environ["BIGTABLE_EMULATOR_HOST"] = emulator_host
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("BIGTABLE_EMULATOR_HOST", None)
+        else:
+            os.environ["BIGTABLE_EMULATOR_HOST"] = previous
+
+
+def bigtable_admin_client(project: str, emulator_host: str | None) -> BigtableClient:
+    """A ``google.cloud.bigtable.Client(project, admin=True)`` for the emulator or GCP.
+
+    Close it with `close_bigtable_client`.
+    """
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud.bigtable import Client
+
+    with _bigtable_emulator_env(emulator_host):
+        try:
+            return Client(project=project, admin=True)
+        except DefaultCredentialsError as exc:
+            raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+
+
+def close_bigtable_client(client: BigtableClient) -> None:
+    """Release the gRPC channel of the table admin API (the library has no ``close()``)."""
+    client.table_admin_client.transport.close()

@@ -1,0 +1,206 @@
+"""The native stack: real processes started by this project, tracked by pid files."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pulse_local.config import Settings
+from pulse_local.errors import PulseError, ServiceUnavailable, StackStateError
+from pulse_local.stack import process
+from pulse_local.stack.base import ServiceStatus, StartReport
+from pulse_local.stack.services import ServiceSpec, native_services, service_env
+
+#: Layout version of the state directory; bump when its layout changes incompatibly.
+STATE_VERSION = 1
+
+
+class NativeStack:
+    """Runs each service as a detached process; `up` is idempotent, `down` leaves nothing."""
+
+    mode = "native"
+
+    def __init__(self, settings: Settings, services: list[ServiceSpec] | None = None) -> None:
+        self.settings = settings
+        self.services = services if services is not None else native_services(settings)
+        self._by_name = {s.name: s for s in self.services}
+
+    # Paths --------------------------------------------------------------------------------
+    def pid_path(self, name: str) -> Path:
+        return self.settings.state_dir / "run" / f"{name}.pid"
+
+    def log_path(self, name: str) -> Path:
+        return self.settings.state_dir / "logs" / f"{name}.log"
+
+    def _check_state_dir(self) -> None:
+        """Create the state directory, or refuse one written by an incompatible version."""
+        state = self.settings.state_dir
+        marker = state / "STATE_VERSION"
+        if marker.exists():
+            found = marker.read_text().strip()
+            if found != str(STATE_VERSION):
+                raise StackStateError(
+                    f"{state} was written by a pulse-local with state layout {found!r}; this one "
+                    f"uses {STATE_VERSION}. Keep a copy if you need it, then recreate it with "
+                    "`pulse-local reset --yes && pulse-local up`"
+                )
+            return
+        if state.exists() and any(state.iterdir()):
+            raise StackStateError(
+                f"{state} holds files but no STATE_VERSION: it is from an older pulse-local or "
+                "not ours. Recreate it with `pulse-local reset --yes && pulse-local up`, "
+                "or choose another directory with PULSE_STATE_DIR"
+            )
+        state.mkdir(parents=True, exist_ok=True)
+        for sub in ("run", "logs", "warehouse", "bucket"):
+            (state / sub).mkdir(exist_ok=True)
+        marker.write_text(f"{STATE_VERSION}\n")
+
+    # Up -----------------------------------------------------------------------------------
+    def up(self) -> StartReport:
+        """Start every service that is not running, in parallel where dependencies allow."""
+        began = time.perf_counter()
+        self._check_state_dir()
+        report = StartReport()
+        to_start: list[ServiceSpec] = []
+        for spec in self.services:
+            record = process.read_pid(self.pid_path(spec.name))
+            if record is not None and record.alive():
+                report.already_running.append(spec.name)
+                continue
+            if record is not None:
+                self.pid_path(spec.name).unlink(missing_ok=True)
+                report.restarted.append(spec.name)
+                report.notes.append(f"{spec.name} had died (stale pid {record.pid}); restarted")
+            to_start.append(spec)
+        for spec in to_start:
+            process.ensure_port_free(spec.name, self.settings.host, spec.port(self.settings),
+                                     spec.port_setting)
+        ready = {name: threading.Event() for name in self._by_name}
+        failures: dict[str, BaseException] = {}
+        for name in report.already_running:
+            ready[name].set()
+
+        def bring_up(spec: ServiceSpec) -> None:
+            try:
+                for dep in spec.depends_on:
+                    ready[dep].wait()
+                    if dep in failures:
+                        raise ServiceUnavailable(f"{spec.name} not started: {dep} failed")
+                t0 = time.perf_counter()
+                self._start_one(spec)
+                report.seconds[spec.name] = round(time.perf_counter() - t0, 2)
+                if spec.name not in report.restarted:
+                    report.started.append(spec.name)
+            except BaseException as exc:
+                failures[spec.name] = exc
+            finally:
+                ready[spec.name].set()
+
+        with ThreadPoolExecutor(max_workers=max(1, len(to_start))) as pool:
+            list(pool.map(bring_up, to_start))
+        # Idempotent hooks (roles, migrations, declared resources) also run for services that
+        # were already up, so a `git pull` that adds a migration or a topic takes effect.
+        for name in report.already_running:
+            self._by_name[name].after_ready(self.settings)
+        report.total_seconds = round(time.perf_counter() - began, 2)
+        if failures:
+            first = next(iter(failures.values()))
+            if len(failures) == 1 and isinstance(first, PulseError):
+                raise first
+            raise ServiceUnavailable("\n\n".join(f"{n}: {e}" for n, e in failures.items()))
+        return report
+
+    def _start_one(self, spec: ServiceSpec) -> None:
+        """Prepare, spawn, wait for the probe; on failure stop it and show the log's tail."""
+        settings = self.settings
+        spec.prepare(settings)
+        env = {**os.environ, **service_env(settings), **spec.env(settings)}
+        proc = process.spawn(
+            spec.argv(settings), log_path=self.log_path(spec.name), env=env,
+            cwd=settings.state_dir, preexec=spec.preexec(settings),
+        )
+        record = process.write_pid(self.pid_path(spec.name), proc.pid, spec.port(settings))
+        deadline = time.monotonic() + spec.start_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_path(spec.name).unlink(missing_ok=True)
+                raise ServiceUnavailable(
+                    f"{spec.name} exited with code {proc.returncode} while starting. "
+                    f"Last lines of {self.log_path(spec.name)}:\n"
+                    f"{process.tail(self.log_path(spec.name))}"
+                )
+            try:
+                spec.probe(settings)
+                break
+            except Exception as exc:  # not ready yet: the probe's error is kept for the report
+                last_error = exc
+                time.sleep(0.1)
+        else:
+            process.stop(record, spec.stop_signal, spec.stop_timeout)
+            self.pid_path(spec.name).unlink(missing_ok=True)
+            raise ServiceUnavailable(
+                f"{spec.name} did not answer within {spec.start_timeout:.0f} s "
+                f"(last probe error: {last_error}). Last lines of "
+                f"{self.log_path(spec.name)}:\n{process.tail(self.log_path(spec.name))}"
+            )
+        spec.after_ready(settings)
+
+    # Down, status, logs ---------------------------------------------------------------------
+    def down(self) -> list[str]:
+        """Stop every running service, dependents before what they need, each wave in
+        parallel; data stays."""
+        stopped: list[str] = []
+
+        def stop_one(spec: ServiceSpec) -> None:
+            record = process.read_pid(self.pid_path(spec.name))
+            if record is not None and record.alive():
+                process.stop(record, spec.stop_signal, spec.stop_timeout)
+                stopped.append(spec.name)
+            self.pid_path(spec.name).unlink(missing_ok=True)
+
+        for wave in self._stop_waves():
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                list(pool.map(stop_one, wave))
+        return stopped
+
+    def _stop_waves(self) -> list[list[ServiceSpec]]:
+        """Group services so that each one stops before anything it depends on."""
+        needs = {s.name: set(s.depends_on) | set(s.stop_after) for s in self.services}
+        remaining = list(self.services)
+        waves: list[list[ServiceSpec]] = []
+        while remaining:
+            needed = set().union(*(needs[s.name] for s in remaining))
+            wave = [s for s in remaining if s.name not in needed] or remaining
+            waves.append(wave)
+            remaining = [s for s in remaining if s not in wave]
+        return waves
+
+    def status(self) -> list[ServiceStatus]:
+        """Each service's process and a real probe."""
+
+        def one(spec: ServiceSpec) -> ServiceStatus:
+            address = spec.address(self.settings)
+            record = process.read_pid(self.pid_path(spec.name))
+            if record is None:
+                return ServiceStatus(spec.name, address, "down", None, "not started")
+            if not record.alive():
+                return ServiceStatus(spec.name, address, "down", record.pid,
+                                     "process died: `pulse-local up` restarts it")
+            try:
+                spec.probe(self.settings)
+            except Exception as exc:  # the probe's error is the status detail
+                return ServiceStatus(spec.name, address, "unhealthy", record.pid, str(exc)[:120])
+            return ServiceStatus(spec.name, address, "healthy", record.pid)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.services))) as pool:
+            return list(pool.map(one, self.services))
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        if service not in self._by_name:
+            raise PulseError(f"unknown service {service!r}: choose one of {', '.join(self._by_name)}")
+        return process.tail(self.log_path(service), lines)

@@ -1,0 +1,66 @@
+"""Readiness probes: one real client call per service, shared by `up`, `status`,
+the pytest plugin and the compose healthchecks (``python -m pulse_local.stack.probes <service>``).
+
+Each probe returns None when the service answers and raises otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from pulse_local.config import Settings
+
+
+def postgres(settings: Settings, timeout: float = 2.0) -> None:
+    """`select 1` as the owner role."""
+    import psycopg
+
+    with psycopg.connect(settings.admin_dsn("postgres"), connect_timeout=max(1, int(timeout))) as conn:
+        conn.execute("select 1").fetchone()
+
+
+def pubsub(settings: Settings, timeout: float = 2.0) -> None:
+    """`ListTopics` on the stack's emulator (always the stack's own address, whatever
+    PUBSUB_EMULATOR_HOST says)."""
+    from pulse_local.resources import pubsub_ready
+
+    pubsub_ready(f"{settings.host}:{settings.pubsub_port}", settings.project, timeout)
+
+
+def bigtable(settings: Settings, timeout: float = 2.0) -> None:
+    """`ListTables` on the stack's emulator."""
+    from pulse_local.resources import bigtable_ready
+
+    bigtable_ready(f"{settings.host}:{settings.bigtable_port}", settings.project,
+                   settings.bigtable_instance, timeout)
+
+
+def prefect(settings: Settings, timeout: float = 2.0) -> None:
+    """Prefect's `/api/health`."""
+    url = f"http://{settings.host}:{settings.prefect_port}/api/health"
+    response = httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    if response.json() is not True:
+        raise RuntimeError(f"{url} answered {response.text!r}")
+
+
+PROBES = {"postgres": postgres, "pubsub": pubsub, "bigtable": bigtable, "prefect": prefect}
+
+
+def main(argv: list[str]) -> int:
+    """Probe one service by name; exit 0 when it answers (for compose healthchecks)."""
+    if len(argv) != 1 or argv[0] not in PROBES:
+        print(f"usage: python -m pulse_local.stack.probes {{{'|'.join(PROBES)}}}", file=sys.stderr)
+        return 2
+    try:
+        PROBES[argv[0]](Settings())
+    except Exception as exc:  # a probe failure is the answer, printed for the healthcheck log
+        print(f"{argv[0]} not ready: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

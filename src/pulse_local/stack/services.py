@@ -1,0 +1,180 @@
+"""The services of the native stack, each described the same way (name, command, probe, hooks).
+
+Adding a service means adding one `ServiceSpec` to `native_services`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulse_local.config import PROJECT_ROOT, Settings
+from pulse_local.stack import postgres as pg
+from pulse_local.stack import probes, tools
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service natively."""
+
+    name: str
+    port: Callable[[Settings], int]
+    port_setting: str
+    argv: Callable[[Settings], list[str]]
+    probe: Callable[[Settings], None]
+    env: Callable[[Settings], dict[str, str]] = lambda s: {}
+    prepare: Callable[[Settings], None] = lambda s: None
+    after_ready: Callable[[Settings], None] = lambda s: None
+    preexec: Callable[[Settings], Callable[[], None] | None] = lambda s: None
+    depends_on: tuple[str, ...] = ()
+    #: Services that must keep running until this one has stopped (`down` order).
+    stop_after: tuple[str, ...] = ()
+    stop_signal: int = signal.SIGTERM
+    start_timeout: float = 60.0
+    stop_timeout: float = 2.5
+    url: Callable[[Settings], str] = field(default=lambda s: "")
+
+    def address(self, settings: Settings) -> str:
+        return self.url(settings) or f"{settings.host}:{self.port(settings)}"
+
+
+def prefect_db_url(settings: Settings) -> str:
+    """Prefect's own database: a database on the stack's PostgreSQL (faster start than SQLite)."""
+    return (
+        f"postgresql+asyncpg://{settings.db_admin_user}:{settings.db_admin_password}"
+        f"@{settings.host}:{settings.postgres_port}/prefect"
+    )
+
+
+def prefect_db_dsn(settings: Settings) -> str:
+    """The same database as a libpq DSN (what the Prefect launcher waits for)."""
+    return (
+        f"postgresql://{settings.db_admin_user}:{settings.db_admin_password}"
+        f"@{settings.host}:{settings.postgres_port}/prefect"
+    )
+
+
+def prefect_api_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.prefect_port}/api"
+
+
+def _prefect_env(settings: Settings) -> dict[str, str]:
+    return {
+        "PREFECT_HOME": str(settings.state_dir / "prefect"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url(settings),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": settings.host,
+        "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
+        "PREFECT_UI_API_URL": prefect_api_url(settings),
+    }
+
+
+def _apply_pubsub(settings: Settings) -> None:
+    """Apply `emulators/pubsub/resources.yaml` to the stack's emulator (it keeps nothing)."""
+    from pulse_local import resources as r
+
+    publisher, subscriber = r.pubsub_clients(f"{settings.host}:{settings.pubsub_port}")
+    try:
+        r.apply_pubsub(r.load_pubsub(), publisher, subscriber, settings.project, "local")
+    finally:
+        r.close_pubsub_clients(publisher, subscriber)
+
+
+def _apply_bigtable(settings: Settings) -> None:
+    """Apply `emulators/bigtable/resources.yaml` to the stack's emulator (in memory only)."""
+    from pulse_local import resources as r
+
+    admin = r.bigtable_admin_client(settings.project, f"{settings.host}:{settings.bigtable_port}")
+    try:
+        r.apply_bigtable(r.load_bigtable(), admin, settings.bigtable_instance)
+    finally:
+        r.close_bigtable_client(admin)
+
+
+def native_services(settings: Settings) -> list[ServiceSpec]:
+    """Every service `up` starts, in dependency order."""
+    sdk = Path(os.environ["PULSE_GCLOUD_SDK_ROOT"]) if os.environ.get("PULSE_GCLOUD_SDK_ROOT") else None
+    return [
+        ServiceSpec(
+            name="postgres",
+            port=lambda s: s.postgres_port,
+            port_setting="PULSE_POSTGRES_PORT",
+            argv=pg.server_argv,
+            probe=probes.postgres,
+            prepare=pg.init_cluster,
+            after_ready=pg.bootstrap,
+            preexec=pg.drop_root,
+            stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, checkpoints, exits
+            stop_timeout=10.0,
+            start_timeout=30.0,
+            url=lambda s: f"postgresql://{s.host}:{s.postgres_port}/{s.db_name}",
+        ),
+        ServiceSpec(
+            name="pubsub",
+            port=lambda s: s.pubsub_port,
+            port_setting="PULSE_PUBSUB_PORT",
+            argv=lambda s: [
+                str(tools.pubsub_emulator(tools.gcloud_sdk_root(sdk))),
+                f"--host={s.host}",
+                f"--port={s.pubsub_port}",
+            ],
+            env=lambda s: {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"},
+            probe=probes.pubsub,
+            after_ready=_apply_pubsub,
+        ),
+        ServiceSpec(
+            name="bigtable",
+            port=lambda s: s.bigtable_port,
+            port_setting="PULSE_BIGTABLE_PORT",
+            argv=lambda s: [
+                str(tools.bigtable_emulator(tools.gcloud_sdk_root(sdk))),
+                "-host", s.host, "-port", str(s.bigtable_port),
+            ],
+            probe=probes.bigtable,
+            after_ready=_apply_bigtable,
+        ),
+        ServiceSpec(
+            name="prefect",
+            port=lambda s: s.prefect_port,
+            port_setting="PULSE_PREFECT_PORT",
+            argv=lambda s: [
+                sys.executable, "-m", "pulse_local.stack.prefect_server", "--host", s.host,
+                "--port", str(s.prefect_port), "--wait-for", prefect_db_dsn(s),
+            ],
+            env=_prefect_env,
+            probe=probes.prefect,
+            # Starts with PostgreSQL (not after it): it imports while the cluster initialises
+            # and waits for its database itself. `down` still stops it before PostgreSQL.
+            stop_after=("postgres",),
+            start_timeout=120.0,
+            stop_timeout=2.0,
+            url=lambda s: f"http://{s.host}:{s.prefect_port}",
+        ),
+    ]
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """What a shell, IDE or child process needs to reach the stack (`pulse-local env`)."""
+    return {
+        "PULSE_PROFILE": settings.profile,
+        "PULSE_STATE_DIR": str(settings.state_dir),
+        "PULSE_PROJECT": settings.project,
+        "PULSE_HOST": settings.host,
+        "PULSE_POSTGRES_PORT": str(settings.postgres_port),
+        "PULSE_PUBSUB_PORT": str(settings.pubsub_port),
+        "PULSE_BIGTABLE_PORT": str(settings.bigtable_port),
+        "PULSE_PREFECT_PORT": str(settings.prefect_port),
+        "PULSE_PROCESSOR_PORT": str(settings.processor_port),
+        "PULSE_SERVING_PORT": str(settings.serving_port),
+        "PULSE_DATABASE_URL": settings.app_dsn(),
+        "PULSE_ADMIN_DATABASE_URL": settings.admin_dsn(),
+        "PUBSUB_EMULATOR_HOST": f"{settings.host}:{settings.pubsub_port}",
+        "PUBSUB_PROJECT_ID": settings.project,
+        "BIGTABLE_EMULATOR_HOST": f"{settings.host}:{settings.bigtable_port}",
+        "PREFECT_API_URL": prefect_api_url(settings),
+        "PROJECT_ROOT": str(PROJECT_ROOT),
+    }

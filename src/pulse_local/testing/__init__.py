@@ -1,0 +1,1 @@
+"""Test support for pulse-local and for users' own repositories (a pytest plugin)."""

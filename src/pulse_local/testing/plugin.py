@@ -1,0 +1,147 @@
+"""pytest plugin: the whole local stack once per test session, and clients for each service.
+
+Installed with pulse-local (entry point ``pytest11``), so a user's repository gets it too::
+
+    def test_roundtrip(pulse_settings, pg_app):
+        pg_app.execute("select 1")
+
+The stack runs natively in a fresh state directory on free ports, so it never collides with a
+stack started by `make up`. With ``PULSE_TEST_STACK=docker`` (or ``auto`` and a Docker daemon
+that answers) the services run in containers through the same compose file instead.
+Set ``PULSE_TEST_KEEP=1`` to leave the stack running after the session (for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulse_local.config import Settings
+from pulse_local.stack.process import free_port
+
+
+def _test_state_dir() -> Path:
+    """A fresh state directory. As root, PostgreSQL runs as `postgres` and must traverse it,
+    so it is made searchable (not readable) by others."""
+    path = Path(tempfile.mkdtemp(prefix="pulse-test-"))
+    path.chmod(0o711)
+    return path
+
+
+def make_test_settings() -> Settings:
+    """Settings for an isolated stack: own state directory, free ports."""
+    mode = os.environ.get("PULSE_TEST_STACK", "native")
+    return Settings(
+        profile="local",
+        stack=mode,  # type: ignore[arg-type]
+        state_dir=_test_state_dir(),
+        postgres_port=free_port(),
+        pubsub_port=free_port(),
+        bigtable_port=free_port(),
+        prefect_port=free_port(),
+        processor_port=free_port(),
+        serving_port=free_port(),
+    )
+
+
+@pytest.fixture(scope="session")
+def pulse_settings() -> Iterator[Settings]:
+    """Settings of the session's stack; the environment points every client at it."""
+    from pulse_local.stack.services import service_env
+
+    settings = make_test_settings()
+    saved = dict(os.environ)
+    os.environ.update(service_env(settings))
+    try:
+        yield settings
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
+    """The running stack (native processes here; containers when asked and Docker answers)."""
+    from pulse_local.stack import stack_for
+
+    stack = stack_for(pulse_settings)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        if os.environ.get("PULSE_TEST_KEEP") != "1":
+            stack.down()
+            shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
+
+
+@pytest.fixture()
+def pg_app(pulse_stack: Any, pulse_settings: Settings) -> Iterator[Any]:
+    """A psycopg connection as the application role (row-level security applies)."""
+    import psycopg
+
+    with psycopg.connect(pulse_settings.app_dsn()) as conn:
+        yield conn
+
+
+@pytest.fixture()
+def pg_admin(pulse_stack: Any, pulse_settings: Settings) -> Iterator[Any]:
+    """A psycopg connection as the owner role (autocommit)."""
+    import psycopg
+
+    with psycopg.connect(pulse_settings.admin_dsn(), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture()
+def pubsub_publisher(pulse_stack: Any) -> Iterator[Any]:
+    """An official Pub/Sub PublisherClient pointed at the session's emulator."""
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient()
+    yield client
+    client.transport.close()
+
+
+@pytest.fixture()
+def pubsub_subscriber(pulse_stack: Any) -> Iterator[Any]:
+    """An official Pub/Sub SubscriberClient pointed at the session's emulator."""
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.SubscriberClient()
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def bigtable_instance(pulse_stack: Any, pulse_settings: Settings) -> Iterator[Any]:
+    """An official Bigtable Instance (admin enabled) on the session's emulator."""
+    from google.cloud import bigtable
+
+    client = bigtable.Client(project=pulse_settings.project, admin=True)
+    yield client.instance(pulse_settings.bigtable_instance)
+    client.close()
+
+
+@pytest.fixture()
+def duckdb_conn(tmp_path: Path) -> Iterator[Any]:
+    """A DuckDB connection on a fresh database file."""
+    import duckdb
+
+    conn = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture()
+def prefect_client(pulse_stack: Any) -> Iterator[Any]:
+    """A synchronous Prefect client on the session's Prefect API."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        yield client
