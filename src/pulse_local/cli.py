@@ -132,6 +132,24 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
 
 
 @app.command()
+def provision(
+    profile: Annotated[Optional[str], typer.Option(help="local or gcp (default: PULSE_PROFILE)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing.")] = False,
+) -> None:
+    """Apply the declared topics, subscriptions and Bigtable tables (emulators/*/resources.yaml)
+    to the emulators or to a real GCP project, through the same client code; idempotent.
+
+    Example: pulse-local provision --profile gcp --dry-run
+    """
+    from pulse_local.resources import provision as apply_all
+
+    settings = _settings(profile=profile)
+    for report in apply_all(settings, settings.profile, dry_run=dry_run, echo=console.print):
+        if not dry_run:
+            console.print(report.summary())
+
+
+@app.command()
 def run() -> None:
     """Run the pipeline once on the running stack and print what each stage did.
 

@@ -76,7 +76,7 @@ class NativeStack:
                 report.restarted.append(spec.name)
                 report.notes.append(f"{spec.name} had died (stale pid {record.pid}); restarted")
             to_start.append(spec)
-        for spec in to_start:
+        for spec in (s for s in to_start if s.uses_port):
             process.ensure_port_free(spec.name, self.settings.host, spec.port(self.settings),
                                      spec.port_setting)
         ready = {name: threading.Event() for name in self._by_name}

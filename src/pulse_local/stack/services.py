@@ -33,6 +33,8 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     #: Services that must keep running until this one has stopped (`down` order).
     stop_after: tuple[str, ...] = ()
+    #: False for a service that listens on no port of its own (its port is only for display).
+    uses_port: bool = True
     stop_signal: int = signal.SIGTERM
     start_timeout: float = 60.0
     stop_timeout: float = 2.5
@@ -154,7 +156,25 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             stop_timeout=2.0,
             url=lambda s: f"http://{s.host}:{s.prefect_port}",
         ),
+        ServiceSpec(
+            name="deployments",
+            port=lambda s: s.prefect_port,
+            port_setting="PULSE_PREFECT_PORT",
+            argv=lambda s: [sys.executable, "-m", "pulse_local.orchestration"],
+            probe=_deployments_ready,
+            # Starts beside Prefect (imports overlap) and waits for its API itself.
+            stop_after=("prefect",),
+            start_timeout=120.0,
+            uses_port=False,
+            url=lambda s: f"http://{s.host}:{s.prefect_port}/deployments",
+        ),
     ]
+
+
+def _deployments_ready(settings: Settings) -> None:
+    from pulse_local.orchestration import deployments_ready
+
+    deployments_ready(settings)
 
 
 def service_env(settings: Settings) -> dict[str, str]:

@@ -65,6 +65,16 @@ def pulse_settings() -> Iterator[Settings]:
         os.environ.update(saved)
 
 
+def _flush_prefect_logs() -> None:
+    """Send buffered flow-run logs while the Prefect API still runs (if Prefect was used)."""
+    import sys
+
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()
+
+
 @pytest.fixture(scope="session")
 def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
     """The running stack (native processes here; containers when asked and Docker answers)."""
@@ -76,6 +86,7 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
         yield stack
     finally:
         if os.environ.get("PULSE_TEST_KEEP") != "1":
+            _flush_prefect_logs()
             stack.down()
             shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
 
