@@ -11,10 +11,12 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
 from pulse_local.config import Settings
+from pulse_local.errors import ConfigError
 
 
 class RawArchive(Protocol):
@@ -56,13 +58,27 @@ class DuckDBWarehouse:
             return conn.execute(sql).fetchall()
 
 
+_NO_ADC = (
+    "no Google credentials for {what}: run `gcloud auth application-default login` "
+    "(or set GOOGLE_APPLICATION_CREDENTIALS), or work offline with PULSE_PROFILE=local"
+)
+
+
 class BigQueryWarehouse:
-    """The warehouse on BigQuery (Application Default Credentials)."""
+    """The warehouse on BigQuery (Application Default Credentials; client made on first use)."""
 
     def __init__(self, project: str, location: str) -> None:
+        self.project, self.location = project, location
+
+    @cached_property
+    def client(self) -> Any:
+        from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import bigquery
 
-        self.client = bigquery.Client(project=project, location=location)
+        try:
+            return bigquery.Client(project=self.project, location=self.location)
+        except DefaultCredentialsError:
+            raise ConfigError(_NO_ADC.format(what="BigQuery")) from None
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row.values()) for row in self.client.query(sql).result()]
@@ -90,9 +106,17 @@ class GcsArchive:
     """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable)."""
 
     def __init__(self, bucket: str) -> None:
+        self.bucket_name = bucket
+
+    @cached_property
+    def bucket(self) -> Any:
+        from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import storage
 
-        self.bucket = storage.Client().bucket(bucket)
+        try:
+            return storage.Client().bucket(self.bucket_name)
+        except DefaultCredentialsError:
+            raise ConfigError(_NO_ADC.format(what="Cloud Storage")) from None
 
     def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
         import uuid
@@ -107,10 +131,17 @@ class PubSubBus:
     """Pub/Sub through the official client; the emulator or GCP, chosen by the environment."""
 
     def __init__(self, project: str) -> None:
+        self.project = project
+
+    @cached_property
+    def client(self) -> Any:
+        from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import pubsub_v1
 
-        self.project = project
-        self.client = pubsub_v1.PublisherClient()
+        try:
+            return pubsub_v1.PublisherClient()
+        except DefaultCredentialsError:
+            raise ConfigError(_NO_ADC.format(what="Pub/Sub")) from None
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
         path = self.client.topic_path(self.project, topic)

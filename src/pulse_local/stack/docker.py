@@ -1,19 +1,27 @@
-"""The Docker Compose stack (`PULSE_STACK=docker`): the same services, ports, names and probes
-as the native stack, from official images (`compose/docker-compose.yml`)."""
+"""The Docker stack (`PULSE_STACK=docker`): PostgreSQL, both emulators and Prefect from official
+images (`compose/docker-compose.yml`, run through testcontainers' `DockerCompose`), with the same
+ports, names, probes and set-up hooks as the native stack. The project's own processes (the
+deployments server, and the pipeline's services) still run natively beside the containers: they
+are this repository's code, so running them from the checkout keeps edits live."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pulse_local.config import PROJECT_ROOT, Settings
-from pulse_local.errors import ServiceUnavailable, ToolMissing
+from pulse_local.errors import ServiceUnavailable
 from pulse_local.stack.base import ServiceStatus, StartReport
+from pulse_local.stack.native import NativeStack
 from pulse_local.stack.services import ServiceSpec, native_services, service_env
 
-COMPOSE_FILE = PROJECT_ROOT / "compose" / "docker-compose.yml"
+COMPOSE_DIR = PROJECT_ROOT / "compose"
+#: Services the compose file runs; every other service of the stack runs natively.
+CONTAINERS = ("postgres", "pubsub", "bigtable", "prefect")
 
 
 def docker_daemon_answers(timeout: float = 3.0) -> bool:
@@ -28,68 +36,89 @@ def docker_daemon_answers(timeout: float = 3.0) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
+def compose_project_name(settings: Settings) -> str:
+    """`pulse-local` for the default state directory; another directory (a test session, a
+    second checkout) gets its own compose project, so their containers never collide."""
+    if settings.state_dir.resolve() == (PROJECT_ROOT / ".pulse").resolve():
+        return "pulse-local"
+    digest = hashlib.sha1(str(settings.state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"pulse-{digest}"
+
+
 class DockerStack:
-    """`docker compose` runs the services; readiness and set-up hooks are the native ones."""
+    """Containers for the infrastructure, native processes for the project's own services."""
 
     mode = "docker"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # The same specs as native: probes and after-ready hooks are shared, commands are not.
-        self.services: list[ServiceSpec] = native_services(settings)
+        self.project_name = compose_project_name(settings)
+        specs = native_services(settings)
+        self.containers: list[ServiceSpec] = [s for s in specs if s.name in CONTAINERS]
+        self.native = NativeStack(settings, [s for s in specs if s.name not in CONTAINERS])
 
-    def _compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **service_env(self.settings)}
+    @contextmanager
+    def _compose(self) -> Iterator[object]:
+        """A testcontainers DockerCompose with our ports in its environment."""
+        from testcontainers.compose import DockerCompose
+
+        saved = dict(os.environ)
+        os.environ.update(service_env(self.settings))
+        os.environ["COMPOSE_PROJECT_NAME"] = self.project_name
         try:
-            result = subprocess.run(
-                ["docker", "compose", "-p", "pulse", "-f", str(COMPOSE_FILE), *args],
-                capture_output=True, text=True, env=env, check=False,
-            )
-        except FileNotFoundError:
-            raise ToolMissing("docker is not installed: use PULSE_STACK=native") from None
-        if check and result.returncode != 0:
-            raise ServiceUnavailable(
-                f"docker compose {' '.join(args)} failed:\n{result.stderr.strip()[-2000:]}\n"
-                "Check `docker info`, or run natively with PULSE_STACK=native"
-            )
-        return result
+            yield DockerCompose(context=COMPOSE_DIR, compose_file_name="docker-compose.yml",
+                                wait=True)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def up(self) -> StartReport:
         began = time.perf_counter()
-        before = {s.name for s in self.status() if s.health == "healthy"}
-        self._compose("up", "-d", "--wait")
+        before = {s.name for s in self._container_status() if s.health == "healthy"}
+        with self._compose() as compose:
+            try:
+                compose.start()  # type: ignore[attr-defined]
+            except Exception as exc:  # compose's own error text says what failed
+                raise ServiceUnavailable(
+                    f"docker compose could not start the stack: {exc}. "
+                    "Check `docker info`, or run natively with PULSE_STACK=native"
+                ) from exc
         report = StartReport()
-        for spec in self.services:
+        for spec in self.containers:
             spec.after_ready(self.settings)
             (report.already_running if spec.name in before else report.started).append(spec.name)
+        native = self.native.up()
+        report.started += native.started
+        report.already_running += native.already_running
+        report.restarted += native.restarted
+        report.seconds.update(native.seconds)
         report.total_seconds = round(time.perf_counter() - began, 2)
         return report
 
     def down(self) -> list[str]:
-        running = [s.name for s in self.status() if s.health != "down"]
-        self._compose("stop")
-        return running
+        stopped = self.native.down()
+        running = [s.name for s in self._container_status() if s.health != "down"]
+        with self._compose() as compose:
+            compose.stop(down=False)  # type: ignore[attr-defined]
+        return stopped + running
 
-    def status(self) -> list[ServiceStatus]:
-        result = self._compose("ps", "--format", "json", check=False)
-        running = set()
-        for line in result.stdout.splitlines():
-            try:
-                running.add(json.loads(line).get("Service"))
-            except json.JSONDecodeError:
-                continue
+    def _container_status(self) -> list[ServiceStatus]:
         statuses = []
-        for spec in self.services:
+        for spec in self.containers:
             address = spec.address(self.settings)
-            if spec.name not in running:
-                statuses.append(ServiceStatus(spec.name, address, "down", None, "container not running"))
-                continue
             try:
                 spec.probe(self.settings)
                 statuses.append(ServiceStatus(spec.name, address, "healthy"))
             except Exception as exc:  # the probe's error is the status detail
-                statuses.append(ServiceStatus(spec.name, address, "unhealthy", None, str(exc)[:120]))
+                statuses.append(ServiceStatus(spec.name, address, "down", None, str(exc)[:120]))
         return statuses
 
+    def status(self) -> list[ServiceStatus]:
+        return self._container_status() + self.native.status()
+
     def logs(self, service: str, lines: int = 50) -> str:
-        return self._compose("logs", "--no-color", "--tail", str(lines), service).stdout
+        if service not in CONTAINERS:
+            return self.native.logs(service, lines)
+        with self._compose() as compose:
+            out, err = compose.get_logs(service)  # type: ignore[attr-defined]
+        return "\n".join((out + err).splitlines()[-lines:])

@@ -5,9 +5,9 @@ Installed with pulse-local (entry point ``pytest11``), so a user's repository ge
     def test_roundtrip(pulse_settings, pg_app):
         pg_app.execute("select 1")
 
-The stack runs natively in a fresh state directory on free ports, so it never collides with a
-stack started by `make up`. With ``PULSE_TEST_STACK=docker`` (or ``auto`` and a Docker daemon
-that answers) the services run in containers through the same compose file instead.
+The stack runs in a fresh state directory on free ports, so it never collides with a stack
+started by `make up`: natively when no Docker daemon answers, else through testcontainers and the
+same compose file (``PULSE_TEST_STACK=native|docker|auto`` forces a mode; default auto).
 Set ``PULSE_TEST_KEEP=1`` to leave the stack running after the session (for debugging).
 """
 
@@ -36,7 +36,7 @@ def _test_state_dir() -> Path:
 
 def make_test_settings() -> Settings:
     """Settings for an isolated stack: own state directory, free ports."""
-    mode = os.environ.get("PULSE_TEST_STACK", "native")
+    mode = os.environ.get("PULSE_TEST_STACK", "auto")
     return Settings(
         profile="local",
         stack=mode,  # type: ignore[arg-type]
