@@ -100,18 +100,27 @@ def _bigtable_emulator_env(emulator_host: str | None) -> Iterator[None]:
 def bigtable_admin_client(project: str, emulator_host: str | None) -> BigtableClient:
     """A ``google.cloud.bigtable.Client(project, admin=True)`` for the emulator or GCP.
 
-    Close it with `close_bigtable_client`.
+    The table admin and data sub-clients are created right away for an emulator: the data
+    client reads ``BIGTABLE_EMULATOR_HOST`` when it is first used, so creating it later would
+    send data calls (and client-side metrics) to GCP. Close it with `close_bigtable_client`.
     """
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud.bigtable import Client
 
     with _bigtable_emulator_env(emulator_host):
         try:
-            return Client(project=project, admin=True)
+            client = Client(project=project, admin=True)
         except DefaultCredentialsError as exc:
             raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+        if emulator_host is not None:
+            _ = client.table_admin_client, client.table_data_client
+    return client
 
 
 def close_bigtable_client(client: BigtableClient) -> None:
-    """Release the gRPC channel of the table admin API (the library has no ``close()``)."""
+    """Release the gRPC channels of the table admin and data APIs.
+
+    The library has no ``close()`` on this client; its sub-clients' transports are closed.
+    """
     client.table_admin_client.transport.close()
+    client.table_data_client.transport.close()
