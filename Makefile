@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run up down status env test test-unit bench lint clean
+.PHONY: install run up down status env test test-unit bench lint clean chromium
 
 install: $(STAMP)
 
@@ -29,8 +29,17 @@ status: install
 env: install
 	@$(BIN)/pulse-local env
 
-test: install  ## the whole test suite (starts its own isolated stack)
+test: install chromium  ## the whole test suite (starts its own isolated stack)
 	$(BIN)/python -m pytest
+
+# The Prefect UI test renders the UI in headless Chromium. Installed from Debian when we can
+# (root with apt-get, as on CI machines); otherwise the test's error names the command.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing Debian's chromium for the UI test"; \
+	      apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	    else echo "note: install Chromium (apt-get install chromium) for the Prefect UI test"; fi; }
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
