@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ["stack"]
+BENCHES = ["stack", "translate"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,215 @@
+"""dbt-duckdb plugin: run a BigQuery-SQL dbt project on DuckDB.
+
+Use it from profiles.yml::
+
+    outputs:
+      local:
+        type: duckdb
+        path: "{{ env_var('PULSE_DUCKDB_PATH') }}"
+        plugins:
+          - module: pulse_local.translate.dbt_plugin
+
+Mechanism (see docs/translation.md for the reasoning):
+
+* Translation happens when dbt *compiles* a node. The plugin wraps
+  ``dbt.compilation.Compiler._compile_code`` so that, for SQL nodes of a DuckDB
+  target that uses this plugin, the rendered BigQuery SQL (``compiled_code``) is
+  replaced by its DuckDB translation. Models, tests, snapshots, ephemeral CTEs and
+  hooks all pass through that method; the SQL that dbt-duckdb's own macros wrap
+  around it (create table, information_schema queries, merge, ...) is DuckDB SQL
+  and is never touched.
+* An untranslatable construct stops the run with a dbt compilation error naming the
+  model, its file, the line and column, and the construct.
+* A self-check runs when dbt-duckdb opens the database (``configure_connection``):
+  it verifies the compile hook is installed on the method dbt calls and that a
+  BigQuery-only probe returns BigQuery's answer (a DATE) on this DuckDB. If either
+  fails it raises, naming the dbt-core and dbt-duckdb versions.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from pulse_local.errors import PulseError
+from pulse_local.translate.core import translate
+from pulse_local.translate.errors import UntranslatableSQL
+
+try:  # dbt-duckdb is an optional runtime dependency of this module
+    from dbt.adapters.duckdb.plugins import BasePlugin
+except ImportError:  # pragma: no cover - only without dbt-duckdb installed
+    BasePlugin = object  # type: ignore[misc,assignment]
+
+PLUGIN_MODULE = __name__
+MARKER = "/* pulse-local: translated from BigQuery SQL */"
+PROBE_SQL = "SELECT DATE_TRUNC(DATE '2024-02-15', MONTH) AS probe"
+_HOOK_ATTR = "__pulse_translate_hook__"
+
+
+class TranslationHookError(PulseError):
+    """The BigQuery -> DuckDB translation does not apply in this dbt installation."""
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions() -> str:
+    """'dbt-core X, dbt-duckdb Y, duckdb Z, sqlglot W' for error messages."""
+    return ", ".join(f"{d} {_version(d)}" for d in ("dbt-core", "dbt-duckdb", "duckdb", "sqlglot"))
+
+
+def _uses_plugin(credentials: Any) -> bool:
+    """True when `credentials` are DuckDB ones that list this plugin."""
+    if getattr(credentials, "type", None) != "duckdb":
+        return False
+    for plugin in getattr(credentials, "plugins", None) or []:
+        module = getattr(plugin, "module", None) or (plugin.get("module") if isinstance(plugin, dict) else None)
+        if module == PLUGIN_MODULE:
+            return True
+    return False
+
+
+def _first_line_text(sql: str, line: int | None) -> str:
+    if not line:
+        return ""
+    lines = sql.splitlines()
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+def translate_node_sql(node: Any) -> None:
+    """Replace `node.compiled_code` (BigQuery) by its DuckDB translation, in place.
+
+    Raises dbt's CompilationError naming the node, file, line and construct when the
+    SQL cannot be translated.
+    """
+    code = getattr(node, "compiled_code", None)
+    if not code or MARKER in code or getattr(node, "language", "sql") != "sql":
+        return
+    try:
+        duck = translate(code, dbt_relations=True)
+    except UntranslatableSQL as err:
+        from dbt_common.exceptions import CompilationError
+
+        path = getattr(node, "original_file_path", "?")
+        name = getattr(node, "name", "?")
+        resource = str(getattr(node, "resource_type", "node")).split(".")[-1].lower()
+        text = _first_line_text(code, err.line)
+        where = f"{path}, line {err.line}, column {err.col}" if err.line else path
+        message = (
+            f"BigQuery SQL of {resource} '{name}' ({where}) cannot run on DuckDB: "
+            f"{err.construct} - {err.reason}."
+            + (f"\n  offending line: {text}" if text else "")
+            + f"\n  {err.hint}"
+        )
+        raise CompilationError(message, node=node) from err
+    node.compiled_code = f"{duck}\n{MARKER}"
+
+
+def install_compile_hook() -> None:
+    """Wrap dbt-core's ``Compiler._compile_code`` so compiled SQL is translated (idempotent)."""
+    try:
+        from dbt.compilation import Compiler
+    except ImportError as err:  # pragma: no cover
+        raise TranslationHookError(
+            f"cannot import dbt.compilation.Compiler ({versions()}); pulse-local cannot translate "
+            "BigQuery SQL. Pin dbt-core to a version listed in docs/translation.md."
+        ) from err
+    original = getattr(Compiler, "_compile_code", None)
+    if original is None:
+        raise TranslationHookError(
+            f"dbt.compilation.Compiler._compile_code is gone ({versions()}); pulse-local cannot "
+            "translate BigQuery SQL. Pin dbt-core to a version listed in docs/translation.md."
+        )
+    if getattr(original, _HOOK_ATTR, False):
+        return
+
+    @functools.wraps(original)
+    def _compile_code(self: Any, node: Any, manifest: Any, extra_context: Any = None) -> Any:
+        node = original(self, node, manifest, extra_context)
+        if _uses_plugin(getattr(self.config, "credentials", None)):
+            translate_node_sql(node)
+        return node
+
+    setattr(_compile_code, _HOOK_ATTR, True)
+    Compiler._compile_code = _compile_code  # type: ignore[method-assign]
+
+
+def hook_in_place() -> bool:
+    """Cheap check: is dbt-core's ``Compiler._compile_code`` still the translation hook?"""
+    try:
+        from dbt.compilation import Compiler
+    except ImportError:  # pragma: no cover
+        return False
+    method: Callable[..., Any] | None = getattr(Compiler, "_compile_code", None)
+    return method is not None and bool(getattr(method, _HOOK_ATTR, False))
+
+
+def _not_applied_error() -> TranslationHookError:
+    return TranslationHookError(
+        "pulse-local BigQuery->DuckDB translation is NOT applied: dbt does not compile "
+        f"through the translation hook ({versions()}). Models would run untranslated and "
+        "return wrong results, so the run is stopped. Use the dbt-core/dbt-duckdb versions "
+        "pinned in pyproject.toml or update pulse_local/translate/dbt_plugin.py."
+    )
+
+
+def hook_installed() -> bool:
+    """True when dbt's compile path goes through the translation hook."""
+    from dbt.compilation import Compiler
+
+    if not hook_in_place():
+        return False
+    try:
+        source = inspect.getsource(Compiler.compile_node) + inspect.getsource(Compiler._recursively_prepend_ctes)
+    except (OSError, TypeError, AttributeError):
+        return False
+    return "_compile_code(" in source
+
+
+def self_check(conn: Any) -> None:
+    """Fail loudly unless translation is installed and gives BigQuery's answer on `conn`."""
+    if not hook_installed():
+        raise _not_applied_error()
+    duck = translate(PROBE_SQL)
+    cursor = conn.cursor()
+    try:
+        result = cursor.execute(duck)
+        value = result.fetchone()[0]
+        type_name = str(result.description[0][1]).upper()
+    finally:
+        cursor.close()
+    if type_name != "DATE" or str(value) != "2024-02-01":
+        raise TranslationHookError(
+            f"pulse-local translation self-check failed: {PROBE_SQL!r} returned {value!r} of type "
+            f"{type_name} on DuckDB, BigQuery returns DATE 2024-02-01 ({versions()})."
+        )
+
+
+class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
+    """dbt-duckdb plugin that makes DuckDB run the project's BigQuery SQL."""
+
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
+        """Install the compile hook as soon as dbt-duckdb loads the plugin."""
+        install_compile_hook()
+
+    def configure_connection(self, conn: Any) -> None:
+        """BigQuery runs in UTC; then prove that translation really applies."""
+        conn.execute("SET GLOBAL TimeZone = 'UTC'")
+        self_check(conn)
+
+    def configure_cursor(self, cursor: Any) -> None:
+        """Cursors are separate DuckDB sessions: keep them in UTC; re-check the hook.
+
+        dbt-duckdb keeps one database open per process, so the full self-check runs
+        once; this cheap check catches the hook being removed later in the process.
+        """
+        if not hook_in_place():
+            raise _not_applied_error()
+        cursor.execute("SET TimeZone = 'UTC'")
