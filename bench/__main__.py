@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ["stack", "translate"]
+BENCHES = ["stack", "translate", "ingest"]
 
 
 def main(argv: list[str]) -> int:

@@ -136,8 +136,10 @@ def provision(
     profile: Annotated[Optional[str], typer.Option(help="local or gcp (default: PULSE_PROFILE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing.")] = False,
 ) -> None:
-    """Apply the declared topics, subscriptions and Bigtable tables (emulators/*/resources.yaml)
-    to the emulators or to a real GCP project, through the same client code; idempotent.
+    """Apply the declared topics, subscriptions and tables to the emulators or to GCP.
+
+    The declarations are emulators/*/resources.yaml; the same client code applies them to
+    both, and a second apply changes nothing.
 
     Example: pulse-local provision --profile gcp --dry-run
     """
@@ -164,8 +166,9 @@ def run() -> None:
 
 @app.command()
 def doctor() -> None:
-    """Round trips through every service (Postgres as the app role, Pub/Sub, Bigtable, the
-    warehouse), run as the `check_stack` Prefect flow; prints results and timings.
+    """Round trips through every service, as the `check_stack` Prefect flow.
+
+    Postgres as the app role, Pub/Sub, Bigtable and the warehouse; prints results and timings.
 
     Example: pulse-local doctor
     """
@@ -185,6 +188,18 @@ def doctor() -> None:
         table.add_row(r.service, r.operation, "[green]ok[/]" if r.ok else "[red]FAILED[/]",
                       f"{r.seconds * 1000:.1f}", r.detail)
     console.print(table)
+
+
+def _register_source_commands() -> None:
+    """`fixtures generate|seed`, `migrate`, `replay` (defined beside the code they drive)."""
+    from pulse_local.source.commands import fixtures_app, migrate, replay
+
+    app.add_typer(fixtures_app, name="fixtures", help="Generate and load fixture data.")
+    app.command()(migrate)
+    app.command()(replay)
+
+
+_register_source_commands()
 
 
 def main() -> None:

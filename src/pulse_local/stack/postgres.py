@@ -142,3 +142,6 @@ def bootstrap(settings: Settings) -> None:
                 sql.Identifier(settings.db_name), sql.Identifier(settings.db_app_user)
             )
         )
+    from pulse_local.source.migrations import migrate
+
+    migrate(settings)

@@ -46,7 +46,18 @@ def prefect(settings: Settings, timeout: float = 2.0) -> None:
         raise RuntimeError(f"{url} answered {response.text!r}")
 
 
-PROBES = {"postgres": postgres, "pubsub": pubsub, "bigtable": bigtable, "prefect": prefect}
+def http_health(url: str, timeout: float = 2.0) -> None:
+    """GET `url`; 2xx means ready."""
+    httpx.get(url, timeout=timeout).raise_for_status()
+
+
+def processor(settings: Settings, timeout: float = 2.0) -> None:
+    """The webhook processor's `/healthz` (it checks its database with a real query)."""
+    http_health(f"http://{settings.host}:{settings.processor_port}/healthz", timeout)
+
+
+PROBES = {"postgres": postgres, "pubsub": pubsub, "bigtable": bigtable, "prefect": prefect,
+          "processor": processor}
 
 
 def main(argv: list[str]) -> int:

@@ -157,6 +157,16 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             url=lambda s: f"http://{s.host}:{s.prefect_port}",
         ),
         ServiceSpec(
+            name="processor",
+            port=lambda s: s.processor_port,
+            port_setting="PULSE_PROCESSOR_PORT",
+            argv=lambda s: [sys.executable, "-m", "pulse_local.ingest"],
+            probe=probes.processor,
+            depends_on=("postgres", "pubsub"),
+            stop_timeout=5.0,
+            url=lambda s: f"http://{s.host}:{s.processor_port}/webhooks/typeform/<tenant>",
+        ),
+        ServiceSpec(
             name="deployments",
             port=lambda s: s.prefect_port,
             port_setting="PULSE_PREFECT_PORT",

@@ -70,9 +70,9 @@ def _flush_prefect_logs() -> None:
     import sys
 
     if "prefect.logging.handlers" in sys.modules:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()
+        APILogWorker.drain_all(timeout=5)
 
 
 @pytest.fixture(scope="session")

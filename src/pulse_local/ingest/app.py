@@ -1,0 +1,239 @@
+"""``typeform-processor``: the FastAPI app that turns Typeform webhooks into rows and events.
+
+``POST /webhooks/typeform/{tenant_slug}``, in this order (the first failing step answers):
+
+====  =====================================================================================
+413   body larger than ``max_body_bytes`` (Content-Length or actual bytes)
+503   database down while resolving the tenant: raw body archived under ``pending_prefix``
+422   unknown tenant slug
+401   missing/wrong ``Typeform-Signature`` (nothing stored, nothing archived)
+400   not UTF-8 / malformed JSON
+422   JSON that breaks the schema (the field path is named), NUL characters, unknown form,
+      unknown question ref, answer type or value that does not fit the question
+503   database down after validation: verified body archived, nothing written
+200   stored (``created`` / ``revised``), or already stored (``duplicate``; the same event is
+      re-published) or superseded by a newer revision (``stale``; nothing published)
+====  =====================================================================================
+
+Every accepted (signed and valid) delivery is archived before the database write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pulse_local.backends import Backends, for_profile
+from pulse_local.config import Settings
+from pulse_local.events import RESPONSE_EVENTS_TOPIC, ResponseEvent, response_event_id
+from pulse_local.ingest import signature
+from pulse_local.ingest.models import PayloadError, TypeformWebhook, parse_json, validate_payload
+from pulse_local.ingest.options import ProcessorOptions
+from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, map_answers
+from pulse_local.ingest.store import DatabaseUnavailable, Store, StoreRejected, WriteResult
+from pulse_local.source.tenancy import ResolvedTenant
+
+log = logging.getLogger("pulse_local.ingest")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class TooLarge(Exception):
+    """The body exceeds the limit."""
+
+
+def _error(status: int, code: str, detail: str, errors: list[dict[str, str]] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    content: dict[str, Any] = {"error": code, "detail": detail}
+    if errors:
+        content["errors"] = errors
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (`TooLarge`) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_event(tenant: ResolvedTenant, assessment: AssessmentSpec, payload: TypeformWebhook,
+                mapped: MappedResponse, result: WriteResult) -> ResponseEvent:
+    """The event of one stored response revision (deterministic: same revision, same event)."""
+    fr = payload.form_response
+    return ResponseEvent(
+        event_id=response_event_id(result.response_id, result.revision),
+        tenant_id=tenant.id, user_id=result.user_id, response_id=result.response_id,
+        revision=result.revision, assessment_id=assessment.id, form_id=fr.form_id,
+        run_id=result.run_id, typeform_token=fr.token, submitted_at=fr.submitted_at,
+        is_complete=mapped.is_complete, answer_count=len(mapped.answers), scores=mapped.scores,
+        total_score=mapped.total_score, max_score=mapped.max_score,
+    )
+
+
+class Processor:
+    """The request handling, independent of FastAPI wiring (one per app)."""
+
+    def __init__(self, settings: Settings, options: ProcessorOptions, backends: Backends | None):
+        self.settings = settings
+        self.options = options
+        self._backends = backends
+        self.store = Store(
+            settings.app_dsn(), min_size=options.pool_min_size, max_size=options.pool_max_size,
+            timeout=options.pool_timeout, connect_timeout=options.connect_timeout,
+            cache_seconds=options.cache_seconds,
+        )
+
+    @property
+    def backends(self) -> Backends:
+        if self._backends is None:
+            self._backends = for_profile(self.settings)
+        return self._backends
+
+    def _unavailable(self, what: str) -> JSONResponse:
+        return _error(503, "database_unavailable",
+                      f"{what}; the delivery was archived, retry later",
+                      headers={"Retry-After": str(self.options.retry_after_seconds)})
+
+    async def _archive(self, prefix: str, record: dict[str, Any]) -> JSONResponse | None:
+        """Append to the raw archive; a 503 answer when the archive itself fails."""
+        now = datetime.now(UTC)
+        record = {"received_at": now.isoformat(), **record}
+        try:
+            await anyio.to_thread.run_sync(
+                self.backends.archive.append, prefix, now.date().isoformat(), [record])
+        except Exception as exc:  # noqa: BLE001 - disk full, GCS down...: 503, Typeform retries
+            log.error("archiving to %s failed: %s", prefix, exc)
+            return _error(503, "archive_unavailable", f"raw archive unavailable: {exc}"[:300],
+                          headers={"Retry-After": str(self.options.retry_after_seconds)})
+        return None
+
+    @staticmethod
+    def _raw(body: bytes) -> dict[str, str]:
+        try:
+            return {"body": body.decode("utf-8")}
+        except UnicodeDecodeError:
+            import base64
+
+            return {"body_base64": base64.b64encode(body).decode("ascii")}
+
+    async def handle(self, slug: str, request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, self.options.max_body_bytes)
+        except TooLarge:
+            return _error(413, "payload_too_large",
+                          f"body exceeds {self.options.max_body_bytes} bytes")
+        header = request.headers.get(signature.HEADER)
+        if not _SLUG.match(slug):
+            return _error(422, "unknown_tenant", f"unknown tenant {slug[:80]!r}")
+        try:
+            tenant = await self.store.tenant(slug)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable resolving tenant %s: %s", slug, exc)
+            await self._archive(self.options.pending_prefix,
+                                {"tenant": slug, "verified": False, "signature": header,
+                                 **self._raw(body)})
+            return self._unavailable("database unavailable (tenant lookup)")
+        if tenant is None:
+            return _error(422, "unknown_tenant", f"unknown tenant {slug!r}")
+        if not signature.verify(tenant.secrets, body, header):
+            return _error(401, "bad_signature",
+                          f"missing or invalid {signature.HEADER} header: sign the raw body "
+                          "with the tenant's webhook secret (sha256=<base64 HMAC-SHA256>)")
+        try:
+            payload = validate_payload(parse_json(body))
+            if (assessment := await self.store.assessment(tenant.id,
+                                                          payload.form_response.form_id)) is None:
+                return _error(422, "unknown_form",
+                              f"form_response.form_id: unknown form "
+                              f"{payload.form_response.form_id!r} for tenant {slug!r}; "
+                              "create the assessment first")
+            mapped = map_answers(payload, assessment)
+        except PayloadError as exc:
+            code = "malformed_json" if exc.status == 400 else "invalid_payload"
+            return _error(exc.status, code, exc.message, exc.errors)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable loading form: %s", exc)
+            await self._archive(self.options.archive_prefix, {
+                "tenant": slug, "tenant_id": str(tenant.id), "verified": True,
+                "signature": header, **self._raw(body)})
+            return self._unavailable("database unavailable (form lookup)")
+        failed = await self._archive(self.options.archive_prefix, {
+            "tenant": slug, "tenant_id": str(tenant.id), "verified": True,
+            "event_id": payload.event_id, "signature": header, **self._raw(body)})
+        if failed is not None:
+            return failed
+        sha = hashlib.sha256(body).hexdigest()
+        try:
+            result = await self.store.write(tenant, assessment, payload, mapped, sha)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable writing response: %s", exc)
+            return self._unavailable("database unavailable (write)")
+        except StoreRejected as exc:
+            return _error(422, "rejected_by_database", str(exc))
+        event_id = None
+        if result.outcome != "stale":
+            event = build_event(tenant, assessment, payload, mapped, result)
+            event_id = str(event.event_id)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: self.backends.bus.publish(RESPONSE_EVENTS_TOPIC, event.to_message(),
+                                                      **event.attributes()))
+            except Exception as exc:  # noqa: BLE001 - any publish failure: 503, retried
+                log.error("publishing %s failed: %s", event_id, exc)
+                return _error(503, "publish_failed",
+                              f"stored as response {result.response_id} but publishing the event "
+                              "failed; a retry re-publishes the same event",
+                              headers={"Retry-After": str(self.options.retry_after_seconds)})
+        return JSONResponse({
+            "response_id": str(result.response_id), "revision": result.revision,
+            "outcome": result.outcome, "event_id": event_id,
+        })
+
+
+def create_app(settings: Settings, options: ProcessorOptions | None = None,
+               backends: Backends | None = None) -> FastAPI:
+    """The processor app. Backends default to `for_profile(settings)` (built on first use)."""
+    processor = Processor(settings, options or ProcessorOptions(), backends)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await processor.store.open()
+        try:
+            yield
+        finally:
+            await processor.store.close()
+
+    app = FastAPI(title="typeform-processor", lifespan=lifespan, openapi_url=None)
+    app.state.processor = processor
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        try:
+            await processor.store.ping()
+        except DatabaseUnavailable as exc:
+            return _error(503, "database_unavailable", f"database check failed: {exc}"[:300],
+                          headers={"Retry-After": str(processor.options.retry_after_seconds)})
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.post("/webhooks/typeform/{tenant_slug}")
+    async def typeform_webhook(tenant_slug: str, request: Request) -> JSONResponse:
+        return await processor.handle(tenant_slug, request)
+
+    return app

@@ -1,0 +1,197 @@
+"""Pydantic models of Typeform's ``form_response`` webhook payload (the parts we use).
+
+Reference: https://www.typeform.com/developers/webhooks/example-payload/ . Unknown keys are
+ignored (Typeform adds keys over time); the keys we rely on are validated strictly, so a broken
+payload is refused with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+AnswerType = Literal[
+    "text", "choice", "choices", "number", "boolean", "email", "url", "file_url", "date",
+    "phone_number", "payment",
+]
+#: Which key holds the value of each answer type.
+VALUE_KEY: dict[str, str] = {t: t for t in AnswerType.__args__}  # type: ignore[attr-defined]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+class AnswerField(_Model):
+    """The form field an answer belongs to; ``ref`` maps it to a question."""
+
+    id: str = Field(min_length=1, max_length=255)
+    type: str = Field(min_length=1, max_length=64)
+    ref: str = Field(
+        min_length=1, max_length=255,
+        description="Required: questions are matched by ref (set refs on the Typeform form).",
+    )
+
+
+class Choice(_Model):
+    id: str | None = None
+    ref: str | None = None
+    label: str | None = None
+    other: str | None = None
+
+    @model_validator(mode="after")
+    def _has_value(self) -> Choice:
+        if self.label is None and self.other is None:
+            raise ValueError("a choice needs a label or an other value")
+        return self
+
+
+class Choices(_Model):
+    ids: list[str] | None = None
+    refs: list[str] | None = None
+    labels: list[str] = Field(default_factory=list, max_length=1000)
+    other: str | None = None
+
+
+class Answer(_Model):
+    """One answer: ``type`` names the key that carries the value (``number``, ``text``, ...)."""
+
+    type: AnswerType
+    field: AnswerField
+    text: str | None = None
+    choice: Choice | None = None
+    choices: Choices | None = None
+    number: StrictInt | StrictFloat | None = None
+    boolean: StrictBool | None = None
+    email: str | None = None
+    url: str | None = None
+    file_url: str | None = None
+    date: str | None = None
+    phone_number: str | None = None
+    payment: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> Answer:
+        if getattr(self, VALUE_KEY[self.type]) is None:
+            raise ValueError(f"an answer of type {self.type!r} needs a {self.type!r} value")
+        return self
+
+
+class DefinitionField(_Model):
+    id: str
+    type: str
+    ref: str | None = None
+    title: str | None = None
+
+
+class Definition(_Model):
+    id: str | None = None
+    title: str | None = None
+    fields: list[DefinitionField] = Field(default_factory=list, max_length=1000)
+
+
+class FormResponse(_Model):
+    form_id: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=128)
+    landed_at: AwareDatetime | None = None
+    submitted_at: AwareDatetime
+    hidden: dict[str, str] = Field(default_factory=dict, max_length=100)
+    definition: Definition | None = None
+    answers: list[Answer] = Field(default_factory=list, max_length=1000)
+
+
+class TypeformWebhook(_Model):
+    """The whole webhook body."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    event_type: Literal["form_response"]
+    form_response: FormResponse
+
+
+class PayloadError(ValueError):
+    """A payload we refuse; `status` is the HTTP status, `errors` lists ``{loc, msg}``."""
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors or []
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a body as strict JSON (UTF-8, no NaN/Infinity); `PayloadError` 400 otherwise."""
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise PayloadError(400, f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} col {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(400, f"malformed JSON: {exc}"[:300]) from None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) PostgreSQL cannot store, or None.
+
+    PostgreSQL text and jsonb cannot hold U+0000, and UTF-8 cannot encode unpaired surrogates
+    (``"\\ud800"`` in JSON), so such payloads are refused (422) rather than silently altered.
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return where or "(body)"
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                sub_path = f"{where}.{key}" if where else str(key)
+                if _UNSTORABLE.search(key):
+                    return sub_path
+                stack.append((sub, sub_path))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}.{i}" if where else str(i)) for i, sub in enumerate(item))
+    return None
+
+
+def validate_payload(document: Any) -> TypeformWebhook:
+    """Validate a decoded JSON document; `PayloadError` 422 naming the field path otherwise."""
+    if not isinstance(document, dict):
+        raise PayloadError(422, f"the body must be a JSON object, got {type(document).__name__}",
+                           [{"loc": "(body)", "msg": "expected an object"}])
+    nul = find_nul(document)
+    if nul is not None:
+        raise PayloadError(
+            422, f"{nul}: contains a NUL character (U+0000) or an unpaired surrogate, which the "
+            "database cannot store; remove it",
+            [{"loc": nul, "msg": "NUL character or unpaired surrogate not allowed"}],
+        )
+    try:
+        return TypeformWebhook.model_validate(document)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]) or "(body)", "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise PayloadError(422, f"{first['loc']}: {first['msg']}{more}", errors[:20]) from None

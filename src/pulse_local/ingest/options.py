@@ -1,0 +1,32 @@
+"""Knobs of the webhook processor (environment ``PULSE_PROCESSOR_<NAME>``).
+
+Kept apart from the global `Settings` so the processor can be tuned without touching them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProcessorOptions(BaseSettings):
+    """Limits, pool sizes and archive locations of ``typeform-processor``."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_PROCESSOR_", extra="ignore")
+
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
+    pool_min_size: int = Field(2, ge=0)
+    pool_max_size: int = Field(16, ge=1)
+    pool_timeout: float = Field(
+        3.0, gt=0, description="Seconds to wait for a database connection before answering 503."
+    )
+    connect_timeout: int = Field(3, ge=1, description="libpq connect_timeout (seconds).")
+    retry_after_seconds: int = Field(30, ge=1, description="Retry-After of 503 answers.")
+    cache_seconds: float = Field(
+        30.0, ge=0, description="How long tenant secrets and form definitions are cached."
+    )
+    archive_prefix: str = Field("typeform/webhooks", description="Verified deliveries.")
+    pending_prefix: str = Field(
+        "typeform/pending",
+        description="Deliveries received while the database was down (signature not yet checked).",
+    )

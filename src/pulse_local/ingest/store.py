@@ -1,0 +1,194 @@
+"""Database side of the processor: tenant/form lookups (cached) and the one write transaction.
+
+Everything runs as the application role through an asyncio connection pool, always inside a
+tenant context (`pulse_local.source.tenancy`), so row-level security applies to every statement.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pulse_local.ingest.models import TypeformWebhook
+from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, QuestionSpec
+from pulse_local.source.tenancy import ResolvedTenant, atenant, resolve_tenant
+
+Outcome = Literal["created", "revised", "duplicate", "stale"]
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer (pool timeout, connection refused or lost)."""
+
+
+class StoreRejected(Exception):
+    """The database refused the data itself (a constraint); the client should not retry."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one delivery did to the database."""
+
+    response_id: uuid.UUID
+    revision: int
+    outcome: Outcome
+    user_id: uuid.UUID | None
+    run_id: uuid.UUID | None
+
+
+_QUESTIONS = """
+select a.id, q.id, q.ref, q.question_type, q.required, q.scale_min, q.scale_max,
+       q.reverse_keyed, q.weight
+from assessments a left join questions q on q.assessment_id = a.id
+where a.typeform_form_id = %s and a.status <> 'archived'
+"""
+
+_UPSERT = """
+insert into responses as r (
+    tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id, landed_at,
+    submitted_at, is_complete, answer_count, total_score, max_score, hidden, payload_sha256)
+values (
+    %(tenant_id)s, %(assessment_id)s,
+    (select id from assessment_runs where assessment_id = %(assessment_id)s
+        and opens_at <= %(submitted_at)s and %(submitted_at)s < closes_at
+        order by opens_at desc limit 1),
+    (select id from users where external_id = %(user_ref)s),
+    %(token)s, %(event_id)s, %(landed_at)s, %(submitted_at)s, %(is_complete)s,
+    %(answer_count)s, %(total_score)s, %(max_score)s, %(hidden)s, %(sha)s)
+on conflict (tenant_id, typeform_token) do update set
+    assessment_id = excluded.assessment_id, run_id = excluded.run_id, user_id = excluded.user_id,
+    typeform_event_id = excluded.typeform_event_id, landed_at = excluded.landed_at,
+    submitted_at = excluded.submitted_at, is_complete = excluded.is_complete,
+    answer_count = excluded.answer_count, total_score = excluded.total_score,
+    max_score = excluded.max_score, hidden = excluded.hidden,
+    payload_sha256 = excluded.payload_sha256, revision = r.revision + 1, updated_at = now()
+where r.payload_sha256 <> excluded.payload_sha256 and excluded.submitted_at >= r.submitted_at
+returning id, revision, (xmax = 0) as inserted, user_id, run_id
+"""
+
+_EXISTING = """
+select id, revision, payload_sha256 = %s, user_id, run_id
+from responses where typeform_token = %s
+"""
+
+_ANSWER = """
+insert into answers (tenant_id, response_id, question_id, answer_type, value_text, value_number,
+                     value_bool, value_json, raw_score, score)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+_DELIVERY = """
+insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
+                                payload_sha256)
+values (%s, %s, %s, %s, %s, %s)
+"""
+
+
+class Store:
+    """The processor's database access, with small time-bounded caches."""
+
+    def __init__(self, dsn: str, *, min_size: int, max_size: int, timeout: float,
+                 connect_timeout: int, cache_seconds: float) -> None:
+        self.pool = AsyncConnectionPool(
+            dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
+            kwargs={"connect_timeout": connect_timeout, "application_name": "typeform-processor"},
+        )
+        self.cache_seconds = cache_seconds
+        self._tenants: dict[str, tuple[float, ResolvedTenant]] = {}
+        self._forms: dict[tuple[uuid.UUID, str], tuple[float, AssessmentSpec]] = {}
+
+    async def open(self) -> None:
+        """Start the pool without waiting: the service starts even when the database is down."""
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """A real query; raises `DatabaseUnavailable`."""
+        try:
+            async with self.pool.connection(timeout=timeout) as conn:
+                await conn.execute("select 1")
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    async def tenant(self, slug: str) -> ResolvedTenant | None:
+        """The tenant of a webhook URL (cached for `cache_seconds`), None when unknown."""
+        hit = self._tenants.get(slug)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        try:
+            async with self.pool.connection() as conn:
+                found = await resolve_tenant(conn, slug)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        if found is not None:
+            self._tenants[slug] = (time.monotonic() + self.cache_seconds, found)
+        return found
+
+    async def assessment(self, tenant_id: uuid.UUID, form_id: str) -> AssessmentSpec | None:
+        """The assessment of a Typeform form id with its questions, None when unknown."""
+        key = (tenant_id, form_id)
+        hit = self._forms.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        try:
+            async with self.pool.connection() as conn, atenant(conn, tenant_id):
+                rows = await (await conn.execute(_QUESTIONS, (form_id,))).fetchall()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        if not rows:
+            return None
+        questions = {
+            r[2]: QuestionSpec(r[1], r[2], r[3], r[4], r[5], r[6], r[7], float(r[8]))
+            for r in rows if r[1] is not None
+        }
+        spec = AssessmentSpec(rows[0][0], form_id, questions)
+        self._forms[key] = (time.monotonic() + self.cache_seconds, spec)
+        return spec
+
+    async def write(self, tenant: ResolvedTenant, assessment: AssessmentSpec,
+                    payload: TypeformWebhook, mapped: MappedResponse, sha: str) -> WriteResult:
+        """Store one delivery in ONE transaction: response upsert, answers, delivery log."""
+        fr = payload.form_response
+        params = {
+            "tenant_id": tenant.id, "assessment_id": assessment.id,
+            "user_ref": fr.hidden.get("user_id"), "token": fr.token,
+            "event_id": payload.event_id, "landed_at": fr.landed_at,
+            "submitted_at": fr.submitted_at, "is_complete": mapped.is_complete,
+            "answer_count": len(mapped.answers), "total_score": mapped.total_score,
+            "max_score": mapped.max_score, "hidden": Jsonb(fr.hidden), "sha": sha,
+        }
+        try:
+            async with self.pool.connection() as conn, atenant(conn, tenant.id):
+                row = await (await conn.execute(_UPSERT, params)).fetchone()
+                if row is None:
+                    found = await (await conn.execute(_EXISTING, (sha, fr.token))).fetchone()
+                    assert found is not None, "conflicting row vanished inside the transaction"
+                    result = WriteResult(found[0], found[1],
+                                         "duplicate" if found[2] else "stale", found[3], found[4])
+                else:
+                    result = WriteResult(row[0], row[1], "created" if row[2] else "revised",
+                                         row[3], row[4])
+                    if result.outcome == "revised":
+                        await conn.execute("delete from answers where response_id = %s",
+                                           (result.response_id,))
+                    async with conn.cursor() as cur:
+                        await cur.executemany(_ANSWER, [
+                            (tenant.id, result.response_id, a.question.id, a.answer_type,
+                             a.value_text, a.value_number, a.value_bool,
+                             None if a.value_json is None else Jsonb(a.value_json),
+                             a.raw_score, a.score)
+                            for a in mapped.answers])
+                await conn.execute(_DELIVERY, (tenant.id, payload.event_id, fr.token,
+                                               result.response_id, result.outcome, sha))
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            raise StoreRejected(exc.diag.message_primary or str(exc)) from exc
+        return result

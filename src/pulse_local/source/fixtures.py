@@ -1,0 +1,322 @@
+"""Deterministic fixture data: tenants, users, assessments and Typeform webhook payloads.
+
+``generate(scale, seed, out_dir)`` writes (same scale and seed -> byte-identical files)::
+
+    manifest.json          counts, scale, seed, generator version
+    organizations.json     tenants with slug and webhook secret
+    teams.json users.json  users with department/role/location/team at creation time
+    user_changes.json      later attribute changes (for SCD2), ordered by effective_at
+    assessments.json       forms with questions (some reverse keyed, some optional)
+    runs.json              assessment runs (every user of the tenant is a participant)
+    webhooks/<slug>.jsonl  one webhook body per line, exactly the bytes to POST
+
+Per tenant (``scale`` tenants): 250 users in 5 teams, 2 assessments with 3 two-week runs each
+over 12 weeks, about 1,000 responses (each user answers a run with probability 2/3, earlier in
+the window more often), 10 % with optional questions skipped, 2 % re-delivered verbatim
+(Typeform retries) and 1 % revised (same token, new event id, later submitted_at).
+
+The hot loop builds payloads from pre-rendered JSON fragments (no pydantic, no json.dumps per
+response) so generation runs at well over 100k responses/s.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GENERATOR_VERSION = 1
+USERS_PER_TENANT = 250
+TEAMS = ("Platform", "Growth", "Support", "Finance", "People")
+DEPARTMENTS = ("Engineering", "Sales", "Customer Success", "Finance", "HR", "Marketing")
+ROLES = ("Individual Contributor", "Senior IC", "Team Lead", "Manager", "Director")
+LOCATIONS = ("Brussels", "Lisbon", "Berlin", "Remote", "Dublin", "Warsaw")
+FIRST = ("Ana", "Bram", "Chloé", "Dmitri", "Eva", "Farid", "Greta", "Hiro", "Inès", "Jonas",
+         "Kofi", "Lena", "Mateo", "Noor", "Olga", "Pieter", "Qi", "Rosa", "Sven", "Zoë")
+LAST = ("Janssens", "Silva", "Müller", "Kowalski", "O'Brien", "Dubois", "Nakamura", "Haddad",
+        "Peeters", "Costa", "Nowak", "Schmidt", "Ferreira", "Murphy", "Maes", "Yilmaz")
+COMMENTS = ("", "Great team spirit", "Too many meetings", "Très bien 👍",
+            "Workload is heavy this quarter", "الإدارة داعمة جدا", "Need clearer goals 🎯",
+            "'; drop table responses; --", "Tools are slow", "Happy overall")
+#: Epoch of the data: the first run opens on Monday 2 September 2024, 00:00 UTC.
+EPOCH = 1725235200
+WEEK = 7 * 24 * 3600
+
+#: (ref, title, type, scale, reverse_keyed, required)
+ENGAGEMENT = (
+    ("eng_proud", "I am proud to work here", "opinion_scale", (1, 5), False, True),
+    ("eng_recommend", "I would recommend this company as a place to work", "opinion_scale", (1, 5), False, True),
+    ("eng_leave", "I often think about leaving", "opinion_scale", (1, 5), True, True),
+    ("eng_growth", "I see a path to grow here", "opinion_scale", (1, 5), False, True),
+    ("eng_recognition", "I get recognition for good work", "opinion_scale", (1, 5), False, True),
+    ("eng_overlooked", "My ideas are overlooked", "opinion_scale", (1, 5), True, True),
+    ("eng_manager", "My manager supports me", "opinion_scale", (1, 5), False, True),
+    ("eng_goals", "I know what is expected of me", "opinion_scale", (1, 5), False, True),
+    ("eng_burnout", "I feel burned out by my work", "opinion_scale", (1, 5), True, False),
+    ("eng_tools", "I have the tools I need", "opinion_scale", (1, 5), False, False),
+    ("eng_remote", "Do you mostly work remotely?", "yes_no", None, False, False),
+    ("eng_comment", "Anything else?", "long_text", None, False, False),
+)
+WELLBEING = (
+    ("wb_energy", "How energised do you feel?", "rating", (0, 10), False, True),
+    ("wb_stress", "How stressed do you feel?", "rating", (0, 10), True, True),
+    ("wb_balance", "How is your work-life balance?", "rating", (0, 10), False, True),
+    ("wb_sleep", "How well do you sleep?", "rating", (0, 10), False, False),
+    ("wb_overtime", "How often do you work overtime?", "rating", (0, 10), True, False),
+    ("wb_mood", "Pick the word for your week", "multiple_choice", None, False, True),
+    ("wb_comment", "What would help?", "long_text", None, False, False),
+)
+FORMS = (("Engagement pulse", ENGAGEMENT), ("Wellbeing check-in", WELLBEING))
+ANSWER_TYPE = {"opinion_scale": "number", "rating": "number", "yes_no": "boolean",
+               "multiple_choice": "choice", "long_text": "text"}
+
+
+def _dumps(value: Any, ascii_only: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ascii_only, sort_keys=True, separators=(",", ":"))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Lists as one compact object per line (diff-friendly and fast); other values indented."""
+    if isinstance(value, list):
+        text = "[\n" + ",\n".join(_dumps(item) for item in value) + "\n]\n"
+    else:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _uuid(rng: random.Random) -> str:
+    """A random version-4 UUID drawn from `rng` (same text as ``str(uuid.UUID(...))``)."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+@dataclass
+class _Question:
+    id: str
+    field_id: str
+    ref: str
+    title: str
+    type: str
+    scale: tuple[int, int] | None
+    reverse: bool
+    required: bool
+    #: Pre-rendered answer JSON per attitude 0..4 (reverse keyed for the respondent), or empty
+    #: for free text, which picks one of `fragments` at random.
+    by_draw: tuple[str, ...]
+    fragments: tuple[str, ...]
+
+
+def _fragments(ref: str, field_id: str, qtype: str, scale: tuple[int, int] | None,
+               reverse: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Pre-rendered answer JSON: (one per attitude 0..4, free-text alternatives)."""
+    # Payload fragments are ASCII (non-ASCII as \\u escapes): one emoji would otherwise make
+    # every body a 4-byte-per-character string and slow the hot loop down several times.
+    field = _dumps({"id": field_id, "ref": ref, "type": qtype}, ascii_only=True)
+    kind = ANSWER_TYPE[qtype]
+    if scale is not None:
+        lo, hi = scale
+        # The attitude (0 unhappy .. 4 happy) maps onto the scale; reverse-keyed statements are
+        # answered the other way round, so scoring has to reverse them back.
+        values = [lo + (d * (hi - lo) + 2) // 4 for d in range(5)]
+        return tuple(f'{{"field":{field},"number":{lo + hi - v if reverse else v},"type":"number"}}'
+                     for v in values), ()
+    if kind == "boolean":
+        return tuple(f'{{"boolean":{b},"field":{field},"type":"boolean"}}'
+                     for b in ("false", "false", "true", "true", "true")), ()
+    if kind == "choice":
+        return tuple(f'{{"choice":{{"label":{_dumps(m, True)}}},"field":{field},"type":"choice"}}'
+                     for m in ("Rough", "Okay", "Okay", "Good", "Great")), ()
+    return (), tuple(f'{{"field":{field},"text":{_dumps(c, True)},"type":"text"}}' for c in COMMENTS if c)
+
+
+def _templates(rng: random.Random) -> list[tuple[str, list[_Question]]]:
+    """The form templates with field ids (shared by all tenants, like a copied Typeform)."""
+    templates = []
+    for title, spec in FORMS:
+        questions = []
+        for ref, qtitle, qtype, qscale, reverse, required in spec:
+            field_id = f"{rng.getrandbits(48):012x}"
+            by_draw, texts = _fragments(ref, field_id, qtype, qscale, reverse)
+            questions.append(_Question("", field_id, ref, qtitle, qtype, qscale, reverse,
+                                       required, by_draw, texts))
+        templates.append((title, questions))
+    return templates
+
+
+#: Cumulative weights of the five attitude values per mood (0 unhappy .. 4 happy).
+_MOOD_WEIGHTS = ((30, 55, 75, 92, 100), (12, 35, 65, 90, 100), (5, 20, 55, 85, 100),
+                 (3, 10, 35, 75, 100), (1, 5, 20, 55, 100))
+_FIVE = (0, 1, 2, 3, 4)
+#: Answer sets pre-rendered per (template, mood, partial); responses pick one at random.
+_POOL_BITS = 8
+
+
+def _answer_pools(rng: random.Random, questions: list[_Question]) -> list[list[list[str]]]:
+    """pools[partial][mood] -> 2**_POOL_BITS rendered ``answers`` arrays (inner JSON)."""
+    pools: list[list[list[str]]] = []
+    for partial in (False, True):
+        by_mood = []
+        for mood in range(5):
+            pool = []
+            for _ in range(1 << _POOL_BITS):
+                chosen = questions if not partial else [
+                    q for q in questions if q.required or rng.random() < 0.3]
+                draws = rng.choices(_FIVE, cum_weights=_MOOD_WEIGHTS[mood], k=len(chosen))
+                pool.append(",".join(
+                    q.by_draw[d] if q.by_draw else q.fragments[rng.randrange(len(q.fragments))]
+                    for q, d in zip(chosen, draws)))
+            by_mood.append(pool)
+        pools.append(by_mood)
+    return pools
+
+
+_HOURS: dict[int, str] = {}
+_MINUTE_SECOND = tuple(f"{m:02d}:{sec:02d}Z" for m in range(60) for sec in range(60))
+
+
+def _iso_fast(ts: int) -> str:
+    """`_iso` for whole seconds with the hour prefix cached (hot loop)."""
+    hour, rest = divmod(ts, 3600)
+    prefix = _HOURS.get(hour)
+    if prefix is None:
+        prefix = _HOURS[hour] = time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600))
+    return prefix + _MINUTE_SECOND[rest]
+
+
+def _pick(random_: Any, options: tuple[Any, ...] | list[Any]) -> Any:
+    """`random.choice` in one float draw (faster; deterministic for a given Random)."""
+    return options[int(random_() * len(options))]
+
+
+def generate(scale: int, seed: int, out_dir: Path) -> dict[str, int]:
+    """Write the fixture data set for `scale` tenants into `out_dir`; return the counts.
+
+    Existing files of a previous data set in `out_dir` are overwritten.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1 (number of tenants), got {scale}")
+    rng = random.Random(seed)
+    out_dir = Path(out_dir)
+    hooks_dir = out_dir / "webhooks"
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    for stale in hooks_dir.glob("*.jsonl"):
+        stale.unlink()
+    orgs: list[dict[str, Any]] = []
+    teams: list[dict[str, Any]] = []
+    users: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    assessments: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    counts = {"responses": 0, "deliveries": 0, "duplicates": 0, "revisions": 0, "partial": 0}
+    created = _iso(EPOCH - 30 * 24 * 3600)
+    templates = _templates(rng)
+    pools = [_answer_pools(rng, questions) for _, questions in templates]
+    getrandbits, random_ = rng.getrandbits, rng.random
+
+    for t in range(scale):
+        slug = f"tenant-{t + 1:04d}"
+        tenant_id = _uuid(rng)
+        orgs.append({"id": tenant_id, "slug": slug, "name": f"Tenant {t + 1} Ltd",
+                     "webhook_secret": f"{getrandbits(160):040x}", "created_at": created})
+        team_ids = [_uuid(rng) for _ in TEAMS]
+        teams += [{"id": i, "tenant_id": tenant_id, "name": n} for i, n in zip(team_ids, TEAMS)]
+        tenant_users: list[tuple[str, int]] = []  # (external id, mood 0..4)
+        for u in range(USERS_PER_TENANT):
+            external = f"u{t + 1:04d}-{u + 1:05d}"
+            users.append({
+                "id": _uuid(rng), "tenant_id": tenant_id, "external_id": external,
+                "email": f"{external}@{slug}.example",
+                "full_name": f"{_pick(random_, FIRST)} {_pick(random_, LAST)}",
+                "department": _pick(random_, DEPARTMENTS), "role": _pick(random_, ROLES),
+                "location": _pick(random_, LOCATIONS), "team_id": _pick(random_, team_ids),
+                "created_at": created,
+            })
+            tenant_users.append((external, int(random_() * 5)))
+            if random_() < 0.06:  # attribute changes over the 12 weeks (SCD2)
+                when = EPOCH + rng.randrange(1, 12 * WEEK)
+                for _ in range(rng.choice((1, 1, 2))):
+                    attr = rng.choice(("department", "role", "location", "team_id"))
+                    choices = {"department": DEPARTMENTS, "role": ROLES, "location": LOCATIONS,
+                               "team_id": team_ids}[attr]
+                    changes.append({"tenant_id": tenant_id, "external_id": external,
+                                    "effective_at": _iso(when), attr: rng.choice(choices)})
+                    when += rng.randrange(3600, 3 * WEEK)
+        with open(hooks_dir / f"{slug}.jsonl", "w", encoding="utf-8",
+                  buffering=1 << 20) as hook_file:
+            write = hook_file.write
+            for f, (title, questions) in enumerate(templates):
+                form_id = "".join(rng.choice(_FORM_ID_ALPHABET) for _ in range(8))
+                assessment_id = _uuid(rng)
+                assessments.append({
+                    "id": assessment_id, "tenant_id": tenant_id, "typeform_form_id": form_id,
+                    "title": title, "questions": [
+                        {"id": _uuid(rng), "ref": q.ref, "title": q.title, "question_type": q.type,
+                         "position": pos, "required": q.required, "reverse_keyed": q.reverse,
+                         "scale_min": q.scale[0] if q.scale else None,
+                         "scale_max": q.scale[1] if q.scale else None, "field_id": q.field_id}
+                        for pos, q in enumerate(questions)],
+                })
+                definition = _dumps(ascii_only=True, value={"id": form_id, "title": title, "fields": [
+                    {"id": q.field_id, "ref": q.ref, "title": q.title, "type": q.type}
+                    for q in questions]})
+                body_of = (
+                    '{"event_id":"01%024X","event_type":"form_response","form_response":{"answers":[%s'
+                    + f'],"definition":{definition.replace("%", "%%")},"form_id":"{form_id}",'
+                    '"hidden":{"user_id":"%s"},"landed_at":"%s","submitted_at":"%s","token":"%032x"}}\n'
+                )
+                full, partial = pools[f]
+                for r in range(3):
+                    opens = EPOCH + (f * 2 + r * 4) * WEEK // 2
+                    runs.append({"id": _uuid(rng), "tenant_id": tenant_id,
+                                 "assessment_id": assessment_id, "name": f"{title} #{r + 1}",
+                                 "opens_at": _iso(opens), "closes_at": _iso(opens + 2 * WEEK)})
+                    respondents = [u for u in tenant_users if random_() < 2 / 3]
+                    offsets = sorted(int(random_() ** 2 * (2 * WEEK - 3600)) + 600
+                                     for _ in respondents)
+                    rng.shuffle(respondents)
+                    for (external, mood), offset in zip(respondents, offsets):
+                        submitted = opens + offset
+                        pool = full
+                        if random_() < 0.10:
+                            pool = partial
+                            counts["partial"] += 1
+                        token = getrandbits(128)
+                        body = body_of % (getrandbits(96), pool[mood][getrandbits(_POOL_BITS)],
+                                          external, _iso_fast(submitted - 30 - getrandbits(9)),
+                                          _iso_fast(submitted), token)
+                        write(body)
+                        roll = random_()
+                        if roll < 0.02:  # Typeform retried the delivery: the very same body
+                            write(body)
+                            counts["duplicates"] += 1
+                        elif roll < 0.03:  # the respondent edited the response: same token
+                            later = submitted + 3600 + getrandbits(17)
+                            write(body_of % (
+                                getrandbits(96), pool[min(4, mood + 1)][getrandbits(_POOL_BITS)],
+                                external, _iso_fast(later - 60), _iso_fast(later), token))
+                            counts["revisions"] += 1
+                    counts["responses"] += len(respondents)
+
+    changes.sort(key=lambda c: (c["effective_at"], c["tenant_id"], c["external_id"]))
+    _write_json(out_dir / "organizations.json", orgs)
+    _write_json(out_dir / "teams.json", teams)
+    _write_json(out_dir / "users.json", users)
+    _write_json(out_dir / "user_changes.json", changes)
+    _write_json(out_dir / "assessments.json", assessments)
+    _write_json(out_dir / "runs.json", runs)
+    counts["deliveries"] = counts["responses"] + counts["duplicates"] + counts["revisions"]
+    counts.update(tenants=len(orgs), users=len(users), user_changes=len(changes),
+                  assessments=len(assessments), runs=len(runs))
+    _write_json(out_dir / "manifest.json", {"generator_version": GENERATOR_VERSION,
+                                            "scale": scale, "seed": seed, "counts": counts})
+    return counts
+
+
+_FORM_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"

@@ -1,0 +1,93 @@
+"""Replay fixture webhooks against a running processor, signed like Typeform signs them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulse_local.config import Settings
+from pulse_local.ingest.signature import HEADER, sign
+from pulse_local.source.seed import FixtureError, load_json
+
+
+@dataclass
+class ReplayResult:
+    """Counts by HTTP status (0 = transport error) and latencies in seconds."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def percentile(self, p: float) -> float:
+        """The `p`-th percentile latency (seconds); 0.0 when nothing was sent."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def load_deliveries(directory: Path) -> list[tuple[str, str, bytes]]:
+    """(tenant slug, secret, body) of every fixture webhook, in file order per tenant."""
+    directory = Path(directory)
+    secrets = {o["slug"]: o["webhook_secret"] for o in load_json(directory, "organizations.json")}
+    deliveries: list[tuple[str, str, bytes]] = []
+    for slug, secret in secrets.items():
+        path = directory / "webhooks" / f"{slug}.jsonl"
+        if not path.is_file():
+            raise FixtureError(f"{path} is missing: regenerate the fixtures")
+        deliveries += [(slug, secret, line) for line in path.read_bytes().splitlines() if line]
+    return deliveries
+
+
+async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
+                       concurrency: int = 16, progress: bool = True,
+                       timeout: float = 30.0) -> ReplayResult:
+    """POST every delivery to ``{base_url}/webhooks/typeform/{slug}`` with `concurrency` workers."""
+    import httpx
+    from rich.progress import Progress
+
+    result = ReplayResult()
+    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+    for item in deliveries:
+        queue.put_nowait(item)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("replaying webhooks", total=len(deliveries))
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    slug, secret, body = queue.get_nowait()
+                    started = time.perf_counter()
+                    try:
+                        response = await client.post(
+                            f"/webhooks/typeform/{slug}", content=body,
+                            headers={HEADER: sign(secret, body),
+                                     "content-type": "application/json"})
+                        status = response.status_code
+                    except httpx.TransportError:
+                        status = 0
+                    result.latencies.append(time.perf_counter() - started)
+                    result.statuses[status] += 1
+                    bar.advance(task)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+            result.seconds = time.perf_counter() - started
+    return result
+
+
+def replay(settings: Settings, directory: Path, concurrency: int = 16,
+           progress: bool = True) -> dict[int, int]:
+    """Replay a fixture directory against the processor of `settings`; counts by status code.
+
+    Status 0 counts transport errors (processor not running: start it with
+    ``python -m pulse_local.ingest``).
+    """
+    base_url = f"http://{settings.host}:{settings.processor_port}"
+    deliveries = load_deliveries(Path(directory))
+    outcome = asyncio.run(replay_async(base_url, deliveries, concurrency, progress))
+    return dict(sorted(outcome.statuses.items()))

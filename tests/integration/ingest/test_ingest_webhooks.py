@@ -1,0 +1,199 @@
+"""The real processor over HTTP against the real Postgres, raw bucket and Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_healthz(processor: str) -> None:
+    import httpx
+
+    assert httpx.get(f"{processor}/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_valid_webhook_is_stored_scored_and_archived(post: Any, make_webhook: Any, pg_admin: Any,
+                                                    pulse_settings: Any) -> None:
+    payload = make_webhook()
+    response = post("tenant-0001", payload)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["outcome"] == "created" and body["revision"] == 1
+    row = pg_admin.execute(
+        "select r.answer_count, r.total_score, r.max_score, r.is_complete, u.external_id "
+        "from responses r left join users u on u.id = r.user_id where r.id = %s",
+        (body["response_id"],)).fetchone()
+    assert row[0] == len(payload["form_response"]["answers"])
+    assert row[3] is True and row[4] == "u0001-00001"
+    scores = pg_admin.execute(
+        "select q.reverse_keyed, a.raw_score, a.score, q.scale_min, q.scale_max from answers a "
+        "join questions q on q.id = a.question_id where a.response_id = %s and a.score is not null",
+        (body["response_id"],)).fetchall()
+    assert scores and any(r[0] for r in scores)
+    for reverse, raw, score, lo, hi in scores:
+        assert score == (lo + hi - raw if reverse else raw)
+    assert float(row[1]) == float(sum(r[2] for r in scores))
+    archived = list((pulse_settings.raw_bucket_dir / "typeform" / "webhooks").rglob("*.jsonl"))
+    records = [json.loads(line) for p in archived for line in p.read_text().splitlines()]
+    assert any(r.get("event_id") == payload["event_id"] and r["verified"] for r in records)
+
+
+def test_event_is_published_with_attributes(post: Any, make_webhook: Any, pulse_settings: Any,
+                                            pubsub_subscriber: Any) -> None:
+    from pulse_local.events import ResponseEvent
+
+    topic = f"projects/{pulse_settings.project}/topics/response-events"
+    sub = f"projects/{pulse_settings.project}/subscriptions/test-{uuid.uuid4().hex[:8]}"
+    pubsub_subscriber.create_subscription(name=sub, topic=topic)
+    response = post("tenant-0001", make_webhook())
+    assert response.status_code == 200
+    wanted = response.json()["event_id"]
+    found = None
+    for _ in range(20):
+        pulled = pubsub_subscriber.pull(subscription=sub, max_messages=50, timeout=10)
+        for m in pulled.received_messages:
+            if m.message.attributes.get("event_id") == wanted:
+                found = m.message
+        if found:
+            break
+    assert found is not None, "event not published"
+    event = ResponseEvent.from_message(found.data)
+    assert found.attributes["schema_version"] == "1"
+    assert found.attributes["tenant_id"] == str(event.tenant_id)
+    assert str(event.response_id) == response.json()["response_id"]
+    assert event.total_score == sum(s.score * s.weight for s in event.scores)
+
+
+def test_redelivery_is_idempotent(post: Any, make_webhook: Any, row_counts: Any) -> None:
+    payload = make_webhook()
+    first = post("tenant-0001", payload)
+    before = row_counts()
+    second = post("tenant-0001", payload)
+    after = row_counts()
+    assert first.status_code == second.status_code == 200
+    assert second.json()["outcome"] == "duplicate"
+    assert second.json()["response_id"] == first.json()["response_id"]
+    assert second.json()["event_id"] == first.json()["event_id"]
+    assert after["responses"] == before["responses"] and after["answers"] == before["answers"]
+
+
+def test_revision_updates_in_place_and_stale_is_ignored(post: Any, make_webhook: Any,
+                                                        pg_admin: Any) -> None:
+    token = uuid.uuid4().hex
+    first = post("tenant-0001", make_webhook(token=token, value=1))
+    revised = post("tenant-0001", make_webhook(token=token, value=4,
+                                               submitted_at="2024-09-06T10:00:00Z"))
+    stale = post("tenant-0001", make_webhook(token=token, value=2,
+                                             submitted_at="2024-09-05T11:00:00Z"))
+    assert [r.json()["outcome"] for r in (first, revised, stale)] == ["created", "revised", "stale"]
+    assert revised.json()["revision"] == 2 and revised.json()["event_id"] != first.json()["event_id"]
+    rows = pg_admin.execute("select revision, submitted_at::date::text from responses "
+                            "where typeform_token = %s", (token,)).fetchall()
+    assert rows == [(2, "2024-09-06")]
+
+
+def test_bad_or_missing_signature_is_401_and_nothing_stored(
+        post: Any, make_webhook: Any, row_counts: Any) -> None:
+    before = row_counts()
+    assert post("tenant-0001", make_webhook(), signed=False).status_code == 401
+    assert post("tenant-0001", make_webhook(), secret="x" * 40).status_code == 401
+    wrong = post("tenant-0001", make_webhook(), headers={"Typeform-Signature": "sha256=AAAA"},
+                 signed=False)
+    assert wrong.status_code == 401
+    # signed by the other tenant: the secret is per tenant
+    assert post("tenant-0001", make_webhook(), secret=None, signed=True,
+                headers={}).status_code == 200
+    other = post("tenant-0002", make_webhook(slug="tenant-0001"), secret=None)
+    assert other.status_code == 422  # tenant-0001's form is unknown to tenant-0002
+    assert row_counts()["responses"] == before["responses"] + 1
+
+
+def test_malformed_json_is_400(post: Any, row_counts: Any) -> None:
+    before = row_counts()
+    for raw in (b"{not json", b"", b"\xff\xfe", b'{"a": NaN}', b"[" * 100_000 + b"]" * 100_000):
+        response = post("tenant-0001", raw)
+        assert response.status_code == 400, (raw[:20], response.text)
+        assert response.json()["error"] == "malformed_json"
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize(("mutate", "path"), [
+    (lambda p: p.pop("event_id"), "event_id"),
+    (lambda p: p["form_response"].pop("submitted_at"), "form_response.submitted_at"),
+    (lambda p: p["form_response"].update(submitted_at="yesterday"), "form_response.submitted_at"),
+    (lambda p: p["form_response"]["answers"][0]["field"].pop("ref"),
+     "form_response.answers.0.field.ref"),
+    (lambda p: p["form_response"]["answers"][1].update(number="five"),
+     "form_response.answers.1.number"),
+    (lambda p: p["form_response"]["answers"][2].pop("number"), "form_response.answers.2"),
+    (lambda p: p["form_response"]["answers"][0].update(number=99), "form_response.answers.0.number"),
+    (lambda p: p["form_response"]["answers"][0].update(type="boolean", boolean=True),
+     "form_response.answers.0.type"),
+    (lambda p: p["form_response"]["answers"][0]["field"].update(ref="nope"),
+     "form_response.answers.0.field.ref"),
+    (lambda p: p.update(event_type="form_deleted"), "event_type"),
+])
+def test_schema_break_is_422_naming_the_field(post: Any, make_webhook: Any, row_counts: Any,
+                                              mutate: Any, path: str) -> None:
+    payload = make_webhook()
+    mutate(payload)
+    before = row_counts()
+    response = post("tenant-0001", payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(path), response.json()
+    assert row_counts() == before
+
+
+def test_unknown_tenant_and_form_are_422(post: Any, make_webhook: Any) -> None:
+    response = post("tenant-9999", make_webhook(), secret="s" * 40)
+    assert response.status_code == 422 and response.json()["error"] == "unknown_tenant"
+    payload = make_webhook()
+    payload["form_response"]["form_id"] = "NOSUCHFORM"
+    response = post("tenant-0001", payload)
+    assert response.status_code == 422 and response.json()["error"] == "unknown_form"
+    assert "NOSUCHFORM" in response.json()["detail"]
+
+
+def test_body_over_limit_is_413(post: Any, make_webhook: Any, row_counts: Any) -> None:
+    before = row_counts()
+    payload = make_webhook()
+    payload["form_response"]["answers"][-1]["text"] = "x" * 10_000_000
+    assert post("tenant-0001", payload).status_code == 413
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("text", [
+    "'; drop table responses; --", "Robert'); DELETE FROM answers WHERE ('1'='1",
+    "😀🎉👩‍👩‍👧 emoji", "مرحبا بالعالم RTL \u202e override", "line\nbreak\ttab \\ backslash",
+    "%s %(x)s $1 {0}", "x" * 200_000,
+], ids=["sql1", "sql2", "emoji", "rtl", "controls", "placeholders", "200k"])
+def test_hostile_strings_are_stored_verbatim(post: Any, make_webhook: Any, pg_admin: Any,
+                                             text: str) -> None:
+    payload = make_webhook()
+    payload["form_response"]["answers"][-1]["text"] = text
+    payload["form_response"]["hidden"]["note"] = text[:1000]
+    response = post("tenant-0001", payload)
+    assert response.status_code == 200, response.text
+    stored = pg_admin.execute(
+        "select a.value_text, r.hidden->>'note' from answers a join responses r "
+        "on r.id = a.response_id where r.id = %s and a.answer_type = 'text'",
+        (response.json()["response_id"],)).fetchone()
+    assert stored == (text, text[:1000])
+
+
+@pytest.mark.parametrize("poison", ["nul\x00byte", "\ud800 lone surrogate"])
+def test_unstorable_strings_are_refused_with_422(post: Any, make_webhook: Any, row_counts: Any,
+                                                 poison: str) -> None:
+    payload = make_webhook()
+    payload["form_response"]["answers"][-1]["text"] = poison
+    before = row_counts()
+    raw = json.dumps(payload).encode()  # ASCII escapes: \u0000 / \ud800 in the JSON text
+    response = post("tenant-0001", raw)
+    assert response.status_code == 422, response.text
+    assert "form_response.answers." in response.json()["detail"]
+    assert row_counts() == before
