@@ -74,12 +74,12 @@ def bench_ingest(scale: int, concurrency: int) -> dict[str, float]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=4, help="tenants to replay (~1k each)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--gen-scale", type=int, default=50, help="tenants for generation")
-    args = parser.parse_args()
+    args = parser.parse_args(argv or [])
     rate = bench_generation(args.gen_scale)
     print(f"fixture generation: {rate:,.0f} responses/s (target >= 100,000)")
     figures = bench_ingest(args.scale, args.concurrency)
@@ -91,4 +91,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])
