@@ -32,6 +32,7 @@ class DeploymentSpec:
 
 DEPLOYMENTS: list[DeploymentSpec] = [
     DeploymentSpec("check_stack", None, "Round trips through every service of the stack."),
+    DeploymentSpec("replay_fixtures", None, "Seed fixture reference data and replay its webhooks."),
 ]
 
 

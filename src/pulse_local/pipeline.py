@@ -42,8 +42,17 @@ def stage_check_stack(settings: Settings) -> str:
     return ", ".join(f"{r.service} {r.seconds * 1000:.0f} ms" for r in results)
 
 
+def stage_replay_fixtures(settings: Settings) -> str:
+    """Reference data into Postgres, then every fixture webhook through the processor."""
+    from pulse_local.orchestration import load_flow
+
+    outcome = load_flow("replay_fixtures")()
+    return f"{outcome['accepted']} webhooks accepted"
+
+
 STAGES: list[tuple[str, Callable[[Settings], str]]] = [
     ("check_stack", stage_check_stack),
+    ("replay_fixtures", stage_replay_fixtures),
 ]
 
 
