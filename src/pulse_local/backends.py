@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
-from pulse_local.config import Settings
+from pulse_local.config import Profile, Settings
 from pulse_local.errors import ConfigError
 
 
@@ -173,6 +173,29 @@ def for_profile(settings: Settings) -> Backends:
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
             )
     assert_never(settings.profile)
+
+
+@dataclass(frozen=True)
+class EmulatorEndpoints:
+    """Where Google's clients go: ``host:port`` of an emulator, or None for Google itself."""
+
+    pubsub: str | None
+    bigtable: str | None
+
+
+def emulator_endpoints(settings: Settings, profile: Profile | None = None) -> EmulatorEndpoints:
+    """Google's emulator variables win on every profile (that is how CI runs the gcp code on
+    the emulators); without them ``local`` means the stack's own emulators, so local work can
+    never reach a real project by accident, and ``gcp`` means Google."""
+    match profile or settings.profile:
+        case "local":
+            return EmulatorEndpoints(
+                settings.pubsub_emulator_host or f"{settings.host}:{settings.pubsub_port}",
+                settings.bigtable_emulator_host or f"{settings.host}:{settings.bigtable_port}",
+            )
+        case "gcp":
+            return EmulatorEndpoints(settings.pubsub_emulator_host, settings.bigtable_emulator_host)
+    assert_never(profile or settings.profile)
 
 
 def client_environment(settings: Settings) -> dict[str, str]:

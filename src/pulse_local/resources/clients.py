@@ -25,21 +25,17 @@ _NO_CREDENTIALS = (
 
 
 def pubsub_endpoint(settings: Settings, profile: Profile) -> str | None:
-    """The Pub/Sub emulator to use, or None for GCP.
+    """The Pub/Sub emulator to use, or None for GCP (decided by the backend factory)."""
+    from pulse_local.backends import emulator_endpoints
 
-    ``PUBSUB_EMULATOR_HOST`` wins; without it the local profile uses the stack's emulator at
-    ``host:pubsub_port`` so that local work can never reach a real project by accident.
-    """
-    if settings.pubsub_emulator_host:
-        return settings.pubsub_emulator_host
-    return f"{settings.host}:{settings.pubsub_port}" if profile == "local" else None
+    return emulator_endpoints(settings, profile).pubsub
 
 
 def bigtable_endpoint(settings: Settings, profile: Profile) -> str | None:
-    """The Bigtable emulator to use, or None for GCP (same rules as `pubsub_endpoint`)."""
-    if settings.bigtable_emulator_host:
-        return settings.bigtable_emulator_host
-    return f"{settings.host}:{settings.bigtable_port}" if profile == "local" else None
+    """The Bigtable emulator to use, or None for GCP (decided by the backend factory)."""
+    from pulse_local.backends import emulator_endpoints
+
+    return emulator_endpoints(settings, profile).bigtable
 
 
 def pubsub_clients(emulator_host: str | None) -> tuple[PublisherClient, SubscriberClient]:
