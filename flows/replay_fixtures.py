@@ -36,6 +36,12 @@ def replay_fixtures(directory: str = str(DEFAULT_FIXTURES), concurrency: int = 1
     statuses = post_webhooks(directory, concurrency)
     print(f"seeded {seeded}; webhook statuses {statuses}")
     rejected = {code: n for code, n in statuses.items() if code != 200}
+    if rejected.get(0):
+        raise RuntimeError(
+            f"the typeform-processor did not answer for {rejected[0]} of "
+            f"{sum(statuses.values())} webhooks (status counts {statuses}): is it running? "
+            "`pulse-local status` shows it, `pulse-local up` restarts it; re-delivery is "
+            "idempotent, so rerun the flow afterwards")
     if rejected:
         raise RuntimeError(
             f"{sum(rejected.values())} webhooks not accepted (status: count {rejected}); "

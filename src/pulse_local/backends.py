@@ -17,6 +17,12 @@ from typing import Any, Protocol, assert_never
 
 from pulse_local.config import Profile, Settings
 from pulse_local.errors import ConfigError
+from pulse_local.streaming.sink import (
+    LocalParquetSink,
+    NullRawEventSink,
+    RawEventSink,
+    raw_events_dir,
+)
 
 
 class RawArchive(Protocol):
@@ -148,6 +154,33 @@ class PubSubBus:
         return str(self.client.publish(path, data, **attributes).result(timeout=30))
 
 
+class ChangeStreams(Protocol):
+    """Capability: make the declared change streams (emulators/datastream/stream.yaml) exist."""
+
+    def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
+        """Create the streams (Datastream API bodies by stream id); return what was done."""
+        ...
+
+
+class LocalCdcService:
+    """Locally the stack's `cdc` service reads stream.yaml itself: nothing to create."""
+
+    def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
+        return ("profile local: nothing to create; the stack's cdc service "
+                "(`python -m pulse_local.cdc serve`, started by `pulse-local up`) reads the same "
+                "emulators/datastream/stream.yaml")
+
+
+class DatastreamStreams:
+    """On GCP, Datastream streams created through its API (google-cloud-datastream)."""
+
+    def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
+        from pulse_local.cdc.provision import create_streams
+
+        create_streams(settings, {k: dict(v) for k, v in streams.items()})
+        return f"created Datastream streams: {', '.join(streams)}"
+
+
 @dataclass(frozen=True)
 class Backends:
     """What differs between profiles, built once per process."""
@@ -155,6 +188,11 @@ class Backends:
     archive: RawArchive
     bus: MessageBus
     warehouse: Warehouse
+    #: Where consumed Pub/Sub messages land in the raw dataset. On GCP a BigQuery subscription
+    #: (declared in emulators/pubsub/resources.yaml) does it, so the consumer's sink is a no-op.
+    raw_events: RawEventSink
+    #: Who runs the declared change streams: the local cdc service, or Datastream.
+    change_streams: ChangeStreams
 
 
 def for_profile(settings: Settings) -> Backends:
@@ -165,12 +203,16 @@ def for_profile(settings: Settings) -> Backends:
                 archive=LocalDirArchive(settings.raw_bucket_dir),
                 bus=PubSubBus(settings.project),
                 warehouse=DuckDBWarehouse(settings.duckdb_path),
+                raw_events=LocalParquetSink(raw_events_dir(settings)),
+                change_streams=LocalCdcService(),
             )
         case "gcp":
             return Backends(
                 archive=GcsArchive(settings.raw_bucket),
                 bus=PubSubBus(settings.project),
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
+                raw_events=NullRawEventSink(),
+                change_streams=DatastreamStreams(),
             )
     assert_never(settings.profile)
 

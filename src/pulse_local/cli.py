@@ -136,10 +136,11 @@ def provision(
     profile: Annotated[Optional[str], typer.Option(help="local or gcp (default: PULSE_PROFILE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing.")] = False,
 ) -> None:
-    """Apply the declared topics, subscriptions and tables to the emulators or to GCP.
+    """Apply the declared topics, subscriptions, tables and change streams to the emulators or GCP.
 
-    The declarations are emulators/*/resources.yaml; the same client code applies them to
-    both, and a second apply changes nothing.
+    The declarations are emulators/*/resources.yaml and emulators/datastream/stream.yaml; the
+    same client code applies them to both, and a second apply changes nothing. The Datastream
+    streams are printed (bodies and gcloud commands) and, on gcp, created.
 
     Example: pulse-local provision --profile gcp --dry-run
     """
@@ -149,6 +150,9 @@ def provision(
     for report in apply_all(settings, settings.profile, dry_run=dry_run, echo=console.print):
         if not dry_run:
             console.print(report.summary())
+    from pulse_local.cdc.provision import print_or_create
+
+    print_or_create(settings, dry_run=dry_run)
 
 
 @app.command()

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     processor_port: int = Field(8092, ge=1, le=65535)
     serving_port: int = Field(8093, ge=1, le=65535)
 
+    fixture_scale: int = Field(2, ge=1, description="Tenants of the fixtures `pulse-local run` generates.")
+    fixture_seed: int = Field(42, description="Seed of those fixtures (same seed, same bytes).")
+
     db_name: str = Field("pulse", description="Application database.")
     db_app_user: str = Field("pulse_app", description="Application role: no superuser, no BYPASSRLS.")
     db_app_password: str = Field("pulse_app", description="Password of the application role.")

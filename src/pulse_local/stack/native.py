@@ -195,7 +195,11 @@ class NativeStack:
                 spec.probe(self.settings)
             except Exception as exc:  # the probe's error is the status detail
                 return ServiceStatus(spec.name, address, "unhealthy", record.pid, str(exc)[:120])
-            return ServiceStatus(spec.name, address, "healthy", record.pid)
+            try:
+                detail = spec.detail(self.settings)
+            except Exception as exc:  # a healthy service whose detail fails says why
+                detail = f"detail unavailable: {exc}"[:120]
+            return ServiceStatus(spec.name, address, "healthy", record.pid, detail)
 
         with ThreadPoolExecutor(max_workers=max(1, len(self.services))) as pool:
             return list(pool.map(one, self.services))

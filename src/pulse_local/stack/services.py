@@ -39,6 +39,8 @@ class ServiceSpec:
     start_timeout: float = 60.0
     stop_timeout: float = 2.5
     url: Callable[[Settings], str] = field(default=lambda s: "")
+    #: What `status` shows for a healthy service (e.g. CDC lag); empty by default.
+    detail: Callable[[Settings], str] = field(default=lambda s: "")
 
     def address(self, settings: Settings) -> str:
         return self.url(settings) or f"{settings.host}:{self.port(settings)}"
@@ -167,6 +169,44 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             url=lambda s: f"http://{s.host}:{s.processor_port}/webhooks/typeform/<tenant>",
         ),
         ServiceSpec(
+            name="cdc",
+            port=lambda s: s.postgres_port,
+            port_setting="PULSE_POSTGRES_PORT",
+            argv=lambda s: [sys.executable, "-m", "pulse_local.cdc", "serve"],
+            probe=_cdc_ready,
+            detail=_cdc_lag,
+            # The migrations (PostgreSQL's after_ready) create the publication it reads; it lands
+            # its last complete batch before PostgreSQL stops.
+            depends_on=("postgres",),
+            stop_after=("postgres",),
+            uses_port=False,
+            stop_timeout=10.0,
+            url=lambda s: f"slot on {s.host}:{s.postgres_port} -> {s.state_dir / 'warehouse' / 'raw'}",
+        ),
+        ServiceSpec(
+            name="streaming",
+            port=lambda s: s.pubsub_port,
+            port_setting="PULSE_PUBSUB_PORT",
+            argv=lambda s: [sys.executable, "-m", "pulse_local.streaming", "consume"],
+            probe=_consumer_ready,
+            depends_on=("pubsub", "bigtable"),
+            stop_after=("pubsub", "bigtable"),
+            uses_port=False,
+            stop_timeout=15.0,
+            url=lambda s: f"response-events -> Bigtable {s.host}:{s.bigtable_port}",
+        ),
+        ServiceSpec(
+            name="serving",
+            port=lambda s: s.serving_port,
+            port_setting="PULSE_SERVING_PORT",
+            argv=lambda s: [sys.executable, "-m", "pulse_local.serving"],
+            probe=_serving_ready,
+            depends_on=("bigtable",),
+            stop_after=("bigtable",),
+            stop_timeout=5.0,
+            url=lambda s: f"http://{s.host}:{s.serving_port}/docs",
+        ),
+        ServiceSpec(
             name="deployments",
             port=lambda s: s.prefect_port,
             port_setting="PULSE_PREFECT_PORT",
@@ -179,6 +219,30 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             url=lambda s: f"http://{s.host}:{s.prefect_port}/deployments",
         ),
     ]
+
+
+def _cdc_ready(settings: Settings) -> None:
+    from pulse_local.cdc import cdc_ready
+
+    cdc_ready(settings)
+
+
+def _cdc_lag(settings: Settings) -> str:
+    from pulse_local.cdc import lag
+
+    return lag(settings).summary()
+
+
+def _consumer_ready(settings: Settings) -> None:
+    from pulse_local.streaming.consumer import consumer_ready
+
+    consumer_ready(settings)
+
+
+def _serving_ready(settings: Settings) -> None:
+    from pulse_local.serving import serving_ready
+
+    serving_ready(settings)
 
 
 def _deployments_ready(settings: Settings) -> None:

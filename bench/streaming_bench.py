@@ -1,0 +1,187 @@
+"""Streaming benchmark: publish-to-readable throughput and latency, the emulator's ceiling,
+and serving read latency. Starts its own Pub/Sub + Bigtable emulators (never touches a
+`make up` stack).
+
+    .venv/bin/python bench/streaming_bench.py [--events 20000]
+
+Targets: >= 5,000 events/s sustained; p95 publish-to-readable <= 500 ms at half that rate;
+ratio to the raw publish+pull ceiling >= 0.5; serving reads p95 <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
+
+
+def ceiling(settings: Any, count: int, streams: int) -> float:
+    """Raw publish + streaming pull + ack through the emulator, no processing (messages/s)."""
+    from google.cloud import pubsub_v1
+
+    from pulse_local.streaming.testing import fast_publisher
+
+    publisher, subscriber = fast_publisher(), pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(settings.project, "bench-ceiling")
+    sub = subscriber.subscription_path(settings.project, "bench-ceiling")
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=sub, topic=topic, ack_deadline_seconds=60)
+    done, got, lock = threading.Event(), [0], threading.Lock()
+
+    def callback(message: Any) -> None:
+        message.ack()
+        with lock:
+            got[0] += 1
+            if got[0] >= count:
+                done.set()
+
+    body = b"x" * 900
+    began = time.perf_counter()
+    futures = [subscriber.subscribe(sub, callback, flow_control=pubsub_v1.types.FlowControl(
+        max_messages=1000)) for _ in range(streams)]
+    for f in [publisher.publish(topic, body) for _ in range(count)]:
+        f.result(timeout=60)
+    done.wait(300)
+    rate = got[0] / (time.perf_counter() - began)
+    for future in futures:
+        future.cancel()
+    return rate
+
+
+def sustained(settings: Any, count: int) -> float:
+    """Publish ``count`` events as fast as possible with the consumer running; events/s until
+    the last one is readable (counted in the tenant's live counters)."""
+    from pulse_local.serving import ServingStore, live_counters
+    from pulse_local.streaming.testing import event_stream, fast_publisher, publish_events
+
+    tenant = uuid.uuid4()
+    events = event_stream(count, tenant, users=500, forms=5)
+    store = ServingStore.for_settings(settings)
+    began = time.perf_counter()
+    publish_events(fast_publisher(), settings.project, events)
+    while live_counters(store, tenant).total.events < count:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - began
+    store.close()
+    return count / elapsed
+
+
+def latency(settings: Any, rate: float, seconds: float) -> list[float]:
+    """Publish at ``rate`` events/s for ``seconds``; per event, ms from the Pub/Sub publish
+    time to the consumer's durable write (the dedup ``done`` cell, written after the fact row)."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+
+    from pulse_local.streaming import keys
+    from pulse_local.streaming.store import DEDUP_TABLE, FACT_TABLE, bigtable_data_client
+    from pulse_local.streaming.testing import fast_publisher, make_event
+
+    tenant, publisher = uuid.uuid4(), fast_publisher()
+    topic = publisher.topic_path(settings.project, "response-events")
+    total = int(rate * seconds)
+    began = time.perf_counter()
+    futures = []
+    for i in range(total):
+        event = make_event(tenant, uuid.uuid4(), submitted_at=datetime.now(UTC))
+        futures.append(publisher.publish(topic, event.to_message(), **event.attributes()))
+        delay = began + (i + 1) / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    for f in futures:
+        f.result(timeout=60)
+    time.sleep(3)
+    client = bigtable_data_client(settings)
+    prefix = keys.tenant_prefix(tenant)
+    span = RowRange(start_key=prefix, end_key=keys.prefix_end(prefix))
+    published = {}
+    for row in client.get_table(settings.bigtable_instance, FACT_TABLE).read_rows(
+            ReadRowsQuery(row_ranges=span)):
+        cells = {c.qualifier: c.value for c in row.cells}
+        published[keys.parse_fact_key(row.row_key).event_id.hex] = datetime.fromisoformat(
+            cells[b"publish_time"].decode())
+    out = []
+    for row in client.get_table(settings.bigtable_instance, DEDUP_TABLE).read_rows(
+            ReadRowsQuery(row_ranges=span)):
+        event_hex = uuid.UUID(row.row_key.decode().split("#")[1]).hex
+        done_us = row.cells[0].timestamp_micros
+        out.append(done_us / 1000 - published[event_hex].timestamp() * 1000)
+    client.close()
+    return out
+
+
+def serving_reads(settings: Any, requests: int = 500) -> list[float]:
+    """ms per `recent_events(limit=20)` call for random users of a seeded tenant."""
+    import random
+
+    from pulse_local.serving import ServingStore, recent_events
+    from pulse_local.streaming.quality import run_checks
+    from pulse_local.streaming.store import Delivered, EventStore
+    from pulse_local.streaming.testing import event_stream
+
+    tenant = uuid.uuid4()
+    events = event_stream(5000, tenant, users=100)
+    writer = EventStore.for_settings(settings)
+    for i in range(0, len(events), 500):
+        writer.write([Delivered(e, str(j), e.submitted_at, e.to_message(),
+                                run_checks(e, e.submitted_at)) for j, e in
+                      enumerate(events[i:i + 500])])
+    writer.close()
+    users = sorted({e.user_id for e in events}, key=str)
+    store, rng, out = ServingStore.for_settings(settings), random.Random(1), []
+    for _ in range(requests):
+        t = time.perf_counter()
+        recent_events(store, tenant, rng.choice(users), limit=20)
+        out.append((time.perf_counter() - t) * 1000)
+    store.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start a private stack, measure, print the figures next to their targets."""
+    from pulse_local.stack.native import NativeStack
+    from pulse_local.stack.services import native_services, service_env
+    from pulse_local.streaming import Consumer, StreamingOptions
+    from pulse_local.testing.plugin import make_test_settings
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    args = parser.parse_args(argv)
+    settings = make_test_settings()
+    specs = [s for s in native_services(settings) if s.name in ("pubsub", "bigtable")]
+    stack = NativeStack(settings, specs)
+    stack.up()
+    os.environ.update(service_env(settings))
+    try:
+        options = StreamingOptions()
+        raw = ceiling(settings, args.events, options.streams)
+        consumer = Consumer(settings, options)
+        runner = threading.Thread(target=consumer.run, daemon=True)
+        runner.start()
+        rate = sustained(settings, args.events)
+        lat = latency(settings, rate / 2, 10.0)
+        consumer.stop()
+        runner.join(60)
+        reads = serving_reads(settings)
+        print(f"sustained publish-to-readable: {rate:,.0f} events/s (target >= 5,000)")
+        print(f"raw publish+pull ceiling ({options.streams} streams, no processing): "
+              f"{raw:,.0f} msg/s; ratio {rate / raw:.2f} (target >= 0.5)")
+        print(f"p95 publish-to-readable at {rate / 2:,.0f}/s: {_p95(lat):.0f} ms "
+              f"(median {statistics.median(lat):.0f} ms; target <= 500 ms)")
+        print(f"serving recent_events(limit=20): p95 {_p95(reads):.1f} ms, median "
+              f"{statistics.median(reads):.1f} ms (target <= 20 ms)")
+        print(f"consumer peak RSS {consumer.report.peak_rss_mb:.0f} MB, max in flight "
+              f"{consumer.report.max_in_flight}")
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,741 @@
+"""The capture engine shared by the long-lived service (`serve`) and batch mode (`drain`).
+
+One `Capture` opens the slot (creating it and backfilling inside its exported snapshot the
+first time), streams pgoutput, groups complete transactions into batches, lands each batch as
+Parquet files (`RawLayer`), persists the watermark, and only then confirms the position to
+PostgreSQL. `serve` runs it until SIGTERM; `drain` runs it until a marker message written at
+the start has come through, i.e. up to the WAL end at the time of the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import psycopg
+from psycopg import sql
+
+from pulse_local.cdc.config import StreamConfig, load_stream_config
+from pulse_local.cdc.errors import (
+    RESYNC_HINT,
+    CdcError,
+    SchemaError,
+    SlotBusyError,
+    SlotLostError,
+)
+from pulse_local.cdc.landing import (
+    DELETE,
+    FRAME_TUPLE_OFFSET,
+    INSERT,
+    TRUNCATE,
+    UPDATE_DELETE,
+    UPDATE_INSERT,
+    RawLayer,
+    StreamState,
+    TableRows,
+)
+from pulse_local.cdc.lsn import format_lsn
+from pulse_local.cdc.pgoutput import (
+    UNCHANGED,
+    Begin,
+    Commit,
+    DecodeError,
+    Delete,
+    Insert,
+    Keepalive,
+    Message,
+    Relation,
+    Truncate,
+    Update,
+    XLogData,
+    decode_copy_data,
+    decode_message,
+)
+from pulse_local.cdc.replication import ReplicationStream
+from pulse_local.cdc.schema import Catalog, TableSchema
+from pulse_local.cdc.typemap import libpq_options
+from pulse_local.config import Settings
+
+log = logging.getLogger("pulse_local.cdc")
+_U32 = struct.Struct("!I").unpack_from
+#: (message type, tuple marker) of the messages decoded in bulk -> change type.
+_FRAME_TYPES = {(0x49, 0x4E): INSERT, (0x55, 0x4E): UPDATE_INSERT, (0x44, 0x4B): DELETE,
+                (0x44, 0x4F): DELETE}
+
+#: Prefix of the logical decoding message `drain` writes to know where "now" is in the stream.
+DRAIN_PREFIX = "pulse_cdc.drain"
+#: Rows per Parquet file during the backfill.
+BACKFILL_CHUNK = 100_000
+#: Seconds between standby status updates / heartbeats while idle.
+STATUS_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one `drain` did."""
+
+    backfilled_rows: int
+    transactions: int
+    changes: int
+    files: int
+    watermark_lsn: str
+    seconds: float
+    #: True when the CDC service held the slot and drain only waited for it to catch up.
+    waited_for_service: bool = False
+
+
+@dataclass
+class _Txn:
+    final_lsn: int
+    commit_ms: int
+    skip: bool
+    seq: int = 0
+    rows: dict[str, TableRows] = field(default_factory=dict)
+    #: Rows of a table in an older shape (the table was altered inside the transaction).
+    sealed: list[tuple[str, TableRows]] = field(default_factory=list)
+    changes: int = 0
+    marker: bool = False
+
+
+@dataclass
+class _Batch:
+    tables: dict[str, TableRows] = field(default_factory=dict)
+    first_lsn: int = 0
+    last_lsn: int = 0
+    end_lsn: int = 0
+    commit_time: float = 0.0
+    changes: int = 0
+    transactions: int = 0
+    started: float = 0.0
+
+
+def raw_table_name(config: StreamConfig, namespace: str, name: str) -> str:
+    """Raw relation name of a source table: the table name in the configured schema, else
+    ``<schema>_<table>`` (Datastream's naming in a single target dataset)."""
+    return name if namespace == config.source.schema_name else f"{namespace}_{name}"
+
+
+def _admin_connect(settings: Settings) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(settings.admin_dsn(), autocommit=True, connect_timeout=10,
+                               options=libpq_options(), application_name="pulse_cdc_catalog")
+    except psycopg.OperationalError as exc:
+        raise psycopg.OperationalError(
+            f"cannot connect to PostgreSQL as {settings.db_admin_user} for CDC: {exc}. Start the "
+            "stack (`pulse-local up`) or set PULSE_ADMIN_DATABASE_URL") from exc
+
+
+class Capture:
+    """One capture session: open, run until told to stop, close."""
+
+    def __init__(self, settings: Settings, config: StreamConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.slot = config.source.replication_slot
+        self.publication = config.source.publication
+        self.layer = RawLayer(config.raw_dir(settings), config.name)
+        self.conn = _admin_connect(settings)
+        self.catalog = Catalog(self.conn)
+        self.stream: ReplicationStream | None = None
+        self.state: StreamState | None = None
+        self.relations: dict[int, tuple[str, TableSchema]] = {}
+        self.known: dict[str, TableSchema] = {}
+        self.txn: _Txn | None = None
+        self.batch = _Batch()
+        self.confirmed = 0
+        self.caught_up_at: float | None = None
+        self.marker_token: str | None = None
+        self.marker_reached = False
+        self.phase = "starting"
+        self.totals = {"transactions": 0, "changes": 0, "files": 0, "backfilled_rows": 0}
+        self._last_status = 0.0
+        #: Landing runs on one writer thread; `pending` is the batch it is writing.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdc-writer")
+        self.pending: Future[_Batch] | None = None
+        #: Transactions committed at or below this LSN were landed before (re-sent after a
+        #: crash): skipped.
+        self.skip_upto = 0
+
+    # Life cycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        self.conn.close()
+        self.layer.close()
+
+    def _slot_row(self) -> tuple[Any, ...] | None:
+        return self.conn.execute(
+            "select active, active_pid, wal_status, plugin, database, "
+            "confirmed_flush_lsn::text from pg_replication_slots where slot_name = %s",
+            (self.slot,)).fetchone()
+
+    def open(self, phase: str = "streaming") -> None:
+        """Check the slot against the landed state, backfill if this is the first run, and
+        start streaming from the landed position."""
+        self.layer.root.mkdir(parents=True, exist_ok=True)
+        state = self.layer.read_state()
+        if state is not None and (state.slot, state.publication) != (self.slot, self.publication):
+            raise CdcError(
+                f"{self.layer.root} was landed from slot {state.slot!r} / publication "
+                f"{state.publication!r}, but the stream declares slot {self.slot!r} / publication "
+                f"{self.publication!r}: re-synchronise with `{RESYNC_HINT}`")
+        self.catalog.published_tables(self.publication)  # clear error if it does not exist
+        row = self._slot_row()
+        if state is None or not state.backfill_complete:
+            if row is not None and row[0]:
+                raise SlotBusyError(
+                    f"replication slot {self.slot!r} is in use by PostgreSQL backend pid {row[1]} "
+                    "(a CDC service doing its first backfill?): stop it first, or wait")
+            if row is not None and state is None:
+                raise CdcError(
+                    f"replication slot {self.slot!r} exists but nothing was landed from it in "
+                    f"{self.layer.root}: its earlier changes are not in the raw layer. "
+                    f"Re-synchronise with `{RESYNC_HINT}` (drops the slot and backfills again)")
+            if row is not None:  # our own slot from a backfill that did not finish
+                log.info("previous backfill did not finish: dropping slot %s, starting over",
+                         self.slot)
+                self._drop_slot()
+            self.layer.remove_orphans(None)
+            self._backfill()
+        else:
+            self._check_slot(row)
+            removed = self.layer.remove_orphans(state)
+            if removed:
+                log.info("removed %d file(s) of a flush that did not commit", removed)
+            self.state = state
+            self.stream = ReplicationStream(self.settings.admin_dsn())
+            self._start(state.resume_lsn)
+        assert self.state is not None
+        self.confirmed = self.state.resume_lsn
+        self.skip_upto = self.state.watermark
+        self.known = {t: s for t in self.layer.tables()
+                      if (d := self.layer.read_schema(t)) is not None for s in [d[0]]}
+        self.phase = phase
+        self._heartbeat()
+
+    def _check_slot(self, row: tuple[Any, ...] | None) -> None:
+        if row is None:
+            raise SlotLostError(
+                f"replication slot {self.slot!r} does not exist (dropped, or the database was "
+                "recreated): changes after the last landed one cannot be recovered. "
+                f"Re-synchronise the raw layer with `{RESYNC_HINT}` (new slot + full backfill)")
+        active, pid, wal_status, plugin, _db, _confirmed = row
+        if wal_status == "lost":
+            raise SlotLostError(
+                f"replication slot {self.slot!r} was invalidated (wal_status=lost: the WAL it "
+                "needed was removed, see max_slot_wal_keep_size). Re-synchronise with "
+                f"`{RESYNC_HINT}`")
+        if plugin != "pgoutput":
+            raise CdcError(f"replication slot {self.slot!r} uses plugin {plugin!r}, not "
+                           f"pgoutput: drop it or re-synchronise with `{RESYNC_HINT}`")
+        if active:
+            raise SlotBusyError(
+                f"replication slot {self.slot!r} is in use by PostgreSQL backend pid {pid} "
+                "(another CDC service or drain): stop it first (`pulse-local down`), or wait")
+
+    def _drop_slot(self) -> None:
+        self.conn.execute("select pg_drop_replication_slot(%s)", (self.slot,))
+
+    def _start(self, lsn: int) -> None:
+        assert self.stream is not None
+        try:
+            self.stream.start(self.slot, self.publication, lsn)
+        except psycopg.OperationalError as exc:
+            if "is active for PID" in str(exc):
+                raise SlotBusyError(f"replication slot {self.slot!r} is in use: {exc}") from exc
+            if "does not exist" in str(exc):
+                raise SlotLostError(f"replication slot {self.slot!r} does not exist: "
+                                    f"re-synchronise with `{RESYNC_HINT}`") from exc
+            raise
+
+    # Backfill -----------------------------------------------------------------------------
+    def _backfill(self) -> None:
+        """Create the slot exporting a snapshot and copy every published table inside it."""
+        self.phase = "backfill"
+        self.stream = ReplicationStream(self.settings.admin_dsn())
+        consistent_point, snapshot = self.stream.create_slot(self.slot)
+        state = StreamState(self.config.name, self.slot, self.publication,
+                            consistent_point=consistent_point)
+        self.layer.write_state(state)  # a backfill is in progress with our slot
+        started_ms = int(time.time() * 1000)
+        rows_total = 0
+        with psycopg.connect(self.settings.admin_dsn(), options=libpq_options(),
+                             application_name="pulse_cdc_backfill") as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            conn.execute("SET LOCAL row_security = off")
+            catalog = Catalog(conn)
+            for namespace, name, columns, row_filter in catalog.published_tables(self.publication):
+                schema = catalog.table_schema(namespace, name, columns)
+                table = raw_table_name(self.config, namespace, name)
+                self.layer.write_schema(table, schema, self.config.mode_of(table))
+                if self.config.source.backfill:
+                    rows_total += self._copy_table(conn, table, schema, row_filter,
+                                                   consistent_point, started_ms)
+                else:
+                    self.layer.write_file(table, TableRows(schema), consistent_point,
+                                          consistent_point, chunk=0)
+        state.backfill_complete = True
+        state.watermark = state.resume_lsn = consistent_point
+        state.backfilled_rows = rows_total
+        self.layer.write_state(state)
+        self.state = state
+        self.totals["backfilled_rows"] = rows_total
+        log.info("backfill done: %d rows at %s", rows_total, format_lsn(consistent_point))
+        self._start(consistent_point)
+
+    def _copy_table(self, conn: psycopg.Connection[Any], table: str, schema: TableSchema,
+                    row_filter: str | None, lsn: int, started_ms: int) -> int:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(c)) for c in schema.column_names)
+        query = sql.SQL("SELECT {} FROM {}.{}").format(
+            columns, sql.Identifier(schema.namespace), sql.Identifier(schema.name))
+        if row_filter:
+            query = sql.SQL("{} WHERE {}").format(query, sql.SQL(row_filter))
+        chunk, count = 0, 0
+        try:
+            with conn.cursor(name=f"pulse_cdc_backfill_{table}") as cur:
+                cur.itersize = 10_000
+                cur.execute(query)
+                while True:
+                    rows = cur.fetchmany(BACKFILL_CHUNK)
+                    if not rows and chunk > 0:
+                        break
+                    batch = TableRows(schema)
+                    for row in rows:
+                        count += 1
+                        batch.append(row, lsn, count, INSERT, False, started_ms)
+                    self.layer.write_file(table, batch, lsn, lsn, chunk=chunk)
+                    chunk += 1
+                    if len(rows) < BACKFILL_CHUNK:
+                        break
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise CdcError(
+                f"backfill of {schema.namespace}.{schema.name} is blocked by row-level security "
+                f"or privileges for {self.settings.db_admin_user}: {exc}. Use a role that "
+                "bypasses RLS (the owner role locally; `grant pulse_cdc to <login>` on Cloud SQL)"
+            ) from exc
+        log.info("backfilled %s: %d rows", table, count)
+        return count
+
+    # Streaming ----------------------------------------------------------------------------
+    def run(self, until: Callable[[], bool], timeout: float | None = None) -> None:
+        """Stream and land until `until()` is true (checked at least every 100 ms) or, in
+        drain mode, the marker has come through; then land what is pending."""
+        assert self.stream is not None and self.state is not None
+        interval = self.config.destination.flush_interval_ms / 1000
+        max_changes = self.config.destination.max_batch_changes
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        read = self.stream.read
+        while True:
+            data = read(0.05 if self.batch.changes == 0 else max(0.0, min(0.05, interval)))
+            if data is not None:
+                self._handle(data)
+            now = time.monotonic()
+            if self.batch.changes and (now - self.batch.started >= interval
+                                       or self.batch.changes >= max_changes):
+                self.flush(wait=False)
+            if self.pending is not None and self.pending.done():
+                self._collect()
+            if self.marker_reached and self.txn is None:
+                self.flush()
+                self._confirm_idle(self.confirmed)
+                return
+            if data is None or now - self._last_status >= STATUS_INTERVAL:
+                if until():
+                    self.flush()
+                    return
+                if now - self._last_status >= STATUS_INTERVAL:
+                    self._status()
+            if deadline is not None and now > deadline:
+                raise CdcError(f"drain did not reach the end of the WAL within {timeout:.0f} s "
+                               f"(landed up to {format_lsn(self.state.watermark)})")
+
+    def _status(self) -> None:
+        assert self.stream is not None
+        self.stream.send_status(self.confirmed)
+        self._last_status = time.monotonic()
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        state = self.state
+        self.layer.write_heartbeat({
+            "phase": self.phase, "slot": self.slot, "stream": self.config.name,
+            "confirmed_lsn": format_lsn(self.confirmed),
+            "watermark": format_lsn(state.watermark) if state else None,
+            "caught_up_at": self.caught_up_at,
+        })
+
+    def _confirm_idle(self, wal_end: int) -> None:
+        """Nothing pending: everything the server sent up to `wal_end` is landed."""
+        assert self.stream is not None
+        if self.txn is None and self.batch.changes == 0 and self.pending is None:
+            self.confirmed = max(self.confirmed, wal_end)
+            self.caught_up_at = time.time()
+            self.stream.send_status(self.confirmed)
+            self._last_status = time.monotonic()
+
+    def _handle(self, data: bytes) -> None:
+        # Hot path: Insert, Update without old tuple, Delete inside XLogData ('w' + 24 header
+        # bytes, type, relation id, tuple marker): only recorded here, decoded in bulk later.
+        if data[0] == 0x77 and len(data) > FRAME_TUPLE_OFFSET:
+            change_type = _FRAME_TYPES.get((data[25], data[30]))
+            if change_type is not None:
+                txn = self.txn
+                if txn is not None and not txn.skip:
+                    (rel_id,) = _U32(data, 26)
+                    table, schema = self.relations[rel_id]
+                    txn.seq += 1
+                    rows = txn.rows.get(table)
+                    if rows is None or rows.schema is not schema:
+                        rows = self._rows(txn, table, schema)
+                    rows.add_frame(data, txn.final_lsn, txn.seq, change_type, txn.commit_ms)
+                    txn.changes += 1
+                return
+        frame = decode_copy_data(data)
+        if isinstance(frame, Keepalive):
+            if self.txn is None and self.batch.changes == 0 and self.pending is None:
+                self._confirm_idle(frame.wal_end)
+            elif frame.reply_requested:
+                self._status()
+            return
+        assert isinstance(frame, XLogData)
+        msg = decode_message(frame.payload)
+        txn = self.txn
+        if isinstance(msg, Insert):
+            if txn is not None and not txn.skip:
+                table, schema = self.relations[msg.relation_id]
+                txn.seq += 1
+                self._rows(txn, table, schema).append(
+                    msg.new, txn.final_lsn, txn.seq, INSERT, False, txn.commit_ms)
+                txn.changes += 1
+        elif isinstance(msg, Update):
+            if txn is not None and not txn.skip:
+                self._update(txn, msg)
+        elif isinstance(msg, Delete):
+            if txn is not None and not txn.skip:
+                table, schema = self.relations[msg.relation_id]
+                txn.seq += 1
+                self._rows(txn, table, schema).append(
+                    [None if v is UNCHANGED else v for v in msg.old],
+                    txn.final_lsn, txn.seq, DELETE, True, txn.commit_ms)
+                txn.changes += 1
+        elif isinstance(msg, Begin):
+            assert self.state is not None
+            self.txn = _Txn(msg.final_lsn, msg.commit_time // 1000 + 946_684_800_000,
+                            skip=msg.final_lsn <= self.skip_upto)
+        elif isinstance(msg, Commit):
+            self._commit(msg)
+        elif isinstance(msg, Relation):
+            self._relation(msg)
+        elif isinstance(msg, Truncate):
+            if txn is not None and not txn.skip:
+                for rel_id in msg.relation_ids:
+                    table, schema = self.relations[rel_id]
+                    txn.seq += 1
+                    self._rows(txn, table, schema).append(
+                        [None] * len(schema.columns), txn.final_lsn, txn.seq, TRUNCATE, True,
+                        txn.commit_ms)
+                    txn.changes += 1
+        elif (isinstance(msg, Message) and msg.prefix == DRAIN_PREFIX
+              and self.marker_token is not None
+              and msg.content.decode(errors="replace") == self.marker_token):
+            if txn is not None:
+                txn.marker = True
+            else:
+                self.marker_reached = True
+        # Origin and Type messages need no action (types are resolved from the catalog).
+
+    def _rows(self, txn: _Txn, table: str, schema: TableSchema) -> TableRows:
+        """The transaction's rows of `table` in shape `schema`. When the table changed shape
+        inside the transaction, the rows so far are set aside (merged at commit)."""
+        rows = txn.rows.get(table)
+        if rows is None or rows.schema is not schema:
+            if rows is not None:
+                txn.sealed.append((table, rows))
+            rows = txn.rows[table] = TableRows(schema)
+        return rows
+
+    def _update(self, txn: _Txn, msg: Update) -> None:
+        table, schema = self.relations[msg.relation_id]
+        rows = self._rows(txn, table, schema)
+        new: Sequence[str | None | object] = msg.new
+        unchanged: list[str] | None = None
+        if UNCHANGED in new:
+            new = list(new)
+            old = msg.old if msg.old_kind == "O" else None
+            for i, value in enumerate(new):
+                if value is UNCHANGED:
+                    if old is not None and old[i] is not UNCHANGED:
+                        new[i] = old[i]  # REPLICA IDENTITY FULL carries the old value
+                    else:
+                        new[i] = None
+                        unchanged = unchanged or []
+                        unchanged.append(schema.columns[i].name)
+        if msg.old is not None:
+            txn.seq += 1
+            rows.append([None if v is UNCHANGED else v for v in msg.old],
+                        txn.final_lsn, txn.seq, UPDATE_DELETE, True, txn.commit_ms)
+            txn.changes += 1
+        txn.seq += 1
+        rows.append(new, txn.final_lsn, txn.seq, UPDATE_INSERT,  # type: ignore[arg-type]
+                    False, txn.commit_ms, unchanged)
+        txn.changes += 1
+
+    def _commit(self, msg: Commit) -> None:
+        txn, self.txn = self.txn, None
+        if txn is None:
+            return
+        if not txn.skip and (txn.rows or txn.sealed):
+            batch = self.batch
+            if batch.changes == 0:
+                batch.started = time.monotonic()
+                batch.first_lsn = msg.commit_lsn
+            for table, rows in [*txn.sealed, *txn.rows.items()]:
+                target = batch.tables.get(table)
+                if target is None:
+                    target = batch.tables[table] = TableRows(rows.schema)
+                elif target.schema is not rows.schema:
+                    shape = union_schema(target.schema, rows.schema)
+                    target = batch.tables[table] = target.reshaped(shape)
+                    rows = rows.reshaped(shape)
+                target.extend(rows)
+            batch.last_lsn = msg.commit_lsn
+            batch.end_lsn = msg.end_lsn
+            batch.commit_time = txn.commit_ms / 1000
+            batch.changes += txn.changes
+            batch.transactions += 1
+        elif not txn.skip and self.batch.changes == 0 and self.pending is None:
+            # nothing of ours in it (a drain marker): the position may advance
+            self.confirmed = max(self.confirmed, msg.end_lsn)
+        if txn.marker:
+            self.marker_reached = True
+
+    def _relation(self, rel: Relation) -> None:
+        schema = self.catalog.schema_from_relation(rel)
+        table = raw_table_name(self.config, rel.namespace, rel.name)
+        self.relations[rel.relation_id] = (table, schema)
+        previous = self.known.get(table)
+        if previous is not None and previous.same_shape(schema):
+            # reuse the identical object so batches keep one shape per table
+            self.relations[rel.relation_id] = (table, previous)
+            return
+        if previous is not None:
+            added = [c for c in schema.column_names if c not in previous.column_names]
+            dropped = [c for c in previous.column_names if c not in schema.column_names]
+            log.info("schema of %s changed: added %s, dropped %s", table, added or "-",
+                     dropped or "-")
+            changed = [c.name for c in schema.columns for p in previous.columns
+                       if c.name == p.name and c.type.duckdb_type != p.type.duckdb_type]
+            if changed:
+                raise SchemaError(
+                    f"column type of {table}.{', '.join(changed)} changed while capturing; the "
+                    "landed files keep the old type. Re-synchronise the table's raw data with "
+                    f"`{RESYNC_HINT}` after the migration")
+        self.layer.write_schema(table, schema, self.config.mode_of(table))
+        self.known[table] = schema
+
+    def flush(self, wait: bool = True) -> None:
+        """Hand the pending batch to the writer thread (at most one batch in flight, so
+        decoding continues while files are written); with `wait`, also wait until everything
+        handed over is landed and confirmed."""
+        batch = self.batch
+        if batch.changes:
+            if self.pending is not None:
+                self._collect(block=True)
+            self.batch = _Batch()
+            self.pending = self._writer.submit(self._land, batch)
+        if wait and self.pending is not None:
+            self._collect(block=True)
+
+    def _land(self, batch: _Batch) -> _Batch:
+        """Writer thread: files durable first, then the watermark (the commit point)."""
+        assert self.state is not None
+        for table, rows in batch.tables.items():
+            if len(rows):
+                try:
+                    self.layer.write_file(table, rows, batch.first_lsn, batch.last_lsn)
+                except DecodeError as exc:
+                    raise CdcError(
+                        f"cannot decode changes of {table} between "
+                        f"{format_lsn(batch.first_lsn)} and {format_lsn(batch.last_lsn)}: {exc}. "
+                        "This is a bug in pulse_local.cdc: keep the service log and the "
+                        "source table's definition for the report") from exc
+                self.totals["files"] += 1
+        state = self.state
+        state.watermark = batch.last_lsn
+        state.resume_lsn = batch.end_lsn
+        state.last_commit_time = batch.commit_time
+        state.landed_changes += batch.changes
+        self.layer.write_state(state)
+        return batch
+
+    def _collect(self, block: bool = False) -> None:
+        """The writer finished a batch: confirm its position to PostgreSQL (re-raises the
+        writer's error, if any)."""
+        assert self.pending is not None and self.stream is not None
+        if not block and not self.pending.done():
+            return
+        pending, self.pending = self.pending, None
+        batch = pending.result()
+        self.totals["transactions"] += batch.transactions
+        self.totals["changes"] += batch.changes
+        self.confirmed = max(self.confirmed, batch.end_lsn)
+        self.stream.send_status(self.confirmed)
+        self._last_status = time.monotonic()
+        self._heartbeat()
+
+    def emit_marker(self) -> None:
+        """Write a transactional logical message: when it comes through the stream, every
+        transaction committed before this call has been received."""
+        self.marker_token = uuid.uuid4().hex
+        self.conn.execute("select pg_logical_emit_message(true, %s, %s)",
+                          (DRAIN_PREFIX, self.marker_token))
+
+
+def union_schema(older: TableSchema, newer: TableSchema) -> TableSchema:
+    """`newer` plus the columns only `older` has (rows of both shapes land in one file)."""
+    if older is newer or older.same_shape(newer):
+        return newer
+    extra = tuple(c for c in older.columns if c.name not in newer.column_names)
+    if not extra:
+        return newer
+    return TableSchema(newer.namespace, newer.name, newer.columns + extra, newer.key,
+                       newer.replica_identity)
+
+
+# Entry points ----------------------------------------------------------------------------
+def drain(settings: Settings, config: StreamConfig | None = None, *,
+          timeout: float = 300.0) -> DrainReport:
+    """Land everything committed up to now (backfilling first if the slot is new), then stop.
+
+    When the CDC service holds the slot, wait (up to `timeout`) until it has landed everything
+    committed before this call instead."""
+    config = config or load_stream_config()
+    started = time.monotonic()
+    with Capture(settings, config) as capture:
+        try:
+            capture.open(phase="draining")
+        except SlotBusyError:
+            return _wait_for_service(capture, started, timeout)
+        capture.emit_marker()
+        capture.run(until=lambda: False, timeout=timeout)
+        capture.phase = "drained"
+        capture._heartbeat()
+        assert capture.state is not None
+        return DrainReport(
+            backfilled_rows=capture.totals["backfilled_rows"],
+            transactions=capture.totals["transactions"], changes=capture.totals["changes"],
+            files=capture.totals["files"], watermark_lsn=format_lsn(capture.state.watermark),
+            seconds=round(time.monotonic() - started, 3))
+
+
+def _wait_for_service(capture: Capture, started: float, timeout: float) -> DrainReport:
+    capture.emit_marker()
+    target = capture.conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()
+    assert target is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = capture.conn.execute(
+            "select confirmed_flush_lsn >= %s::pg_lsn from pg_replication_slots "
+            "where slot_name = %s", (target[0], capture.slot)).fetchone()
+        if row is not None and row[0]:
+            state = capture.layer.read_state()
+            return DrainReport(0, 0, 0, 0, format_lsn(state.watermark) if state else "0/0",
+                               round(time.monotonic() - started, 3), waited_for_service=True)
+        time.sleep(0.02)
+    raise CdcError(f"the CDC service holding slot {capture.slot!r} did not catch up to "
+                   f"{target[0]} within {timeout:.0f} s: see `pulse-local logs cdc`")
+
+
+def serve(settings: Settings, config: StreamConfig | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Capture continuously until SIGTERM/SIGINT (or `stop` is set); reconnect with back-off
+    when PostgreSQL goes away. Raises `CdcError` for what a restart cannot fix."""
+    config = config or load_stream_config()
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    delay = 0.2
+    layer = RawLayer(config.raw_dir(settings), config.name)
+    while not stop.is_set():
+        capture: Capture | None = None
+        try:
+            capture = Capture(settings, config)
+            capture.open()
+            log.info("capturing %s through slot %s into %s", config.source.publication,
+                     config.source.replication_slot, capture.layer.root)
+            delay = 0.2
+            capture.run(until=stop.is_set)
+        except psycopg.OperationalError as exc:
+            if capture is not None:
+                _land_what_is_complete(capture)
+            if stop.is_set():
+                break
+            log.warning("PostgreSQL connection lost (%s); reconnecting in %.1f s",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc, delay)
+            layer.write_heartbeat({"phase": "reconnecting", "slot": config.source.replication_slot,
+                                   "error": str(exc)[:300]})
+            stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+        except CdcError as exc:
+            layer.write_heartbeat({"phase": "failed", "slot": config.source.replication_slot,
+                                   "error": str(exc)})
+            raise
+        finally:
+            if capture is not None:
+                capture.close()
+    layer.write_heartbeat({"phase": "stopped", "slot": config.source.replication_slot})
+    log.info("stopped (pid %d)", os.getpid())
+
+
+def _land_what_is_complete(capture: Capture) -> None:
+    """After a lost connection: complete transactions already received are still good data
+    (their position is confirmed at the next start, from the watermark)."""
+    try:
+        if capture.pending is not None:
+            capture.pending.result()
+            capture.pending = None
+        if capture.batch.changes:
+            capture._land(capture.batch)
+            capture.batch = _Batch()
+    except (OSError, CdcError) as exc:
+        log.warning("could not land the pending batch (it will be re-read): %s", exc)
+
+
+def resync(settings: Settings, config: StreamConfig | None = None) -> DrainReport:
+    """Start over: drop the slot (if any), delete the landed files and state, create a new slot
+    and backfill every published table, then land changes up to now. Stop the CDC service
+    first (it holds the slot)."""
+    config = config or load_stream_config()
+    with _admin_connect(settings) as conn:
+        row = conn.execute("select active, active_pid from pg_replication_slots "
+                           "where slot_name = %s", (config.source.replication_slot,)).fetchone()
+        if row is not None and row[0]:
+            raise SlotBusyError(
+                f"replication slot {config.source.replication_slot!r} is in use by backend pid "
+                f"{row[1]} (the CDC service?): stop it first (`pulse-local down`), then resync")
+        if row is not None:
+            conn.execute("select pg_drop_replication_slot(%s)", (config.source.replication_slot,))
+    layer = RawLayer(config.raw_dir(settings), config.name)
+    layer.wipe()
+    return drain(settings, config)

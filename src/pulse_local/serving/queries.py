@@ -1,0 +1,152 @@
+"""Tenant-scoped reads of the Bigtable event store (library functions the API wraps).
+
+Every read is a key range built by `pulse_local.streaming.keys` from a tenant id (a UUID, so
+it cannot contain the separator): a tenant can only ever reach rows under ``{tenant}#``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pulse_local.config import Settings
+from pulse_local.events import ResponseEvent
+from pulse_local.serving.models import (
+    AggregateBucket,
+    Aggregates,
+    Counters,
+    EventView,
+    LiveCounters,
+    RecentEvents,
+)
+from pulse_local.streaming import keys
+from pulse_local.streaming.keys import Dimension, Granularity
+from pulse_local.streaming.store import AGGREGATE_TABLE, FACT_TABLE, read_counters
+
+if TYPE_CHECKING:
+    from google.cloud.bigtable.data import BigtableDataClient, Row, Table
+
+#: Largest page of events one call returns.
+MAX_LIMIT = 1000
+#: Widest date range of one aggregates call.
+MAX_DAYS = 366
+
+
+class ServingStore:
+    """The two tables the serving layer reads, on one data client."""
+
+    def __init__(self, client: BigtableDataClient, instance: str) -> None:
+        self.client = client
+        self.facts: Table = client.get_table(instance, FACT_TABLE)
+        self.aggregates: Table = client.get_table(instance, AGGREGATE_TABLE)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ServingStore:
+        from pulse_local.streaming.store import bigtable_data_client
+
+        return cls(bigtable_data_client(settings), settings.bigtable_instance)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _event_view(row: Row) -> EventView:
+    cells = {(c.family, c.qualifier): c.value for c in row.cells}
+    parsed = keys.parse_fact_key(row.row_key)
+    return EventView(
+        event_id=parsed.event_id,
+        submitted_at=parsed.timestamp,
+        quality_status=cells.get(("quality", b"status"), b"unknown").decode(),
+        quality_failures=json.loads(cells.get(("quality", b"failures"), b"{}")),
+        message_id=cells.get(("meta", b"message_id"), b"").decode(),
+        event=ResponseEvent.from_message(cells[("event", b"json")]),
+    )
+
+
+def recent_events(store: ServingStore, tenant_id: uuid.UUID, user_id: uuid.UUID | None, *,
+                  start: datetime | None = None, end: datetime | None = None,
+                  limit: int = 50) -> RecentEvents:
+    """A user's events with ``start <= submitted_at < end``, newest first, at most ``limit``."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+    from google.cloud.bigtable.data import row_filters as rf
+
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}, got {limit}")
+    if start and end and start >= end:
+        raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+    low, high = keys.fact_range(tenant_id, user_id, start, end)
+    query = ReadRowsQuery(row_ranges=RowRange(start_key=low, end_key=high or None), limit=limit,
+                          row_filter=rf.CellsColumnLimitFilter(1))
+    rows = store.facts.read_rows(query)
+    return RecentEvents(tenant_id=tenant_id, user_id=user_id,
+                        events=[_event_view(r) for r in rows])
+
+
+def _counters(row: Row | None) -> Counters:
+    if row is None:
+        return Counters()
+    raw = read_counters(row)
+    return Counters(events=raw["events"], complete=raw["complete"], scored=raw["scored"],
+                    flagged=raw["flagged"], score_sum=raw["score_milli"] / 1000,
+                    max_score_sum=raw["max_score_milli"] / 1000)
+
+
+def _counter_filter() -> object:
+    from google.cloud.bigtable.data import row_filters as rf
+
+    return rf.RowFilterChain([rf.FamilyNameRegexFilter("counts"),
+                              rf.ColumnQualifierRegexFilter(b"[a-z_]+"),
+                              rf.CellsColumnLimitFilter(1)])
+
+
+def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, *,
+               start: date, end: date, value: str | None = None,
+               granularity: Granularity = Granularity.DAY) -> Aggregates:
+    """Counters of ``dimension`` (one ``value`` or all of them) per day or hour, for the days
+    ``start..end`` inclusive."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+
+    if granularity is Granularity.TOTAL:
+        raise ValueError("granularity must be day or hour (the total is in live counters)")
+    if end < start or (end - start).days >= MAX_DAYS:
+        raise ValueError(f"need start <= end within {MAX_DAYS} days, got {start}..{end}")
+    first, last = start.isoformat(), (end + timedelta(days=1)).isoformat()
+    if value is not None:
+        prefix = keys.aggregate_prefix(tenant_id, dimension, value, granularity)
+        ranges = [RowRange(start_key=prefix + first.encode(), end_key=prefix + last.encode())]
+    else:  # every value: the dimension's range, buckets filtered below
+        prefix = keys.aggregate_prefix(tenant_id, dimension)
+        ranges = [RowRange(start_key=prefix, end_key=keys.prefix_end(prefix))]
+    rows = store.aggregates.read_rows(ReadRowsQuery(row_ranges=ranges,
+                                                    row_filter=_counter_filter()))
+    buckets = []
+    for row in rows:
+        parsed = keys.parse_aggregate_key(row.row_key)
+        if parsed.granularity is not granularity or not first <= parsed.bucket < last:
+            continue
+        buckets.append(AggregateBucket(dimension=dimension.value, value=parsed.value,
+                                       granularity=granularity.name.lower(),
+                                       bucket=parsed.bucket, counters=_counters(row)))
+    return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=buckets)
+
+
+def live_counters(store: ServingStore, tenant_id: uuid.UUID,
+                  now: datetime | None = None) -> LiveCounters:
+    """The tenant's all-time, today's and this hour's counters (one multi-row read)."""
+    from google.cloud.bigtable.data import ReadRowsQuery
+
+    now = now or datetime.now(UTC)
+    wanted = {
+        "total": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
+                                    keys.TOTAL_BUCKET),
+        "today": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.DAY,
+                                    keys.bucket(now, Granularity.DAY)),
+        "this_hour": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE,
+                                        Granularity.HOUR, keys.bucket(now, Granularity.HOUR)),
+    }
+    rows = {r.row_key: r for r in store.aggregates.read_rows(
+        ReadRowsQuery(row_keys=list(wanted.values()), row_filter=_counter_filter()))}
+    return LiveCounters(tenant_id=tenant_id, as_of=now,
+                        **{name: _counters(rows.get(key)) for name, key in wanted.items()})

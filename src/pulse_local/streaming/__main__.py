@@ -1,0 +1,71 @@
+"""``python -m pulse_local.streaming``: the consumer service and its maintenance commands.
+
+    python -m pulse_local.streaming consume                      # until SIGTERM/SIGINT
+    python -m pulse_local.streaming consume --idle-timeout 5     # drain, then exit
+    python -m pulse_local.streaming sweep --older-than 300       # delete leftover markers
+    python -m pulse_local.streaming views                        # DuckDB views on the raw sink
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import timedelta
+
+from pulse_local.config import load_settings
+from pulse_local.errors import PulseError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m pulse_local.streaming")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("consume", help="stream response-events into Bigtable")
+    run.add_argument("--max-messages", type=int, default=None)
+    run.add_argument("--idle-timeout", type=float, default=None)
+    sweep = sub.add_parser("sweep", help="delete aggregate markers of done events")
+    sweep.add_argument("--older-than", type=float, default=300.0, help="seconds")
+    sub.add_parser("views", help="create the raw sink's views in the local DuckDB file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        from pulse_local.backends import use_profile
+
+        use_profile(settings)
+        if args.command == "consume":
+            from pulse_local.streaming.consumer import consume, serve
+
+            if args.max_messages is None and args.idle_timeout is None:
+                report = serve(settings)
+            else:
+                report = consume(settings, max_messages=args.max_messages,
+                                 idle_timeout=args.idle_timeout)
+            print(report.summary())
+        elif args.command == "sweep":
+            from pulse_local.streaming.store import EventStore, bigtable_data_client
+
+            client = bigtable_data_client(settings)
+            store = EventStore.for_settings(settings)
+            try:
+                deleted = store.sweep_markers(client, settings.bigtable_instance,
+                                              timedelta(seconds=args.older_than))
+                print(f"deleted {deleted} markers")
+            finally:
+                store.close()
+                client.close()
+        else:
+            from pulse_local.streaming.sink import ensure_views, raw_events_dir
+
+            ensure_views(settings)
+            print(f"views raw.pubsub_response_events(_dedup) over {raw_events_dir(settings)}")
+    except PulseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,500 @@
+"""The streaming consumer: Pub/Sub ``response-events-bigtable`` -> Bigtable (+ raw sink).
+
+Threads of one consumer process:
+
+* the Pub/Sub client's streaming pulls (``options.streams`` of them, each with its own
+  `FlowControl`): the callback only puts the message on a queue, so flow control bounds
+  the queue (a message counts against it until it is acked or nacked);
+* ``options.workers`` writers: take up to ``batch_size`` messages (waiting at most
+  ``batch_wait_ms`` to fill a batch), validate, land them in the raw sink, write Bigtable
+  (`EventStore.write`), and only then ack; failures nack (Pub/Sub redelivers) or, after the
+  declared number of attempts, go to the dead-letter topic with a ``reason`` attribute;
+* a supervisor that resubscribes with backoff when a stream ends with an error (emulator
+  restarted, subscription not yet declared, network), and a maintenance loop (delayed marker
+  cleanup, heartbeat file, peak RSS).
+
+`Consumer.stop` (SIGTERM/SIGINT in the CLI) stops intake, finishes and acks what is in hand,
+then closes the streams.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pulse_local.config import Settings
+from pulse_local.errors import ServiceUnavailable
+from pulse_local.streaming.decode import Invalid, decode
+from pulse_local.streaming.options import (
+    BIGQUERY_SUBSCRIPTION,
+    DeadLetterConfig,
+    StreamingOptions,
+    dead_letter_config,
+)
+from pulse_local.streaming.quality import run_checks
+from pulse_local.streaming.sink import RawEventSink, RawMessage, sink_for
+from pulse_local.streaming.store import Delivered, EventStore
+
+if TYPE_CHECKING:
+    from google.cloud.pubsub_v1.subscriber.message import Message
+
+log = logging.getLogger("pulse_local.streaming")
+
+#: Pub/Sub attribute values are limited to 1024 bytes.
+_MAX_ATTRIBUTE = 1024
+#: The readiness/heartbeat file of the long-running service, under ``state_dir/run``.
+STATUS_FILE = "streaming-consumer.status.json"
+
+
+@dataclass
+class ConsumeReport:
+    """What a consumer run did."""
+
+    received: int = 0  #: deliveries taken from Pub/Sub (redeliveries count again)
+    written: int = 0  #: events stored in Bigtable by this run
+    duplicates: int = 0  #: deliveries of events already stored (acked, not counted again)
+    dead_lettered: int = 0  #: published to the dead-letter topic, then acked
+    retried: int = 0  #: nacked for redelivery
+    compensated: int = 0  #: aggregate repeats detected and undone
+    batches: int = 0
+    resubscribed: int = 0  #: streams reopened after an error
+    max_in_flight: int = 0  #: most messages held at once (bounded by flow control)
+    peak_rss_mb: float = 0.0
+    seconds: float = 0.0
+    stopped_by: str = ""  #: "max_messages", "idle", "stop" (signal) or "error"
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        rate = self.written / self.seconds if self.seconds else 0.0
+        return (f"received {self.received}, written {self.written} ({rate:.0f}/s), "
+                f"duplicates {self.duplicates}, dead-lettered {self.dead_lettered}, "
+                f"retried {self.retried}, batches {self.batches}, max in flight "
+                f"{self.max_in_flight}, peak RSS {self.peak_rss_mb:.0f} MB, "
+                f"{self.seconds:.1f} s, stopped by {self.stopped_by}")
+
+
+def _attribute(value: str) -> str:
+    data = value.encode("utf-8")
+    return value if len(data) <= _MAX_ATTRIBUTE else data[: _MAX_ATTRIBUTE - 3].decode(
+        "utf-8", errors="ignore") + "..."
+
+
+def _publish_time(message: Message) -> datetime:
+    ts = message.publish_time
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+class Consumer:
+    """One consumer process's machinery; `run` blocks until a stop condition."""
+
+    def __init__(self, settings: Settings, options: StreamingOptions | None = None, *,
+                 status_path: Path | None = None) -> None:
+        self.settings = settings
+        self.options = options or StreamingOptions()
+        self.status_path = status_path
+        self.dead_letter: DeadLetterConfig = dead_letter_config(
+            self.options.policy_subscription or self.options.subscription)
+        self.report = ConsumeReport()
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._intake_open = threading.Event()
+        self._opened_once = threading.Event()
+        self._in_flight = 0
+        self._last_activity = time.monotonic()
+        self._finished = 0
+        self._subscribed = False
+        self._publisher: Any = None
+        self._subscriber: Any = None
+        self._store: EventStore | None = None
+        self._sink: RawEventSink | None = None
+
+    # Public -----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask `run` to stop (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self, max_messages: int | None = None,
+            idle_timeout: float | None = None) -> ConsumeReport:
+        """Consume until `stop`, ``max_messages`` finished deliveries, or ``idle_timeout``
+        seconds without a message (and nothing in hand). Returns the report."""
+        from pulse_local.resources import bigtable_endpoint, pubsub_clients, pubsub_endpoint
+
+        began = time.monotonic()
+        self._publisher, self._subscriber = pubsub_clients(
+            pubsub_endpoint(self.settings, self.settings.profile))
+        log.info("consumer: Pub/Sub %s, Bigtable %s, subscription %s, DLQ %s after %d attempts",
+                 pubsub_endpoint(self.settings, self.settings.profile) or "GCP",
+                 bigtable_endpoint(self.settings, self.settings.profile) or "GCP",
+                 self.options.subscription, self.dead_letter.dead_letter_topic,
+                 self.dead_letter.max_delivery_attempts)
+        self._store = EventStore.for_settings(self.settings, marker_ttl=self.options.marker_ttl,
+                                              rmw_threads=self.options.rmw_threads)
+        self._sink = sink_for(self.settings) if self.options.sink else None
+        self._intake_open.set()
+        threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)
+                   for i in range(self.options.workers)]
+        threads.append(threading.Thread(target=self._supervise, name="supervisor", daemon=True))
+        threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
+        for thread in threads:
+            thread.start()
+        try:
+            self.report.stopped_by = self._wait(max_messages, idle_timeout)
+        finally:
+            self._shutdown(threads)
+            self.report.seconds = round(time.monotonic() - began, 3)
+            self._write_status(final=True)
+            self._store.close()
+            from pulse_local.resources import close_pubsub_clients
+
+            close_pubsub_clients(self._publisher, self._subscriber)
+        log.info("consumer stopped: %s", self.report.summary())
+        return self.report
+
+    # Stop conditions --------------------------------------------------------------------------
+    def _wait(self, max_messages: int | None, idle_timeout: float | None) -> str:
+        while not self._stop.wait(0.05):
+            with self._lock:
+                finished, idle_since = self._finished, self._last_activity
+                quiet = self._in_flight == 0
+            if max_messages is not None and finished >= max_messages:
+                return "max_messages"
+            if (idle_timeout is not None and quiet and self._opened_once.is_set()
+                    and time.monotonic() - idle_since >= idle_timeout):
+                return "idle"
+        return "stop"
+
+    def _shutdown(self, threads: Sequence[threading.Thread]) -> None:
+        """Stop intake (new and queued deliveries are nacked), let the writers finish the
+        batches they hold (acked once durable), then stop every thread and close the streams."""
+        self._intake_open.clear()
+        self._drain_queue_nack()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._in_flight == 0:
+                    break
+            time.sleep(0.02)
+        self._stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        self._drain_queue_nack()
+
+    def _drain_queue_nack(self) -> None:
+        while True:
+            try:
+                message = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            message.nack()
+            self._done(1)
+
+    # Pub/Sub ----------------------------------------------------------------------------------
+    def _on_message(self, message: Message) -> None:
+        """Streaming-pull callback: hand the message to the writers (or nack when stopping)."""
+        if not self._intake_open.is_set():
+            message.nack()
+            return
+        with self._lock:
+            self._in_flight += 1
+            self.report.received += 1
+            self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
+            self._last_activity = time.monotonic()
+        self._queue.put(message)
+
+    def _flow_control(self) -> Any:
+        from google.cloud import pubsub_v1
+
+        return pubsub_v1.types.FlowControl(
+            max_messages=self.options.max_messages,
+            max_bytes=self.options.max_bytes,
+            max_duration_per_lease_extension=self.options.max_lease_extension,
+        )
+
+    def _supervise(self) -> None:
+        """Keep ``streams`` streaming pulls open; reopen them all after an error, backing off
+        from 0.5 s to 10 s while the error persists."""
+        path = self._subscriber.subscription_path(self.settings.project,
+                                                  self.options.subscription)
+        backoff = 0.5
+        while not self._stop.is_set():
+            futures = [self._subscriber.subscribe(path, self._on_message,
+                                                  flow_control=self._flow_control())
+                       for _ in range(self.options.streams)]
+            self._subscribed = True
+            opened = time.monotonic()
+            with self._lock:  # idle time counts from when the streams are open
+                self._last_activity = max(self._last_activity, opened)
+            self._opened_once.set()
+            failure: BaseException | None = None
+            while not self._stop.is_set() and failure is None:
+                for future in futures:
+                    if future.done():
+                        failure = future.exception() or RuntimeError("stream closed")
+                        break
+                self._stop.wait(0.1)
+            self._subscribed = False
+            for future in futures:
+                future.cancel()
+            for future in futures:
+                try:
+                    future.result(timeout=10)
+                except Exception as exc:  # noqa: BLE001 - the error that ended the stream, already recorded
+                    log.debug("stream ended: %s", exc)
+            if failure is None:
+                return
+            if time.monotonic() - opened > 30:
+                backoff = 0.5
+            message = (f"streaming pull on {path} failed: {failure}; reopening in {backoff:.1f} s"
+                       " (if the subscription is missing, `pulse-local up` declares it)")
+            log.warning(message)
+            with self._lock:
+                self.report.resubscribed += 1
+                self.report.errors = (self.report.errors + [str(failure)[:300]])[-20:]
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    # Writers ----------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Message]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.options.batch_wait_ms / 1000
+        while len(batch) < self.options.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                continue
+            try:
+                self._process(batch)
+            except Exception:  # a bug: keep the worker alive, Pub/Sub redelivers the batch
+                log.exception("unexpected error processing a batch of %d; nacking it",
+                              len(batch))
+                for message in batch:
+                    message.nack()
+                self._done(len(batch))
+
+    def _done(self, count: int) -> None:
+        with self._lock:
+            self._in_flight -= count
+            self._finished += count
+            self._last_activity = time.monotonic()
+
+    def _process(self, batch: list[Message]) -> None:
+        """Validate, sink, store, then ack/nack/dead-letter every message of the batch."""
+        assert self._store is not None
+        delivered: list[Delivered] = []
+        owners: list[Message] = []
+        to_dlq: list[tuple[Message, str, str]] = []
+        crashed: list[tuple[Message, str]] = []
+        for message in batch:
+            try:
+                outcome = decode(message.data, message.attributes)
+                if isinstance(outcome, Invalid):
+                    to_dlq.append((message, outcome.reason, outcome.detail))
+                    continue
+                published = _publish_time(message)
+                quality = run_checks(outcome, published)
+            except Exception as exc:  # noqa: BLE001 - a message our code cannot handle: retried, then DLQ
+                crashed.append((message, f"{type(exc).__name__}: {exc}"))
+                continue
+            delivered.append(Delivered(outcome, message.message_id, published, message.data,
+                                       quality))
+            owners.append(message)
+        acks: list[Message] = []
+        nacks: list[Message] = []
+        try:
+            if self._sink is not None:
+                self._sink.write([self._raw(m) for m in batch])
+            result = self._store.write(delivered)
+        except Exception as exc:  # noqa: BLE001 - infrastructure: every message is retried as a whole
+            log.warning("batch of %d failed, nacking for redelivery: %s", len(batch), exc)
+            for message in batch:
+                message.nack()
+            with self._lock:
+                self.report.retried += len(batch)
+                self.report.errors = (self.report.errors + [str(exc)[:300]])[-20:]
+            self._done(len(batch))
+            return
+        acks += [owners[i] for i in result.written + result.duplicates]
+        failures = [(owners[i], why) for i, why in result.failed.items()] + crashed
+        for message, why in failures:
+            attempts = self._attempts(message)
+            if attempts >= self.dead_letter.max_delivery_attempts:
+                to_dlq.append((message, "processing_failed",
+                               f"failed {attempts} deliveries, last error: {why}"))
+            else:
+                log.warning("message %s failed (attempt %d of %d): %s", message.message_id,
+                            attempts, self.dead_letter.max_delivery_attempts, why)
+                nacks.append(message)
+        dead = self._dead_letter(to_dlq)
+        acks += dead
+        nacks += [m for m, _, _ in to_dlq if m not in dead]
+        for message in acks:
+            message.ack()
+        for message in nacks:
+            message.nack()
+        with self._lock:
+            self.report.batches += 1
+            self.report.written += len(result.written)
+            self.report.duplicates += len(result.duplicates)
+            self.report.compensated += result.compensated
+            self.report.dead_lettered += len(dead)
+            self.report.retried += len(nacks)
+        self._done(len(batch))
+
+    def _raw(self, message: Message) -> RawMessage:
+        return RawMessage(
+            subscription_name=f"projects/{self.settings.project}/subscriptions/"
+                              f"{BIGQUERY_SUBSCRIPTION}",
+            message_id=message.message_id,
+            publish_time=_publish_time(message),
+            data=message.data,
+            attributes=dict(message.attributes),
+        )
+
+    def _attempts(self, message: Message) -> int:
+        """Failed deliveries so far, this one included: Pub/Sub's ``delivery_attempt`` when the
+        subscription has a dead-letter policy (GCP, and the emulator), else our own count."""
+        assert self._store is not None
+        if message.delivery_attempt:
+            return int(message.delivery_attempt)
+        return self._store.count_attempt(message.message_id)
+
+    def _dead_letter(self, items: list[tuple[Message, str, str]]) -> list[Message]:
+        """Publish to the dead-letter topic; returns the messages that are safely there."""
+        if not items:
+            return []
+        topic = self._publisher.topic_path(self.settings.project,
+                                           self.dead_letter.dead_letter_topic)
+        futures = []
+        for message, reason, detail in items:
+            attributes = {
+                **dict(message.attributes),
+                "reason": reason,
+                "reason_detail": _attribute(detail),
+                "source_message_id": message.message_id,
+                "CloudPubSubDeadLetterSourceSubscription": self.options.subscription,
+                "CloudPubSubDeadLetterSourceSubscriptionProject": self.settings.project,
+                "CloudPubSubDeadLetterSourceDeliveryCount": str(message.delivery_attempt or 0),
+                "CloudPubSubDeadLetterSourceTopicPublishTime":
+                    _publish_time(message).isoformat(),
+            }
+            log.warning("dead-lettering message %s: %s: %s", message.message_id, reason, detail)
+            futures.append((message, self._publisher.publish(topic, message.data, **attributes)))
+        published = []
+        for message, future in futures:
+            try:
+                future.result(timeout=30)
+                published.append(message)
+            except Exception as exc:  # noqa: BLE001 - stays on the subscription: nacked, retried later
+                log.error("could not dead-letter %s (%s); it will be redelivered",
+                          message.message_id, exc)
+        return published
+
+    # Maintenance ------------------------------------------------------------------------------
+    def _maintain(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        next_status = 0.0
+        while not self._stop.wait(0.25):
+            rss = me.memory_info().rss / 2**20
+            with self._lock:
+                self.report.peak_rss_mb = round(max(self.report.peak_rss_mb, rss), 1)
+            try:
+                assert self._store is not None
+                self._store.cleanup_due()
+            except Exception as exc:  # noqa: BLE001 - retried on the next tick; the sweep is the backstop
+                log.warning("marker cleanup failed (retried later): %s", exc)
+            if time.monotonic() >= next_status:
+                self._write_status()
+                next_status = time.monotonic() + self.options.heartbeat_seconds
+
+    def _write_status(self, *, final: bool = False) -> None:
+        if self.status_path is None:
+            return
+        with self._lock:
+            status = {"pid": os.getpid(), "updated_at": time.time(),
+                      "subscribed": self._subscribed and not final, "stopped": final,
+                      "in_flight": self._in_flight, **asdict(self.report)}
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, self.status_path)
+
+
+def status_path(settings: Settings) -> Path:
+    """The heartbeat file of the long-running consumer service."""
+    return settings.state_dir / "run" / STATUS_FILE
+
+
+def consume(settings: Settings, *, max_messages: int | None = None,
+            idle_timeout: float | None = None,
+            options: StreamingOptions | None = None) -> ConsumeReport:
+    """Consume ``response-events`` into Bigtable (and the raw sink) from a flow or a script.
+
+    Drain mode: returns after ``max_messages`` deliveries were finished (acked, nacked or
+    dead-lettered) or after ``idle_timeout`` seconds without a message; with neither it runs
+    until the process is stopped. Installs no signal handlers.
+    """
+    return Consumer(settings, options).run(max_messages=max_messages, idle_timeout=idle_timeout)
+
+
+def serve(settings: Settings, options: StreamingOptions | None = None) -> ConsumeReport:
+    """Run the consumer service until SIGTERM/SIGINT, with a heartbeat file for the probe."""
+    import signal
+
+    consumer = Consumer(settings, options, status_path=status_path(settings))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: consumer.stop())
+    return consumer.run()
+
+
+def consumer_ready(settings: Settings, max_age: float = 15.0) -> None:
+    """Probe: the consumer service has a live process with open streams (heartbeat file fresher
+    than ``max_age`` s). Raises `ServiceUnavailable` saying what to do otherwise."""
+    import psutil
+
+    path = status_path(settings)
+    try:
+        status = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ServiceUnavailable(
+            f"the streaming consumer has not reported yet ({path} missing): start it with "
+            "`python -m pulse_local.streaming consume` (or `pulse-local up`)") from None
+    except ValueError as exc:
+        raise ServiceUnavailable(f"{path} is unreadable ({exc}); restart the consumer") from None
+    age = time.time() - float(status.get("updated_at", 0))
+    if status.get("stopped") or not psutil.pid_exists(int(status.get("pid", -1))):
+        raise ServiceUnavailable(
+            f"the streaming consumer (pid {status.get('pid')}) has stopped: restart it with "
+            "`python -m pulse_local.streaming consume`")
+    if age > max_age:
+        raise ServiceUnavailable(
+            f"the streaming consumer's heartbeat is {age:.0f} s old: it is stuck; see its log")
+    if not status.get("subscribed"):
+        raise ServiceUnavailable(
+            "the streaming consumer runs but has no open stream (Pub/Sub down or subscription "
+            f"missing; last errors: {status.get('errors', [])[-1:]})")

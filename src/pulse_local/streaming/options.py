@@ -1,0 +1,86 @@
+"""Knobs of the streaming consumer (environment ``PULSE_STREAMING_<FIELD>``) and the
+dead-letter policy read from the declared subscription (``emulators/pubsub/resources.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pulse_local.errors import ConfigError
+from pulse_local.events import RESPONSE_EVENTS_TOPIC
+
+#: The declared subscription the Bigtable consumer pulls from.
+DEFAULT_SUBSCRIPTION = "response-events-bigtable"
+#: The declared BigQuery subscription the local warehouse sink stands in for.
+BIGQUERY_SUBSCRIPTION = "response-events-bigquery"
+
+
+class StreamingOptions(BaseSettings):
+    """Consumer settings. Flow control is per stream: at most ``streams * max_messages``
+    messages (and ``streams * max_bytes`` bytes) are held unacknowledged by one process."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_STREAMING_", env_file=".env",
+                                      extra="ignore")
+
+    subscription: str = Field(DEFAULT_SUBSCRIPTION, description="Subscription to pull from.")
+    policy_subscription: str | None = Field(
+        None, description="Declared subscription whose dead_letter_policy applies "
+                          "(default: `subscription`).")
+    streams: int = Field(4, ge=1, le=16, description="Parallel streaming pulls.")
+    max_messages: int = Field(1000, ge=1, description="Flow control: messages per stream.")
+    max_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Flow control: bytes per stream.")
+    max_lease_extension: int = Field(
+        10, ge=10, le=600,
+        description="Longest single lease extension (s): bounds how long the messages of a "
+                    "crashed consumer wait before redelivery.")
+    batch_size: int = Field(500, ge=1, le=5000, description="Messages written per batch.")
+    batch_wait_ms: int = Field(25, ge=0, description="Wait this long to fill a batch.")
+    workers: int = Field(2, ge=1, le=16, description="Threads writing batches.")
+    rmw_threads: int = Field(16, ge=1, le=64, description="Parallel ReadModifyWrite calls.")
+    marker_ttl: float = Field(
+        20.0, ge=1.0,
+        description="Seconds a per-event aggregate marker is kept after the event is done.")
+    heartbeat_seconds: float = Field(2.0, gt=0, description="Readiness file refresh period.")
+    sink: bool = Field(True, description="Also land every message in the raw warehouse.")
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    """Where and after how many delivery attempts a failing message goes."""
+
+    topic: str
+    dead_letter_topic: str
+    max_delivery_attempts: int
+
+
+def dead_letter_config(subscription: str, pubsub_file: Path | None = None) -> DeadLetterConfig:
+    """The topic and dead-letter policy declared for ``subscription``.
+
+    Raises `ConfigError` when the subscription is not declared or has no dead_letter_policy.
+    """
+    from pulse_local.resources import load_pubsub
+
+    declarations = load_pubsub(pubsub_file)
+    for sub in declarations.subscriptions:
+        if sub.name == subscription:
+            if sub.dead_letter_policy is None:
+                raise ConfigError(
+                    f"subscription {subscription!r} declares no dead_letter_policy in "
+                    "emulators/pubsub/resources.yaml: add one (dead_letter_topic, "
+                    "max_delivery_attempts) so poison messages have somewhere to go")
+            return DeadLetterConfig(
+                topic=sub.topic,
+                dead_letter_topic=sub.dead_letter_policy.dead_letter_topic,
+                max_delivery_attempts=sub.dead_letter_policy.max_delivery_attempts,
+            )
+    names = ", ".join(s.name for s in declarations.subscriptions)
+    raise ConfigError(
+        f"subscription {subscription!r} is not declared in emulators/pubsub/resources.yaml "
+        f"(declared: {names}): set PULSE_STREAMING_POLICY_SUBSCRIPTION to a declared one")
+
+
+__all__ = ["BIGQUERY_SUBSCRIPTION", "DEFAULT_SUBSCRIPTION", "RESPONSE_EVENTS_TOPIC",
+           "DeadLetterConfig", "StreamingOptions", "dead_letter_config"]

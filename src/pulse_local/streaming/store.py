@@ -1,0 +1,373 @@
+"""The Bigtable side of the consumer: facts, aggregates and dedup marks, written idempotently.
+
+Write protocol for one batch (see docs/streaming.md for the argument):
+
+1. read ``events_dedup`` for the batch: events already marked ``done`` are duplicates (skip);
+2. for each aggregate row the batch touches, ONE ``ReadModifyWriteRow`` that increments the
+   counters by the batch's sum and appends ``+`` to a per-event marker column ``~<event hex>``;
+   the row comes back with every marker, so each writer learns atomically whether its
+   application of an event to that row is the first (marker ``+``) or a repeat (``++``: an
+   earlier attempt that crashed before step 4, or a concurrent duplicate). Repeats are undone
+   at once by a compensating ``ReadModifyWriteRow`` (negative increments, marker ``-``);
+3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
+4. mark the events ``done`` in ``events_dedup``; the caller acks only after this returns;
+5. ``marker_ttl`` seconds later, delete the markers of done events (a sweep catches those a
+   crash left behind).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pulse_local.config import Settings
+from pulse_local.events import ResponseEvent
+from pulse_local.streaming import keys
+from pulse_local.streaming.keys import Dimension, Granularity
+from pulse_local.streaming.quality import QualityResult
+from pulse_local.streaming.rpc import BigtableRpc, BigtableWriteError, gapic_client
+
+if TYPE_CHECKING:
+    from google.cloud.bigtable.data import BigtableDataClient, Row
+
+log = logging.getLogger("pulse_local.streaming")
+
+FACT_TABLE = "events_fact"
+AGGREGATE_TABLE = "events_aggregate"
+DEDUP_TABLE = "events_dedup"
+EVENT, META, QUALITY, COUNTS, SEEN = "event", "meta", "quality", "counts", "seen"
+
+#: Counter columns of an aggregate row (64-bit big-endian integers).
+COUNTERS = ("events", "complete", "scored", "flagged", "score_milli", "max_score_milli")
+#: Qualifier regex matching the counters (and not the ``~`` markers).
+COUNTER_QUALIFIER_REGEX = b"[a-z_]+"
+MARKER_PREFIX = b"~"
+APPLY, UNDO = b"+", b"-"
+#: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
+DEDUP_WINDOW = timedelta(days=7)
+#: Cell timestamps must be multiples of 1000 µs on Bigtable.
+_MS = 1000
+
+CONSUMER_VERSION = "pulse-local-streaming/1"
+
+
+def bigtable_data_client(settings: Settings) -> BigtableDataClient:
+    """A data-API client for the stack's emulator (local) or GCP, chosen like the admin client
+    of `pulse_local.resources` (``BIGTABLE_EMULATOR_HOST`` wins). Close it with ``.close()``."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud.bigtable.data import BigtableDataClient
+
+    from pulse_local.errors import ConfigError
+    from pulse_local.resources import bigtable_endpoint
+    from pulse_local.resources.clients import _bigtable_emulator_env
+
+    with _bigtable_emulator_env(bigtable_endpoint(settings, settings.profile)):
+        try:
+            return BigtableDataClient(project=settings.project)
+        except DefaultCredentialsError as exc:
+            raise ConfigError(
+                "no Google credentials for Bigtable: run `gcloud auth application-default "
+                "login`, or use the emulators (PULSE_PROFILE=local)") from exc
+
+
+def marker_qualifier(event_id: uuid.UUID) -> bytes:
+    """The per-event marker column of an aggregate row."""
+    return MARKER_PREFIX + event_id.hex.encode()
+
+
+def marker_net(value: bytes) -> int:
+    """Applications minus compensations recorded in a marker value."""
+    return value.count(APPLY) - value.count(UNDO)
+
+
+def int64(value: bytes) -> int:
+    """Decode a Bigtable counter cell."""
+    return int.from_bytes(value, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A valid event with its Pub/Sub metadata and quality results, ready to store."""
+
+    event: ResponseEvent
+    message_id: str
+    publish_time: datetime
+    data: bytes
+    quality: QualityResult
+
+
+def contributions(event: ResponseEvent, quality: QualityResult) -> dict[bytes, dict[str, int]]:
+    """The aggregate rows an event adds to, with the counter deltas for each row.
+
+    Dimensions ``all`` (total, day, hour), ``form`` and ``assessment`` (day, hour). Scores are
+    stored in thousandths (increments are integers).
+    """
+    deltas = {"events": 1}
+    if event.is_complete:
+        deltas["complete"] = 1
+    if not quality.ok:
+        deltas["flagged"] = 1
+    if event.total_score is not None:
+        deltas["scored"] = 1
+        deltas["score_milli"] = round(event.total_score * 1000)
+        deltas["max_score_milli"] = round((event.max_score or 0.0) * 1000)
+    ts, tenant = event.submitted_at, event.tenant_id
+    rows: dict[bytes, dict[str, int]] = {}
+    targets = [(Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL)]
+    for dimension, value in ((Dimension.ALL, keys.ALL_VALUE), (Dimension.FORM, event.form_id),
+                             (Dimension.ASSESSMENT, str(event.assessment_id))):
+        targets += [(dimension, value, Granularity.DAY), (dimension, value, Granularity.HOUR)]
+    for dimension, value, granularity in targets:
+        key = keys.aggregate_key(tenant, dimension, value, granularity,
+                                 keys.bucket(ts, granularity))
+        rows[key] = dict(deltas)
+    return rows
+
+
+def add_fact(request: Any, item: Delivered) -> None:
+    """Append the fact row of ``item`` to a MutateRows protobuf request. Cell timestamps are
+    the event time, so rewriting the same event writes the very same cells."""
+    event = item.event
+    key = keys.fact_key(event.tenant_id, event.user_id, event.submitted_at, event.event_id)
+    ts = keys.to_millis(event.submitted_at) * _MS
+    entry = request.entries.add(row_key=key)
+    for family, qualifier, value in (
+        (EVENT, b"json", item.data),
+        (META, b"message_id", item.message_id.encode()),
+        (META, b"publish_time", item.publish_time.isoformat().encode()),
+        (META, b"consumer", CONSUMER_VERSION.encode()),
+        (QUALITY, b"status", item.quality.status.encode()),
+        (QUALITY, b"failures", json.dumps(item.quality.failures, sort_keys=True).encode()),
+        (QUALITY, b"checks", ",".join(item.quality.checks).encode()),
+    ):
+        cell = entry.mutations.add().set_cell
+        cell.family_name, cell.column_qualifier = family, qualifier
+        cell.timestamp_micros, cell.value = ts, value
+
+
+@dataclass
+class WriteResult:
+    """What `EventStore.write` did with each item of a batch (indexes into the batch)."""
+
+    written: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    compensated: int = 0
+
+
+@dataclass
+class _Pending:
+    row: bytes
+    deltas: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    events: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+
+
+class EventStore:
+    """Writes batches of events to the three tables; thread-safe (one per process)."""
+
+    def __init__(self, rpc: BigtableRpc, *, marker_ttl: float = 20.0,
+                 rmw_threads: int = 16) -> None:
+        self.rpc = rpc
+        self.marker_ttl = marker_ttl
+        self._pool = ThreadPoolExecutor(max_workers=rmw_threads, thread_name_prefix="rmw")
+        self._cleanup_lock = threading.Lock()
+        self._cleanup: list[tuple[float, bytes, list[bytes]]] = []
+
+    @classmethod
+    def for_settings(cls, settings: Settings, **kwargs: Any) -> EventStore:
+        """A store on the settings' Bigtable (emulator or GCP)."""
+        from pulse_local.resources import bigtable_endpoint
+
+        gapic = gapic_client(bigtable_endpoint(settings, settings.profile))
+        return cls(BigtableRpc(gapic, settings.project, settings.bigtable_instance), **kwargs)
+
+    def close(self) -> None:
+        """Stop the RMW threads and close the channel."""
+        self._pool.shutdown(wait=True)
+        self.rpc.gapic.transport.close()
+
+    # Dedup ----------------------------------------------------------------------------------
+    def done_keys(self, dedup_keys: Sequence[bytes]) -> set[bytes]:
+        """The dedup keys already marked ``done`` within the dedup window."""
+        since = int((time.time() - DEDUP_WINDOW.total_seconds()) * 1000) * _MS
+        row_filter = self.rpc.row_filter(chain={"filters": [
+            {"family_name_regex_filter": SEEN},
+            {"column_qualifier_regex_filter": b"done"},
+            {"timestamp_range_filter": {"start_timestamp_micros": since}},
+            {"cells_per_column_limit_filter": 1},
+            {"strip_value_transformer": True},
+        ]})
+        return self.rpc.existing_keys(DEDUP_TABLE, list(dedup_keys), row_filter)
+
+    # The batch ------------------------------------------------------------------------------
+    def write(self, items: Sequence[Delivered]) -> WriteResult:
+        """Store a batch; returns which items were written, duplicates or failed.
+
+        Raises on infrastructure errors (the caller nacks the whole batch: every step is
+        idempotent, so a retry is safe). An item-specific problem (a key over 4 KiB) fails
+        only that item.
+        """
+        result = WriteResult()
+        started = time.monotonic()
+        first: dict[bytes, int] = {}
+        for index, item in enumerate(items):
+            dk = keys.dedup_key(item.event.tenant_id, item.event.event_id)
+            if dk in first:
+                result.duplicates.append(index)  # the same event twice in one batch
+            else:
+                first[dk] = index
+        done = self.done_keys(list(first))
+        facts = self.rpc.new_mutate_request(FACT_TABLE)
+        todo: list[tuple[int, bytes, dict[bytes, dict[str, int]]]] = []
+        for dk, index in first.items():
+            if dk in done:
+                result.duplicates.append(index)
+                continue
+            item = items[index]
+            try:
+                rows = contributions(item.event, item.quality)
+                add_fact(facts, item)
+            except ValueError as exc:  # RowKeyTooLong, timestamp outside the key range
+                result.failed[index] = str(exc)
+                continue
+            todo.append((index, dk, rows))
+        if not todo:
+            return result
+
+        # A concurrent duplicate whose markers were cleaned up after we read `done` could be
+        # counted twice; markers live `marker_ttl` s, so re-check when we were that slow.
+        if time.monotonic() - started > self.marker_ttl / 2:
+            late = self.done_keys([dk for _, dk, _ in todo])
+            if late:
+                raise BigtableWriteError(f"{len(late)} events were completed by another "
+                                         "consumer while this batch stalled; retrying it")
+
+        pending: dict[bytes, _Pending] = {}
+        for index, _, rows in todo:
+            event_id = items[index].event.event_id
+            for row, deltas in rows.items():
+                p = pending.get(row) or pending.setdefault(row, _Pending(row))
+                for column, amount in deltas.items():
+                    p.deltas[column] += amount
+                p.events[event_id] = deltas
+        result.compensated = sum(self._pool.map(self._apply_row, pending.values()))
+        self.rpc.mutate_rows(facts)
+        marks = self.rpc.new_mutate_request(DEDUP_TABLE)
+        now_us = int(time.time() * 1000) * _MS
+        for index, dk, _ in todo:
+            cell = marks.entries.add(row_key=dk).mutations.add().set_cell
+            cell.family_name, cell.column_qualifier = SEEN, b"done"
+            cell.timestamp_micros, cell.value = now_us, items[index].message_id.encode()
+        self.rpc.mutate_rows(marks)
+        result.written = [index for index, _, _ in todo]
+        self._schedule_cleanup(pending.values())
+        return result
+
+    def _apply_row(self, pending: _Pending) -> int:
+        """Increment one aggregate row for a batch and undo repeats; returns events undone."""
+        rules: list[tuple[str, bytes, int | bytes]] = [
+            (COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
+        rules += [(COUNTS, marker_qualifier(e), APPLY) for e in pending.events]
+        values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules)
+        repeats = [e for e in pending.events
+                   if marker_net(values.get(marker_qualifier(e), APPLY)) > 1]
+        if not repeats:
+            return 0
+        undo: dict[str, int] = defaultdict(int)
+        for event_id in repeats:
+            for column, amount in pending.events[event_id].items():
+                undo[column] -= amount
+        log.warning("row %r: %d event(s) were already counted (an earlier attempt or a "
+                    "concurrent duplicate); undoing the repeat", pending.row, len(repeats))
+        undo_rules: list[tuple[str, bytes, int | bytes]] = [
+            (COUNTS, c.encode(), n) for c, n in undo.items() if n]
+        undo_rules += [(COUNTS, marker_qualifier(e), UNDO) for e in repeats]
+        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, undo_rules)
+        return len(repeats)
+
+    # Markers --------------------------------------------------------------------------------
+    def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:
+        due = time.monotonic() + self.marker_ttl
+        with self._cleanup_lock:
+            self._cleanup += [(due, p.row, [marker_qualifier(e) for e in p.events])
+                              for p in rows]
+
+    def cleanup_due(self) -> int:
+        """Delete the markers whose ttl has passed; returns how many."""
+        now = time.monotonic()
+        with self._cleanup_lock:
+            due = [c for c in self._cleanup if c[0] <= now]
+            self._cleanup = [c for c in self._cleanup if c[0] > now]
+        if not due:
+            return 0
+        merged: dict[bytes, list[bytes]] = defaultdict(list)
+        for _, row, qualifiers in due:
+            merged[row] += qualifiers
+        request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
+        for row, qualifiers in merged.items():
+            entry = request.entries.add(row_key=row)
+            for qualifier in qualifiers:
+                deletion = entry.mutations.add().delete_from_column
+                deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+        self.rpc.mutate_rows(request)
+        return sum(len(qs) for qs in merged.values())
+
+    def sweep_markers(self, client: BigtableDataClient, instance: str,
+                      older_than: timedelta = timedelta(minutes=5)) -> int:
+        """Delete markers older than ``older_than`` whose event is ``done`` (left by a crash
+        between marking done and the delayed cleanup). Scans the aggregate table: run it from a
+        schedule, not per batch. Returns the number of markers deleted."""
+        from google.cloud.bigtable.data import ReadRowsQuery
+        from google.cloud.bigtable.data import row_filters as rf
+
+        until = datetime.now(UTC) - older_than
+        row_filter = rf.RowFilterChain([
+            rf.FamilyNameRegexFilter(COUNTS),
+            rf.ColumnQualifierRegexFilter(MARKER_PREFIX + b".*"),
+            rf.TimestampRangeFilter(end=until),
+            rf.StripValueTransformerFilter(True),
+        ])
+        deleted = 0
+        table = client.get_table(instance, AGGREGATE_TABLE)
+        for row in table.read_rows(ReadRowsQuery(row_filter=row_filter)):
+            tenant = uuid.UUID(row.row_key.split(b"#", 1)[0].decode())
+            by_key = {keys.dedup_key(tenant, uuid.UUID(hex=c.qualifier[1:].decode())): c.qualifier
+                      for c in row.cells}
+            done = self.done_keys(list(by_key))
+            stale = [q for dk, q in by_key.items() if dk in done]
+            if stale:
+                request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
+                entry = request.entries.add(row_key=row.row_key)
+                for qualifier in stale:
+                    deletion = entry.mutations.add().delete_from_column
+                    deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+                self.rpc.mutate_rows(request)
+                deleted += len(stale)
+        return deleted
+
+    # Attempts -------------------------------------------------------------------------------
+    def count_attempt(self, message_id: str) -> int:
+        """Count one failed delivery of a message (for subscriptions whose deliveries carry no
+        ``delivery_attempt``); returns the failures so far."""
+        values = self.rpc.read_modify_write(DEDUP_TABLE, f"~attempts#{message_id}".encode(),
+                                            [(SEEN, b"attempts", 1)])
+        return int64(values[b"attempts"])
+
+
+def read_counters(row: Row) -> dict[str, int]:
+    """The counters of an aggregate row (missing ones are 0)."""
+    values = dict.fromkeys(COUNTERS, 0)
+    for cell in row.cells:
+        name = cell.qualifier.decode(errors="replace")
+        if cell.family == COUNTS and name in values:
+            values[name] = int64(cell.value)
+    return values
