@@ -1,7 +1,9 @@
 {#- This project is written in BigQuery SQL. On DuckDB it only returns BigQuery's answers
-    through the translation plugin; refuse to run without it (see docs/translation.md). -#}
+    through the translation plugin; refuse to run without it (see docs/translation.md).
+    `pulse-local dbt check` compiles without the plugin on purpose (it translates every node
+    itself and runs nothing): it sets var pulse_translation_check. -#}
 {% macro pulse_require_translation() %}
-  {%- if target.type == 'duckdb' -%}
+  {%- if target.type == 'duckdb' and not var('pulse_translation_check', false) -%}
     {%- set modules = [] -%}
     {%- for p in (target.plugins or []) -%}
       {%- do modules.append(p['module'] if p is mapping else p.module) -%}

@@ -48,6 +48,11 @@ class Warehouse(Protocol):
         """Run one or more statements; return the rows of the last one."""
         ...
 
+    def query_bigquery_sql(self, sql: str, *, lock_wait_seconds: float = 10.0
+                           ) -> list[tuple[Any, ...]]:
+        """Read with BigQuery Standard SQL (the same text on both profiles); return the rows."""
+        ...
+
 
 class DuckDBWarehouse:
     """The warehouse as a DuckDB file (BigQuery stand-in). Connections are short-lived: DuckDB
@@ -62,6 +67,13 @@ class DuckDBWarehouse:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with duckdb.connect(str(self.path)) as conn:
             return conn.execute(sql).fetchall()
+
+    def query_bigquery_sql(self, sql: str, *, lock_wait_seconds: float = 10.0
+                           ) -> list[tuple[Any, ...]]:
+        """Translated to DuckDB SQL, on a read-only connection that waits for a writer (dbt)."""
+        from pulse_local.monitoring.warehouse import duckdb_query_bigquery_sql
+
+        return duckdb_query_bigquery_sql(self.path, sql, lock_wait_seconds=lock_wait_seconds)
 
 
 _NO_ADC = (
@@ -88,6 +100,11 @@ class BigQueryWarehouse:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row.values()) for row in self.client.query(sql).result()]
+
+    def query_bigquery_sql(self, sql: str, *, lock_wait_seconds: float = 10.0
+                           ) -> list[tuple[Any, ...]]:
+        """BigQuery runs BigQuery SQL as it is (no file locks to wait for)."""
+        return self.query(sql)
 
 
 class LocalDirArchive:
@@ -193,6 +210,9 @@ class Backends:
     raw_events: RawEventSink
     #: Who runs the declared change streams: the local cdc service, or Datastream.
     change_streams: ChangeStreams
+    #: How raw tables are named: ``raw.<table>`` locally, ``raw.public_<table>`` as Datastream
+    #: names them in BigQuery (dbt's sources do the same by target type).
+    raw_table_prefix: str = ""
 
 
 def for_profile(settings: Settings) -> Backends:
@@ -213,6 +233,7 @@ def for_profile(settings: Settings) -> Backends:
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
+                raw_table_prefix="public_",
             )
     assert_never(settings.profile)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -133,7 +133,7 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
 
 @app.command()
 def provision(
-    profile: Annotated[Optional[str], typer.Option(help="local or gcp (default: PULSE_PROFILE)")] = None,
+    profile: Annotated[str | None, typer.Option(help="local or gcp (default: PULSE_PROFILE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing.")] = False,
 ) -> None:
     """Apply the declared topics, subscriptions, tables and change streams to the emulators or GCP.
@@ -204,6 +204,51 @@ def _register_source_commands() -> None:
 
 
 _register_source_commands()
+
+
+def _register_warehouse_commands() -> None:
+    """`dbt check|build|test` (defined beside the warehouse code, pulse_local.warehouse.cli)."""
+    from pulse_local.warehouse.cli import dbt_app
+
+    app.add_typer(dbt_app, name="dbt", help="The dbt project: check translation, build, test.")
+
+
+_register_warehouse_commands()
+
+deployments_app = typer.Typer(no_args_is_help=True, help="The project's Prefect deployments.")
+app.add_typer(deployments_app, name="deployments")
+
+
+@deployments_app.command("list")
+def deployments_list() -> None:
+    """The declared deployments (flows/deployments.yaml) and their schedules.
+
+    Example: pulse-local deployments list
+    """
+    from pulse_local.orchestration import DEPLOYMENTS, GCP_WORK_POOL, deployment_name
+
+    table = Table("flow", "local", "gcp (work pool " + GCP_WORK_POOL.name + ")", "cron (UTC)")
+    for d in DEPLOYMENTS:
+        table.add_row(d.flow, deployment_name(d.flow, "local"), deployment_name(d.flow, "gcp"),
+                      d.cron or "on demand")
+    console.print(table)
+
+
+@deployments_app.command("register")
+def deployments_register(
+    api_url: Annotated[str, typer.Option(help="Prefect API (Prefect Cloud workspace or server).",
+                                         envvar="PREFECT_API_URL")],
+) -> None:
+    """Register the `<flow>-gcp` deployments on the GCP work pool (created when missing).
+
+    Locally the stack's `deployments` service registers and serves `<flow>-local` by itself.
+
+    Example: pulse-local deployments register --api-url https://api.prefect.cloud/api/accounts/A/workspaces/W
+    """
+    from pulse_local.orchestration import register_gcp_deployments
+
+    names = register_gcp_deployments(_settings(), api_url)
+    console.print(f"registered {len(names)} deployments: {', '.join(names)}")
 
 
 def main() -> None:

@@ -11,14 +11,18 @@ import importlib
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pulse_local.config import PROJECT_ROOT, Settings
-from pulse_local.errors import PulseError
+from pulse_local.errors import ConfigError, PulseError
 
 FLOWS_DIR = PROJECT_ROOT / "flows"
+
+
+DEPLOYMENTS_FILE = FLOWS_DIR / "deployments.yaml"
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,36 @@ class DeploymentSpec:
     description: str
 
 
-DEPLOYMENTS: list[DeploymentSpec] = [
-    DeploymentSpec("check_stack", None, "Round trips through every service of the stack."),
-    DeploymentSpec("replay_fixtures", None, "Seed fixture reference data and replay its webhooks."),
-]
+@dataclass(frozen=True)
+class WorkPoolSpec:
+    """The Prefect work pool the gcp deployments run on."""
+
+    name: str
+    type: str
+    job_variables: dict[str, Any]
+
+
+def _load_declarations(path: Path = DEPLOYMENTS_FILE) -> tuple[list[DeploymentSpec], WorkPoolSpec]:
+    """Read flows/deployments.yaml; a malformed file is a `ConfigError` naming the problem."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+        specs = [DeploymentSpec(d["flow"], d.get("cron"), d["description"])
+                 for d in data["deployments"]]
+        pool = data["gcp_work_pool"]
+        work_pool = WorkPoolSpec(pool["name"], pool["type"], dict(pool.get("job_variables") or {}))
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid deployments file ({type(exc).__name__}: {exc}); "
+                          "see the comments at its top for the expected keys") from None
+    for spec in specs:
+        if not (FLOWS_DIR / f"{spec.flow}.py").is_file():
+            raise ConfigError(f"{path}: deployment of unknown flow {spec.flow!r} (no "
+                              f"flows/{spec.flow}.py)")
+    return specs, work_pool
+
+
+DEPLOYMENTS, GCP_WORK_POOL = _load_declarations()
 
 
 def deployment_name(flow: str, profile: str) -> str:
@@ -96,6 +126,72 @@ def serve_deployments(settings: Settings, api_wait: float = 120.0) -> None:
         for d in DEPLOYMENTS
     ]
     serve(*deployments, print_starting_message=False)
+
+
+def gcp_job_variables(settings: Settings, pool: WorkPoolSpec = GCP_WORK_POOL) -> dict[str, Any]:
+    """The work pool's declared job variables with ``PROJECT`` in the image set to the project."""
+    variables = dict(pool.job_variables)
+    if isinstance(variables.get("image"), str):
+        variables["image"] = variables["image"].replace("PROJECT", settings.project)
+    return variables
+
+
+def ensure_work_pool(api_url: str, pool: WorkPoolSpec = GCP_WORK_POOL) -> bool:
+    """Create the gcp work pool with Prefect's default job template for its type when it does
+    not exist; return True when it was created. The template comes from the Prefect server's
+    bundled worker metadata, so this works offline."""
+    found = httpx.get(f"{api_url}/work_pools/{pool.name}", timeout=10)
+    if found.status_code == 200:
+        return False
+    metadata = httpx.get(f"{api_url}/collections/views/aggregate-worker-metadata", timeout=30)
+    metadata.raise_for_status()
+    template = next((worker.get("default_base_job_configuration")
+                     for package in metadata.json().values()
+                     for worker in package.values() if worker.get("type") == pool.type), None)
+    if template is None:
+        raise ConfigError(f"Prefect does not know the work pool type {pool.type!r}: fix "
+                          f"gcp_work_pool.type in {DEPLOYMENTS_FILE}")
+    created = httpx.post(f"{api_url}/work_pools/", timeout=10, json={
+        "name": pool.name, "type": pool.type, "base_job_template": template,
+        "description": "Cloud Run jobs for the pulse-local gcp deployments"})
+    created.raise_for_status()
+    return True
+
+
+def register_gcp_deployments(settings: Settings, api_url: str) -> list[str]:
+    """Register every ``<flow>-gcp`` deployment on the GCP work pool at the Prefect API
+    `api_url` (Prefect Cloud or a self-hosted server); no code change, no image build here:
+    the image named in the job variables is built by CI from compose/Dockerfile."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    ensure_work_pool(api_url)
+    variables = gcp_job_variables(settings)
+    names = []
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), \
+            get_client(sync_client=True) as client:
+        for spec in DEPLOYMENTS:
+            flow = load_flow(spec.flow)
+            name = deployment_name(spec.flow, "gcp")
+            schedules = [DeploymentScheduleCreate(schedule=CronSchedule(cron=spec.cron, timezone="UTC"))
+                         ] if spec.cron else []
+            client.create_deployment(
+                flow_id=client.create_flow_from_name(flow.name),
+                name=name,
+                work_pool_name=GCP_WORK_POOL.name,
+                entrypoint=f"flows/{spec.flow}.py:{spec.flow}",
+                # The image holds the repository at /app (compose/Dockerfile).
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}],
+                job_variables=variables,
+                schedules=schedules,
+                parameter_openapi_schema=flow.parameters.model_dump(),
+                description=spec.description,
+                tags=["gcp"],
+            )
+            names.append(f"{flow.name}/{name}")
+    return names
 
 
 if __name__ == "__main__":

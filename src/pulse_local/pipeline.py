@@ -1,7 +1,9 @@
 """`pulse-local run`: the pipeline once, stage by stage, with a summary table.
 
-Stages are added as the pipeline's parts land; each is a function `(settings) -> str` that
-raises on failure. A failing stage stops the run and the exit code is non-zero.
+Stages: stack check, fixtures generated and replayed through the webhook processor, the
+`etl_pipeline` flow (CDC drain, dbt build and tests, validation), the `stream_events` flow, the
+`monitor_pipeline` flow. Each is a function `(settings) -> str` that raises on failure; a
+failing stage stops the run and the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -42,17 +46,102 @@ def stage_check_stack(settings: Settings) -> str:
     return ", ".join(f"{r.service} {r.seconds * 1000:.0f} ms" for r in results)
 
 
+def stage_fixtures(settings: Settings) -> str:
+    """Generate the fixture set (deterministic: same scale and seed, same bytes)."""
+    from pulse_local.source.fixtures import generate
+
+    counts = generate(settings.fixture_scale, settings.fixture_seed, fixtures_dir(settings))
+    return (f"{counts['responses']} responses, {counts['deliveries']} webhooks, {counts['users']} "
+            f"users, {counts['tenants']} tenants (scale {settings.fixture_scale}, seed "
+            f"{settings.fixture_seed})")
+
+
+def fixtures_dir(settings: Settings) -> Path:
+    """Where `make run` generates its fixtures: the state directory, one folder per scale/seed."""
+    return settings.state_dir / "fixtures" / f"scale-{settings.fixture_scale}-seed-{settings.fixture_seed}"
+
+
 def stage_replay_fixtures(settings: Settings) -> str:
     """Reference data into Postgres, then every fixture webhook through the processor."""
     from pulse_local.orchestration import load_flow
 
-    outcome = load_flow("replay_fixtures")()
+    outcome = load_flow("replay_fixtures")(directory=str(fixtures_dir(settings)))
     return f"{outcome['accepted']} webhooks accepted"
+
+
+def stage_etl_pipeline(settings: Settings) -> str:
+    """The `etl_pipeline` flow: source checks, CDC drain, dbt build, validation, notification."""
+    from pulse_local.orchestration import load_flow
+
+    outcome = load_flow("etl_pipeline")()
+    lines = []
+    for step in outcome["steps"]:
+        lines.append(f"{step['name']} {step['seconds']:.1f}s: {_describe(step['name'], step['result'])}")
+    return "\n".join(lines)
+
+
+def _describe(name: str, result: Any) -> str:
+    """One line per etl step for the summary table."""
+    if name == "source_checks":
+        return ", ".join(f"{table} {n}" for table, n in result.items())
+    if name == "cdc_drain":
+        how = "service had landed them" if result["waited_for_service"] else "drained"
+        return f"{result['changes']} changes, {result['backfilled_rows']} backfilled ({how})"
+    if name == "dbt_build":
+        return (f"{result['models']} models, tests {result['tests_passed']} passed, "
+                f"{result['tests_failed']} failed")
+    if name == "validate":
+        return (f"responses source {result['source_responses']} = staging "
+                f"{result['staging_responses']} = fact {result['fact_responses']}; users "
+                f"{result['source_users']} = current {result['current_users']}")
+    return "sent" if name == "notify" else str(result)[:200]
+
+
+def stage_stream_events(settings: Settings) -> str:
+    """The `stream_events` flow drains the subscription; then Bigtable is read back through the
+    serving layer, tenant by tenant."""
+    from pulse_local.orchestration import load_flow
+
+    report = load_flow("stream_events")()
+    total, tenants = bigtable_event_totals(settings)
+    return (f"{report['written']} written by this run ({report['duplicates']} duplicates, "
+            f"{report['dead_lettered']} dead-lettered); Bigtable holds {total} events of "
+            f"{tenants} tenants")
+
+
+def bigtable_event_totals(settings: Settings) -> tuple[int, int]:
+    """All-time event count over every tenant of the source database, via the serving layer."""
+    import uuid
+
+    import psycopg
+
+    from pulse_local.serving import ServingStore, live_counters
+
+    with psycopg.connect(settings.admin_dsn(), connect_timeout=5) as conn:
+        tenant_ids = [row[0] for row in conn.execute("select id from organizations")]
+    store = ServingStore.for_settings(settings)
+    try:
+        total = sum(live_counters(store, uuid.UUID(str(t))).total.events for t in tenant_ids)
+    finally:
+        store.close()
+    return total, len(tenant_ids)
+
+
+def stage_monitor(settings: Settings) -> str:
+    """The `monitor_pipeline` flow: freshness, completeness, lag, dead letters, dbt tests."""
+    from pulse_local.orchestration import load_flow
+
+    outcome = load_flow("monitor_pipeline")()
+    return str(outcome["summary"])
 
 
 STAGES: list[tuple[str, Callable[[Settings], str]]] = [
     ("check_stack", stage_check_stack),
+    ("fixtures", stage_fixtures),
     ("replay_fixtures", stage_replay_fixtures),
+    ("etl_pipeline", stage_etl_pipeline),
+    ("stream_events", stage_stream_events),
+    ("monitor_pipeline", stage_monitor),
 ]
 
 
@@ -71,7 +160,10 @@ def run_pipeline(settings: Settings, console: Console) -> RunSummary:
             )
             break
     table = Table("stage", "result", "seconds", "detail", title="pulse-local run")
+    total = sum(s.seconds for s in summary.stages)
     for s in summary.stages:
         table.add_row(s.name, "[green]ok[/]" if s.ok else "[red]FAILED[/]", f"{s.seconds:.1f}", s.detail)
     console.print(table)
+    verdict = "[green]pipeline ok[/]" if summary.ok else "[red]pipeline FAILED[/]"
+    console.print(f"{verdict} in {total:.1f}s")
     return summary

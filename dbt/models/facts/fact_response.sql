@@ -83,7 +83,9 @@ user_versions as (
                      and (u.valid_to is null or r.submitted_at < u.valid_to) then 0
                 else 1
             end,
-            u.valid_from
+            u.valid_from,
+            -- versions committed in one source transaction share valid_from: the first wins
+            u.version_number
     ) = 1
 )
 

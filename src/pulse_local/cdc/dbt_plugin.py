@@ -30,6 +30,13 @@ class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
 
     def configure_connection(self, conn: Any) -> None:
         settings = load_settings()
+        # The streaming raw sink lands next to the CDC (on GCP raw.pubsub_response_events is the
+        # BigQuery subscription's table): expose its files as views too (monitoring reads them).
+        from pulse_local.streaming.sink import raw_events_dir, view_sql
+
+        events = raw_events_dir(settings)
+        if events.is_dir() and any(events.rglob("*.parquet")):
+            conn.execute(view_sql(events))
         config = load_stream_config()
         if not config.raw_dir(settings).is_dir():
             log.warning("no CDC landing directory at %s: raw views not created",

@@ -10,7 +10,7 @@ import os
 # gRPC's fork handlers only print warnings then, so they are turned off.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from pulse_local.stack.base import ServiceStatus, Stack, StartReport  # noqa: E402
-from pulse_local.stack.select import stack_for  # noqa: E402
+from pulse_local.stack.base import ServiceStatus, Stack, StartReport
+from pulse_local.stack.select import stack_for
 
 __all__ = ["ServiceStatus", "Stack", "StartReport", "stack_for"]

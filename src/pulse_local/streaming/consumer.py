@@ -2,16 +2,17 @@
 
 Threads of one consumer process:
 
-* the Pub/Sub client's streaming pulls (``options.streams`` of them, each with its own
-  `FlowControl`): the callback only puts the message on a queue, so flow control bounds
-  the queue (a message counts against it until it is acked or nacked);
+* the intake: ``options.streams`` threads of unary ``Pull`` with our own leases and flow
+  control (`pulse_local.streaming.intake`, the default; why: see there), or the client
+  library's streaming pulls (``intake=streaming``); either way the callback only puts the
+  message on a queue and flow control bounds it (a message counts until acked or nacked);
 * ``options.workers`` writers: take up to ``batch_size`` messages (waiting at most
   ``batch_wait_ms`` to fill a batch), validate, land them in the raw sink, write Bigtable
   (`EventStore.write`), and only then ack; failures nack (Pub/Sub redelivers) or, after the
   declared number of attempts, go to the dead-letter topic with a ``reason`` attribute;
-* a supervisor that resubscribes with backoff when a stream ends with an error (emulator
-  restarted, subscription not yet declared, network), and a maintenance loop (delayed marker
-  cleanup, heartbeat file, peak RSS).
+* retries with backoff when Pub/Sub fails (emulator restarted, subscription not yet
+  declared, network), and a maintenance loop (delayed marker cleanup, heartbeat file, peak
+  RSS).
 
 `Consumer.stop` (SIGTERM/SIGINT in the CLI) stops intake, finishes and acks what is in hand,
 then closes the streams.
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pulse_local.config import Settings
 from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
+from pulse_local.streaming.intake import PullIntake
 from pulse_local.streaming.options import (
     BIGQUERY_SUBSCRIPTION,
     DeadLetterConfig,
@@ -118,6 +120,7 @@ class Consumer:
         self._subscriber: Any = None
         self._store: EventStore | None = None
         self._sink: RawEventSink | None = None
+        self._intake: PullIntake | None = None
 
     # Public -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -144,7 +147,12 @@ class Consumer:
         self._intake_open.set()
         threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)
                    for i in range(self.options.workers)]
-        threads.append(threading.Thread(target=self._supervise, name="supervisor", daemon=True))
+        if self.options.intake == "pull":
+            self._intake = self._pull_intake()
+            self._intake.start()
+        else:
+            threads.append(threading.Thread(target=self._supervise, name="supervisor",
+                                            daemon=True))
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
         for thread in threads:
             thread.start()
@@ -169,7 +177,7 @@ class Consumer:
                 quiet = self._in_flight == 0
             if max_messages is not None and finished >= max_messages:
                 return "max_messages"
-            if (idle_timeout is not None and quiet and self._opened_once.is_set()
+            if (idle_timeout is not None and quiet and self._is_open(ever=True)
                     and time.monotonic() - idle_since >= idle_timeout):
                 return "idle"
         return "stop"
@@ -178,6 +186,8 @@ class Consumer:
         """Stop intake (new and queued deliveries are nacked), let the writers finish the
         batches they hold (acked once durable), then stop every thread and close the streams."""
         self._intake_open.clear()
+        if self._intake is not None:
+            self._intake.close()
         self._drain_queue_nack()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -200,6 +210,33 @@ class Consumer:
             self._done(1)
 
     # Pub/Sub ----------------------------------------------------------------------------------
+    def _pull_intake(self) -> PullIntake:
+        path = self._subscriber.subscription_path(self.settings.project,
+                                                  self.options.subscription)
+        return PullIntake(self._subscriber, path, self._on_message,
+                          pullers=self.options.streams,
+                          capacity=self.options.streams * self.options.max_messages,
+                          max_bytes=self.options.streams * self.options.max_bytes,
+                          lease_seconds=self.options.lease_seconds)
+
+    def _is_open(self, *, ever: bool = False) -> bool:
+        """Whether Pub/Sub answers now (or, with ``ever``, answered once since `run`)."""
+        if self._intake is not None:
+            if self._intake.connected.is_set():
+                self._opened_once.set()
+            return self._opened_once.is_set() if ever else self._intake.connected.is_set()
+        return self._opened_once.is_set() if ever else self._subscribed
+
+    def _settle(self, acks: list[Message], nacks: list[Message]) -> None:
+        """Ack and nack a batch's deliveries (batched RPCs with the pull intake)."""
+        if self._intake is not None:
+            self._intake.settle(acks, nacks)  # type: ignore[arg-type]
+            return
+        for message in acks:
+            message.ack()
+        for message in nacks:
+            message.nack()
+
     def _on_message(self, message: Message) -> None:
         """Streaming-pull callback: hand the message to the writers (or nack when stopping)."""
         if not self._intake_open.is_set():
@@ -291,8 +328,7 @@ class Consumer:
             except Exception:  # a bug: keep the worker alive, Pub/Sub redelivers the batch
                 log.exception("unexpected error processing a batch of %d; nacking it",
                               len(batch))
-                for message in batch:
-                    message.nack()
+                self._settle([], batch)
                 self._done(len(batch))
 
     def _done(self, count: int) -> None:
@@ -330,8 +366,7 @@ class Consumer:
             result = self._store.write(delivered)
         except Exception as exc:  # noqa: BLE001 - infrastructure: every message is retried as a whole
             log.warning("batch of %d failed, nacking for redelivery: %s", len(batch), exc)
-            for message in batch:
-                message.nack()
+            self._settle([], batch)
             with self._lock:
                 self.report.retried += len(batch)
                 self.report.errors = (self.report.errors + [str(exc)[:300]])[-20:]
@@ -351,10 +386,7 @@ class Consumer:
         dead = self._dead_letter(to_dlq)
         acks += dead
         nacks += [m for m, _, _ in to_dlq if m not in dead]
-        for message in acks:
-            message.ack()
-        for message in nacks:
-            message.nack()
+        self._settle(acks, nacks)
         with self._lock:
             self.report.batches += 1
             self.report.written += len(result.written)
@@ -435,11 +467,15 @@ class Consumer:
     def _write_status(self, *, final: bool = False) -> None:
         if self.status_path is None:
             return
+        subscribed = self._is_open()
         with self._lock:
+            if self._intake is not None:
+                self.report.resubscribed = self._intake.reconnects
+                self.report.errors = self._intake.errors[-20:] or self.report.errors
             status = {"pid": os.getpid(), "updated_at": time.time(),
-                      "subscribed": self._subscribed and not final, "stopped": final,
+                      "subscribed": subscribed and not final, "stopped": final,
                       "in_flight": self._in_flight, **asdict(self.report)}
-        tmp = self.status_path.with_suffix(".tmp")
+        tmp = self.status_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.status_path)

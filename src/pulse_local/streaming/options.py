@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,8 +20,8 @@ BIGQUERY_SUBSCRIPTION = "response-events-bigquery"
 
 
 class StreamingOptions(BaseSettings):
-    """Consumer settings. Flow control is per stream: at most ``streams * max_messages``
-    messages (and ``streams * max_bytes`` bytes) are held unacknowledged by one process."""
+    """Consumer settings. Flow control: at most ``streams * max_messages`` messages (and
+    ``streams * max_bytes`` bytes) are held unacknowledged by one process."""
 
     model_config = SettingsConfigDict(env_prefix="PULSE_STREAMING_", env_file=".env",
                                       extra="ignore")
@@ -29,7 +30,15 @@ class StreamingOptions(BaseSettings):
     policy_subscription: str | None = Field(
         None, description="Declared subscription whose dead_letter_policy applies "
                           "(default: `subscription`).")
-    streams: int = Field(4, ge=1, le=16, description="Parallel streaming pulls.")
+    intake: Literal["pull", "streaming"] = Field(
+        "pull", description="Unary Pull with our own leases (default: the emulator leaks the "
+                            "streaming pulls of a killed consumer, see intake.py), or the "
+                            "client library's streaming pull.")
+    streams: int = Field(4, ge=1, le=16, description="Parallel pull threads (or streaming pulls).")
+    lease_seconds: int = Field(
+        10, ge=10, le=600,
+        description="Pull intake: ack deadline of held messages, extended while they are held; "
+                    "a crashed consumer's messages are redelivered this long after it died.")
     max_messages: int = Field(1000, ge=1, description="Flow control: messages per stream.")
     max_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Flow control: bytes per stream.")
     max_lease_extension: int = Field(

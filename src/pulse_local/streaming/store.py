@@ -52,6 +52,8 @@ COUNTERS = ("events", "complete", "scored", "flagged", "score_milli", "max_score
 COUNTER_QUALIFIER_REGEX = b"[a-z_]+"
 MARKER_PREFIX = b"~"
 APPLY, UNDO = b"+", b"-"
+#: Correction rounds of one aggregate row before the batch is retried instead.
+_MAX_CORRECTIONS = 8
 #: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
 DEDUP_WINDOW = timedelta(days=7)
 #: Cell timestamps must be multiples of 1000 µs on Bigtable.
@@ -273,26 +275,40 @@ class EventStore:
         return result
 
     def _apply_row(self, pending: _Pending) -> int:
-        """Increment one aggregate row for a batch and undo repeats; returns events undone."""
+        """Increment one aggregate row for a batch, then correct every event whose marker says
+        it is not counted exactly once; returns the number of events corrected.
+
+        Each call is atomic and returns the markers after it, so the rule "whoever sees a net
+        of n != 1 applies 1 - n" converges to 1 for every event: concurrent correctors each
+        act on the state after their own call, and the last call anyone makes returns 1. It also
+        heals an earlier attempt killed between its increment and its correction (its message
+        was not marked done, so the redelivery sees a net of 3 and takes 2 back)."""
         rules: list[tuple[str, bytes, int | bytes]] = [
             (COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
         rules += [(COUNTS, marker_qualifier(e), APPLY) for e in pending.events]
         values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules)
-        repeats = [e for e in pending.events
-                   if marker_net(values.get(marker_qualifier(e), APPLY)) > 1]
-        if not repeats:
-            return 0
-        undo: dict[str, int] = defaultdict(int)
-        for event_id in repeats:
-            for column, amount in pending.events[event_id].items():
-                undo[column] -= amount
-        log.warning("row %r: %d event(s) were already counted (an earlier attempt or a "
-                    "concurrent duplicate); undoing the repeat", pending.row, len(repeats))
-        undo_rules: list[tuple[str, bytes, int | bytes]] = [
-            (COUNTS, c.encode(), n) for c, n in undo.items() if n]
-        undo_rules += [(COUNTS, marker_qualifier(e), UNDO) for e in repeats]
-        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, undo_rules)
-        return len(repeats)
+        corrected: set[uuid.UUID] = set()
+        for _ in range(_MAX_CORRECTIONS):
+            fix = {e: 1 - marker_net(values.get(marker_qualifier(e), APPLY))
+                   for e in pending.events}
+            fix = {e: k for e, k in fix.items() if k}
+            if not fix:
+                return len(corrected)
+            corrected.update(fix)
+            change: dict[str, int] = defaultdict(int)
+            for event_id, k in fix.items():
+                for column, amount in pending.events[event_id].items():
+                    change[column] += amount * k
+            log.warning("row %r: %d event(s) were not counted exactly once (an earlier attempt "
+                        "or a concurrent duplicate); correcting", pending.row, len(fix))
+            fix_rules: list[tuple[str, bytes, int | bytes]] = [
+                (COUNTS, c.encode(), n) for c, n in change.items() if n]
+            fix_rules += [(COUNTS, marker_qualifier(e), (APPLY if k > 0 else UNDO) * abs(k))
+                          for e, k in fix.items()]
+            values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules)
+        raise BigtableWriteError(
+            f"row {pending.row!r}: counters still not exact after {_MAX_CORRECTIONS} "
+            "corrections (heavy concurrent redelivery?); the batch is retried")
 
     # Markers --------------------------------------------------------------------------------
     def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:

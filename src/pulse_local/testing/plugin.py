@@ -35,9 +35,17 @@ def _test_state_dir() -> Path:
 
 
 def make_test_settings() -> Settings:
-    """Settings for an isolated stack: own state directory, free ports."""
+    """Settings for an isolated stack: own state directory, free ports.
+
+    Addresses that the environment may carry from another stack (the session's, or a user's
+    `eval "$(pulse-local env)"`) are cleared, so every client derives them from these ports."""
     mode = os.environ.get("PULSE_TEST_STACK", "auto")
     return Settings(
+        database_url=None,
+        admin_database_url=None,
+        pubsub_emulator_host=None,
+        bigtable_emulator_host=None,
+        prefect_api_url=None,
         profile="local",
         stack=mode,  # type: ignore[arg-type]
         state_dir=_test_state_dir(),

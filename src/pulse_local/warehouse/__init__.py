@@ -4,6 +4,10 @@
   = DuckDB through the BigQuery->DuckDB translation plugin, ``gcp`` = BigQuery).
 * `check_gcp_offline(settings)` parses and compiles the project for BigQuery without any
   network access and checks that every compiled statement is valid BigQuery SQL.
+* `pulse_local.warehouse.check`: per node, does it translate to DuckDB / parse as BigQuery
+  (`pulse-local dbt check`), without running anything.
+* `keep_run(settings, result)` keeps a run's ``run_results.json`` under
+  ``<state_dir>/dbt/runs/<UTC start>-<command>/``.
 * `pulse_local.warehouse.raw` describes the raw layer (Datastream's BigQuery shape).
 """
 
@@ -15,11 +19,15 @@ from pulse_local.warehouse.dbt import (
     DbtError,
     DbtNodeResult,
     DbtResult,
+    WarehouseLocked,
     check_gcp_offline,
+    compile_for_bigquery,
     compile_gcp_offline,
     dbt_env,
+    dbt_work_dir,
     run_dbt,
 )
+from pulse_local.warehouse.runs import keep_run, latest_run, runs_dir, summarize
 
 __all__ = [
     "DBT_PROJECT_DIR",
@@ -27,8 +35,15 @@ __all__ = [
     "DbtError",
     "DbtNodeResult",
     "DbtResult",
+    "WarehouseLocked",
     "check_gcp_offline",
+    "compile_for_bigquery",
     "compile_gcp_offline",
     "dbt_env",
+    "dbt_work_dir",
+    "keep_run",
+    "latest_run",
     "run_dbt",
+    "runs_dir",
+    "summarize",
 ]

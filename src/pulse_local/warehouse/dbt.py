@@ -162,32 +162,6 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def refresh_raw_views(settings: Settings) -> list[str]:
-    """(Re)create the DuckDB views ``raw.<table>`` over the Parquet files the local CDC landed.
-
-    Does nothing (returns []) when nothing was landed yet; returns the tables with a view.
-    """
-    try:
-        from pulse_local.cdc import load_stream_config, refresh_views
-    except ImportError:  # the CDC package is not there: the raw relations come from elsewhere
-        return []
-    try:
-        config = load_stream_config()
-    except (PulseError, OSError, ValueError):  # no usable stream declaration: nothing landed here
-        return []
-    landing = config.raw_dir(settings)
-    if not landing.is_dir() or not any(landing.glob("*/*")):
-        return []
-    import duckdb
-
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(settings.duckdb_path))
-    try:
-        return list(refresh_views(con, settings, config))
-    finally:
-        con.close()
-
-
 def _has_flag(args: Sequence[str], *flags: str) -> bool:
     return any(a == f or a.startswith(f + "=") for a in args for f in flags)
 
@@ -238,6 +212,55 @@ def _failure_message(result: DbtResult) -> str:
     return "\n".join(lines)
 
 
+def dbt_work_dir(settings: Settings) -> Path:
+    """Where `run_dbt` writes dbt's ``target/`` and ``logs/`` by default: ``<state_dir>/dbt``.
+
+    One per state directory, so partial parsing stays warm between runs of one stack and
+    two stacks (or a test session and `make up`) never share dbt's state."""
+    return settings.state_dir / "dbt"
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
+
+    DuckDB allows one writing process per file: without this, the process that ran dbt
+    would keep the warehouse locked until it exits (the CDC views, the streaming sink and
+    `pulse-local doctor` open the same file). Nothing to do for other adapters."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # dbt-duckdb not installed: nothing can hold a DuckDB file
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if environment is not None:
+            environment.close()
+
+
+def _holder(pid: int) -> str:
+    import psutil
+
+    try:
+        return " ".join(psutil.Process(pid).cmdline())[:160] or "no command line"
+    except psutil.Error as exc:  # it may have exited meanwhile: its pid still helps
+        return type(exc).__name__
+
+
+def _lock_error(result: DbtResult) -> WarehouseLocked | None:
+    """`WarehouseLocked` when dbt failed because another process holds the DuckDB file."""
+    texts = [result.error or "", *(n.message or "" for n in result.failed)]
+    for text in texts:
+        match = _LOCK_MESSAGE.search(text)
+        if match:
+            pid = int(match["pid"])
+            return WarehouseLocked(
+                f"the warehouse file {match['path']} is locked by another process "
+                f"(PID {pid}: {_holder(pid)}). DuckDB allows one writing process per file: "
+                "wait until that process is done or stop it, then run dbt again "
+                "(the dbt_build flow retries this by itself)", result)
+    return None
+
+
 def run_dbt(
     settings: Settings,
     args: list[str],
@@ -248,53 +271,60 @@ def run_dbt(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     quiet: bool = False,
-    refresh_raw: bool = True,
 ) -> DbtResult:
     """Run ``dbt <args>`` in-process for ``settings.profile`` and return every node's outcome.
 
     ``--project-dir``/``--profiles-dir`` point at ``dbt/`` (or `project_dir`), ``--target``
     is `target` or ``settings.profile``; `env` adds/overrides profile variables;
-    `target_path` moves ``target/`` and ``logs/`` (e.g. into a temporary directory).
-    On the local target the ``raw`` views over the CDC's Parquet files are refreshed first
-    (`refresh_raw_views`) unless `refresh_raw` is false.
+    `target_path` is where ``target/`` and ``logs/`` go (default `dbt_work_dir`). On the
+    local target the dbt-duckdb plugin ``pulse_local.cdc.dbt_plugin`` (profiles.yml)
+    refreshes the ``raw`` views over the CDC's landed files when dbt opens the warehouse;
+    the warehouse file is released when dbt returns.
 
     Raises `DbtError` naming the failing nodes and their messages when dbt fails and
     `check` is true (the default); otherwise the failure is in the returned result.
+    Raises `WarehouseLocked` (whatever `check` says: nothing ran) when another process
+    holds the DuckDB file.
     """
     from dbt.cli.main import dbtRunner
 
     project = Path(project_dir or DBT_PROJECT_DIR)
-    tgt = target or settings.profile
+    target = target or settings.profile
+    work = Path(target_path) if target_path is not None else dbt_work_dir(settings)
     cli = list(args)
     if not _has_flag(cli, "--project-dir"):
         cli += ["--project-dir", str(project)]
     if not _has_flag(cli, "--profiles-dir"):
         cli += ["--profiles-dir", str(project)]
     if not _has_flag(cli, "--target", "-t"):
-        cli += ["--target", tgt]
-    if target_path is not None:
-        if not _has_flag(cli, "--target-path"):
-            cli += ["--target-path", str(Path(target_path) / "target")]
-        if not _has_flag(cli, "--log-path"):
-            cli += ["--log-path", str(Path(target_path) / "logs")]
+        cli += ["--target", target]
+    if not _has_flag(cli, "--target-path"):
+        cli += ["--target-path", str(work / "target")]
+    if not _has_flag(cli, "--log-path"):
+        cli += ["--log-path", str(work / "logs")]
     if quiet and not _has_flag(cli, "--quiet", "-q"):
         cli.insert(0, "--quiet")
-    values = {**dbt_env(settings), "PULSE_PROFILE": tgt, **(env or {})}
+    values = {**dbt_env(settings), "PULSE_PROFILE": target, **(env or {})}
+    # profiles.yml's local output opens a DuckDB file there (DuckDB does not create folders)
+    Path(values["PULSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if tgt == "local":
-        Path(values["PULSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
-        if refresh_raw and "PULSE_DUCKDB_PATH" not in (env or {}):
-            refresh_raw_views(settings)
     with _LOCK, _environment(values):
-        raw = dbtRunner().invoke(cli)
+        try:
+            raw = dbtRunner().invoke(cli)
+        finally:
+            _release_duckdb()
     seconds = time.perf_counter() - started
     result = DbtResult(
-        args=list(args), target=tgt, success=bool(raw.success), seconds=seconds,
+        args=list(args), target=target, success=bool(raw.success), seconds=seconds,
         nodes=_node_results(raw.result), raw=raw.result,
         error=str(raw.exception) if raw.exception is not None else None,
     )
     if not result.success and result.error is None and not result.failed:
         result.error = "dbt reported a failure without a failing node (see dbt's log)"
+    if not result.success:
+        locked = _lock_error(result)
+        if locked is not None:
+            raise locked
     if check and not result.success:
         raise DbtError(_failure_message(result), result)
     return result
@@ -367,6 +397,39 @@ def compile_gcp_offline(
     Raises `DbtError` when dbt fails and `BigQuerySqlError` naming each node whose compiled
     SQL is not valid BigQuery SQL.
     """
+    compiled = compile_for_bigquery(settings, project_dir=project_dir, target_path=target_path)
+    problems: list[str] = []
+    checked = 0
+    for node in compiled.nodes:
+        if not node.compiled_code:
+            continue
+        checked += 1
+        for problem in bigquery_parse_errors(node.compiled_code):
+            problems.append(f"  - {node.resource_type} {node.name}: {problem}")
+    if checked == 0:
+        raise BigQuerySqlError("dbt compile (target gcp) returned no compiled SQL to check", compiled)
+    if problems:
+        raise BigQuerySqlError(
+            f"{len(problems)} compiled statement(s) of target gcp are not valid BigQuery SQL:\n"
+            + "\n".join(problems), compiled,
+        )
+    return compiled
+
+
+def compile_for_bigquery(
+    settings: Settings,
+    *,
+    project_dir: Path | None = None,
+    target_path: Path | None = None,
+    select: Sequence[str] = (),
+    check: bool = True,
+) -> DbtResult:
+    """``dbt parse`` + ``dbt --no-populate-cache compile`` for target gcp with a throw-away
+    service-account keyfile and no network; the compiled SQL is not checked here.
+
+    `select` adds dbt arguments such as ``["--select", "fact_response"]``. Raises `DbtError`
+    when the project does not parse, and when a node does not compile unless `check` is
+    false (the failure is then in the result)."""
     with tempfile.TemporaryDirectory(prefix="pulse-gcp-offline-") as tmp:
         tmpdir = Path(tmp)
         keyfile = _dummy_keyfile(tmpdir, settings.project)
@@ -385,22 +448,6 @@ def compile_gcp_offline(
         offline = ["--vars", "{pulse_offline_compile: true}"]
         run_dbt(settings, ["parse", "--no-partial-parse", *offline], **common)  # type: ignore[arg-type]
         # Unit tests need the warehouse's column types (a query): they run on local only.
-        compiled = run_dbt(settings, ["--no-populate-cache", "compile", *offline,
-                                      "--exclude", "resource_type:unit_test"],
-                           **common)  # type: ignore[arg-type]
-    problems: list[str] = []
-    checked = 0
-    for node in compiled.nodes:
-        if not node.compiled_code:
-            continue
-        checked += 1
-        for problem in bigquery_parse_errors(node.compiled_code):
-            problems.append(f"  - {node.resource_type} {node.name}: {problem}")
-    if checked == 0:
-        raise BigQuerySqlError("dbt compile (target gcp) returned no compiled SQL to check", compiled)
-    if problems:
-        raise BigQuerySqlError(
-            f"{len(problems)} compiled statement(s) of target gcp are not valid BigQuery SQL:\n"
-            + "\n".join(problems), compiled,
-        )
-    return compiled
+        return run_dbt(settings, ["--no-populate-cache", "compile", *offline,
+                                  "--exclude", "resource_type:unit_test", *select],
+                       check=check, **common)  # type: ignore[arg-type]

@@ -8,33 +8,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
 import pytest
+from cdc_pipeline import DELIVERIES_PER_TENANT, Landed
 
 from pulse_local.config import Settings
-from pulse_local.warehouse import DbtResult, run_dbt
 
 pytestmark = pytest.mark.integration
 
-#: Deliveries replayed per tenant: enough for duplicates, partial responses and revisions.
-DELIVERIES_PER_TENANT = 400
 TRACKED = ("department", "role", "location", "team_id")
-
-
-def _trim_webhooks(directory: Path, per_tenant: int) -> int:
-    """Keep the first `per_tenant` deliveries of every tenant (same order as Typeform sent)."""
-    kept = 0
-    for path in (directory / "webhooks").glob("*.jsonl"):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:per_tenant]
-        path.write_text("".join(lines), encoding="utf-8")
-        kept += len(lines)
-    return kept
 
 
 def _warehouse(settings: Settings, sql: str) -> list[dict[str, Any]]:
@@ -54,34 +40,6 @@ def _source(settings: Settings, sql: str) -> list[dict[str, Any]]:
         cur.execute(sql)
         names = [d.name for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-class Landed:
-    """What the module's one pipeline run produced."""
-
-    def __init__(self, settings: Settings, fixtures: Path, statuses: dict[int, int],
-                 build: DbtResult) -> None:
-        self.settings, self.fixtures, self.statuses, self.build = settings, fixtures, statuses, build
-
-
-@pytest.fixture(scope="module")
-def landed(pulse_stack: Any, pulse_settings: Settings,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
-    from pulse_local.cdc import drain
-    from pulse_local.source.fixtures import generate
-    from pulse_local.source.migrations import migrate
-    from pulse_local.source.replay import replay
-    from pulse_local.source.seed import seed_reference_data
-
-    migrate(pulse_settings)
-    fixtures = tmp_path_factory.mktemp("dbt-cdc-fixtures")
-    generate(2, 7, fixtures)  # the set tests/integration/ingest and source seed: same tenants
-    assert _trim_webhooks(fixtures, DELIVERIES_PER_TENANT) == 2 * DELIVERIES_PER_TENANT
-    seed_reference_data(pulse_settings, fixtures)
-    statuses = replay(pulse_settings, fixtures, concurrency=8, progress=False)
-    drain(pulse_settings, timeout=120)
-    build = run_dbt(pulse_settings, ["build"], quiet=True)
-    yield Landed(pulse_settings, fixtures, statuses, build)
 
 
 def test_replay_was_accepted_and_cdc_landed_the_raw_layer(landed: Landed) -> None:
@@ -126,7 +84,7 @@ def test_fact_response_equals_the_source(landed: Landed) -> None:
             assert Decimal(fact["score"]) == src["total_score"], rid
             assert Decimal(fact["max_score"]) == src["max_score"], rid
     assert sum(f["revision"] > 1 for f in facts.values()) >= 1     # a revision came through CDC
-    assert sum(not f["is_complete"] for f in facts.values()) >= 1  # and a partial response
+    assert len({f["answered_count"] for f in facts.values()}) > 2  # optional questions skipped
 
 
 def test_run_summary_and_tenants_equal_the_source(landed: Landed) -> None:
@@ -182,3 +140,18 @@ def test_user_versions_follow_the_captured_history(landed: Landed) -> None:
     versions = Counter(r["user_id"] for r in scd)
     assert {u: versions[u] for u in expected} == dict(expected)
     assert max(expected.values()) >= 2
+
+
+def test_cli_dbt_test_runs_on_the_stack_warehouse_and_keeps_the_run(landed: Landed) -> None:
+    from typer.testing import CliRunner
+
+    from pulse_local.cli import app
+    from pulse_local.warehouse import latest_run
+
+    result = CliRunner().invoke(app, ["dbt", "test", "--select", "dim_tenant"])
+    assert result.exit_code == 0, result.output
+    assert "dbt test (target local)" in result.output and "error" not in result.output
+    run = latest_run(landed.settings)
+    assert run is not None and run.name.endswith("-test")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["tests"] == summary["tests_passed"] >= 4 and summary["models"] == 0

@@ -233,7 +233,7 @@ def test_gcp_target_parses_and_compiles_offline_as_bigquery(warehouse: Warehouse
     result = compile_gcp_offline(settings, target_path=warehouse.root / "gcp-work")
     compiled = {n.name: n.compiled_code for n in result.nodes if n.compiled_code}
     assert MODELS <= set(compiled)
-    assert "`pulse-offline`.`raw`.`users`" in compiled["stg_user_changes"]
+    assert "`pulse-offline`.`raw`.`public_users`" in compiled["stg_user_changes"]  # Datastream's name
     assert "`pulse-offline`.`staging`.`stg_responses`" in compiled["fact_response"]
     assert "/* pulse-local" not in compiled["fact_response"]               # BigQuery SQL, untranslated
     manifest = json.loads((warehouse.root / "gcp-work" / "target" / "manifest.json").read_text())

@@ -23,7 +23,7 @@ from pulse_local.streaming.testing import (
 pytestmark = pytest.mark.integration
 
 #: Events of the run (PULSE_TEST_KILL_EVENTS overrides; see docs/streaming.md for timings).
-EVENTS = int(os.environ.get("PULSE_TEST_KILL_EVENTS", "5000"))
+EVENTS = int(os.environ.get("PULSE_TEST_KILL_EVENTS", "50000"))
 KILLS = 10
 
 
@@ -35,14 +35,21 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
     publish_events(publisher, stream_settings.project, events)
     rng = random.Random(3)
     consumer = spawn_consumer()
+    killed_at = []
     for _ in range(KILLS):
-        time.sleep(rng.uniform(2.0, 3.5))
+        # Kill mid-stream: once this consumer has counted new events, at a random moment.
+        before = tenant_total(stream_settings, tenant).events
+        wait_for(lambda before=before: tenant_total(stream_settings, tenant).events > before, 120,
+                 "the restarted consumer to count events", interval=0.1)
+        time.sleep(rng.uniform(0.0, 1.0))
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
+        killed_at.append(tenant_total(stream_settings, tenant).events)
         consumer = spawn_consumer()
+    assert killed_at[-1] < EVENTS, f"the run ended before the last kill: {killed_at}"
 
-    # A liveness bound, not a speed target: the emulator keeps handing messages to the killed
-    # consumers' dead streams until their leases expire (docs/streaming.md).
+    # A liveness bound, not a speed target: a killed consumer's messages come back once their
+    # lease (10 s) runs out.
     wait_for(lambda: tenant_total(stream_settings, tenant).events >= EVENTS, 360,
              f"{EVENTS} events counted", interval=1.0)
     time.sleep(2)  # anything still in flight would show up as an over-count now
@@ -55,5 +62,5 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
     ids = fact_event_ids(stream_settings, tenant)
     assert len(ids) == EVENTS
     assert set(ids) == {str(e.event_id) for e in events}
-    print(f"\n{EVENTS} events, {KILLS} SIGKILLs: exactly once in "
+    print(f"\n{EVENTS} events, {KILLS} SIGKILLs (at counts {killed_at}): exactly once in "
           f"{time.monotonic() - began:.1f} s")

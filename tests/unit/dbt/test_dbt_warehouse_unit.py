@@ -77,7 +77,8 @@ def test_reverse_key_score_macro_translates_and_scores() -> None:
 def test_profiles_have_local_and_gcp_targets() -> None:
     profiles = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["pulse"]["outputs"]
     assert profiles["local"]["type"] == "duckdb"
-    assert profiles["local"]["plugins"] == [{"module": "pulse_local.translate.dbt_plugin"}]
+    assert profiles["local"]["plugins"] == [{"module": "pulse_local.translate.dbt_plugin"},
+                                            {"module": "pulse_local.cdc.dbt_plugin"}]
     assert profiles["gcp"]["type"] == "bigquery"
     assert "PULSE_PROJECT" in profiles["gcp"]["project"] and "PULSE_LOCATION" in profiles["gcp"]["location"]
 
@@ -146,3 +147,21 @@ def test_generate_raw_small_is_consistent() -> None:
     assert 950 < len(live) <= 1000
     types = {r[0] for r in con.execute("SELECT DISTINCT datastream_metadata.change_type FROM raw.users").fetchall()}
     assert types == {"INSERT", "UPDATE-DELETE", "UPDATE-INSERT"}
+
+
+def test_raw_sources_are_append_only_in_the_stream_and_named_per_warehouse() -> None:
+    """The models read every change event (the SCD2 dimension needs the history): each table
+    they read must be captured append-only; names follow each warehouse's raw layer."""
+    from pulse_local.cdc import load_stream_config
+
+    sources = yaml.safe_load((MODELS_DIR / "staging" / "__sources.yml").read_text())["sources"][0]
+    read = {t["name"] for t in sources["tables"]}
+    stream = load_stream_config()
+    modes = {t: (stream.tables[t].mode if t in stream.tables else None) or stream.destination.mode
+             for t in read}
+    assert modes == {t: "append-only" for t in read}, modes
+    prefixes = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["raw_table_prefixes"]
+    assert prefixes == {"bigquery": "public_", "duckdb": ""}
+    for table in sources["tables"]:
+        assert table["identifier"] == (
+            "{{ var('raw_table_prefix', var('raw_table_prefixes')[target.type]) }}" + table["name"])

@@ -1,0 +1,118 @@
+"""`pulse-local dbt ...`: the dbt project from the command line, registered by ``pulse_local.cli``::
+
+    app.add_typer(dbt_app, name="dbt")   # pulse-local dbt check | build | test
+
+``check`` runs nothing: per node, whether it translates to DuckDB (``--target local``) or parses
+as BigQuery SQL after an offline compile (``--target gcp``). ``build`` and ``test`` run dbt
+in-process for ``PULSE_PROFILE`` and keep the run's ``run_results.json`` under
+``<state_dir>/dbt/runs/``. Failures print one line per failing node; exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+dbt_app = typer.Typer(help="The dbt project (dbt/): check translation, build, test.",
+                      no_args_is_help=True)
+
+_SELECT = typer.Option("--select", "-s", help="dbt node selection (e.g. fact_response+).")
+
+
+def _selection(select: str | None, exclude: str | None = None) -> list[str]:
+    args = ["--select", select] if select else []
+    return args + (["--exclude", exclude] if exclude else [])
+
+
+@dbt_app.command("check")
+def check(
+    target: Annotated[str, typer.Option(
+        help="local: does each node translate to DuckDB? gcp: offline compile, does each "
+             "node parse as BigQuery SQL?")] = "local",
+    select: Annotated[str | None, _SELECT] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Another dbt project (default: the repository's dbt/).")] = None,
+) -> None:
+    """For every model, test, snapshot and hook: does it translate (and what stops it)? Runs nothing.
+
+    Exit code 1 when any node does not pass; each failure names the node, its file, the line
+    and column, and the construct.
+
+    Example: pulse-local dbt check && pulse-local dbt check --target gcp
+    """
+    from pulse_local.config import load_settings
+    from pulse_local.warehouse.check import check_project
+
+    report = check_project(load_settings(), target, select=_selection(select),
+                           project_dir=project_dir)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        table = Table("node", "type", "file", "result")
+        for n in sorted(report.nodes, key=lambda n: (n.ok, n.path, n.name)):
+            result = "[green]ok[/]" if n.ok else f"[red]{n.construct or 'fails'}[/]"
+            table.add_row(n.name, n.resource_type, n.path, result)
+        console.print(table)
+        for n in report.failed:
+            err.print(f"[red]x[/] {n.describe()}", highlight=False)
+            if n.offending_line:
+                err.print(f"    offending line: {n.offending_line}", highlight=False)
+            if n.hint:
+                err.print(f"    {n.hint}", highlight=False)
+        console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _run(command: str, args: list[str]) -> None:
+    from pulse_local.config import load_settings
+    from pulse_local.warehouse import DbtError, keep_run, run_dbt
+    from pulse_local.warehouse.dbt import _failure_message
+
+    settings = load_settings()
+    result = run_dbt(settings, [command, *args], check=False, quiet=True)
+    run_dir = keep_run(settings, result)
+    failed = {n.unique_id for n in result.failed}
+    table = Table("node", "type", "status", "s")
+    for n in sorted(result.nodes, key=lambda n: (n.unique_id not in failed, -n.time))[:15]:
+        colour = "red" if n.unique_id in failed else "green"
+        table.add_row(n.name, n.resource_type, f"[{colour}]{n.status}[/]", f"{n.time:.2f}")
+    console.print(table)
+    console.print(f"{result.summary()}; run results in {run_dir}")
+    if not result.success:
+        err.print(f"[red]error:[/] {DbtError(_failure_message(result))}", highlight=False)
+        raise typer.Exit(1)
+
+
+@dbt_app.command("build")
+def build(
+    select: Annotated[str | None, _SELECT] = None,
+    exclude: Annotated[str | None, typer.Option(help="dbt nodes to leave out.")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
+) -> None:
+    """Run the models and their tests (dbt build) on the PULSE_PROFILE warehouse.
+
+    Example: pulse-local dbt build --select fact_response+
+    """
+    _run("build", _selection(select, exclude) + (["--full-refresh"] if full_refresh else []))
+
+
+@dbt_app.command("test")
+def test(
+    select: Annotated[str | None, _SELECT] = None,
+    exclude: Annotated[str | None, typer.Option(help="dbt nodes to leave out.")] = None,
+) -> None:
+    """Run the data and unit tests (dbt test) on the built warehouse.
+
+    Example: pulse-local dbt test --select dim_user_scd
+    """
+    _run("test", _selection(select, exclude))

@@ -1,0 +1,60 @@
+"""Deployments against the session's real Prefect server: the stack's `<flow>-local` ones are
+served with their schedules, and the `<flow>-gcp` ones register on the Cloud Run work pool
+declared in flows/deployments.yaml without any code change (offline: no image is built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from pulse_local.config import Settings
+from pulse_local.orchestration import (
+    DEPLOYMENTS,
+    GCP_WORK_POOL,
+    ensure_work_pool,
+    register_gcp_deployments,
+)
+from pulse_local.stack.services import prefect_api_url
+
+pytestmark = pytest.mark.integration
+
+
+def _deployments(api: str) -> dict[str, dict[str, Any]]:
+    found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=10).json()
+    return {d["name"]: d for d in found}
+
+
+def test_local_deployments_are_served_with_the_declared_schedules(
+        pulse_stack: Any, pulse_settings: Settings) -> None:
+    have = _deployments(prefect_api_url(pulse_settings))
+    for spec in DEPLOYMENTS:
+        deployment = have[f"{spec.flow}-local"]
+        crons = [s["schedule"].get("cron") for s in deployment["schedules"]]
+        assert crons == ([spec.cron] if spec.cron else []), spec.flow
+
+
+def test_gcp_deployments_register_on_the_cloud_run_work_pool(
+        pulse_stack: Any, pulse_settings: Settings) -> None:
+    api = prefect_api_url(pulse_settings)
+    names = register_gcp_deployments(pulse_settings, api)
+    assert len(names) == len(DEPLOYMENTS)
+    pool = httpx.get(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10).json()
+    assert pool["type"] == "cloud-run-v2"
+    assert "region" in pool["base_job_template"]["variables"]["properties"]
+    assert ensure_work_pool(api) is False  # a second registration creates no second pool
+
+    have = _deployments(api)
+    for spec in DEPLOYMENTS:
+        deployment = have[f"{spec.flow}-gcp"]
+        assert deployment["work_pool_name"] == GCP_WORK_POOL.name
+        assert deployment["entrypoint"] == f"flows/{spec.flow}.py:{spec.flow}"
+        assert deployment["job_variables"]["image"].startswith("europe-west1-docker.pkg.dev/"
+                                                               f"{pulse_settings.project}/")
+        crons = [s["schedule"].get("cron") for s in deployment["schedules"]]
+        assert crons == ([spec.cron] if spec.cron else []), spec.flow
+    # registering again updates in place: still one deployment per name
+    register_gcp_deployments(pulse_settings, api)
+    names_after = [d for d in _deployments(api) if d.endswith("-gcp")]
+    assert len(names_after) == len(DEPLOYMENTS)

@@ -1,0 +1,171 @@
+"""`pulse-local dbt check`: per node, does it translate (local) / parse as BigQuery (gcp), with
+nothing run. dbt compiles in-process against an in-memory DuckDB or offline for BigQuery: no
+warehouse file, no network (sockets are refused in these tests)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pulse_local.cli import app
+from pulse_local.config import Settings
+from pulse_local.errors import ConfigError
+from pulse_local.warehouse.check import check_project, check_translation
+
+TINY = {
+    "dbt_project.yml": """
+        name: tiny
+        version: "1.0.0"
+        config-version: 2
+        profile: tiny
+        models:
+          tiny:
+            +materialized: table
+    """,
+    "profiles.yml": """
+        tiny:
+          target: local
+          outputs:
+            local:
+              type: duckdb
+              path: "{{ env_var('PULSE_DUCKDB_PATH') }}"
+              plugins:
+                - module: pulse_local.translate.dbt_plugin
+    """,
+    "models/months.sql": """
+        select d, date_trunc(d, month) as month_start
+        from unnest(generate_date_array(date '2024-01-01', date '2024-03-01', interval 1 month)) as d
+    """,
+    "models/fingerprints.sql": """
+        -- BigQuery-only hashing: no DuckDB function returns the same INT64
+        select
+            d,
+            farm_fingerprint(cast(d as string)) as fp
+        from {{ ref('months') }}
+    """,
+    "models/broken_syntax.sql": """
+        select 1 as a,
+            (2 + as b
+    """,
+    "models/unknown_function.sql": """
+        select {{ 'pulse_' ~ 'magic' }}(1) as x
+    """,
+    "models/schema.yml": """
+        version: 2
+        models:
+          - name: months
+            columns:
+              - name: d
+                data_tests: [not_null, unique]
+    """,
+    "snapshots/months_snapshot.sql": """
+        {% snapshot months_snapshot %}
+        {{ config(target_schema='snapshots', unique_key='d', strategy='check', check_cols=['month_start']) }}
+        select d, date_trunc(d, quarter) as month_start from {{ ref('months') }}
+        {% endsnapshot %}
+    """,
+}
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse every socket connection: the checks must work offline."""
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise OSError(f"network disabled in this test (connect to {address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path) -> Path:
+    root = tmp_path / "tiny"
+    for name, text in TINY.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(profile="local", state_dir=tmp_path / "state", project="pulse-offline")
+
+
+def test_each_node_translates_or_says_why(tiny: Path, settings: Settings, no_network: None) -> None:
+    report = check_translation(settings, project_dir=tiny)
+    nodes = {n.name: n for n in report.nodes}
+    assert set(nodes) == {"months", "fingerprints", "broken_syntax", "unknown_function",
+                          "months_snapshot", "not_null_months_d", "unique_months_d"}
+    assert {n.name for n in report.failed} == {"fingerprints", "broken_syntax", "unknown_function"}
+    assert not report.ok
+    assert report.summary() == "4 of 7 nodes translate to DuckDB; 3 do not"
+    assert nodes["months_snapshot"].resource_type == "snapshot" and nodes["months_snapshot"].ok
+
+    fp = nodes["fingerprints"]        # model, file, line (of the .sql file), construct
+    assert (fp.resource_type, fp.path, fp.line, fp.in_compiled) == (
+        "model", "models/fingerprints.sql", 4, False)
+    assert "farm_fingerprint" in (fp.construct or "").lower()
+    assert fp.describe().startswith("model fingerprints (models/fingerprints.sql, line 4, column")
+    assert fp.offending_line == "farm_fingerprint(cast(d as string)) as fp"
+
+    syntax = nodes["broken_syntax"]   # a syntax error reports the BigQuery position
+    assert syntax.reason and syntax.reason.startswith("BigQuery syntax error")
+    assert (syntax.line, syntax.column) == (2, 11)          # at "as" (sqlglot: end column)
+
+    unknown = nodes["unknown_function"]  # an unknown function names itself; made by Jinja,
+    assert unknown.construct == "function PULSE_MAGIC()"  # so the line is the compiled one
+    assert unknown.in_compiled and "compiled SQL line 1" in unknown.describe()
+
+
+def test_cli_check_exits_1_and_names_each_failure(tiny: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  no_network: None) -> None:
+    monkeypatch.setenv("PULSE_STATE_DIR", str(tmp_path / "state"))
+    result = CliRunner().invoke(app, ["dbt", "check", "--project-dir", str(tiny), "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["summary"].endswith("3 do not")
+    failed = {n["name"]: n for n in report["nodes"] if not n["ok"]}
+    assert failed["fingerprints"]["line"] == 4 and failed["fingerprints"]["path"] == "models/fingerprints.sql"
+
+    text = CliRunner().invoke(app, ["dbt", "check", "--project-dir", str(tiny)])
+    assert text.exit_code == 1
+    assert "model fingerprints (models/fingerprints.sql, line 4, column" in text.output
+    assert "offending line: farm_fingerprint(cast(d as string)) as fp" in text.output
+
+
+def test_the_pulse_project_translates_entirely(settings: Settings, no_network: None) -> None:
+    report = check_project(settings, "local")
+    assert report.ok, "\n".join(n.describe() for n in report.failed)
+    kinds = {n.resource_type for n in report.nodes}
+    assert {"model", "test", "operation"} <= kinds
+    assert sum(n.resource_type == "model" for n in report.nodes) == 14
+    assert len(report.nodes) >= 90
+
+
+def test_cli_check_gcp_target_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      no_network: None) -> None:
+    monkeypatch.setenv("PULSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PULSE_PROJECT", "pulse-offline")
+    result = CliRunner().invoke(app, ["dbt", "check", "--target", "gcp"])
+    assert result.exit_code == 0, result.output
+    assert "nodes parse as BigQuery SQL" in result.output
+    assert "do not" not in result.output
+
+
+def test_unknown_target_is_a_named_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="use local or gcp"):
+        check_project(settings, "snowflake")
+
+
+def test_every_dbt_command_has_help_with_an_example() -> None:
+    for command in ("check", "build", "test"):
+        result = CliRunner().invoke(app, ["dbt", command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Example:" in result.output, command
