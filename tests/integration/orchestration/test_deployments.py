@@ -35,9 +35,21 @@ def test_local_deployments_are_served_with_the_declared_schedules(
         assert crons == ([spec.cron] if spec.cron else []), spec.flow
 
 
-def test_gcp_deployments_register_on_the_cloud_run_work_pool(
-        pulse_stack: Any, pulse_settings: Settings) -> None:
+@pytest.fixture()
+def gcp_registration_cleanup(pulse_settings: Settings) -> Any:
+    """Remove what the gcp registration put on the session's server (its UI lists the first ten
+    deployments only, and the UI test expects the stack's own there)."""
     api = prefect_api_url(pulse_settings)
+    yield api
+    for name, deployment in _deployments(api).items():
+        if name.endswith("-gcp"):
+            httpx.delete(f"{api}/deployments/{deployment['id']}", timeout=10).raise_for_status()
+    httpx.delete(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10)
+
+
+def test_gcp_deployments_register_on_the_cloud_run_work_pool(
+        pulse_stack: Any, pulse_settings: Settings, gcp_registration_cleanup: str) -> None:
+    api = gcp_registration_cleanup
     names = register_gcp_deployments(pulse_settings, api)
     assert len(names) == len(DEPLOYMENTS)
     pool = httpx.get(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10).json()
