@@ -7,8 +7,10 @@ Write protocol for one batch (see docs/streaming.md for the argument):
    counters by the batch's sum and appends ``+`` to a per-event marker column ``~<event hex>``;
    the row comes back with every marker, so each writer learns atomically whether its
    application of an event to that row is the first (marker ``+``) or a repeat (``++``: an
-   earlier attempt that crashed before step 4, or a concurrent duplicate). Repeats are undone
-   at once by a compensating ``ReadModifyWriteRow`` (negative increments, marker ``-``);
+   earlier attempt that crashed before step 4, or a concurrent duplicate). Whoever sees a net
+   ``n != 1`` corrects it at once by ``1 - n`` in another ``ReadModifyWriteRow`` (see
+   `EventStore._apply_row`); no increment is issued later than ``marker_ttl / 2`` after the
+   read of step 1 (the attempt starts again instead);
 3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
 4. mark the events ``done`` in ``events_dedup``; the caller acks only after this returns;
 5. ``marker_ttl`` seconds later, delete the markers of done events (a sweep catches those a
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -27,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pulse_local.config import Settings
@@ -52,8 +56,12 @@ COUNTERS = ("events", "complete", "scored", "flagged", "score_milli", "max_score
 COUNTER_QUALIFIER_REGEX = b"[a-z_]+"
 MARKER_PREFIX = b"~"
 APPLY, UNDO = b"+", b"-"
-#: Correction rounds of one aggregate row before the batch is retried instead.
-_MAX_CORRECTIONS = 8
+#: Attempts of a batch that stalled past ``marker_ttl / 2`` before it is nacked.
+_STALL_RETRIES = 3
+
+
+class _Stalled(Exception):
+    """An increment would have been issued too long after `done` was read."""
 #: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
 DEDUP_WINDOW = timedelta(days=7)
 #: Cell timestamps must be multiples of 1000 µs on Bigtable.
@@ -86,9 +94,32 @@ def marker_qualifier(event_id: uuid.UUID) -> bytes:
     return MARKER_PREFIX + event_id.hex.encode()
 
 
-def marker_net(value: bytes) -> int:
-    """Applications minus compensations recorded in a marker value."""
-    return value.count(APPLY) - value.count(UNDO)
+def application_token() -> bytes:
+    """A fresh token for one write attempt: its wall-clock milliseconds and a random part."""
+    return f"{int(time.time() * 1000)}.{secrets.token_hex(4)}".encode()
+
+
+def applied(token: bytes) -> bytes:
+    """The marker entry recording that the attempt ``token`` counted the event in a row."""
+    return APPLY + token + b";"
+
+
+def undone(token: bytes) -> bytes:
+    """The marker entry recording that the application ``token`` was taken back."""
+    return UNDO + token + b";"
+
+
+def live_applications(value: bytes) -> list[bytes]:
+    """Tokens of the applications a marker records and that were not taken back, in the
+    order Bigtable applied them (appends are ordered within a row)."""
+    entries = [e for e in value.split(b";") if e]
+    taken_back = {e[1:] for e in entries if e[:1] == UNDO}
+    return [e[1:] for e in entries if e[:1] == APPLY and e[1:] not in taken_back]
+
+
+def token_age_seconds(token: bytes) -> float:
+    """How long ago the attempt ``token`` started."""
+    return time.time() - int(token.split(b".", 1)[0]) / 1000
 
 
 def int64(value: bytes) -> int:
@@ -176,10 +207,12 @@ class _Pending:
 class EventStore:
     """Writes batches of events to the three tables; thread-safe (one per process)."""
 
-    def __init__(self, rpc: BigtableRpc, *, marker_ttl: float = 20.0,
+    def __init__(self, rpc: BigtableRpc, *, marker_ttl: float = 5.0,
                  rmw_threads: int = 16) -> None:
         self.rpc = rpc
         self.marker_ttl = marker_ttl
+        #: A live application not taken back after this long belongs to a killed attempt.
+        self.dead_after = marker_ttl
         self._pool = ThreadPoolExecutor(max_workers=rmw_threads, thread_name_prefix="rmw")
         self._cleanup_lock = threading.Lock()
         self._cleanup: list[tuple[float, bytes, list[bytes]]] = []
@@ -218,6 +251,19 @@ class EventStore:
         idempotent, so a retry is safe). An item-specific problem (a key over 4 KiB) fails
         only that item.
         """
+        for attempt in range(1, _STALL_RETRIES + 1):
+            try:
+                return self._write_once(items)
+            except _Stalled:
+                log.warning("batch of %d stalled past marker_ttl/2 (%.1f s) before an increment "
+                            "(attempt %d of %d); starting it again", len(items),
+                            self.marker_ttl / 2, attempt, _STALL_RETRIES)
+        raise BigtableWriteError(f"a batch of {len(items)} stalled {_STALL_RETRIES} times "
+                                 "(Bigtable overloaded?); it is retried by redelivery")
+
+    def _write_once(self, items: Sequence[Delivered]) -> WriteResult:
+        """One attempt of `write`; raises `_Stalled` when an increment would be issued more
+        than ``marker_ttl / 2`` after `done` was read (see below)."""
         result = WriteResult()
         started = time.monotonic()
         first: dict[bytes, int] = {}
@@ -245,13 +291,11 @@ class EventStore:
         if not todo:
             return result
 
-        # A concurrent duplicate whose markers were cleaned up after we read `done` could be
-        # counted twice; markers live `marker_ttl` s, so re-check when we were that slow.
-        if time.monotonic() - started > self.marker_ttl / 2:
-            late = self.done_keys([dk for _, dk, _ in todo])
-            if late:
-                raise BigtableWriteError(f"{len(late)} events were completed by another "
-                                         "consumer while this batch stalled; retrying it")
+        # A concurrent duplicate that finished after we read `done` has its markers deleted
+        # `marker_ttl` s after it finished; an increment issued later than that would look like
+        # the first. So no increment is issued later than marker_ttl / 2 after the read: the
+        # attempt starts again instead (rows already incremented are corrected by their marker).
+        deadline = started + self.marker_ttl / 2
 
         pending: dict[bytes, _Pending] = {}
         for index, _, rows in todo:
@@ -261,7 +305,8 @@ class EventStore:
                 for column, amount in deltas.items():
                     p.deltas[column] += amount
                 p.events[event_id] = deltas
-        result.compensated = sum(self._pool.map(self._apply_row, pending.values()))
+        apply = partial(self._apply_row, deadline=deadline, token=application_token())
+        result.compensated = sum(self._pool.map(apply, pending.values()))
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
         now_us = int(time.time() * 1000) * _MS
@@ -274,41 +319,45 @@ class EventStore:
         self._schedule_cleanup(pending.values())
         return result
 
-    def _apply_row(self, pending: _Pending) -> int:
-        """Increment one aggregate row for a batch, then correct every event whose marker says
-        it is not counted exactly once; returns the number of events corrected.
+    def _apply_row(self, pending: _Pending, *, deadline: float, token: bytes) -> int:
+        """Increment one aggregate row for a batch and take back what must not count; returns
+        the number of applications taken back.
 
-        Each call is atomic and returns the markers after it, so the rule "whoever sees a net
-        of n != 1 applies 1 - n" converges to 1 for every event: concurrent correctors each
-        act on the state after their own call, and the last call anyone makes returns 1. It also
-        heals an earlier attempt killed between its increment and its correction (its message
-        was not marked done, so the redelivery sees a net of 3 and takes 2 back)."""
+        The increment appends ``+<token>;`` to each event's marker and returns the markers
+        atomically. Per event the first live application (in Bigtable's order) is the one that
+        counts. This attempt takes back its own application when it is not the first, and,
+        healing, any later live application older than ``dead_after`` (an attempt killed
+        between its increment and its own take-back: live appliers take back within
+        milliseconds). Each take-back names the application (``-<token>;``)."""
         rules: list[tuple[str, bytes, int | bytes]] = [
             (COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
-        rules += [(COUNTS, marker_qualifier(e), APPLY) for e in pending.events]
+        rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
+        if time.monotonic() > deadline:
+            raise _Stalled
         values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules)
-        corrected: set[uuid.UUID] = set()
-        for _ in range(_MAX_CORRECTIONS):
-            fix = {e: 1 - marker_net(values.get(marker_qualifier(e), APPLY))
-                   for e in pending.events}
-            fix = {e: k for e, k in fix.items() if k}
-            if not fix:
-                return len(corrected)
-            corrected.update(fix)
-            change: dict[str, int] = defaultdict(int)
-            for event_id, k in fix.items():
-                for column, amount in pending.events[event_id].items():
-                    change[column] += amount * k
-            log.warning("row %r: %d event(s) were not counted exactly once (an earlier attempt "
-                        "or a concurrent duplicate); correcting", pending.row, len(fix))
-            fix_rules: list[tuple[str, bytes, int | bytes]] = [
-                (COUNTS, c.encode(), n) for c, n in change.items() if n]
-            fix_rules += [(COUNTS, marker_qualifier(e), (APPLY if k > 0 else UNDO) * abs(k))
-                          for e, k in fix.items()]
-            values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules)
-        raise BigtableWriteError(
-            f"row {pending.row!r}: counters still not exact after {_MAX_CORRECTIONS} "
-            "corrections (heavy concurrent redelivery?); the batch is retried")
+        back: dict[uuid.UUID, list[bytes]] = {}
+        for event_id in pending.events:
+            live = live_applications(values.get(marker_qualifier(event_id), applied(token)))
+            extra = [t for t in live[1:]
+                     if t == token or token_age_seconds(t) > self.dead_after]
+            if extra:
+                back[event_id] = extra
+        if not back:
+            return 0
+        change: dict[str, int] = defaultdict(int)
+        for event_id, tokens in back.items():
+            for column, amount in pending.events[event_id].items():
+                change[column] -= amount * len(tokens)
+        healed = sum(len([t for t in ts if t != token]) for ts in back.values())
+        log.warning("row %r: %d event(s) counted more than once (an earlier attempt or a "
+                    "concurrent duplicate; %d left by killed attempts); taking it back",
+                    pending.row, len(back), healed)
+        fix_rules: list[tuple[str, bytes, int | bytes]] = [
+            (COUNTS, c.encode(), n) for c, n in change.items() if n]
+        fix_rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
+                      for e, ts in back.items()]
+        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules)
+        return sum(len(ts) for ts in back.values())
 
     # Markers --------------------------------------------------------------------------------
     def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:
