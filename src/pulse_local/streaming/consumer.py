@@ -161,6 +161,8 @@ class Consumer:
         finally:
             self._shutdown(threads)
             self.report.seconds = round(time.monotonic() - began, 3)
+            if self._intake is not None:
+                self.report.max_in_flight = self._intake.max_held
             self._write_status(final=True)
             self._store.close()
             from pulse_local.resources import close_pubsub_clients
@@ -245,7 +247,8 @@ class Consumer:
         with self._lock:
             self._in_flight += 1
             self.report.received += 1
-            self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
+            if self._intake is None:  # the pull intake counts what it holds itself
+                self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
         self._queue.put(message)
 
@@ -470,6 +473,7 @@ class Consumer:
         subscribed = self._is_open()
         with self._lock:
             if self._intake is not None:
+                self.report.max_in_flight = self._intake.max_held
                 self.report.resubscribed = self._intake.reconnects
                 self.report.errors = self._intake.errors[-20:] or self.report.errors
             status = {"pid": os.getpid(), "updated_at": time.time(),

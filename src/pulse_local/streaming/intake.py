@@ -75,6 +75,8 @@ class PullIntake:
         self._stop = threading.Event()
         self._held: dict[str, tuple[PulledMessage, float]] = {}  # ack id -> (message, leased at)
         self._held_bytes = 0
+        self._reserved = 0  # room promised to Pull calls in progress
+        self.max_held = 0  # most messages held at once (flow control keeps it <= capacity)
         self._room = threading.Condition()
         self.connected = threading.Event()  # set while the last Pull call succeeded
         self.errors: list[str] = []
@@ -107,50 +109,65 @@ class PullIntake:
 
     # Pulling ----------------------------------------------------------------------------------
     def _wait_for_room(self) -> int:
-        """Block until fewer than ``capacity`` messages are held; return how many may come."""
+        """Block until fewer than ``capacity`` messages are held or reserved; reserve and
+        return how many the next Pull may bring (0 when stopping)."""
         with self._room:
-            while not self._stop.is_set() and (len(self._held) >= self.capacity
-                                                or self._held_bytes >= self.max_bytes):
+            while not self._stop.is_set() and (
+                    len(self._held) + self._reserved >= self.capacity
+                    or self._held_bytes >= self.max_bytes):
                 self._room.wait(0.1)
-            return max(0, min(_PULL_MAX, self.capacity - len(self._held)))
+            if self._stop.is_set():
+                return 0
+            room = min(_PULL_MAX, self.capacity - len(self._held) - self._reserved)
+            self._reserved += room
+            return room
 
     def _pull_loop(self) -> None:
-        from google.api_core import exceptions
-
         backoff = 0.5
         while not self._stop.is_set():
             room = self._wait_for_room()
             if room == 0:
                 continue
-            try:
-                response = self.subscriber.pull(subscription=self.path, max_messages=room,
-                                                timeout=10, retry=None)
-            except exceptions.DeadlineExceeded:
-                self.connected.set()  # an empty long poll: the service is there
-                continue
-            except Exception as exc:  # noqa: BLE001 - any failure of the call: logged, retried with backoff
-                self.connected.clear()
-                self.reconnects += 1
-                self.errors = (self.errors + [str(exc)[:300]])[-20:]
-                log.warning("pull from %s failed: %s; retrying in %.1f s (if the subscription "
-                            "is missing, `pulse-local up` declares it)", self.path, exc, backoff)
+            received = self._pull(room)  # never raises
+            messages = [self._message(r) for r in received or []]
+            now = time.monotonic()
+            with self._room:  # the reservation turns into held messages in one step
+                self._reserved -= room
+                for m in messages:
+                    self._held[m.ack_id] = (m, now)
+                    self._held_bytes += m.size
+                self.max_held = max(self.max_held, len(self._held))
+                self._room.notify_all()
+            if received is None:  # the call failed: back off
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.5
-            self.connected.set()
-            received = list(response.received_messages)
-            if not received:
+            if not messages:
                 continue
-            messages = [self._message(r) for r in received]
-            now = time.monotonic()
-            with self._room:
-                for m in messages:
-                    self._held[m.ack_id] = (m, now)
-                    self._held_bytes += m.size
             self._modify([m.ack_id for m in messages], self.lease_seconds)
             for m in messages:
                 self.on_message(m)
+
+    def _pull(self, room: int) -> list[Any] | None:
+        """One Pull of at most ``room`` messages; None when the call failed (logged)."""
+        from google.api_core import exceptions
+
+        try:
+            response = self.subscriber.pull(subscription=self.path, max_messages=room,
+                                            timeout=10, retry=None)
+        except exceptions.DeadlineExceeded:
+            self.connected.set()  # an empty long poll: the service is there
+            return []
+        except Exception as exc:  # noqa: BLE001 - any failure of the call: logged, retried with backoff
+            self.connected.clear()
+            self.reconnects += 1
+            self.errors = (self.errors + [str(exc)[:300]])[-20:]
+            log.warning("pull from %s failed: %s; retrying with backoff (if the subscription "
+                        "is missing, `pulse-local up` declares it)", self.path, exc)
+            return None
+        self.connected.set()
+        return list(response.received_messages)
 
     def _message(self, received: Any) -> PulledMessage:
         msg = received.message
