@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +39,11 @@ class MessageBus(Protocol):
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
         """Publish; return the message id once the service acknowledged it."""
+        ...
+
+    def submit(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        """Publish without blocking; the future gives the message id once acknowledged (for
+        asyncio callers: ``await asyncio.wrap_future(bus.submit(...))``)."""
         ...
 
 
@@ -167,8 +173,12 @@ class PubSubBus:
             raise ConfigError(_NO_ADC.format(what="Pub/Sub")) from None
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
-        path = self.client.topic_path(self.project, topic)
-        return str(self.client.publish(path, data, **attributes).result(timeout=30))
+        return str(self.submit(topic, data, **attributes).result(timeout=30))
+
+    def submit(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        # the client's future is a concurrent.futures.Future; batching happens in its threads
+        return self.client.publish(self.client.topic_path(self.project, topic), data,
+                                   **attributes)
 
 
 class ChangeStreams(Protocol):

@@ -20,6 +20,7 @@ Every accepted (signed and valid) delivery is archived before the database write
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -192,9 +193,9 @@ class Processor:
             event = build_event(tenant, assessment, payload, mapped, result)
             event_id = str(event.event_id)
             try:
-                await anyio.to_thread.run_sync(
-                    lambda: self.backends.bus.publish(RESPONSE_EVENTS_TOPIC, event.to_message(),
-                                                      **event.attributes()))
+                future = self.backends.bus.submit(RESPONSE_EVENTS_TOPIC, event.to_message(),
+                                                  **event.attributes())
+                await asyncio.wait_for(asyncio.wrap_future(future), timeout=30)
             except Exception as exc:  # noqa: BLE001 - any publish failure: 503, retried
                 log.error("publishing %s failed: %s", event_id, exc)
                 return _error(503, "publish_failed",

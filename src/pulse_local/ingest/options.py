@@ -14,6 +14,7 @@ class ProcessorOptions(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PULSE_PROCESSOR_", extra="ignore")
 
+    workers: int = Field(1, ge=1, le=32, description="Server processes (uvicorn workers).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
     pool_min_size: int = Field(2, ge=0)
     pool_max_size: int = Field(16, ge=1)
