@@ -35,6 +35,9 @@ log = logging.getLogger("pulse_local.streaming")
 _ACK_CHUNK = 1000
 #: Messages asked for per Pull call.
 _PULL_MAX = 1000
+#: How long a Pull on an empty subscription waits: short, so `close` (SIGTERM, `make down`)
+#: does not wait for a long poll to end.
+_LONG_POLL_SECONDS = 2.0
 
 
 @dataclass(eq=False)
@@ -93,7 +96,7 @@ class PullIntake:
         for thread in self._threads:
             thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = _LONG_POLL_SECONDS + 1) -> None:
         """Stop pulling (calls in progress finish) and wait for the threads."""
         self._stop.set()
         with self._room:
@@ -150,12 +153,18 @@ class PullIntake:
                 self.on_message(m)
 
     def _pull(self, room: int) -> list[Any] | None:
-        """One Pull of at most ``room`` messages; None when the call failed (logged)."""
+        """One Pull of at most ``room`` messages; None when the call failed (logged).
+
+        While not connected, a `GetSubscription` first: a Pull on an empty subscription is a
+        long poll, and readiness should not wait for it."""
         from google.api_core import exceptions
 
         try:
+            if not self.connected.is_set():
+                self.subscriber.get_subscription(subscription=self.path, timeout=5, retry=None)
+                self.connected.set()
             response = self.subscriber.pull(subscription=self.path, max_messages=room,
-                                            timeout=10, retry=None)
+                                            timeout=_LONG_POLL_SECONDS, retry=None)
         except exceptions.DeadlineExceeded:
             self.connected.set()  # an empty long poll: the service is there
             return []
