@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -76,11 +76,19 @@ select id, revision, payload_sha256 = %s, user_id, run_id
 from responses where typeform_token = %s
 """
 
-_ANSWER = """
+#: All answers of a response in one statement: arrays in, one row per element (numbers as
+#: text, so integers, decimals and floats keep their exact value on the way to numeric).
+_ANSWERS = """
 insert into answers (tenant_id, response_id, question_id, answer_type, value_text, value_number,
                      value_bool, value_json, raw_score, score)
-values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+select %s, %s, a.*
+from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]::numeric[], %s::boolean[],
+            %s::jsonb[], %s::text[]::numeric[], %s::text[]::numeric[]) as a
 """
+
+
+def _numbers(values: list[Any]) -> list[str | None]:
+    return [None if v is None else str(v) for v in values]
 
 _DELIVERY = """
 insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
@@ -181,13 +189,17 @@ class Store:
                     if result.outcome == "revised":
                         await conn.execute("delete from answers where response_id = %s",
                                            (result.response_id,))
-                    async with conn.cursor() as cur:
-                        await cur.executemany(_ANSWER, [
-                            (tenant.id, result.response_id, a.question.id, a.answer_type,
-                             a.value_text, a.value_number, a.value_bool,
-                             None if a.value_json is None else Jsonb(a.value_json),
-                             a.raw_score, a.score)
-                            for a in mapped.answers])
+                    if mapped.answers:
+                        answers = mapped.answers
+                        await conn.execute(_ANSWERS, (
+                            tenant.id, result.response_id, [a.question.id for a in answers],
+                            [a.answer_type for a in answers], [a.value_text for a in answers],
+                            _numbers([a.value_number for a in answers]),
+                            [a.value_bool for a in answers],
+                            [None if a.value_json is None else Jsonb(a.value_json)
+                             for a in answers],
+                            _numbers([a.raw_score for a in answers]),
+                            _numbers([a.score for a in answers])))
                 await conn.execute(_DELIVERY, (tenant.id, payload.event_id, fr.token,
                                                result.response_id, result.outcome, sha))
         except (PoolTimeout, psycopg.OperationalError) as exc:

@@ -96,7 +96,7 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
 
     tenant = uuid.uuid4()
     batch = _batch(tenant, 40)
-    store = EventStore(EventStore.for_settings(pulse_settings).rpc, marker_ttl=1.0,
+    store = EventStore(EventStore.for_settings(pulse_settings).rpc, marker_ttl=2.0,
                        rmw_threads=1)
     real = store.rpc.read_modify_write
     calls = {"n": 0}
@@ -105,7 +105,7 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
         calls["n"] += 1
         out = real(*args, **kwargs)
         if calls["n"] == 3:
-            time.sleep(0.8)  # past the 0.5 s budget: the next row's increment must not go out
+            time.sleep(1.5)  # past the 1 s budget: the next row's increment must not go out
         return out
 
     monkeypatch.setattr(store.rpc, "read_modify_write", slow_third_call)
