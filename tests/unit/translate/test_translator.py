@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import duckdb
 import pytest
 
@@ -79,10 +77,13 @@ def test_dbt_relations_are_identifiers_but_lone_strings_stay_strings() -> None:
     assert "'a' AS s" in out and '"memory"."main"."orders"' in out
 
 
-def test_translation_is_cached_and_cheap() -> None:
+def test_translation_is_cached() -> None:
+    """Repeated statements are served from the cache (the cost itself is `make bench`'s)."""
+    from pulse_local.translate.core import _translate_cached
+
     sql = "SELECT DATE_TRUNC(d, MONTH) AS m, COUNTIF(x > 1) AS n FROM t GROUP BY 1"
-    bigquery_to_duckdb(sql)
-    start = time.perf_counter()
+    first = bigquery_to_duckdb(sql)
+    hits = _translate_cached.cache_info().hits
     for _ in range(100):
-        bigquery_to_duckdb(sql)
-    assert (time.perf_counter() - start) / 100 < 0.005
+        assert bigquery_to_duckdb(sql) == first
+    assert _translate_cached.cache_info().hits == hits + 100
