@@ -156,12 +156,19 @@ class PullIntake:
         """One Pull of at most ``room`` messages; None when the call failed (logged).
 
         While not connected, a `GetSubscription` first: a Pull on an empty subscription is a
-        long poll, and readiness should not wait for it."""
+        long poll, and readiness should not wait for it. On GCP the subscriber role has no
+        ``pubsub.subscriptions.get``: a permission error there still proves the service answers
+        (the Pull that follows says whether consuming is allowed)."""
         from google.api_core import exceptions
 
         try:
             if not self.connected.is_set():
-                self.subscriber.get_subscription(subscription=self.path, timeout=5, retry=None)
+                try:
+                    self.subscriber.get_subscription(subscription=self.path, timeout=5,
+                                                     retry=None)
+                except exceptions.PermissionDenied:
+                    log.debug("no pubsub.subscriptions.get on %s: fine, Pull needs only "
+                              "pubsub.subscriptions.consume", self.path)
                 self.connected.set()
             response = self.subscriber.pull(subscription=self.path, max_messages=room,
                                             timeout=_LONG_POLL_SECONDS, retry=None)

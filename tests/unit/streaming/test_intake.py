@@ -1,0 +1,111 @@
+"""`PullIntake` against a fake subscriber (a unit test: no emulator; the integration tests in
+tests/integration/streaming run the same code against the real one)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.api_core import exceptions
+
+from pulse_local.streaming.intake import PulledMessage, PullIntake
+
+
+@dataclass
+class _Msg:
+    message_id: str
+    data: bytes = b"{}"
+    attributes: dict[str, str] = field(default_factory=dict)
+    publish_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class _Received:
+    ack_id: str
+    message: _Msg
+    delivery_attempt: int = 0
+
+
+class FakeSubscriber:
+    """Hands out ``backlog`` messages, as many per Pull as asked; records acks and deadlines."""
+
+    def __init__(self, backlog: int, *, get_denied: bool = False) -> None:
+        self.backlog = backlog
+        self.get_denied = get_denied
+        self.next_id = 0
+        self.acked: list[str] = []
+        self.deadlines: list[tuple[int, int]] = []  # (ack ids, seconds)
+        self.lock = threading.Lock()
+
+    def get_subscription(self, **_: Any) -> None:
+        if self.get_denied:
+            raise exceptions.PermissionDenied("no pubsub.subscriptions.get")
+
+    def pull(self, *, max_messages: int, **_: Any) -> Any:
+        with self.lock:
+            n = min(max_messages, self.backlog - self.next_id)
+            out = [_Received(f"a{i}", _Msg(f"m{i}"))
+                   for i in range(self.next_id, self.next_id + n)]
+            self.next_id += n
+        if not out:
+            time.sleep(0.01)
+        return type("Response", (), {"received_messages": out})()
+
+    def acknowledge(self, *, ack_ids: list[str], **_: Any) -> None:
+        with self.lock:
+            self.acked += ack_ids
+
+    def modify_ack_deadline(self, *, ack_ids: list[str], ack_deadline_seconds: int,
+                            **_: Any) -> None:
+        with self.lock:
+            self.deadlines.append((len(ack_ids), ack_deadline_seconds))
+
+
+def _run(subscriber: FakeSubscriber, capacity: int, handle: Any) -> PullIntake:
+    intake = PullIntake(subscriber, "projects/p/subscriptions/s", handle, pullers=4,
+                        capacity=capacity, max_bytes=10**9, lease_seconds=10)
+    intake.start()
+    return intake
+
+
+def test_flow_control_never_holds_more_than_capacity() -> None:
+    subscriber = FakeSubscriber(5_000)
+    held: list[PulledMessage] = []
+    lock = threading.Lock()
+    intake = _run(subscriber, 300, lambda m: (lock.acquire(), held.append(m), lock.release()))
+    deadline = time.monotonic() + 20
+    while len(subscriber.acked) < 5_000 and time.monotonic() < deadline:
+        with lock:
+            batch, held[:] = held[:50], held[50:]
+        intake.settle(batch, [])
+        time.sleep(0.001)
+    intake.close()
+    assert len(set(subscriber.acked)) == 5_000
+    assert 0 < intake.max_held <= 300
+    assert all(seconds == 10 for _, seconds in subscriber.deadlines)  # leases set on pull
+
+
+def test_nack_sets_deadline_zero_and_frees_room() -> None:
+    subscriber = FakeSubscriber(10)
+    got: list[PulledMessage] = []
+    intake = _run(subscriber, 10, got.append)
+    deadline = time.monotonic() + 5
+    while len(got) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    intake.settle(got[:4], got[4:])
+    intake.close()
+    assert subscriber.acked == [m.ack_id for m in got[:4]]
+    assert (6, 0) in subscriber.deadlines
+    assert intake.held == 0
+
+
+def test_permission_denied_on_get_subscription_still_connects() -> None:
+    """GCP's subscriber role has no pubsub.subscriptions.get; Pull alone must be enough."""
+    subscriber = FakeSubscriber(0, get_denied=True)
+    intake = _run(subscriber, 10, lambda m: None)
+    assert intake.connected.wait(5)
+    intake.close()
+    assert intake.errors == []
