@@ -28,7 +28,7 @@ from pulse_local.config import Settings
 from pulse_local.pipeline import RunSummary, fixtures_dir, run_pipeline
 from pulse_local.stack import process, stack_for
 from pulse_local.stack.services import service_env
-from pulse_local.testing.plugin import make_test_settings
+from pulse_local.testing.plugin import flush_prefect_logs, make_test_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +89,7 @@ def e2e_stack() -> Iterator[tuple[Settings, Any]]:
         stack.up()
         yield settings, stack
     finally:
+        flush_prefect_logs()  # flow-run logs reach this stack's Prefect before it stops
         stack.down()
         os.environ.clear()
         os.environ.update(saved)

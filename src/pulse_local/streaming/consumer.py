@@ -189,7 +189,7 @@ class Consumer:
         batches they hold (acked once durable), then stop every thread and close the streams."""
         self._intake_open.clear()
         if self._intake is not None:
-            self._intake.close()
+            self._intake.stop_pulling()  # leases go on until the writers are done
         self._drain_queue_nack()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -201,6 +201,8 @@ class Consumer:
         for thread in threads:
             thread.join(timeout=10)
         self._drain_queue_nack()
+        if self._intake is not None:
+            self._intake.close()
 
     def _drain_queue_nack(self) -> None:
         while True:

@@ -75,7 +75,10 @@ class PullIntake:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.lease_seconds = lease_seconds
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # pullers stop
+        self._leases_stop = threading.Event()  # the lease keeper stops (after the pullers)
+        #: Ack/modify calls must end well within a lease, or the lease thread falls behind.
+        self._rpc_timeout = max(1.0, lease_seconds / 3)
         self._held: dict[str, tuple[PulledMessage, float]] = {}  # ack id -> (message, leased at)
         self._held_bytes = 0
         self._reserved = 0  # room promised to Pull calls in progress
@@ -96,12 +99,20 @@ class PullIntake:
         for thread in self._threads:
             thread.start()
 
-    def close(self, timeout: float = _LONG_POLL_SECONDS + 1) -> None:
-        """Stop pulling (calls in progress finish) and wait for the threads."""
+    def stop_pulling(self, timeout: float = _LONG_POLL_SECONDS + 1) -> None:
+        """Stop taking messages (a Pull in progress finishes); leases of held messages are
+        still extended until `close`, so messages being written are not redelivered."""
         self._stop.set()
         with self._room:
             self._room.notify_all()
-        for thread in self._threads:
+        for thread in self._threads[:-1]:
+            thread.join(timeout=timeout)
+
+    def close(self, timeout: float = _LONG_POLL_SECONDS + 1) -> None:
+        """Stop pulling and extending leases; wait for the threads."""
+        self.stop_pulling(timeout)
+        self._leases_stop.set()
+        for thread in self._threads[-1:]:
             thread.join(timeout=timeout)
 
     @property
@@ -132,7 +143,13 @@ class PullIntake:
             if room == 0:
                 continue
             received = self._pull(room)  # never raises
-            messages = [self._message(r) for r in received or []]
+            messages = []
+            try:
+                messages = [self._message(r) for r in received or []]
+            except Exception:
+                log.exception("unreadable Pull response; nacking its %d messages",
+                              len(received or []))
+                self._modify([r.ack_id for r in received or []], 0)
             now = time.monotonic()
             with self._room:  # the reservation turns into held messages in one step
                 self._reserved -= room
@@ -150,7 +167,12 @@ class PullIntake:
                 continue
             self._modify([m.ack_id for m in messages], self.lease_seconds)
             for m in messages:
-                self.on_message(m)
+                try:
+                    self.on_message(m)
+                except Exception:
+                    log.exception("message %s could not be handed over; nacking it",
+                                  m.message_id)
+                    self.settle([], [m])
 
     def _pull(self, room: int) -> list[Any] | None:
         """One Pull of at most ``room`` messages; None when the call failed (logged).
@@ -200,7 +222,7 @@ class PullIntake:
     def _lease_loop(self) -> None:
         """Every third of a lease, extend the leases of held messages that are half used."""
         period = max(1.0, self.lease_seconds / 3)
-        while not self._stop.wait(period):
+        while not self._leases_stop.wait(period):
             now = time.monotonic()
             with self._room:
                 due = [ack for ack, (_, at) in self._held.items()
@@ -216,27 +238,28 @@ class PullIntake:
         A failed ack only means a redelivery later, which the store recognises as a duplicate."""
         ack_ids = [m.ack_id for m in acks]
         nack_ids = [m.ack_id for m in nacks]
-        if ack_ids:
-            for chunk in _chunks(ack_ids):
-                try:
-                    self.subscriber.acknowledge(subscription=self.path, ack_ids=chunk)
-                except Exception as exc:  # noqa: BLE001 - redelivered later and deduplicated
-                    log.warning("ack of %d messages failed (they will be redelivered and "
-                                "recognised as duplicates): %s", len(chunk), exc)
-        if nack_ids:
-            self._modify(nack_ids, 0)
-        with self._room:
+        with self._room:  # first, so the lease thread cannot extend what is being settled
             for ack in ack_ids + nack_ids:
                 held = self._held.pop(ack, None)
                 if held is not None:
                     self._held_bytes -= held[0].size
             self._room.notify_all()
+        for chunk in _chunks(ack_ids):
+            try:
+                self.subscriber.acknowledge(subscription=self.path, ack_ids=chunk,
+                                            timeout=self._rpc_timeout, retry=None)
+            except Exception as exc:  # noqa: BLE001 - redelivered later and deduplicated
+                log.warning("ack of %d messages failed (they will be redelivered and "
+                            "recognised as duplicates): %s", len(chunk), exc)
+        if nack_ids:
+            self._modify(nack_ids, 0)
 
     def _modify(self, ack_ids: list[str], seconds: int) -> None:
         for chunk in _chunks(ack_ids):
             try:
                 self.subscriber.modify_ack_deadline(subscription=self.path, ack_ids=chunk,
-                                                    ack_deadline_seconds=seconds)
+                                                    ack_deadline_seconds=seconds,
+                                                    timeout=self._rpc_timeout, retry=None)
             except Exception as exc:  # noqa: BLE001 - the subscription's own deadline still applies
                 log.warning("modifyAckDeadline(%d s) of %d messages failed: %s", seconds,
                             len(chunk), exc)

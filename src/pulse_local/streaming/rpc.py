@@ -67,7 +67,8 @@ class BigtableRpc:
                 f"first: row {failed[0][0]}: {failed[0][1]}")
 
     def read_modify_write(self, table: str, row_key: bytes,
-                          rules: Iterable[tuple[str, bytes, int | bytes]]) -> dict[bytes, bytes]:
+                          rules: Iterable[tuple[str, bytes, int | bytes]], *,
+                          timeout: float = RPC_TIMEOUT) -> dict[bytes, bytes]:
         """Atomically increment (int) / append (bytes) cells of one row; returns the new value
         of every modified column (qualifier -> value)."""
         wrapper, cls = self._t["ReadModifyWriteRowRequest"]
@@ -79,7 +80,7 @@ class BigtableRpc:
             else:
                 rule.append_value = change
         response = self.gapic.read_modify_write_row(request=wrapper.wrap(request),
-                                                    timeout=RPC_TIMEOUT)
+                                                    timeout=timeout)
         row = self._t["ReadModifyWriteRowResponse"].pb(response).row
         return {column.qualifier: column.cells[0].value
                 for family in row.families for column in family.columns if column.cells}

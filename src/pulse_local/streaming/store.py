@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -213,6 +213,10 @@ class EventStore:
         self.marker_ttl = marker_ttl
         #: A live application not taken back after this long belongs to a killed attempt.
         self.dead_after = marker_ttl
+        #: Increments time out well before `dead_after`: a live attempt's call that is still
+        #: in flight then must not look dead to another attempt (a timed-out call that did
+        #: apply is left for the redelivery to heal, like a killed attempt's).
+        self.rmw_timeout = max(1.0, self.dead_after / 2)
         self._pool = ThreadPoolExecutor(max_workers=rmw_threads, thread_name_prefix="rmw")
         self._cleanup_lock = threading.Lock()
         self._cleanup: list[tuple[float, bytes, list[bytes]]] = []
@@ -305,8 +309,10 @@ class EventStore:
                 for column, amount in deltas.items():
                     p.deltas[column] += amount
                 p.events[event_id] = deltas
-        apply = partial(self._apply_row, deadline=deadline, token=application_token())
-        result.compensated = sum(self._pool.map(apply, pending.values()))
+        apply = partial(self._apply_row, deadline=deadline)
+        futures = [self._pool.submit(apply, p) for p in pending.values()]
+        wait(futures)  # every row's call has ended before this attempt retries or fails
+        result.compensated = sum(f.result() for f in futures)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
         now_us = int(time.time() * 1000) * _MS
@@ -319,7 +325,7 @@ class EventStore:
         self._schedule_cleanup(pending.values())
         return result
 
-    def _apply_row(self, pending: _Pending, *, deadline: float, token: bytes) -> int:
+    def _apply_row(self, pending: _Pending, *, deadline: float) -> int:
         """Increment one aggregate row for a batch and take back what must not count; returns
         the number of applications taken back.
 
@@ -331,13 +337,21 @@ class EventStore:
         milliseconds). Each take-back names the application (``-<token>;``)."""
         rules: list[tuple[str, bytes, int | bytes]] = [
             (COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
-        rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
         if time.monotonic() > deadline:
             raise _Stalled
-        values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules)
+        token = application_token()  # its age is the time since this very call
+        rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
+        values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules,
+                                            timeout=self.rmw_timeout)
         back: dict[uuid.UUID, list[bytes]] = {}
         for event_id in pending.events:
-            live = live_applications(values.get(marker_qualifier(event_id), applied(token)))
+            marker = values.get(marker_qualifier(event_id))
+            if marker is None or token not in live_applications(marker):
+                raise BigtableWriteError(
+                    f"row {pending.row!r}: the increment's answer lacks this attempt's marker "
+                    f"for event {event_id}; the batch is retried (the redelivery takes back "
+                    "whatever this attempt counted)")
+            live = live_applications(marker)
             extra = [t for t in live[1:]
                      if t == token or token_age_seconds(t) > self.dead_after]
             if extra:
@@ -356,7 +370,8 @@ class EventStore:
             (COUNTS, c.encode(), n) for c, n in change.items() if n]
         fix_rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
                       for e, ts in back.items()]
-        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules)
+        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules,
+                                   timeout=self.rmw_timeout)
         return sum(len(ts) for ts in back.values())
 
     # Markers --------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def pulse_settings() -> Iterator[Settings]:
         os.environ.update(saved)
 
 
-def _flush_prefect_logs() -> None:
+def flush_prefect_logs() -> None:
     """Send buffered flow-run logs while the Prefect API still runs (if Prefect was used)."""
     import sys
 
@@ -94,7 +94,7 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
         yield stack
     finally:
         if os.environ.get("PULSE_TEST_KEEP") != "1":
-            _flush_prefect_logs()
+            flush_prefect_logs()
             stack.down()
             shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
 

@@ -50,8 +50,11 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
 
     # A liveness bound, not a speed target: a killed consumer's messages come back once their
     # lease (10 s) runs out.
-    wait_for(lambda: tenant_total(stream_settings, tenant).events >= EVENTS, 360,
-             f"{EVENTS} events counted", interval=1.0)
+    # Counted is not finished: a killed attempt may have counted a batch whose redelivery
+    # (which writes the facts) is still queued behind the backlog. Wait for both.
+    wait_for(lambda: tenant_total(stream_settings, tenant).events >= EVENTS
+             and len(fact_event_ids(stream_settings, tenant)) >= EVENTS, 360,
+             f"{EVENTS} events counted and stored", interval=2.0)
     time.sleep(2)  # anything still in flight would show up as an over-count now
     consumer.terminate()
     assert consumer.wait(timeout=30) == 0
