@@ -161,8 +161,6 @@ class Consumer:
         finally:
             self._shutdown(threads)
             self.report.seconds = round(time.monotonic() - began, 3)
-            if self._intake is not None:
-                self.report.max_in_flight = self._intake.max_held
             self._write_status(final=True)
             self._store.close()
             from pulse_local.resources import close_pubsub_clients
@@ -221,15 +219,21 @@ class Consumer:
                           pullers=self.options.streams,
                           capacity=self.options.streams * self.options.max_messages,
                           max_bytes=self.options.streams * self.options.max_bytes,
-                          lease_seconds=self.options.lease_seconds)
+                          lease_seconds=self.options.lease_seconds,
+                          on_error=lambda text: self._record_error(text, reconnect=True))
 
     def _is_open(self, *, ever: bool = False) -> bool:
         """Whether Pub/Sub answers now (or, with ``ever``, answered once since `run`)."""
         if self._intake is not None:
-            if self._intake.connected.is_set():
-                self._opened_once.set()
-            return self._opened_once.is_set() if ever else self._intake.connected.is_set()
+            return (self._intake.ever_connected if ever else self._intake.connected).is_set()
         return self._opened_once.is_set() if ever else self._subscribed
+
+    def _record_error(self, text: str, *, reconnect: bool = False) -> None:
+        """Keep the last 20 errors in the report; ``reconnect``: Pub/Sub itself failed."""
+        with self._lock:
+            if reconnect:
+                self.report.resubscribed += 1
+            self.report.errors = (self.report.errors + [text[:300]])[-20:]
 
     def _settle(self, acks: list[Message], nacks: list[Message]) -> None:
         """Ack and nack a batch's deliveries (batched RPCs with the pull intake)."""
@@ -249,7 +253,7 @@ class Consumer:
         with self._lock:
             self._in_flight += 1
             self.report.received += 1
-            if self._intake is None:  # the pull intake counts what it holds itself
+            if self._intake is None:  # the pull intake counts what it holds (`_write_status`)
                 self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
         self._queue.put(message)
@@ -300,9 +304,7 @@ class Consumer:
             message = (f"streaming pull on {path} failed: {failure}; reopening in {backoff:.1f} s"
                        " (if the subscription is missing, `pulse-local up` declares it)")
             log.warning(message)
-            with self._lock:
-                self.report.resubscribed += 1
-                self.report.errors = (self.report.errors + [str(failure)[:300]])[-20:]
+            self._record_error(str(failure), reconnect=True)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
 
@@ -372,9 +374,9 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - infrastructure: every message is retried as a whole
             log.warning("batch of %d failed, nacking for redelivery: %s", len(batch), exc)
             self._settle([], batch)
+            self._record_error(str(exc))
             with self._lock:
                 self.report.retried += len(batch)
-                self.report.errors = (self.report.errors + [str(exc)[:300]])[-20:]
             self._done(len(batch))
             return
         acks += [owners[i] for i in result.written + result.duplicates]
@@ -470,14 +472,14 @@ class Consumer:
                 next_status = time.monotonic() + self.options.heartbeat_seconds
 
     def _write_status(self, *, final: bool = False) -> None:
+        """Bring the report up to date and, for the service, write the heartbeat file."""
+        if self._intake is not None:  # the pull intake counts what it holds itself
+            with self._lock:
+                self.report.max_in_flight = self._intake.max_held
         if self.status_path is None:
             return
         subscribed = self._is_open()
         with self._lock:
-            if self._intake is not None:
-                self.report.max_in_flight = self._intake.max_held
-                self.report.resubscribed = self._intake.reconnects
-                self.report.errors = self._intake.errors[-20:] or self.report.errors
             status = {"pid": os.getpid(), "updated_at": time.time(),
                       "subscribed": subscribed and not final, "stopped": final,
                       "in_flight": self._in_flight, **asdict(self.report)}

@@ -67,10 +67,12 @@ class PullIntake:
 
     def __init__(self, subscriber: Any, subscription_path: str,
                  on_message: Callable[[PulledMessage], None], *, pullers: int,
-                 capacity: int, max_bytes: int, lease_seconds: int) -> None:
+                 capacity: int, max_bytes: int, lease_seconds: int,
+                 on_error: Callable[[str], None] = lambda _: None) -> None:
         self.subscriber = subscriber
         self.path = subscription_path
         self.on_message = on_message
+        self.on_error = on_error  # told of every failed Pull (the caller keeps the record)
         self.pullers = pullers
         self.capacity = capacity
         self.max_bytes = max_bytes
@@ -85,8 +87,7 @@ class PullIntake:
         self.max_held = 0  # most messages held at once (flow control keeps it <= capacity)
         self._room = threading.Condition()
         self.connected = threading.Event()  # set while the last Pull call succeeded
-        self.errors: list[str] = []
-        self.reconnects = 0
+        self.ever_connected = threading.Event()  # set once a call succeeded
         self._threads: list[threading.Thread] = []
 
     # Lifecycle --------------------------------------------------------------------------------
@@ -191,21 +192,24 @@ class PullIntake:
                 except exceptions.PermissionDenied:
                     log.debug("no pubsub.subscriptions.get on %s: fine, Pull needs only "
                               "pubsub.subscriptions.consume", self.path)
-                self.connected.set()
+                self._answered()
             response = self.subscriber.pull(subscription=self.path, max_messages=room,
                                             timeout=_LONG_POLL_SECONDS, retry=None)
         except exceptions.DeadlineExceeded:
-            self.connected.set()  # an empty long poll: the service is there
+            self._answered()  # an empty long poll: the service is there
             return []
         except Exception as exc:  # noqa: BLE001 - any failure of the call: logged, retried with backoff
             self.connected.clear()
-            self.reconnects += 1
-            self.errors = (self.errors + [str(exc)[:300]])[-20:]
+            self.on_error(str(exc))
             log.warning("pull from %s failed: %s; retrying with backoff (if the subscription "
                         "is missing, `pulse-local up` declares it)", self.path, exc)
             return None
-        self.connected.set()
+        self._answered()
         return list(response.received_messages)
+
+    def _answered(self) -> None:
+        self.connected.set()
+        self.ever_connected.set()
 
     def _message(self, received: Any) -> PulledMessage:
         msg = received.message

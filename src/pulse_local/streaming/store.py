@@ -7,10 +7,11 @@ Write protocol for one batch (see docs/streaming.md for the argument):
    counters by the batch's sum and appends ``+`` to a per-event marker column ``~<event hex>``;
    the row comes back with every marker, so each writer learns atomically whether its
    application of an event to that row is the first (marker ``+``) or a repeat (``++``: an
-   earlier attempt that crashed before step 4, or a concurrent duplicate). Whoever sees a net
-   ``n != 1`` corrects it at once by ``1 - n`` in another ``ReadModifyWriteRow`` (see
-   `EventStore._apply_row`); no increment is issued later than ``marker_ttl / 2`` after the
-   read of step 1 (the attempt starts again instead);
+   earlier attempt that crashed before step 4, or a concurrent duplicate). Markers name each
+   increment call by a token; the first live one counts, a later call takes its own back, and
+   calls of killed attempts are taken back by whoever sees them (`EventStore._apply_row`); no
+   increment is issued later than ``marker_ttl / 2`` after the read of step 1 (the attempt
+   starts again instead);
 3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
 4. mark the events ``done`` in ``events_dedup``; the caller acks only after this returns;
 5. ``marker_ttl`` seconds later, delete the markers of done events (a sweep catches those a
@@ -95,7 +96,7 @@ def marker_qualifier(event_id: uuid.UUID) -> bytes:
 
 
 def application_token() -> bytes:
-    """A fresh token for one write attempt: its wall-clock milliseconds and a random part."""
+    """A fresh token for one increment call: its wall-clock milliseconds and a random part."""
     return f"{int(time.time() * 1000)}.{secrets.token_hex(4)}".encode()
 
 
@@ -118,7 +119,7 @@ def live_applications(value: bytes) -> list[bytes]:
 
 
 def token_age_seconds(token: bytes) -> float:
-    """How long ago the attempt ``token`` started."""
+    """How long ago the increment call ``token`` was issued."""
     return time.time() - int(token.split(b".", 1)[0]) / 1000
 
 
@@ -345,13 +346,12 @@ class EventStore:
                                             timeout=self.rmw_timeout)
         back: dict[uuid.UUID, list[bytes]] = {}
         for event_id in pending.events:
-            marker = values.get(marker_qualifier(event_id))
-            if marker is None or token not in live_applications(marker):
+            live = live_applications(values.get(marker_qualifier(event_id), b""))
+            if token not in live:
                 raise BigtableWriteError(
                     f"row {pending.row!r}: the increment's answer lacks this attempt's marker "
                     f"for event {event_id}; the batch is retried (the redelivery takes back "
                     "whatever this attempt counted)")
-            live = live_applications(marker)
             extra = [t for t in live[1:]
                      if t == token or token_age_seconds(t) > self.dead_after]
             if extra:

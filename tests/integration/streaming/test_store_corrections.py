@@ -96,8 +96,7 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
 
     tenant = uuid.uuid4()
     batch = _batch(tenant, 40)
-    store = EventStore(EventStore.for_settings(pulse_settings).rpc, marker_ttl=2.0,
-                       rmw_threads=1)
+    store = EventStore.for_settings(pulse_settings, marker_ttl=2.0, rmw_threads=1)
     real = store.rpc.read_modify_write
     calls = {"n": 0}
 

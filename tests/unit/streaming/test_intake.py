@@ -64,9 +64,11 @@ class FakeSubscriber:
             self.deadlines.append((len(ack_ids), ack_deadline_seconds))
 
 
-def _run(subscriber: FakeSubscriber, capacity: int, handle: Any) -> PullIntake:
+def _run(subscriber: FakeSubscriber, capacity: int, handle: Any,
+         errors: list[str] | None = None) -> PullIntake:
     intake = PullIntake(subscriber, "projects/p/subscriptions/s", handle, pullers=4,
-                        capacity=capacity, max_bytes=10**9, lease_seconds=10)
+                        capacity=capacity, max_bytes=10**9, lease_seconds=10,
+                        on_error=(errors if errors is not None else []).append)
     intake.start()
     return intake
 
@@ -105,7 +107,8 @@ def test_nack_sets_deadline_zero_and_frees_room() -> None:
 def test_permission_denied_on_get_subscription_still_connects() -> None:
     """GCP's subscriber role has no pubsub.subscriptions.get; Pull alone must be enough."""
     subscriber = FakeSubscriber(0, get_denied=True)
-    intake = _run(subscriber, 10, lambda m: None)
+    errors: list[str] = []
+    intake = _run(subscriber, 10, lambda m: None, errors)
     assert intake.connected.wait(5)
     intake.close()
-    assert intake.errors == []
+    assert errors == []
