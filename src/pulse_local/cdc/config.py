@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pulse_local.cdc.errors import CdcConfigError
 from pulse_local.config import PROJECT_ROOT, Settings
+from pulse_local.yamlfile import load_yaml_model
 
 #: Where the declaration lives in the repository.
 STREAM_FILE = PROJECT_ROOT / "emulators" / "datastream" / "stream.yaml"
@@ -114,19 +114,5 @@ class StreamConfig(BaseModel):
 
 def load_stream_config(path: Path | None = None) -> StreamConfig:
     """Read and validate the stream declaration; errors name the file and the field."""
-    path = path or STREAM_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise CdcConfigError(f"{path}: file not found (the CDC stream declaration)") from None
-    except yaml.YAMLError as exc:
-        raise CdcConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise CdcConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return StreamConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise CdcConfigError(f"{path}: {problems}") from None
+    return load_yaml_model(path or STREAM_FILE, StreamConfig, CdcConfigError,
+                           "the CDC stream declaration")

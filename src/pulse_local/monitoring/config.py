@@ -13,13 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_local.config import PROJECT_ROOT
 from pulse_local.errors import ConfigError
 from pulse_local.resources.models import Duration
+from pulse_local.yamlfile import load_yaml_model
 
 #: The declared service levels, at the repository root.
 MONITORING_FILE = PROJECT_ROOT / "monitoring.yaml"
@@ -189,19 +189,6 @@ def load_config(path: Path | None = None) -> MonitorConfig:
     """Read and validate the monitoring file (default: ``$PULSE_MONITOR_CONFIG``, else
     ``monitoring.yaml`` at the repository root). Errors name the file and the field."""
     path = Path(path or MonitorOptions().config or MONITORING_FILE)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise MonitorConfigError(f"{path}: file not found (the monitoring SLA file; "
-                                 "set PULSE_MONITOR_CONFIG or restore monitoring.yaml)") from None
-    except yaml.YAMLError as exc:
-        raise MonitorConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise MonitorConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return MonitorConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}"
-            for e in exc.errors(include_url=False))
-        raise MonitorConfigError(f"{path}: {problems}") from None
+    return load_yaml_model(path, MonitorConfig, MonitorConfigError,
+                           "the monitoring SLA file; set PULSE_MONITOR_CONFIG or restore "
+                           "monitoring.yaml")
