@@ -24,17 +24,26 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
 
 
-def ceiling(settings: Any, count: int, streams: int) -> float:
-    """Raw publish + streaming pull + ack through the emulator, no processing (messages/s)."""
+def _bench_subscription(settings: Any, name: str) -> tuple[Any, Any, str, str]:
+    """A new topic and subscription ``name`` with a publisher and a subscriber client:
+    (publisher, subscriber, topic path, subscription path)."""
     from google.cloud import pubsub_v1
 
     from pulse_local.streaming.testing import fast_publisher
 
     publisher, subscriber = fast_publisher(), pubsub_v1.SubscriberClient()
-    topic = publisher.topic_path(settings.project, "bench-ceiling")
-    sub = subscriber.subscription_path(settings.project, "bench-ceiling")
+    topic = publisher.topic_path(settings.project, name)
+    sub = subscriber.subscription_path(settings.project, name)
     publisher.create_topic(name=topic)
     subscriber.create_subscription(name=sub, topic=topic, ack_deadline_seconds=60)
+    return publisher, subscriber, topic, sub
+
+
+def ceiling(settings: Any, count: int, streams: int) -> float:
+    """Raw publish + streaming pull + ack through the emulator, no processing (messages/s)."""
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber, topic, sub = _bench_subscription(settings, "bench-ceiling")
     done, got, lock = threading.Event(), [0], threading.Lock()
 
     def callback(message: Any) -> None:
@@ -60,15 +69,7 @@ def ceiling(settings: Any, count: int, streams: int) -> float:
 def pull_ceiling(settings: Any, count: int, pullers: int) -> float:
     """Raw publish + unary Pull + ack (the consumer's intake) with ``pullers`` threads and no
     processing (messages/s)."""
-    from google.cloud import pubsub_v1
-
-    from pulse_local.streaming.testing import fast_publisher
-
-    publisher, subscriber = fast_publisher(), pubsub_v1.SubscriberClient()
-    topic = publisher.topic_path(settings.project, "bench-pull-ceiling")
-    sub = subscriber.subscription_path(settings.project, "bench-pull-ceiling")
-    publisher.create_topic(name=topic)
-    subscriber.create_subscription(name=sub, topic=topic, ack_deadline_seconds=60)
+    publisher, subscriber, topic, sub = _bench_subscription(settings, "bench-pull-ceiling")
     got, lock, done = [0], threading.Lock(), threading.Event()
 
     def pull() -> None:
@@ -93,14 +94,19 @@ def pull_ceiling(settings: Any, count: int, pullers: int) -> float:
     return got[0] / (time.perf_counter() - began)
 
 
-def consumer_process(settings: Any, log: Any) -> Any:
+def _spawn_consumer(log: Any) -> Any:
     """The consumer as the stack runs it: its own process (`python -m pulse_local.streaming
     consume`), so load generation here does not share its interpreter."""
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "pulse_local.streaming", "consume"],
+    return subprocess.Popen([sys.executable, "-m", "pulse_local.streaming", "consume"],
                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def consumer_process(settings: Any, log: Any) -> Any:
+    """A consumer process (`_spawn_consumer`), returned once its readiness probe passes."""
+    proc = _spawn_consumer(log)
     from pulse_local.errors import ServiceUnavailable
     from pulse_local.streaming import consumer_ready
 
@@ -119,8 +125,6 @@ def consumer_process(settings: Any, log: Any) -> Any:
 def backlog_drain(settings: Any, count: int, consumers: int) -> float:
     """Publish ``count`` events with no consumer, then start ``consumers`` consumer processes
     and time until every event is readable (events/s): the catch-up rate."""
-    import subprocess
-    import sys
     import tempfile
 
     from pulse_local.serving import ServingStore, live_counters
@@ -132,9 +136,7 @@ def backlog_drain(settings: Any, count: int, consumers: int) -> float:
     store = ServingStore.for_settings(settings)
     began = time.perf_counter()
     with tempfile.TemporaryFile() as log:
-        procs = [subprocess.Popen([sys.executable, "-m", "pulse_local.streaming", "consume"],
-                                  stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-                 for _ in range(consumers)]
+        procs = [_spawn_consumer(log) for _ in range(consumers)]
         try:
             while live_counters(store, tenant).total.events < count:
                 time.sleep(0.05)
