@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +44,12 @@ class MessageBus(Protocol):
     def submit(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
         """Publish without blocking; the future gives the message id once acknowledged (for
         asyncio callers: ``await asyncio.wrap_future(bus.submit(...))``)."""
+        ...
+
+    def publish_many(self, topic: str,
+                     messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        """Publish ``(data, attributes)`` pairs in as few calls as the service allows; return
+        their message ids once acknowledged (for bulk loads: no per-message futures)."""
         ...
 
 
@@ -158,6 +164,9 @@ class GcsArchive:
 
 #: How long the publisher waits to fill a batch (see `PubSubBus.client`).
 PUBLISH_MAX_LATENCY_S = 0.002
+#: Limits of one Publish request (the service allows 1,000 messages and 10 MB).
+PUBLISH_MANY_MAX_MESSAGES = 1000
+PUBLISH_MANY_MAX_BYTES = 9 * 1024 * 1024
 
 
 class PubSubBus:
@@ -186,6 +195,34 @@ class PubSubBus:
         # the client's future is a concurrent.futures.Future; batching happens in its threads
         return self.client.publish(self.client.topic_path(self.project, topic), data,
                                    **attributes)
+
+    def publish_many(self, topic: str,
+                     messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        # Publish RPCs built as raw protobufs (proto-plus objects per message cost more CPU
+        # than the call), within the service's limits of 1,000 messages and 10 MB a request;
+        # the generated client retries transient errors as for `submit`.
+        from google.pubsub_v1.types import PublishRequest
+
+        path = self.client.topic_path(self.project, topic)
+        ids: list[str] = []
+        request, size = PublishRequest.pb()(topic=path), 0
+        for data, attributes in messages:
+            length = len(data) + sum(len(k) + len(v) for k, v in attributes.items())
+            if request.messages and (len(request.messages) == PUBLISH_MANY_MAX_MESSAGES
+                                     or size + length > PUBLISH_MANY_MAX_BYTES):
+                ids += self._publish_request(request)
+                request, size = PublishRequest.pb()(topic=path), 0
+            request.messages.add(data=data, attributes=attributes)
+            size += length
+        if request.messages:
+            ids += self._publish_request(request)
+        return ids
+
+    def _publish_request(self, request: Any) -> list[str]:
+        from google.pubsub_v1.types import PublishRequest
+
+        response = self.client.api.publish(request=PublishRequest.wrap(request), timeout=60)
+        return list(response.message_ids)
 
 
 class ChangeStreams(Protocol):

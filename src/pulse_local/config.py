@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     fixture_scale: int = Field(2, ge=1, description="Tenants of the fixtures `pulse-local run` generates.")
     fixture_seed: int = Field(42, description="Seed of those fixtures (same seed, same bytes).")
+    replay_mode: Literal["http", "bulk"] = Field(
+        "http", description="How `pulse-local run` loads the fixture webhooks: through the "
+        "processor over HTTP, or `bulk` (same checks and rows, written with COPY: for big sets).")
 
     db_name: str = Field("pulse", description="Application database.")
     db_app_user: str = Field("pulse_app", description="Application role: no superuser, no BYPASSRLS.")

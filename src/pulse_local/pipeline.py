@@ -62,11 +62,14 @@ def fixtures_dir(settings: Settings) -> Path:
 
 
 def stage_replay_fixtures(settings: Settings) -> str:
-    """Reference data into Postgres, then every fixture webhook through the processor."""
+    """Reference data into Postgres, then every fixture webhook through the processor (or in
+    bulk: ``PULSE_REPLAY_MODE=bulk``)."""
     from pulse_local.orchestration import load_flow
 
-    outcome = load_flow("replay_fixtures")(directory=str(fixtures_dir(settings)))
-    return f"{outcome['accepted']} webhooks accepted"
+    outcome = load_flow("replay_fixtures")(directory=str(fixtures_dir(settings)),
+                                           mode=settings.replay_mode)
+    how = "through the processor" if settings.replay_mode == "http" else "in bulk"
+    return f"{outcome['accepted']} webhooks accepted ({how})"
 
 
 def stage_etl_pipeline(settings: Settings) -> str:

@@ -37,7 +37,7 @@ from pulse_local.backends import Backends, for_profile
 from pulse_local.config import Settings
 from pulse_local.events import RESPONSE_EVENTS_TOPIC, ResponseEvent, response_event_id
 from pulse_local.ingest import signature
-from pulse_local.ingest.models import PayloadError, TypeformWebhook, parse_json, validate_payload
+from pulse_local.ingest.models import PayloadError, TypeformWebhook, validate_body
 from pulse_local.ingest.options import ProcessorOptions
 from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, map_answers
 from pulse_local.ingest.store import DatabaseUnavailable, Store, StoreRejected, WriteResult
@@ -158,7 +158,7 @@ class Processor:
                           f"missing or invalid {signature.HEADER} header: sign the raw body "
                           "with the tenant's webhook secret (sha256=<base64 HMAC-SHA256>)")
         try:
-            payload = validate_payload(parse_json(body))
+            payload = validate_body(body)
             if (assessment := await self.store.assessment(tenant.id,
                                                           payload.form_response.form_id)) is None:
                 return _error(422, "unknown_form",

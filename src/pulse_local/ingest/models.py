@@ -173,12 +173,24 @@ def find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
-def validate_payload(document: Any) -> TypeformWebhook:
+#: The only ways a UTF-8 JSON body can hold U+0000 or a surrogate: ``\u0000`` and ``\uD8..``
+#: to ``\uDF..`` escapes (raw NUL bytes are refused by the parser, raw surrogates by UTF-8).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def validate_body(body: bytes) -> TypeformWebhook:
+    """`parse_json` then `validate_payload`; the walk for NUL characters and surrogates is
+    skipped when the body has no escape that could decode to one (`_UNSTORABLE_ESCAPE`)."""
+    return validate_payload(parse_json(body),
+                            may_hold_unstorable=_UNSTORABLE_ESCAPE.search(body) is not None)
+
+
+def validate_payload(document: Any, *, may_hold_unstorable: bool = True) -> TypeformWebhook:
     """Validate a decoded JSON document; `PayloadError` 422 naming the field path otherwise."""
     if not isinstance(document, dict):
         raise PayloadError(422, f"the body must be a JSON object, got {type(document).__name__}",
                            [{"loc": "(body)", "msg": "expected an object"}])
-    nul = find_nul(document)
+    nul = find_nul(document) if may_hold_unstorable else None
     if nul is not None:
         raise PayloadError(
             422, f"{nul}: contains a NUL character (U+0000) or an unpaired surrogate, which the "

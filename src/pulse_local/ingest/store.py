@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
@@ -41,7 +42,8 @@ class WriteResult:
     run_id: uuid.UUID | None
 
 
-_QUESTIONS = """
+#: An assessment and its questions by Typeform form id (one row per question).
+QUESTIONS = """
 select a.id, q.id, q.ref, q.question_type, q.required, q.scale_min, q.scale_max,
        q.reverse_keyed, q.weight
 from assessments a left join questions q on q.assessment_id = a.id
@@ -87,8 +89,41 @@ from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]::numeric[], %s::boole
 """
 
 
-def _numbers(values: list[Any]) -> list[str | None]:
-    return [None if v is None else str(v) for v in values]
+def _number(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def answer_values(mapped: MappedResponse) -> list[tuple[Any, ...]]:
+    """The ``answers`` columns after (tenant_id, response_id) of each mapped answer: question
+    id, type, text, number, bool, json, raw score, score (numbers as text: exact on the way to
+    numeric)."""
+    return [(a.question.id, a.answer_type, a.value_text, _number(a.value_number), a.value_bool,
+             None if a.value_json is None else Jsonb(a.value_json), _number(a.raw_score),
+             _number(a.score)) for a in mapped.answers]
+
+
+def delivery_outcome(stored: tuple[str, datetime] | None, sha: str,
+                     submitted_at: datetime) -> Outcome:
+    """What a delivery does to a response already stored as ``(payload sha, submitted_at)``:
+    the rule `_UPSERT` applies in SQL, for loads that decide it beforehand (`source.bulk`).
+    New token: created; another payload not older than the stored one: revised; the same
+    payload: duplicate; an older one: stale."""
+    if stored is None:
+        return "created"
+    if stored[0] != sha and submitted_at >= stored[1]:
+        return "revised"
+    return "duplicate" if stored[0] == sha else "stale"
+
+
+def assessment_from_rows(form_id: str, rows: list[tuple[Any, ...]]) -> AssessmentSpec | None:
+    """The `AssessmentSpec` of a form from the rows of `QUESTIONS` (None: no such form)."""
+    if not rows:
+        return None
+    questions = {
+        r[2]: QuestionSpec(r[1], r[2], r[3], r[4], r[5], r[6], r[7], float(r[8]))
+        for r in rows if r[1] is not None
+    }
+    return AssessmentSpec(rows[0][0], form_id, questions)
 
 _DELIVERY = """
 insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
@@ -147,16 +182,12 @@ class Store:
             return hit[1]
         try:
             async with self.pool.connection() as conn, atenant(conn, tenant_id):
-                rows = await (await conn.execute(_QUESTIONS, (form_id,))).fetchall()
+                rows = await (await conn.execute(QUESTIONS, (form_id,))).fetchall()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
-        if not rows:
+        spec = assessment_from_rows(form_id, rows)
+        if spec is None:
             return None
-        questions = {
-            r[2]: QuestionSpec(r[1], r[2], r[3], r[4], r[5], r[6], r[7], float(r[8]))
-            for r in rows if r[1] is not None
-        }
-        spec = AssessmentSpec(rows[0][0], form_id, questions)
         self._forms[key] = (time.monotonic() + self.cache_seconds, spec)
         return spec
 
@@ -190,16 +221,8 @@ class Store:
                         await conn.execute("delete from answers where response_id = %s",
                                            (result.response_id,))
                     if mapped.answers:
-                        answers = mapped.answers
-                        await conn.execute(_ANSWERS, (
-                            tenant.id, result.response_id, [a.question.id for a in answers],
-                            [a.answer_type for a in answers], [a.value_text for a in answers],
-                            _numbers([a.value_number for a in answers]),
-                            [a.value_bool for a in answers],
-                            [None if a.value_json is None else Jsonb(a.value_json)
-                             for a in answers],
-                            _numbers([a.raw_score for a in answers]),
-                            _numbers([a.score for a in answers])))
+                        columns = [list(c) for c in zip(*answer_values(mapped), strict=True)]
+                        await conn.execute(_ANSWERS, (tenant.id, result.response_id, *columns))
                 await conn.execute(_DELIVERY, (tenant.id, payload.event_id, fr.token,
                                                result.response_id, result.outcome, sha))
         except (PoolTimeout, psycopg.OperationalError) as exc:

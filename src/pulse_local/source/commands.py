@@ -63,9 +63,21 @@ def migrate(
 def replay(
     directory: Annotated[Path, typer.Argument(help="Fixture directory.")] = Path("fixtures/default"),
     concurrency: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 16,
+    bulk: Annotated[bool, typer.Option(
+        "--bulk", help="No HTTP: the processor's checks and rules, rows written with COPY "
+        "(for big fixture sets; reference data must be seeded).")] = False,
 ) -> None:
     """POST fixture webhooks (signed) to the running processor. Example: pulse-local replay fixtures/default"""
     from pulse_local.config import load_settings
+
+    if bulk:
+        from pulse_local.source.bulk import bulk_load, describe
+
+        report = bulk_load(load_settings(), directory)
+        console.print(describe(report))
+        if report.rejected:
+            raise typer.Exit(1)
+        return
     from pulse_local.source.replay import replay as run
 
     counts = run(load_settings(), directory, concurrency)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pulse_local.events import ResponseEvent, response_event_id
-from pulse_local.ingest.models import PayloadError, parse_json, validate_payload
+from pulse_local.ingest.models import PayloadError, parse_json, validate_body, validate_payload
 from pulse_local.ingest.scoring import AssessmentSpec, QuestionSpec, map_answers, reverse_key
 from pulse_local.ingest.signature import sign, verify
 
@@ -60,6 +60,29 @@ def test_naive_timestamp_and_nul_are_refused() -> None:
     doc = _payload(type="text", text="a\x00b")
     with pytest.raises(PayloadError, match=r"form_response.answers.0.text: contains a NUL"):
         validate_payload(doc)
+
+
+@pytest.mark.parametrize(("text", "refused"), [
+    ("a\x00b", True), ("\ud800", True), ("\udfff", True), ("caf\u00e9 \U0001f600", False),
+    ("\\u0000 is the escape", False), ("plain", False),
+])
+def test_bodies_are_checked_for_nul_and_surrogates_however_encoded(text: str,
+                                                                   refused: bool) -> None:
+    """`validate_body` skips the walk only for bodies without an escape that could decode to
+    U+0000 or a surrogate: the answer is the same as walking every string (ASCII-escaped JSON,
+    raw UTF-8, and keys as well as values)."""
+    for ensure_ascii in (True, False):
+        for doc in (_payload(type="text", text=text),
+                    {**_payload(type="text", text="x"), text: 1}):
+            try:
+                body = json.dumps(doc, ensure_ascii=ensure_ascii).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate has no UTF-8: only its escape exists
+                continue
+            if refused:
+                with pytest.raises(PayloadError, match="NUL character"):
+                    validate_body(body)
+            else:
+                assert validate_body(body).form_response.token == "t1"
 
 
 @pytest.mark.parametrize("raw", [b"{", b"\xff", b"[NaN]", b'{"a": Infinity}', b"[" * 50000])
