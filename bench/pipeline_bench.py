@@ -11,10 +11,14 @@ Targets from the issue: <= 60 s after the stack is up on the defaults; 1M in <= 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -72,47 +76,59 @@ def _runs() -> list[tuple[str, int]]:
     return runs
 
 
-def run_once(mode: str, scale: int) -> tuple[float, float, Any, _PeakRss]:
-    """One pipeline run on a fresh stack: (stack up seconds, run seconds, summary, memory)."""
+def run_once(mode: str, scale: int) -> dict[str, Any]:
+    """One pipeline run on a fresh stack (in this process: `main` gives each its own, so that
+    clients and settings cached per process, Prefect's among them, start clean)."""
     settings = make_test_settings().model_copy(update={"fixture_scale": scale,
                                                        "replay_mode": mode})
-    saved = dict(os.environ)
     os.environ.update(service_env(settings))
     stack = stack_for(settings)
     try:
         up = stack.up().total_seconds
-        console = Console(record=True, width=200, quiet=True)
+        console = Console(width=200, quiet=True)
         began = time.perf_counter()
         with _PeakRss() as memory:
             summary = run_pipeline(settings, console)
-        seconds = time.perf_counter() - began
-        if not summary.ok:
-            print(console.export_text())
-        return up, seconds, summary, memory
+        return {"up": up, "seconds": time.perf_counter() - began, "ok": summary.ok,
+                "stages": [(s.name, s.ok, s.seconds, s.detail) for s in summary.stages],
+                "peak": memory.peak, "machine_peak": memory.machine_peak}
     finally:
         stack.down()
-        os.environ.clear()
-        os.environ.update(saved)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--run":  # a child of the loop below
+        print("RESULT " + json.dumps(run_once(sys.argv[2], int(sys.argv[3]))), flush=True)
+        return
     print(f"load average before: {psutil.getloadavg()[0]:.2f}, cpus: {psutil.cpu_count()}")
     per_1k: dict[str, float] = {}
     for mode, scale in _runs():
-        up, seconds, summary, memory = run_once(mode, scale)
+        child = subprocess.run([sys.executable, "-m", "bench.pipeline_bench", "--run", mode,
+                                str(scale)], capture_output=True, text=True, check=False,
+                               cwd=Path(__file__).resolve().parent.parent)
+        lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            print(f"{mode} scale {scale}: the run crashed (exit {child.returncode}):\n"
+                  f"{child.stderr[-3000:]}")
+            break
+        run = json.loads(lines[-1].removeprefix("RESULT "))
+        seconds = run["seconds"]
         rate = seconds / scale  # ~1k responses per scale unit
         first = per_1k.setdefault(mode, rate)
-        stages = "  ".join(f"{s.name}={s.seconds:.1f}s" for s in summary.stages)
+        stages = "  ".join(f"{name}={sec:.1f}s" for name, _, sec, _ in run["stages"])
         target = (f"target <= {TARGET_S:.0f} s, ratio {seconds / TARGET_S:.2f}" if scale == 2
-                  else f"target <= 600 s, ratio {seconds / 600:.2f}" if scale == 1000 else "")
+                  else f"target <= 600 s, ratio {seconds / 600:.2f}" if scale == 1000
+                  else "no target")
         print(f"{mode:4s} scale {scale:4d} (~{scale}k responses): {seconds:7.1f} s "
-              f"{'ok' if summary.ok else 'FAILED'} after a {up:.1f} s stack up ({target}); "
-              f"{rate:.2f} s per 1k responses (x{rate / first:.2f} of the first {mode} run); "
-              f"peak RSS of the run and the stack {memory.peak / 2**30:.2f} GB, machine "
-              f"{memory.machine_peak / 2**30:.2f} GB above its start (target <= 4 GB at 1M)"
-              f"\n    {stages}", flush=True)
-        if not summary.ok:
+              f"{'ok' if run['ok'] else 'FAILED'} after a {run['up']:.1f} s stack up "
+              f"({target}); {rate:.2f} s per 1k responses (x{rate / first:.2f} of the first "
+              f"{mode} run); peak RSS of the run and the stack {run['peak'] / 2**30:.2f} GB, "
+              f"machine {run['machine_peak'] / 2**30:.2f} GB above its start (target <= 4 GB "
+              f"at 1M)\n    {stages}", flush=True)
+        if not run["ok"]:
+            name, _, _, detail = run["stages"][-1]
+            print(f"    {name} failed: {detail}")
             break
 
 
