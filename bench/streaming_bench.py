@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"serving recent_events(limit=20): p95 {_p95(reads):.1f} ms, median "
               f"{statistics.median(reads):.1f} ms (target <= 20 ms)")
         print("the Bigtable emulator is the limit here: ~150 % CPU while the consumer uses "
-              "~40 % (each event adds a marker to ~7 aggregate rows; docs/streaming.md)")
+              "~40 % (each event adds a marker to 4 aggregate rows; docs/streaming.md)")
     finally:
         stack.down()
 

@@ -23,7 +23,13 @@ from pulse_local.serving.models import (
 )
 from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
-from pulse_local.streaming.store import AGGREGATE_TABLE, FACT_TABLE, read_counters
+from pulse_local.streaming.store import (
+    AGGREGATE_TABLE,
+    COUNTER_QUALIFIER_REGEX,
+    FACT_TABLE,
+    hours_in,
+    read_counters,
+)
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.data import BigtableDataClient, Row, Table
@@ -84,10 +90,10 @@ def recent_events(store: ServingStore, tenant_id: uuid.UUID, user_id: uuid.UUID 
                         events=[_event_view(r) for r in rows])
 
 
-def _counters(row: Row | None) -> Counters:
+def _counters(row: Row | None, hour: int | None = None) -> Counters:
     if row is None:
         return Counters()
-    raw = read_counters(row)
+    raw = read_counters(row, hour)
     return Counters(events=raw["events"], complete=raw["complete"], scored=raw["scored"],
                     flagged=raw["flagged"], score_sum=raw["score_milli"] / 1000,
                     max_score_sum=raw["max_score_milli"] / 1000)
@@ -97,7 +103,7 @@ def _counter_filter() -> object:
     from google.cloud.bigtable.data import row_filters as rf
 
     return rf.RowFilterChain([rf.FamilyNameRegexFilter("counts"),
-                              rf.ColumnQualifierRegexFilter(b"[a-z_]+"),
+                              rf.ColumnQualifierRegexFilter(COUNTER_QUALIFIER_REGEX),
                               rf.CellsColumnLimitFilter(1)])
 
 
@@ -105,7 +111,8 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
                start: date, end: date, value: str | None = None,
                granularity: Granularity = Granularity.DAY) -> Aggregates:
     """Counters of ``dimension`` (one ``value`` or all of them) per day or hour, for the days
-    ``start..end`` inclusive."""
+    ``start..end`` inclusive. Both come from the day rows (hours are their ``hHH.`` columns);
+    hours without events have no bucket."""
     from google.cloud.bigtable.data import ReadRowsQuery, RowRange
 
     if granularity is Granularity.TOTAL:
@@ -114,7 +121,7 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
         raise ValueError(f"need start <= end within {MAX_DAYS} days, got {start}..{end}")
     first, last = start.isoformat(), (end + timedelta(days=1)).isoformat()
     if value is not None:
-        prefix = keys.aggregate_prefix(tenant_id, dimension, value, granularity)
+        prefix = keys.aggregate_prefix(tenant_id, dimension, value, Granularity.DAY)
         ranges = [RowRange(start_key=prefix + first.encode(), end_key=prefix + last.encode())]
     else:  # every value: the dimension's range, buckets filtered below
         prefix = keys.aggregate_prefix(tenant_id, dimension)
@@ -122,31 +129,35 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
     rows = store.aggregates.read_rows(ReadRowsQuery(row_ranges=ranges,
                                                     row_filter=_counter_filter()))
     buckets = []
+    name = granularity.name.lower()
     for row in rows:
         parsed = keys.parse_aggregate_key(row.row_key)
-        if parsed.granularity is not granularity or not first <= parsed.bucket < last:
+        if parsed.granularity is not Granularity.DAY or not first <= parsed.bucket < last:
             continue
-        buckets.append(AggregateBucket(dimension=dimension.value, value=parsed.value,
-                                       granularity=granularity.name.lower(),
-                                       bucket=parsed.bucket, counters=_counters(row)))
+        if granularity is Granularity.DAY:
+            buckets.append(AggregateBucket(dimension=dimension.value, value=parsed.value,
+                                           granularity=name, bucket=parsed.bucket,
+                                           counters=_counters(row)))
+            continue
+        buckets += [AggregateBucket(dimension=dimension.value, value=parsed.value,
+                                    granularity=name, bucket=f"{parsed.bucket}T{hour:02d}",
+                                    counters=_counters(row, hour)) for hour in hours_in(row)]
     return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=buckets)
 
 
 def live_counters(store: ServingStore, tenant_id: uuid.UUID,
                   now: datetime | None = None) -> LiveCounters:
-    """The tenant's all-time, today's and this hour's counters (one multi-row read)."""
+    """The tenant's all-time, today's and this hour's counters (one read of two rows: the
+    all-time row, and today's row with its hourly columns)."""
     from google.cloud.bigtable.data import ReadRowsQuery
 
-    now = now or datetime.now(UTC)
-    wanted = {
-        "total": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
-                                    keys.TOTAL_BUCKET),
-        "today": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.DAY,
-                                    keys.bucket(now, Granularity.DAY)),
-        "this_hour": keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE,
-                                        Granularity.HOUR, keys.bucket(now, Granularity.HOUR)),
-    }
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    total = keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
+                               keys.TOTAL_BUCKET)
+    today = keys.aggregate_key(tenant_id, Dimension.ALL, keys.ALL_VALUE, Granularity.DAY,
+                               keys.bucket(now, Granularity.DAY))
     rows = {r.row_key: r for r in store.aggregates.read_rows(
-        ReadRowsQuery(row_keys=list(wanted.values()), row_filter=_counter_filter()))}
-    return LiveCounters(tenant_id=tenant_id, as_of=now,
-                        **{name: _counters(rows.get(key)) for name, key in wanted.items()})
+        ReadRowsQuery(row_keys=[total, today], row_filter=_counter_filter()))}
+    return LiveCounters(tenant_id=tenant_id, as_of=now, total=_counters(rows.get(total)),
+                        today=_counters(rows.get(today)),
+                        this_hour=_counters(rows.get(today), now.hour))

@@ -6,7 +6,8 @@ serving API scopes a read to a tenant by construction (it only ever builds range
 move a key into another tenant's or another dimension's range.
 
 ``events_fact``      ``{tenant}#{user}#{reversed_ms:013d}#{event_id}`` (a user's events, newest first)
-``events_aggregate`` ``{tenant}#{dimension}#{value}#{granularity}#{bucket}``
+``events_aggregate`` ``{tenant}#{dimension}#{value}#{granularity}#{bucket}`` (``T#all`` or
+                     ``D#YYYY-MM-DD``; the day row holds the hours as ``hHH.`` columns)
 ``events_dedup``     ``{tenant}#{event_id}``
 """
 
@@ -42,7 +43,7 @@ class Granularity(StrEnum):
 
     TOTAL = "T"  #: all time (the live counters); bucket ``all``
     DAY = "D"  #: ``YYYY-MM-DD`` (UTC)
-    HOUR = "H"  #: ``YYYY-MM-DDTHH`` (UTC)
+    HOUR = "H"  #: ``YYYY-MM-DDTHH`` (UTC); hourly counters are columns of the day row
 
 
 ALL_VALUE = "*"

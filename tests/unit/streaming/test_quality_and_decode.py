@@ -6,7 +6,9 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from pulse_local.streaming import keys
 from pulse_local.streaming.decode import Invalid, decode
+from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.store import contributions
 from pulse_local.streaming.testing import make_event
@@ -56,10 +58,17 @@ def test_decode_roundtrip_and_reasons() -> None:
     assert isinstance(mismatch, Invalid) and mismatch.reason == "attribute_mismatch"
 
 
-def test_contributions_cover_seven_rows_with_milli_scores() -> None:
+def test_contributions_cover_the_total_and_three_day_rows_with_their_hours() -> None:
     event = make_event(T, uuid.uuid4(), submitted_at=NOW, scores=(2.5, 4.0))
     rows = contributions(event, run_checks(event, NOW))
-    assert len(rows) == 7
-    for deltas in rows.values():
-        assert deltas == {"events": 1, "complete": 1, "scored": 1, "score_milli": 6500,
-                          "max_score_milli": 10000}
+    counters = {"events": 1, "complete": 1, "scored": 1, "score_milli": 6500,
+                "max_score_milli": 10000}
+    hour = f"h{NOW.astimezone(UTC).hour:02d}."
+    total = [k for k in rows if keys.parse_aggregate_key(k).granularity is Granularity.TOTAL]
+    days = {keys.parse_aggregate_key(k).dimension: k for k in rows if k not in total}
+    assert len(rows) == 4 and len(total) == 1
+    assert set(days) == {Dimension.ALL, Dimension.FORM, Dimension.ASSESSMENT}
+    assert rows[total[0]] == counters
+    for key in days.values():
+        assert keys.parse_aggregate_key(key).bucket == NOW.astimezone(UTC).date().isoformat()
+        assert rows[key] == {**counters, **{hour + c: n for c, n in counters.items()}}
