@@ -167,6 +167,52 @@ def sustained(settings: Any, count: int) -> float:
     return count / elapsed
 
 
+def _processes(consumer_pid: int) -> dict[str, Any]:
+    """The processes whose CPU the bench reports: the consumer, both emulators, this one."""
+    import psutil
+
+    found = {"consumer": psutil.Process(consumer_pid), "load generator": psutil.Process()}
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if "cbtemulator" in line:
+            found["Bigtable emulator"] = proc
+        elif "cloud-pubsub-emulator" in line:
+            found["Pub/Sub emulator"] = proc
+    return found
+
+
+def _cpu_seconds(procs: dict[str, Any], since: dict[str, float] | None = None
+                 ) -> dict[str, float]:
+    """CPU seconds (user + system) per process, minus ``since``."""
+    used = {}
+    for name, proc in procs.items():
+        times = proc.cpu_times()
+        used[name] = times.user + times.system - (since or {}).get(name, 0.0)
+    return used
+
+
+def sustained_tenants(settings: Any, count: int, tenants: int) -> float:
+    """`sustained` with the events spread over ``tenants`` tenants (shuffled): many distinct
+    aggregate rows per batch, as in the multi-tenant fixture data, instead of a few hot ones."""
+    import random
+
+    from pulse_local.serving import ServingStore, live_counters
+    from pulse_local.streaming.testing import event_stream, fast_publisher, publish_events
+
+    ids = [uuid.uuid4() for _ in range(tenants)]
+    events = [e for i, t in enumerate(ids)
+              for e in event_stream(count // tenants, t, users=50, forms=3, seed=i)]
+    random.Random(1).shuffle(events)
+    store = ServingStore.for_settings(settings)
+    began = time.perf_counter()
+    publish_events(fast_publisher(), settings.project, events)
+    while sum(live_counters(store, t).total.events for t in ids) < len(events):
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - began
+    store.close()
+    return len(events) / elapsed
+
+
 def latency(settings: Any, rate: float, seconds: float) -> list[float]:
     """Publish at ``rate`` events/s for ``seconds``; per event, ms from the Pub/Sub publish
     time to the consumer's durable write (the dedup ``done`` cell, written after the fact row)."""
@@ -260,8 +306,18 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryFile() as log:
             consumer = consumer_process(settings, log)
             try:
+                watched = _processes(consumer.pid)
+                before = _cpu_seconds(watched)
+                began = time.perf_counter()
                 rate = sustained(settings, args.events)
+                split = {name: used / (time.perf_counter() - began) for name, used in
+                         _cpu_seconds(watched, before).items()}
                 lat = latency(settings, rate / 2, 10.0)
+                before = _cpu_seconds(watched)
+                began = time.perf_counter()
+                spread = sustained_tenants(settings, args.events, 100)
+                spread_split = {name: used / (time.perf_counter() - began) for name, used in
+                                _cpu_seconds(watched, before).items()}
             finally:
                 consumer.terminate()
                 consumer.wait(30)
@@ -269,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         reads = serving_reads(settings)
         print(f"sustained publish-to-readable: {rate:,.0f} events/s (target >= 5,000), one "
               "consumer process")
+        print(f"sustained, the same count over 100 tenants: {spread:,.0f} events/s")
         print(f"raw publish+pull ceiling, no processing: unary Pull ({options.streams} threads, "
               f"the consumer's intake) {raw_pull:,.0f} msg/s, streaming pull ({options.streams} "
               f"streams) {raw:,.0f} msg/s; ratio to the higher "
@@ -279,8 +336,9 @@ def main(argv: list[str] | None = None) -> None:
               f"2 consumers {drain[2]:,.0f}/s (ratio {drain[2] / drain[1]:.2f})")
         print(f"serving recent_events(limit=20): p95 {_p95(reads):.1f} ms, median "
               f"{statistics.median(reads):.1f} ms (target <= 20 ms)")
-        print("the Bigtable emulator is the limit here: ~150 % CPU while the consumer uses "
-              "~40 % (each event adds a marker to 4 aggregate rows; docs/streaming.md)")
+        for label, shares in (("one tenant", split), ("100 tenants", spread_split)):
+            print(f"CPU while sustained ({label}; 100 % = one of the machine's cores): "
+                  + ", ".join(f"{name} {share * 100:.0f} %" for name, share in shares.items()))
     finally:
         stack.down()
 
