@@ -179,3 +179,25 @@ def test_an_unseeded_tenant_is_a_named_error_and_writes_nothing(
             assert conn.execute("select count(*) from webhook_deliveries").fetchone() == (0,)
     finally:
         _drop_database(pulse_settings, "pulse_bulk_empty")
+
+
+def test_the_replay_flow_loads_in_bulk_and_refuses_an_unknown_mode(
+        pulse_settings: Settings, fixture_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`replay_fixtures(mode="bulk")`, as `PULSE_REPLAY_MODE=bulk pulse-local run` calls it, on
+    the real Prefect API: seeds, loads, and returns what the HTTP mode returns."""
+    from pulse_local.orchestration import load_flow
+
+    db = _fresh_database(pulse_settings, "pulse_bulk_flow")
+    try:
+        monkeypatch.setenv("PULSE_DATABASE_URL", db.app_dsn())
+        monkeypatch.setenv("PULSE_ADMIN_DATABASE_URL", db.admin_dsn())
+        replay = load_flow("replay_fixtures")
+        outcome = replay(directory=str(fixture_set), mode="bulk")
+        with psycopg.connect(db.admin_dsn()) as conn:
+            stored = conn.execute("select count(*) from webhook_deliveries").fetchone()[0]
+        assert outcome["accepted"] == stored > 1000
+        assert outcome["seeded"]["organizations"] == 1
+        with pytest.raises(ValueError, match="mode must be 'http' or 'bulk'"):
+            replay(directory=str(fixture_set), mode="csv")
+    finally:
+        _drop_database(pulse_settings, "pulse_bulk_flow")
