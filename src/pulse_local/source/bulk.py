@@ -260,8 +260,9 @@ def _load_tenant(conn: psycopg.Connection, backends: Backends, options: Processo
 
 def bulk_load(settings: Settings, directory: Path, backends: Backends | None = None) -> BulkReport:
     """Load every webhook of a fixture set (reference data seeded before), tenant by tenant;
-    returns the counts. Rerunning it changes nothing but the delivery log (duplicates), like
-    re-posting the webhooks. Raises `FixtureError` for a missing file or unseeded tenant."""
+    returns the counts. Rerunning it changes nothing but the delivery log (duplicates, and
+    older revisions as stale), like re-posting the webhooks. Raises `FixtureError` for a
+    missing file or unseeded tenant."""
     directory = Path(directory)
     started = time.perf_counter()
     backends = backends or for_profile(settings)
