@@ -142,7 +142,7 @@ class Consumer:
                  self.options.subscription, self.dead_letter.dead_letter_topic,
                  self.dead_letter.max_delivery_attempts)
         self._store = EventStore.for_settings(self.settings, marker_ttl=self.options.marker_ttl,
-                                              rmw_threads=self.options.rmw_threads)
+                                              max_in_flight=self.options.rmw_in_flight)
         self._sink = sink_for(self.settings) if self.options.sink else None
         self._intake_open.set()
         threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)

@@ -48,7 +48,8 @@ class StreamingOptions(BaseSettings):
     batch_size: int = Field(500, ge=1, le=5000, description="Messages written per batch.")
     batch_wait_ms: int = Field(25, ge=0, description="Wait this long to fill a batch.")
     workers: int = Field(2, ge=1, le=16, description="Threads writing batches.")
-    rmw_threads: int = Field(16, ge=1, le=64, description="Parallel ReadModifyWrite calls.")
+    rmw_in_flight: int = Field(64, ge=1, le=1024,
+                               description="ReadModifyWrite calls in flight at once per batch.")
     marker_ttl: float = Field(
         5.0, ge=1.0,
         description="Seconds a per-event aggregate marker is kept after the event is done; "

@@ -23,6 +23,28 @@ class BigtableWriteError(RuntimeError):
     """Some entries of a MutateRows call failed (the batch is retried as a whole)."""
 
 
+class PendingWrite:
+    """A `ReadModifyWriteRow` in flight (`BigtableRpc.start_read_modify_write`)."""
+
+    def __init__(self, future: Any, response_type: Any) -> None:
+        self._future = future
+        self._response_type = response_type
+
+    def values(self) -> dict[bytes, bytes]:
+        """Wait for the call; the new value of every modified column (qualifier -> value).
+        Raises the `google.api_core.exceptions` error the generated client would raise."""
+        import grpc
+        from google.api_core import exceptions
+
+        try:
+            response = self._future.result()
+        except grpc.RpcError as exc:
+            raise exceptions.from_grpc_error(exc) from exc
+        row = self._response_type.pb(response).row
+        return {column.qualifier: column.cells[0].value
+                for family in row.families for column in family.columns if column.cells}
+
+
 def _pb_types() -> dict[str, Any]:
     from google.cloud.bigtable_v2.types import bigtable as bt
     from google.cloud.bigtable_v2.types import data as bd
@@ -71,6 +93,15 @@ class BigtableRpc:
                           timeout: float = RPC_TIMEOUT) -> dict[bytes, bytes]:
         """Atomically increment (int) / append (bytes) cells of one row; returns the new value
         of every modified column (qualifier -> value)."""
+        return self.start_read_modify_write(table, row_key, rules, timeout=timeout).values()
+
+    def start_read_modify_write(self, table: str, row_key: bytes,
+                                rules: Iterable[tuple[str, bytes, int | bytes]], *,
+                                timeout: float = RPC_TIMEOUT) -> PendingWrite:
+        """`read_modify_write` without waiting: the call is in flight when this returns, and
+        `PendingWrite.values` waits for it. Many calls in flight cost no thread each (the gRPC
+        stub's own future, with the routing header the generated client would add; increments
+        are not idempotent, so the generated client would not retry them either)."""
         wrapper, cls = self._t["ReadModifyWriteRowRequest"]
         request = cls(table_name=self.table_name(table), row_key=row_key)
         for family, qualifier, change in rules:
@@ -79,11 +110,16 @@ class BigtableRpc:
                 rule.increment_amount = change
             else:
                 rule.append_value = change
-        response = self.gapic.read_modify_write_row(request=wrapper.wrap(request),
-                                                    timeout=timeout)
-        row = self._t["ReadModifyWriteRowResponse"].pb(response).row
-        return {column.qualifier: column.cells[0].value
-                for family in row.families for column in family.columns if column.cells}
+        stub = self.gapic.transport.read_modify_write_row
+        future = stub.future(wrapper.wrap(request), timeout=timeout,
+                             metadata=self._routing(request.table_name))
+        return PendingWrite(future, self._t["ReadModifyWriteRowResponse"])
+
+    def _routing(self, table_name: str) -> tuple[tuple[str, str], ...]:
+        from google.api_core.gapic_v1 import routing_header
+
+        return (routing_header.to_grpc_metadata({"table_name": table_name,
+                                                 "app_profile_id": ""}),)
 
     def existing_keys(self, table: str, row_keys: Sequence[bytes], row_filter: Any) -> set[bytes]:
         """The keys among ``row_keys`` with at least one cell passing ``row_filter``."""

@@ -9,7 +9,7 @@ Write protocol for one batch (see docs/streaming.md for the argument):
    application of an event to that row is the first (marker ``+``) or a repeat (``++``: an
    earlier attempt that crashed before step 4, or a concurrent duplicate). Markers name each
    increment call by a token; the first live one counts, a later call takes its own back, and
-   calls of killed attempts are taken back by whoever sees them (`EventStore._apply_row`); no
+   calls of killed attempts are taken back by whoever sees them (`EventStore._apply_rows`); no
    increment is issued later than ``marker_ttl / 2`` after the read of step 1 (the attempt
    starts again instead);
 3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
@@ -26,12 +26,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pulse_local.config import Settings
@@ -39,7 +37,7 @@ from pulse_local.events import ResponseEvent
 from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import QualityResult
-from pulse_local.streaming.rpc import BigtableRpc, BigtableWriteError, gapic_client
+from pulse_local.streaming.rpc import BigtableRpc, BigtableWriteError, PendingWrite, gapic_client
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.data import BigtableDataClient, Row
@@ -217,7 +215,7 @@ class EventStore:
     """Writes batches of events to the three tables; thread-safe (one per process)."""
 
     def __init__(self, rpc: BigtableRpc, *, marker_ttl: float = 5.0,
-                 rmw_threads: int = 16) -> None:
+                 max_in_flight: int = 64) -> None:
         self.rpc = rpc
         self.marker_ttl = marker_ttl
         #: A live application not taken back after this long belongs to a killed attempt.
@@ -226,7 +224,8 @@ class EventStore:
         #: in flight then must not look dead to another attempt (a timed-out call that did
         #: apply is left for the redelivery to heal, like a killed attempt's).
         self.rmw_timeout = max(1.0, self.dead_after / 2)
-        self._pool = ThreadPoolExecutor(max_workers=rmw_threads, thread_name_prefix="rmw")
+        #: Increment calls in flight at once (each is a gRPC future, not a thread).
+        self.max_in_flight = max_in_flight
         self._cleanup_lock = threading.Lock()
         self._cleanup: list[tuple[float, bytes, list[bytes]]] = []
 
@@ -239,8 +238,7 @@ class EventStore:
         return cls(BigtableRpc(gapic, settings.project, settings.bigtable_instance), **kwargs)
 
     def close(self) -> None:
-        """Stop the RMW threads and close the channel."""
-        self._pool.shutdown(wait=True)
+        """Close the channel (a batch's calls have all ended when `write` returns)."""
         self.rpc.gapic.transport.close()
 
     # Dedup ----------------------------------------------------------------------------------
@@ -318,10 +316,8 @@ class EventStore:
                 for column, amount in deltas.items():
                     p.deltas[column] += amount
                 p.events[event_id] = deltas
-        apply = partial(self._apply_row, deadline=deadline)
-        futures = [self._pool.submit(apply, p) for p in pending.values()]
-        wait(futures)  # every row's call has ended before this attempt retries or fails
-        result.compensated = sum(f.result() for f in futures)
+        # every row's call has ended when this returns or raises (before a retry or a failure)
+        result.compensated = self._apply_rows(list(pending.values()), deadline)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
         now_us = int(time.time() * 1000) * _MS
@@ -334,24 +330,89 @@ class EventStore:
         self._schedule_cleanup(pending.values())
         return result
 
-    def _apply_row(self, pending: _Pending, *, deadline: float) -> int:
-        """Increment one aggregate row for a batch and take back what must not count; returns
-        the number of applications taken back.
+    def _calls(self, calls: Iterable[tuple[_Pending, bytes, list[Any]]],
+               deadline: float | None = None) -> tuple[list[tuple[_Pending, bytes,
+                                                              dict[bytes, bytes]]],
+                                                   BaseException | None]:
+        """Issue ``(row, token, rules)`` increments with at most `max_in_flight` in flight;
+        returns the answers of those that succeeded and the first error. Every call issued has
+        ended when this returns. With a ``deadline``, no call is issued after it (`_Stalled`)."""
+        in_flight: deque[tuple[_Pending, bytes, PendingWrite]] = deque()
+        answers: list[tuple[_Pending, bytes, dict[bytes, bytes]]] = []
+        error: BaseException | None = None
 
-        The increment appends ``+<token>;`` to each event's marker and returns the markers
+        def settle_oldest() -> None:
+            nonlocal error
+            row, token, call = in_flight.popleft()
+            try:
+                answers.append((row, token, call.values()))
+            except Exception as exc:  # noqa: BLE001 - kept, raised once every call has ended
+                error = error or exc
+
+        pending_calls = iter(calls)
+        while True:
+            if len(in_flight) >= self.max_in_flight:
+                settle_oldest()
+            if error is not None:
+                break
+            # the next call is made (and its token taken) only once there is room for it
+            if (item := next(pending_calls, None)) is None:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                error = _Stalled()
+                break
+            row, token, rules = item
+            in_flight.append((row, token, self.rpc.start_read_modify_write(
+                AGGREGATE_TABLE, row.row, rules, timeout=self.rmw_timeout)))
+        while in_flight:
+            settle_oldest()
+        return answers, error
+
+    def _apply_rows(self, rows: Sequence[_Pending], deadline: float) -> int:
+        """Increment every aggregate row of a batch, then take back what must not count;
+        returns the number of applications taken back.
+
+        Each increment appends ``+<token>;`` to each event's marker and returns the markers
         atomically. Per event the first live application (in Bigtable's order) is the one that
         counts. This attempt takes back its own application when it is not the first, and,
         healing, any later live application older than ``dead_after`` (an attempt killed
         between its increment and its own take-back: live appliers take back within
         milliseconds). Each take-back names the application (``-<token>;``)."""
-        rules: list[tuple[str, bytes, int | bytes]] = [
-            (COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
-        if time.monotonic() > deadline:
-            raise _Stalled
-        token = application_token()  # its age is the time since this very call
-        rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
-        values = self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, rules,
-                                            timeout=self.rmw_timeout)
+
+        def increments() -> Iterator[tuple[_Pending, bytes, list[Any]]]:
+            for pending in rows:
+                token = application_token()  # made just before its call: its age is the call's
+                rules: list[Any] = [(COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
+                rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
+                yield pending, token, rules
+
+        answers, error = self._calls(increments(), deadline)
+        fixes: list[tuple[_Pending, bytes, list[Any]]] = []
+        compensated = 0
+        for pending, token, values in answers:
+            try:
+                rules, back, healed = self._take_back(pending, token, values)
+            except BigtableWriteError as exc:
+                error = error or exc
+                continue
+            if rules:
+                fixes.append((pending, token, rules))
+                compensated += back
+                log.warning("row %r: %d application(s) counted more than once (an earlier "
+                            "attempt or a concurrent duplicate; %d left by killed attempts); "
+                            "taking them back", pending.row, back, healed)
+        _, fix_error = self._calls(fixes)
+        error = error or fix_error
+        if error is not None:
+            raise error
+        return compensated
+
+    def _take_back(self, pending: _Pending, token: bytes, values: dict[bytes, bytes]
+                   ) -> tuple[list[Any], int, int]:
+        """The rules undoing what must not count in one row after this attempt's increment
+        (none when nothing must), how many applications they take back, and how many of those
+        are killed attempts'. Raises `BigtableWriteError` when the answer lacks this attempt's
+        own marker."""
         back: dict[uuid.UUID, list[bytes]] = {}
         for event_id in pending.events:
             live = live_applications(values.get(marker_qualifier(event_id), b""))
@@ -365,22 +426,16 @@ class EventStore:
             if extra:
                 back[event_id] = extra
         if not back:
-            return 0
+            return [], 0, 0
         change: dict[str, int] = defaultdict(int)
         for event_id, tokens in back.items():
             for column, amount in pending.events[event_id].items():
                 change[column] -= amount * len(tokens)
+        rules: list[Any] = [(COUNTS, c.encode(), n) for c, n in change.items() if n]
+        rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
+                  for e, ts in back.items()]
         healed = sum(len([t for t in ts if t != token]) for ts in back.values())
-        log.warning("row %r: %d event(s) counted more than once (an earlier attempt or a "
-                    "concurrent duplicate; %d left by killed attempts); taking it back",
-                    pending.row, len(back), healed)
-        fix_rules: list[tuple[str, bytes, int | bytes]] = [
-            (COUNTS, c.encode(), n) for c, n in change.items() if n]
-        fix_rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
-                      for e, ts in back.items()]
-        self.rpc.read_modify_write(AGGREGATE_TABLE, pending.row, fix_rules,
-                                   timeout=self.rmw_timeout)
-        return sum(len(ts) for ts in back.values())
+        return rules, sum(len(ts) for ts in back.values()), healed
 
     # Markers --------------------------------------------------------------------------------
     def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:

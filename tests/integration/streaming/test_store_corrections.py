@@ -96,8 +96,8 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
 
     tenant = uuid.uuid4()
     batch = _batch(tenant, 40)
-    store = EventStore.for_settings(pulse_settings, marker_ttl=2.0, rmw_threads=1)
-    real = store.rpc.read_modify_write
+    store = EventStore.for_settings(pulse_settings, marker_ttl=2.0, max_in_flight=1)
+    real = store.rpc.start_read_modify_write
     calls = {"n": 0}
 
     def slow_third_call(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +107,7 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
             time.sleep(1.5)  # past the 1 s budget: the next row's increment must not go out
         return out
 
-    monkeypatch.setattr(store.rpc, "read_modify_write", slow_third_call)
+    monkeypatch.setattr(store.rpc, "start_read_modify_write", slow_third_call)
     try:
         result = store.write(batch)
     finally:
