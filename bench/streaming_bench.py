@@ -149,22 +149,28 @@ def backlog_drain(settings: Any, count: int, consumers: int) -> float:
     return count / elapsed
 
 
-def sustained(settings: Any, count: int) -> float:
-    """Publish ``count`` events as fast as possible with the consumer running; events/s until
-    the last one is readable (counted in the tenant's live counters)."""
+def _until_readable(settings: Any, events: list[Any], poll_seconds: float) -> float:
+    """Publish ``events`` as fast as possible with the consumer running; events/s until the
+    last one is readable (the live counters of their tenants add up to them)."""
     from pulse_local.serving import ServingStore, live_counters
-    from pulse_local.streaming.testing import event_stream, fast_publisher, publish_events
+    from pulse_local.streaming.testing import fast_publisher, publish_events
 
-    tenant = uuid.uuid4()
-    events = event_stream(count, tenant, users=500, forms=5)
+    tenants = {e.tenant_id for e in events}
     store = ServingStore.for_settings(settings)
     began = time.perf_counter()
     publish_events(fast_publisher(), settings.project, events)
-    while live_counters(store, tenant).total.events < count:
-        time.sleep(0.05)
+    while sum(live_counters(store, t).total.events for t in tenants) < len(events):
+        time.sleep(poll_seconds)
     elapsed = time.perf_counter() - began
     store.close()
-    return count / elapsed
+    return len(events) / elapsed
+
+
+def sustained(settings: Any, count: int) -> float:
+    """`_until_readable` for ``count`` events of one tenant (a few hot aggregate rows)."""
+    from pulse_local.streaming.testing import event_stream
+
+    return _until_readable(settings, event_stream(count, uuid.uuid4(), users=500, forms=5), 0.05)
 
 
 def _processes(consumer_pid: int) -> dict[str, Any]:
@@ -196,21 +202,21 @@ def sustained_tenants(settings: Any, count: int, tenants: int) -> float:
     aggregate rows per batch, as in the multi-tenant fixture data, instead of a few hot ones."""
     import random
 
-    from pulse_local.serving import ServingStore, live_counters
-    from pulse_local.streaming.testing import event_stream, fast_publisher, publish_events
+    from pulse_local.streaming.testing import event_stream
 
-    ids = [uuid.uuid4() for _ in range(tenants)]
-    events = [e for i, t in enumerate(ids)
-              for e in event_stream(count // tenants, t, users=50, forms=3, seed=i)]
+    events = [e for i in range(tenants)
+              for e in event_stream(count // tenants, uuid.uuid4(), users=50, forms=3, seed=i)]
     random.Random(1).shuffle(events)
-    store = ServingStore.for_settings(settings)
+    return _until_readable(settings, events, 0.2)
+
+
+def _cpu_shares(procs: dict[str, Any], measure: Any) -> tuple[Any, dict[str, float]]:
+    """Run ``measure()``; its result and each process's CPU over it (1.0 = one core)."""
+    before = _cpu_seconds(procs)
     began = time.perf_counter()
-    publish_events(fast_publisher(), settings.project, events)
-    while sum(live_counters(store, t).total.events for t in ids) < len(events):
-        time.sleep(0.2)
+    result = measure()
     elapsed = time.perf_counter() - began
-    store.close()
-    return len(events) / elapsed
+    return result, {name: used / elapsed for name, used in _cpu_seconds(procs, before).items()}
 
 
 def latency(settings: Any, rate: float, seconds: float) -> list[float]:
@@ -307,17 +313,10 @@ def main(argv: list[str] | None = None) -> None:
             consumer = consumer_process(settings, log)
             try:
                 watched = _processes(consumer.pid)
-                before = _cpu_seconds(watched)
-                began = time.perf_counter()
-                rate = sustained(settings, args.events)
-                split = {name: used / (time.perf_counter() - began) for name, used in
-                         _cpu_seconds(watched, before).items()}
+                rate, split = _cpu_shares(watched, lambda: sustained(settings, args.events))
                 lat = latency(settings, rate / 2, 10.0)
-                before = _cpu_seconds(watched)
-                began = time.perf_counter()
-                spread = sustained_tenants(settings, args.events, 100)
-                spread_split = {name: used / (time.perf_counter() - began) for name, used in
-                                _cpu_seconds(watched, before).items()}
+                spread, spread_split = _cpu_shares(
+                    watched, lambda: sustained_tenants(settings, args.events, 100))
             finally:
                 consumer.terminate()
                 consumer.wait(30)

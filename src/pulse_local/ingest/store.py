@@ -125,6 +125,7 @@ def assessment_from_rows(form_id: str, rows: list[tuple[Any, ...]]) -> Assessmen
     }
     return AssessmentSpec(rows[0][0], form_id, questions)
 
+
 _DELIVERY = """
 insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
                                 payload_sha256)

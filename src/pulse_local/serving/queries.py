@@ -134,14 +134,12 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
         parsed = keys.parse_aggregate_key(row.row_key)
         if parsed.granularity is not Granularity.DAY or not first <= parsed.bucket < last:
             continue
-        if granularity is Granularity.DAY:
-            buckets.append(AggregateBucket(dimension=dimension.value, value=parsed.value,
-                                           granularity=name, bucket=parsed.bucket,
-                                           counters=_counters(row)))
-            continue
+        periods: list[tuple[str, int | None]] = (
+            [(parsed.bucket, None)] if granularity is Granularity.DAY
+            else [(f"{parsed.bucket}T{hour:02d}", hour) for hour in hours_in(row)])
         buckets += [AggregateBucket(dimension=dimension.value, value=parsed.value,
-                                    granularity=name, bucket=f"{parsed.bucket}T{hour:02d}",
-                                    counters=_counters(row, hour)) for hour in hours_in(row)]
+                                    granularity=name, bucket=label,
+                                    counters=_counters(row, hour)) for label, hour in periods]
     return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=buckets)
 
 

@@ -17,13 +17,11 @@ the caller decides whether that fails the load (`replay_fixtures` does).
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,14 +45,16 @@ from pulse_local.ingest.store import (
     assessment_from_rows,
     delivery_outcome,
 )
+from pulse_local.source.replay import read_webhooks, webhook_file
 from pulse_local.source.seed import FixtureError, load_json
 from pulse_local.source.tenancy import ResolvedTenant, tenant
 
 #: Response columns written by a load (the rest keep their defaults).
-_RESPONSE_COLUMNS = (
-    "id, tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id, "
-    "landed_at, submitted_at, is_complete, answer_count, total_score, max_score, hidden, "
-    "payload_sha256, revision")
+_RESPONSE_FIELDS = (
+    "id", "tenant_id", "assessment_id", "run_id", "user_id", "typeform_token",
+    "typeform_event_id", "landed_at", "submitted_at", "is_complete", "answer_count",
+    "total_score", "max_score", "hidden", "payload_sha256", "revision")
+_RESPONSE_COLUMNS = ", ".join(_RESPONSE_FIELDS)
 _ANSWER_COLUMNS = ("tenant_id, response_id, question_id, answer_type, value_text, value_number, "
                    "value_bool, value_json, raw_score, score")
 _DELIVERY_COLUMNS = "tenant_id, event_id, typeform_token, response_id, outcome, payload_sha256"
@@ -67,8 +67,7 @@ create temp table bulk_answers on commit drop as
 create temp table bulk_deliveries on commit drop as
     select {_DELIVERY_COLUMNS} from webhook_deliveries with no data;
 """
-_UPDATABLE = [c.strip() for c in _RESPONSE_COLUMNS.split(",") if c.strip() not in
-              ("id", "tenant_id", "typeform_token")]
+_UPDATABLE = [c for c in _RESPONSE_FIELDS if c not in ("id", "tenant_id", "typeform_token")]
 _MERGE = f"""
 insert into responses ({_RESPONSE_COLUMNS})
 select {_RESPONSE_COLUMNS} from bulk_responses
@@ -124,16 +123,7 @@ class _TenantData:
     responses: dict[str, _Response]
 
 
-def _fixture_tenants(directory: Path) -> list[dict[str, Any]]:
-    orgs = load_json(directory, "organizations.json")
-    for org in orgs:
-        if not (directory / "webhooks" / f"{org['slug']}.jsonl").is_file():
-            raise FixtureError(f"{directory / 'webhooks' / (org['slug'] + '.jsonl')} is missing: "
-                               "regenerate the fixtures (pulse-local fixtures generate)")
-    return orgs
-
-
-def _read_tenant(conn: psycopg.Connection, tenant_id: uuid.UUID) -> _TenantData:
+def _read_tenant(conn: psycopg.Connection) -> _TenantData:
     """Forms are read lazily (`_form`); users, runs and stored responses at once."""
     users = dict(conn.execute("select external_id, id from users").fetchall())
     runs: dict[uuid.UUID, list[tuple[datetime, datetime, uuid.UUID]]] = {}
@@ -158,9 +148,9 @@ def _form(conn: psycopg.Connection, data: _TenantData, form_id: str) -> Assessme
 
 
 def _run_at(runs: list[tuple[datetime, datetime, uuid.UUID]], at: datetime) -> uuid.UUID | None:
-    """The run open at ``at`` that opened last (the processor's ``order by opens_at desc``)."""
-    index = bisect.bisect_right([r[0] for r in runs], at)
-    for opens_at, closes_at, run_id in reversed(runs[:index]):
+    """The run open at ``at`` that opened last (the processor's ``order by opens_at desc``);
+    ``runs`` are sorted by opening time."""
+    for opens_at, closes_at, run_id in reversed(runs):
         if opens_at <= at < closes_at:
             return run_id
     return None
@@ -193,13 +183,6 @@ def _decide(data: _TenantData, tenant_id: uuid.UUID, spec: AssessmentSpec,
     return WriteResult(stored.id, stored.revision, outcome, user_id, run_id)
 
 
-def _deliveries(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
-
-
 def _load_tenant(conn: psycopg.Connection, backends: Backends, options: ProcessorOptions,
                  org: dict[str, Any], path: Path, report: BulkReport) -> None:
     from pulse_local.ingest.app import build_event
@@ -210,12 +193,12 @@ def _load_tenant(conn: psycopg.Connection, backends: Backends, options: Processo
         if conn.execute("select 1 from organizations").fetchone() is None:
             raise FixtureError(f"tenant {org['slug']} ({tenant_id}) is not in the database: "
                                "seed the fixtures first (pulse-local fixtures seed DIR)")
-        data = _read_tenant(conn, tenant_id)
+        data = _read_tenant(conn)
         deliveries: list[tuple[Any, ...]] = []
         archive: list[dict[str, Any]] = []
         events: list[tuple[bytes, dict[str, str]]] = []
         received = datetime.now(UTC).isoformat()
-        for body in _deliveries(path):
+        for body in read_webhooks(path):
             try:
                 payload = validate_body(body)
                 spec = _form(conn, data, payload.form_response.form_id)
@@ -268,12 +251,12 @@ def bulk_load(settings: Settings, directory: Path, backends: Backends | None = N
     backends = backends or for_profile(settings)
     options = ProcessorOptions()
     report = BulkReport()
-    orgs = _fixture_tenants(directory)
+    orgs = load_json(directory, "organizations.json")
+    paths = [webhook_file(directory, org["slug"]) for org in orgs]  # all there before writing
     with psycopg.connect(settings.app_dsn(), connect_timeout=10,
                          application_name="pulse-bulk-load") as conn:
-        for org in orgs:
-            _load_tenant(conn, backends, options, org,
-                         directory / "webhooks" / f"{org['slug']}.jsonl", report)
+        for org, path in zip(orgs, paths, strict=True):
+            _load_tenant(conn, backends, options, org, path, report)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,16 +30,30 @@ class ReplayResult:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def webhook_file(directory: Path, slug: str) -> Path:
+    """A tenant's file of fixture webhooks; `FixtureError` when it is missing."""
+    path = Path(directory) / "webhooks" / f"{slug}.jsonl"
+    if not path.is_file():
+        raise FixtureError(f"{path} is missing: regenerate the fixtures")
+    return path
+
+
+def read_webhooks(path: Path) -> Iterator[bytes]:
+    """The webhook bodies of a fixture file, one per non-empty line, in file order."""
+    with path.open("rb") as fh:
+        for line in fh:
+            if body := line.rstrip(b"\r\n"):
+                yield body
+
+
 def load_deliveries(directory: Path) -> list[tuple[str, str, bytes]]:
     """(tenant slug, secret, body) of every fixture webhook, in file order per tenant."""
     directory = Path(directory)
     secrets = {o["slug"]: o["webhook_secret"] for o in load_json(directory, "organizations.json")}
     deliveries: list[tuple[str, str, bytes]] = []
     for slug, secret in secrets.items():
-        path = directory / "webhooks" / f"{slug}.jsonl"
-        if not path.is_file():
-            raise FixtureError(f"{path} is missing: regenerate the fixtures")
-        deliveries += [(slug, secret, line) for line in path.read_bytes().splitlines() if line]
+        deliveries += [(slug, secret, body)
+                       for body in read_webhooks(webhook_file(directory, slug))]
     return deliveries
 
 

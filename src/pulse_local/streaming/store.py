@@ -58,14 +58,14 @@ MARKER_PREFIX = b"~"
 APPLY, UNDO = b"+", b"-"
 #: Attempts of a batch that stalled past ``marker_ttl / 2`` before it is nacked.
 _STALL_RETRIES = 3
-
-
-class _Stalled(Exception):
-    """An increment would have been issued too long after `done` was read."""
 #: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
 DEDUP_WINDOW = timedelta(days=7)
 #: Cell timestamps must be multiples of 1000 µs on Bigtable.
 _MS = 1000
+
+
+class _Stalled(Exception):
+    """An increment would have been issued too long after `done` was read."""
 
 CONSUMER_VERSION = "pulse-local-streaming/1"
 
@@ -202,6 +202,11 @@ class WriteResult:
     duplicates: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     compensated: int = 0
+
+
+def _counter_rules(amounts: dict[str, int]) -> list[Any]:
+    """Increment rules for the non-zero counter amounts (column -> amount) of one row."""
+    return [(COUNTS, column.encode(), n) for column, n in amounts.items() if n]
 
 
 @dataclass
@@ -382,7 +387,7 @@ class EventStore:
         def increments() -> Iterator[tuple[_Pending, bytes, list[Any]]]:
             for pending in rows:
                 token = application_token()  # made just before its call: its age is the call's
-                rules: list[Any] = [(COUNTS, c.encode(), n) for c, n in pending.deltas.items() if n]
+                rules = _counter_rules(pending.deltas)
                 rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
                 yield pending, token, rules
 
@@ -431,7 +436,7 @@ class EventStore:
         for event_id, tokens in back.items():
             for column, amount in pending.events[event_id].items():
                 change[column] -= amount * len(tokens)
-        rules: list[Any] = [(COUNTS, c.encode(), n) for c, n in change.items() if n]
+        rules = _counter_rules(change)
         rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
                   for e, ts in back.items()]
         healed = sum(len([t for t in ts if t != token]) for ts in back.values())
