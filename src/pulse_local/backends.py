@@ -219,9 +219,13 @@ class PubSubBus:
         return ids
 
     def _publish_request(self, request: Any) -> list[str]:
+        from google.pubsub_v1.services.publisher import PublisherClient as GeneratedPublisher
         from google.pubsub_v1.types import PublishRequest
 
-        response = self.client.api.publish(request=PublishRequest.wrap(request), timeout=60)
+        # The generated client's Publish (the batching client overrides `publish`; its `api`
+        # proxy warns on every call).
+        response = GeneratedPublisher.publish(self.client, request=PublishRequest.wrap(request),
+                                              timeout=60)
         return list(response.message_ids)
 
 

@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -37,6 +36,7 @@ from pulse_local.backends import Backends, for_profile
 from pulse_local.config import Settings
 from pulse_local.events import RESPONSE_EVENTS_TOPIC, ResponseEvent, response_event_id
 from pulse_local.ingest import signature
+from pulse_local.ingest.grouping import Grouper, Outcome
 from pulse_local.ingest.models import PayloadError, TypeformWebhook, validate_body
 from pulse_local.ingest.options import ProcessorOptions
 from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, map_answers
@@ -100,12 +100,36 @@ class Processor:
             timeout=options.pool_timeout, connect_timeout=options.connect_timeout,
             cache_seconds=options.cache_seconds,
         )
+        #: Archive appends and event publishes of concurrent requests, one call per group.
+        self.archiving: Grouper[tuple[str, str, dict[str, Any]], str] = Grouper(self._append)
+        self.publishing: Grouper[tuple[bytes, dict[str, str]], str] = Grouper(self._publish)
 
     @property
     def backends(self) -> Backends:
         if self._backends is None:
             self._backends = for_profile(self.settings)
         return self._backends
+
+    def _append(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[Outcome[str]]:
+        """Append archive records, one `RawArchive.append` per (prefix, day) in the group; a
+        failed append fails only its own records."""
+        by_place: dict[tuple[str, str], list[int]] = {}
+        for index, (prefix, day, _) in enumerate(items):
+            by_place.setdefault((prefix, day), []).append(index)
+        outcomes: list[Outcome[str]] = [RuntimeError("not appended")] * len(items)
+        for (prefix, day), indexes in by_place.items():
+            try:
+                uri: Outcome[str] = self.backends.archive.append(
+                    prefix, day, [items[i][2] for i in indexes])
+            except Exception as exc:  # noqa: BLE001 - disk full, GCS down: those requests 503
+                uri = exc
+            for i in indexes:
+                outcomes[i] = uri
+        return outcomes
+
+    def _publish(self, items: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+        """Publish a group of events in as few Publish calls as the service allows."""
+        return self.backends.bus.publish_many(RESPONSE_EVENTS_TOPIC, items)
 
     def _unavailable(self, what: str) -> JSONResponse:
         return _error(503, "database_unavailable",
@@ -117,8 +141,7 @@ class Processor:
         now = datetime.now(UTC)
         record = {"received_at": now.isoformat(), **record}
         try:
-            await anyio.to_thread.run_sync(
-                self.backends.archive.append, prefix, now.date().isoformat(), [record])
+            await self.archiving.submit((prefix, now.date().isoformat(), record))
         except Exception as exc:  # noqa: BLE001 - disk full, GCS down...: 503, Typeform retries
             log.error("archiving to %s failed: %s", prefix, exc)
             return _error(503, "archive_unavailable", f"raw archive unavailable: {exc}"[:300],
@@ -193,9 +216,9 @@ class Processor:
             event = build_event(tenant, assessment, payload, mapped, result)
             event_id = str(event.event_id)
             try:
-                future = self.backends.bus.submit(RESPONSE_EVENTS_TOPIC, event.to_message(),
-                                                  **event.attributes())
-                await asyncio.wait_for(asyncio.wrap_future(future), timeout=30)
+                await asyncio.wait_for(
+                    self.publishing.submit((event.to_message(), event.attributes())),
+                    timeout=30)
             except Exception as exc:  # noqa: BLE001 - any publish failure: 503, retried
                 log.error("publishing %s failed: %s", event_id, exc)
                 return _error(503, "publish_failed",

@@ -50,27 +50,65 @@ from assessments a left join questions q on q.assessment_id = a.id
 where a.typeform_form_id = %s and a.status <> 'archived'
 """
 
-_UPSERT = """
-insert into responses as r (
-    tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id, landed_at,
-    submitted_at, is_complete, answer_count, total_score, max_score, hidden, payload_sha256)
-values (
-    %(tenant_id)s, %(assessment_id)s,
-    (select id from assessment_runs where assessment_id = %(assessment_id)s
-        and opens_at <= %(submitted_at)s and %(submitted_at)s < closes_at
-        order by opens_at desc limit 1),
-    (select id from users where external_id = %(user_ref)s),
-    %(token)s, %(event_id)s, %(landed_at)s, %(submitted_at)s, %(is_complete)s,
-    %(answer_count)s, %(total_score)s, %(max_score)s, %(hidden)s, %(sha)s)
-on conflict (tenant_id, typeform_token) do update set
-    assessment_id = excluded.assessment_id, run_id = excluded.run_id, user_id = excluded.user_id,
-    typeform_event_id = excluded.typeform_event_id, landed_at = excluded.landed_at,
-    submitted_at = excluded.submitted_at, is_complete = excluded.is_complete,
-    answer_count = excluded.answer_count, total_score = excluded.total_score,
-    max_score = excluded.max_score, hidden = excluded.hidden,
-    payload_sha256 = excluded.payload_sha256, revision = r.revision + 1, updated_at = now()
-where r.payload_sha256 <> excluded.payload_sha256 and excluded.submitted_at >= r.submitted_at
-returning id, revision, (xmax = 0) as inserted, user_id, run_id
+#: The whole delivery in ONE statement (the common cases: a new response, a duplicate, a stale
+#: revision): the response upsert, a new response's answers and the delivery log, as
+#: data-modifying CTEs. ``prior`` is the stored row as of the statement's snapshot: when the
+#: upsert changes nothing it tells a duplicate from a stale revision. Two cases return work for
+#: the caller: ``revised`` (old answers must go before the new ones go in: a separate step,
+#: since the CTEs of one statement run in no set order) and no outcome at all (a concurrent
+#: first delivery of the same token committed after the snapshot: `_EXISTING` reads it).
+_WRITE = """
+with prior as (
+    select id, revision, payload_sha256 = %(sha)s as same, user_id, run_id
+    from responses where typeform_token = %(token)s
+), upserted as (
+    insert into responses as r (
+        tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id,
+        landed_at, submitted_at, is_complete, answer_count, total_score, max_score, hidden,
+        payload_sha256)
+    values (
+        %(tenant_id)s, %(assessment_id)s,
+        (select id from assessment_runs where assessment_id = %(assessment_id)s
+            and opens_at <= %(submitted_at)s and %(submitted_at)s < closes_at
+            order by opens_at desc limit 1),
+        (select id from users where external_id = %(user_ref)s),
+        %(token)s, %(event_id)s, %(landed_at)s, %(submitted_at)s, %(is_complete)s,
+        %(answer_count)s, %(total_score)s, %(max_score)s, %(hidden)s, %(sha)s)
+    on conflict (tenant_id, typeform_token) do update set
+        assessment_id = excluded.assessment_id, run_id = excluded.run_id,
+        user_id = excluded.user_id, typeform_event_id = excluded.typeform_event_id,
+        landed_at = excluded.landed_at, submitted_at = excluded.submitted_at,
+        is_complete = excluded.is_complete, answer_count = excluded.answer_count,
+        total_score = excluded.total_score, max_score = excluded.max_score,
+        hidden = excluded.hidden, payload_sha256 = excluded.payload_sha256,
+        revision = r.revision + 1, updated_at = now()
+    where r.payload_sha256 <> excluded.payload_sha256
+        and excluded.submitted_at >= r.submitted_at
+    returning id, revision, (xmax = 0) as inserted, user_id, run_id
+), decided as (
+    select coalesce(u.id, p.id) as id, coalesce(u.revision, p.revision) as revision,
+           case when u.id is not null then case when u.inserted then 'created' else 'revised' end
+                when p.id is not null then case when p.same then 'duplicate' else 'stale' end
+           end as outcome,
+           case when u.id is not null then u.user_id else p.user_id end as user_id,
+           case when u.id is not null then u.run_id else p.run_id end as run_id
+    from (select) as one left join upserted u on true left join prior p on true
+), new_answers as (
+    insert into answers (tenant_id, response_id, question_id, answer_type, value_text,
+                         value_number, value_bool, value_json, raw_score, score)
+    select %(tenant_id)s, u.id, a.*
+    from upserted u, unnest(%(question_ids)s::uuid[], %(types)s::text[], %(texts)s::text[],
+                            %(numbers)s::text[]::numeric[], %(bools)s::boolean[],
+                            %(jsons)s::jsonb[], %(raw_scores)s::text[]::numeric[],
+                            %(scores)s::text[]::numeric[]) as a
+    where u.inserted
+), logged as (
+    insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
+                                    payload_sha256)
+    select %(tenant_id)s, %(event_id)s, %(token)s, d.id, d.outcome, %(sha)s
+    from decided d where d.outcome is not null
+)
+select id, revision, outcome, user_id, run_id from decided
 """
 
 _EXISTING = """
@@ -87,6 +125,10 @@ select %s, %s, a.*
 from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]::numeric[], %s::boolean[],
             %s::jsonb[], %s::text[]::numeric[], %s::text[]::numeric[]) as a
 """
+
+#: The `answers` array parameters of `_WRITE`, in `answer_values` column order.
+_ANSWER_ARRAYS = ("question_ids", "types", "texts", "numbers", "bools", "jsons", "raw_scores",
+                  "scores")
 
 
 def _number(value: Any) -> str | None:
@@ -204,28 +246,30 @@ class Store:
             "answer_count": len(mapped.answers), "total_score": mapped.total_score,
             "max_score": mapped.max_score, "hidden": Jsonb(fr.hidden), "sha": sha,
         }
+        values = answer_values(mapped)
+        columns = [list(c) for c in zip(*values, strict=True)] if values else [[]] * 8
+        params.update(zip(_ANSWER_ARRAYS, columns, strict=True))
         try:
-            # Pipeline mode: BEGIN, the tenant setting and the upsert go out together; then the
-            # answers, the delivery log and COMMIT (2 round trips instead of 6).
+            # Pipeline mode: BEGIN, the tenant setting, the one-statement write and COMMIT go
+            # out together (a revision adds one more round trip for its answers).
             async with self.pool.connection() as conn, conn.pipeline(), \
                     atenant(conn, tenant.id):
-                row = await (await conn.execute(_UPSERT, params)).fetchone()
-                if row is None:
+                row = await (await conn.execute(_WRITE, params)).fetchone()
+                assert row is not None, "the write statement always returns one row"
+                response_id, revision, outcome, user_id, run_id = row
+                if outcome == "revised":
+                    await conn.execute("delete from answers where response_id = %s",
+                                       (response_id,))
+                    if values:
+                        await conn.execute(_ANSWERS, (tenant.id, response_id, *columns))
+                elif outcome is None:
                     found = await (await conn.execute(_EXISTING, (sha, fr.token))).fetchone()
                     assert found is not None, "conflicting row vanished inside the transaction"
-                    result = WriteResult(found[0], found[1],
-                                         "duplicate" if found[2] else "stale", found[3], found[4])
-                else:
-                    result = WriteResult(row[0], row[1], "created" if row[2] else "revised",
-                                         row[3], row[4])
-                    if result.outcome == "revised":
-                        await conn.execute("delete from answers where response_id = %s",
-                                           (result.response_id,))
-                    if mapped.answers:
-                        columns = [list(c) for c in zip(*answer_values(mapped), strict=True)]
-                        await conn.execute(_ANSWERS, (tenant.id, result.response_id, *columns))
-                await conn.execute(_DELIVERY, (tenant.id, payload.event_id, fr.token,
-                                               result.response_id, result.outcome, sha))
+                    response_id, revision, same, user_id, run_id = found
+                    outcome = "duplicate" if same else "stale"
+                    await conn.execute(_DELIVERY, (tenant.id, payload.event_id, fr.token,
+                                                   response_id, outcome, sha))
+                result = WriteResult(response_id, revision, outcome, user_id, run_id)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:

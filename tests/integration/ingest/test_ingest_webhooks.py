@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -95,6 +97,69 @@ def test_revision_updates_in_place_and_stale_is_ignored(post: Any, make_webhook:
     rows = pg_admin.execute("select revision, submitted_at::date::text from responses "
                             "where typeform_token = %s", (token,)).fetchall()
     assert rows == [(2, "2024-09-06")]
+    # the answers are the revision's (old ones replaced, not added to), the log has all three
+    answers = pg_admin.execute(
+        "select a.value_number, a.value_bool, a.value_text from answers a join responses r "
+        "on r.id = a.response_id where r.typeform_token = %s order by a.question_id",
+        (token,)).fetchall()
+    expected = pg_admin.execute(
+        "select answer_count from responses where typeform_token = %s", (token,)).fetchone()[0]
+    assert len(answers) == expected == len(make_webhook(token=token)["form_response"]["answers"])
+    number_of = {a["field"]["ref"]: a.get("number") for a in
+                 make_webhook(token=token, value=4)["form_response"]["answers"]}
+    assert sorted(v[0] for v in answers if v[0] is not None) == sorted(
+        n for n in number_of.values() if n is not None)
+    log = pg_admin.execute("select outcome from webhook_deliveries where typeform_token = %s "
+                           "order by id", (token,)).fetchall()
+    assert [o for (o,) in log] == ["created", "revised", "stale"]
+
+
+def test_concurrent_first_deliveries_store_one_response(processor: str, make_webhook: Any,
+                                                        tenants: dict[str, Any],
+                                                        pg_admin: Any) -> None:
+    """The same new token delivered 12 times at once (Typeform retrying while the first is in
+    flight): one response, one set of answers, every delivery logged, one created."""
+    from pulse_local.ingest.signature import HEADER, sign
+
+    payload = make_webhook()
+    token = payload["form_response"]["token"]
+    raw = json.dumps(payload).encode()
+    headers = {"content-type": "application/json",
+               HEADER: sign(tenants["tenant-0001"]["webhook_secret"], raw)}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=processor, timeout=30) as client:
+            return await asyncio.gather(*(client.post("/webhooks/typeform/tenant-0001",
+                                                      content=raw, headers=headers)
+                                          for _ in range(12)))
+
+    answers = asyncio.run(burst())
+    assert {r.status_code for r in answers} == {200}
+    outcomes = sorted(r.json()["outcome"] for r in answers)
+    assert outcomes == ["created"] + ["duplicate"] * 11
+    assert len({r.json()["response_id"] for r in answers}) == 1
+    assert len({r.json()["event_id"] for r in answers}) == 1
+    counts = pg_admin.execute(
+        "select (select count(*) from responses where typeform_token = %(t)s), "
+        "(select count(*) from answers a join responses r on r.id = a.response_id "
+        " where r.typeform_token = %(t)s), "
+        "(select count(*) from webhook_deliveries where typeform_token = %(t)s)",
+        {"t": token}).fetchone()
+    assert counts == (1, len(payload["form_response"]["answers"]), 12)
+
+
+def test_a_response_without_answers_is_stored(post: Any, make_webhook: Any,
+                                              pg_admin: Any) -> None:
+    payload = make_webhook()
+    payload["form_response"]["answers"] = []
+    response = post("tenant-0001", payload)
+    assert response.status_code == 200, response.text
+    assert response.json()["outcome"] == "created"
+    stored = pg_admin.execute(
+        "select r.answer_count, r.is_complete, (select count(*) from answers a "
+        "where a.response_id = r.id) from responses r where r.typeform_token = %s",
+        (payload["form_response"]["token"],)).fetchone()
+    assert stored == (0, False, 0)
 
 
 def test_bad_or_missing_signature_is_401_and_nothing_stored(

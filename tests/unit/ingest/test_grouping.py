@@ -1,0 +1,93 @@
+"""Unit tests of `Grouper` (no sockets; the group call is a plain function standing in for an
+archive append or a Publish call)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from pulse_local.ingest.grouping import Grouper, Outcome
+
+
+class _Gate:
+    """A group call that blocks until released, recording the groups it saw."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[int]] = []
+        self.release = threading.Event()
+
+    def __call__(self, items: list[int]) -> list[Outcome[int]]:
+        self.groups.append(items)
+        self.release.wait(5)
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+
+def test_items_handed_in_during_a_call_go_together_in_the_next() -> None:
+    gate = _Gate()
+    grouper: Grouper[int, int] = Grouper(gate)
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(grouper.submit(0))
+        await asyncio.sleep(0.05)  # the first call is now in flight, holding the gate
+        rest = [asyncio.create_task(grouper.submit(i)) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        gate.release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert gate.groups == [[0], [1, 2, 3, 4, 5]]
+    assert outcomes[0] == 0 and outcomes[2] == 20 and outcomes[4] == 40
+    assert [str(o) for o in outcomes[1::2]] == ["odd 1", "odd 3", "odd 5"]  # per item, alone
+
+
+def test_groups_are_capped_and_a_raising_call_fails_only_its_group() -> None:
+    calls: list[list[int]] = []
+
+    def call(items: list[int]) -> list[int]:
+        calls.append(items)
+        if 3 in items:
+            raise OSError("disk full")
+        return items
+
+    grouper: Grouper[int, int] = Grouper(call, max_items=3)
+
+    async def scenario() -> list[object]:
+        tasks = [asyncio.create_task(grouper.submit(i)) for i in range(7)]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert calls == [[0, 1, 2], [3, 4, 5], [6]]
+    assert outcomes[:3] == [0, 1, 2] and outcomes[6] == 6
+    assert all(isinstance(o, OSError) and str(o) == "disk full" for o in outcomes[3:6])
+
+
+def test_a_call_returning_the_wrong_number_of_outcomes_is_an_error_for_each_item() -> None:
+    grouper: Grouper[int, int] = Grouper(lambda items: [1])
+
+    async def scenario() -> list[object]:
+        tasks = [asyncio.create_task(grouper.submit(i)) for i in range(2)]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, RuntimeError) and "1 outcomes for 2 items" in str(o)
+               for o in outcomes)
+
+
+def test_a_cancelled_waiter_leaves_the_others_their_results() -> None:
+    gate = _Gate()
+    grouper: Grouper[int, int] = Grouper(gate)
+
+    async def scenario() -> tuple[bool, int]:
+        gone = asyncio.create_task(grouper.submit(2))
+        kept = asyncio.create_task(grouper.submit(4))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        gate.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return gone.cancelled(), await kept
+
+    assert asyncio.run(scenario()) == (True, 40)
+    assert gate.groups == [[2, 4]]
