@@ -114,6 +114,43 @@ def test_revision_updates_in_place_and_stale_is_ignored(post: Any, make_webhook:
     assert [o for (o,) in log] == ["created", "revised", "stale"]
 
 
+def test_a_revision_that_drops_and_adds_answers_leaves_exactly_its_own(
+        post: Any, make_webhook: Any, pg_admin: Any) -> None:
+    token = uuid.uuid4().hex
+    full = make_webhook(token=token, value=1)
+    refs = [a["field"]["ref"] for a in full["form_response"]["answers"]]
+
+    def stored() -> dict[str, Any]:
+        rows = pg_admin.execute(
+            "select q.ref, a.value_number, a.value_text, a.value_bool from answers a "
+            "join responses r on r.id = a.response_id join questions q on q.id = a.question_id "
+            "where r.typeform_token = %s", (token,)).fetchall()
+        return {ref: rest for ref, *rest in rows}
+
+    assert post("tenant-0001", full).json()["outcome"] == "created"
+    assert sorted(stored()) == sorted(refs)
+    partial = make_webhook(token=token, value=2, submitted_at="2024-09-06T10:00:00Z")
+    partial["form_response"]["answers"] = partial["form_response"]["answers"][1:]
+    assert post("tenant-0001", partial).json()["outcome"] == "revised"
+    after_drop = stored()
+    assert sorted(after_drop) == sorted(refs[1:])  # the dropped question's answer is gone
+    again = make_webhook(token=token, value=3, submitted_at="2024-09-07T10:00:00Z")
+    assert post("tenant-0001", again).json()["outcome"] == "revised"
+    final = stored()
+    assert sorted(final) == sorted(refs)
+    expected = {a["field"]["ref"]: a for a in again["form_response"]["answers"]}
+    for ref, (number, text, boolean) in final.items():
+        answer = expected[ref]
+        if "number" in answer:
+            assert number == answer["number"]
+        if "text" in answer:
+            assert text == answer["text"]
+        if "boolean" in answer:
+            assert boolean is answer["boolean"]
+    assert pg_admin.execute("select answer_count, revision from responses "
+                            "where typeform_token = %s", (token,)).fetchone() == (len(refs), 3)
+
+
 def test_concurrent_first_deliveries_store_one_response(processor: str, make_webhook: Any,
                                                         tenants: dict[str, Any],
                                                         pg_admin: Any) -> None:
