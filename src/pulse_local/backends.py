@@ -181,8 +181,8 @@ class PubSubBus:
         from google.cloud import pubsub_v1
 
         try:
-            # Each webhook waits for its event's publish: flush batches after 2 ms, not the
-            # client's default 10 ms (which was the largest part of a webhook's latency).
+            # A caller of `publish` waits for its message: flush batches after 2 ms, not the
+            # client's default 10 ms. (The processor publishes through `publish_many`.)
             return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(
                 max_latency=PUBLISH_MAX_LATENCY_S))
         except DefaultCredentialsError:

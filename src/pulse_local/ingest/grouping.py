@@ -34,8 +34,6 @@ class Grouper(Generic[T, R]):
         self.max_items = max_items
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._draining: asyncio.Task[None] | None = None
-        #: Sizes of the groups called so far (for tests and the benchmark).
-        self.group_sizes: list[int] = []
 
     async def submit(self, item: T) -> R:
         """Hand in `item`; return its result once its group's call returned."""
@@ -49,7 +47,6 @@ class Grouper(Generic[T, R]):
         while self._waiting:
             group, self._waiting = (self._waiting[:self.max_items],
                                     self._waiting[self.max_items:])
-            self.group_sizes.append(len(group))
             items = [item for item, _ in group]
             try:
                 outcomes: Sequence[Outcome[R]] = await asyncio.to_thread(self._call, items)
