@@ -105,7 +105,8 @@ class Consumer:
         self.options = options or StreamingOptions()
         self.status_path = status_path
         self.dead_letter: DeadLetterConfig = dead_letter_config(
-            self.options.policy_subscription or self.options.subscription)
+            self.options.policy_subscription or self.options.subscription,
+            max_failed_attempts=self.options.max_failed_attempts)
         self.report = ConsumeReport()
         self._queue: queue.Queue[Message] = queue.Queue()
         self._lock = threading.Lock()
@@ -136,11 +137,12 @@ class Consumer:
         began = time.monotonic()
         self._publisher, self._subscriber = pubsub_clients(
             pubsub_endpoint(self.settings, self.settings.profile))
-        log.info("consumer: Pub/Sub %s, Bigtable %s, subscription %s, DLQ %s after %d attempts",
+        log.info("consumer: Pub/Sub %s, Bigtable %s, subscription %s, DLQ %s after %d failed "
+                 "processings (Pub/Sub's own after %d unsettled deliveries)",
                  pubsub_endpoint(self.settings, self.settings.profile) or "GCP",
                  bigtable_endpoint(self.settings, self.settings.profile) or "GCP",
                  self.options.subscription, self.dead_letter.dead_letter_topic,
-                 self.dead_letter.max_delivery_attempts)
+                 self.dead_letter.max_failed_attempts, self.dead_letter.max_delivery_attempts)
         self._store = EventStore.for_settings(self.settings, marker_ttl=self.options.marker_ttl,
                                               max_in_flight=self.options.rmw_in_flight)
         self._sink = sink_for(self.settings) if self.options.sink else None
@@ -382,13 +384,13 @@ class Consumer:
         acks += [owners[i] for i in result.written + result.duplicates]
         failures = [(owners[i], why) for i, why in result.failed.items()] + crashed
         for message, why in failures:
-            attempts = self._attempts(message)
-            if attempts >= self.dead_letter.max_delivery_attempts:
+            attempts = self._store.count_attempt(message.message_id)
+            if attempts >= self.dead_letter.max_failed_attempts:
                 to_dlq.append((message, "processing_failed",
-                               f"failed {attempts} deliveries, last error: {why}"))
+                               f"failed {attempts} times, last error: {why}"))
             else:
                 log.warning("message %s failed (attempt %d of %d): %s", message.message_id,
-                            attempts, self.dead_letter.max_delivery_attempts, why)
+                            attempts, self.dead_letter.max_failed_attempts, why)
                 nacks.append(message)
         dead = self._dead_letter(to_dlq)
         acks += dead
@@ -412,14 +414,6 @@ class Consumer:
             data=message.data,
             attributes=dict(message.attributes),
         )
-
-    def _attempts(self, message: Message) -> int:
-        """Failed deliveries so far, this one included: Pub/Sub's ``delivery_attempt`` when the
-        subscription has a dead-letter policy (GCP, and the emulator), else our own count."""
-        assert self._store is not None
-        if message.delivery_attempt:
-            return int(message.delivery_attempt)
-        return self._store.count_attempt(message.message_id)
 
     def _dead_letter(self, items: list[tuple[Message, str, str]]) -> list[Message]:
         """Publish to the dead-letter topic; returns the messages that are safely there."""

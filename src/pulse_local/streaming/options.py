@@ -57,22 +57,44 @@ class StreamingOptions(BaseSettings):
                     "Shorter keeps hot aggregate rows narrow (5 s: 1,670 events/s vs 1,210 "
                     "at 20 s on the emulator).")
     heartbeat_seconds: float = Field(2.0, gt=0, description="Readiness file refresh period.")
+    max_failed_attempts: int = Field(
+        5, ge=1, le=99,
+        description="Failed processings of one message (our own count, kept in Bigtable) "
+                    "before the consumer dead-letters it with the reason. Must stay below the "
+                    "subscription's max_delivery_attempts, which also counts deliveries a "
+                    "killed consumer never settled.")
     sink: bool = Field(True, description="Also land every message in the raw warehouse.")
 
 
 @dataclass(frozen=True)
 class DeadLetterConfig:
-    """Where and after how many delivery attempts a failing message goes."""
+    """Where failing messages go: the consumer's own threshold (``max_failed_attempts``
+    processing failures) and the subscription's (``max_delivery_attempts`` deliveries without
+    an ack, lease expiries of killed consumers included), which must be the higher one."""
 
     topic: str
     dead_letter_topic: str
     max_delivery_attempts: int
+    max_failed_attempts: int = 5
+
+    def check(self, subscription: str) -> None:
+        """Raise `ConfigError` unless the consumer dead-letters before the service does."""
+        if self.max_failed_attempts >= self.max_delivery_attempts:
+            raise ConfigError(
+                f"PULSE_STREAMING_MAX_FAILED_ATTEMPTS={self.max_failed_attempts} is not below "
+                f"max_delivery_attempts={self.max_delivery_attempts} of subscription "
+                f"{subscription!r} (emulators/pubsub/resources.yaml): Pub/Sub would "
+                "dead-letter failing messages without a reason first. Lower the former or "
+                "raise the latter")
 
 
-def dead_letter_config(subscription: str, pubsub_file: Path | None = None) -> DeadLetterConfig:
-    """The topic and dead-letter policy declared for ``subscription``.
+def dead_letter_config(subscription: str, pubsub_file: Path | None = None, *,
+                       max_failed_attempts: int = 5) -> DeadLetterConfig:
+    """The topic and dead-letter policy declared for ``subscription``, with the consumer's own
+    threshold.
 
-    Raises `ConfigError` when the subscription is not declared or has no dead_letter_policy.
+    Raises `ConfigError` when the subscription is not declared, has no dead_letter_policy, or
+    its ``max_delivery_attempts`` is not above ``max_failed_attempts``.
     """
     from pulse_local.resources import load_pubsub
 
@@ -84,11 +106,14 @@ def dead_letter_config(subscription: str, pubsub_file: Path | None = None) -> De
                     f"subscription {subscription!r} declares no dead_letter_policy in "
                     "emulators/pubsub/resources.yaml: add one (dead_letter_topic, "
                     "max_delivery_attempts) so poison messages have somewhere to go")
-            return DeadLetterConfig(
+            config = DeadLetterConfig(
                 topic=sub.topic,
                 dead_letter_topic=sub.dead_letter_policy.dead_letter_topic,
                 max_delivery_attempts=sub.dead_letter_policy.max_delivery_attempts,
+                max_failed_attempts=max_failed_attempts,
             )
+            config.check(subscription)
+            return config
     names = ", ".join(s.name for s in declarations.subscriptions)
     raise ConfigError(
         f"subscription {subscription!r} is not declared in emulators/pubsub/resources.yaml "

@@ -504,8 +504,9 @@ class EventStore:
 
     # Attempts -------------------------------------------------------------------------------
     def count_attempt(self, message_id: str) -> int:
-        """Count one failed delivery of a message (for subscriptions whose deliveries carry no
-        ``delivery_attempt``); returns the failures so far."""
+        """Count one failed processing of a message; returns the failures so far. Ours, not
+        Pub/Sub's ``delivery_attempt``, which also counts deliveries a killed consumer never
+        settled (those are not the message's fault)."""
         values = self.rpc.read_modify_write(DEDUP_TABLE, f"~attempts#{message_id}".encode(),
                                             [(SEEN, b"attempts", 1)])
         return int64(values[b"attempts"])

@@ -113,3 +113,27 @@ def fact_event_ids(settings: Any, tenant: uuid.UUID) -> list[str]:
         return [r.row_key.decode().rsplit("#", 1)[1] for r in rows]
     finally:
         client.close()
+
+
+def pull_dead_letters(project: str, timeout: float, *, at_least: int = 1) -> list[Any]:
+    """Pull (and ack) from ``response-events-dlq-monitor`` until ``at_least`` messages came or
+    ``timeout`` seconds passed; returns the received messages (``PUBSUB_EMULATOR_HOST`` picks
+    the emulator)."""
+    import time
+
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(project, "response-events-dlq-monitor")
+    received: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(received) < at_least and time.monotonic() < deadline:
+            response = subscriber.pull(subscription=path, max_messages=100, timeout=5)
+            if response.received_messages:
+                subscriber.acknowledge(subscription=path, ack_ids=[
+                    m.ack_id for m in response.received_messages])
+                received += response.received_messages
+        return received
+    finally:
+        subscriber.close()

@@ -17,6 +17,7 @@ from pulse_local.streaming.testing import (
     event_stream,
     fact_event_ids,
     publish_events,
+    pull_dead_letters,
     tenant_total,
 )
 
@@ -27,19 +28,11 @@ EVENTS = int(os.environ.get("PULSE_TEST_KILL_EVENTS", "50000"))
 KILLS = 10
 
 
-def _redelivery_bound() -> float:
-    """Seconds within which every message must come back after the last kill: a message that
-    went to several killed consumers in a row waits out the subscription's retry backoff,
-    which doubles per failed delivery up to the declared ``maximum_backoff`` (600 s; the
-    emulator honours it like GCP), plus its lease and a margin."""
-    from pulse_local.resources import load_pubsub
-
-    sub = next(s for s in load_pubsub().subscriptions if s.name == "response-events-bigtable")
-    assert sub.retry_policy is not None
-    return sub.retry_policy.maximum_backoff.total_seconds() + 120
-
-
-WAIT = _redelivery_bound()
+#: Seconds within which every message must land after the last kill. The tests' emulator has
+#: no retry backoff (`own_pubsub`), so a killed consumer's messages come back once their 10 s
+#: lease runs out; this is a liveness bound with a wide margin for a loaded CI machine, not a
+#: speed target.
+WAIT = 300.0
 
 
 @pytest.mark.timeout(WAIT + 300)
@@ -64,9 +57,6 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
         consumer = spawn_consumer()
     assert killed_at[-1] < EVENTS, f"the run ended before the last kill: {killed_at}"
 
-    # A liveness bound, not a speed target: a killed consumer's messages come back once their
-    # lease (10 s) runs out, and after the retry backoff when they failed several deliveries in
-    # a row (seen once in CI: 360 s was not enough).
     # Counted is not finished: a killed attempt may have counted a batch whose redelivery
     # (which writes the facts) is still queued behind the backlog. Wait for both.
     progress: dict[str, int] = {}
@@ -92,5 +82,8 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
     ids = fact_event_ids(stream_settings, tenant)
     assert len(ids) == EVENTS
     assert set(ids) == {str(e.event_id) for e in events}
+    # Killed consumers' deliveries count towards the subscription's max_delivery_attempts; none
+    # of these healthy events may have been dead-lettered (with 5 it happened: docs/streaming.md).
+    assert pull_dead_letters(stream_settings.project, 5) == []
     print(f"\n{EVENTS} events, {KILLS} SIGKILLs (at counts {killed_at}): exactly once in "
           f"{time.monotonic() - began:.1f} s")

@@ -12,26 +12,16 @@ import pytest
 from conftest import wait_for  # type: ignore[import-not-found]
 
 from pulse_local.config import Settings
-from pulse_local.streaming.options import dead_letter_config
-from pulse_local.streaming.testing import event_stream, make_event, publish_events, tenant_total
+from pulse_local.streaming.options import StreamingOptions
+from pulse_local.streaming.testing import (
+    event_stream,
+    make_event,
+    publish_events,
+    pull_dead_letters,
+    tenant_total,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _pull_dlq(settings: Settings, timeout: float) -> list[Any]:
-    from google.cloud import pubsub_v1
-
-    subscriber = pubsub_v1.SubscriberClient()
-    path = subscriber.subscription_path(settings.project, "response-events-dlq-monitor")
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            response = subscriber.pull(subscription=path, max_messages=10, timeout=5)
-            if response.received_messages:
-                return list(response.received_messages)
-        return []
-    finally:
-        subscriber.close()
 
 
 def test_poison_message_is_dead_lettered_after_declared_attempts(
@@ -45,12 +35,14 @@ def test_poison_message_is_dead_lettered_after_declared_attempts(
     publish_events(publisher, stream_settings.project, [poison, *good[:250]])
     publish_events(publisher, stream_settings.project, good[250:])
 
-    dead = _pull_dlq(stream_settings, 60)
+    dead = pull_dead_letters(stream_settings.project, 60)
     assert len(dead) == 1
     attributes = dead[0].message.attributes
     assert attributes["reason"] == "processing_failed"
     assert "4096" in attributes["reason_detail"]
-    attempts = dead_letter_config("response-events-bigtable").max_delivery_attempts
+    attempts = StreamingOptions().max_failed_attempts
+    assert f"failed {attempts} times" in attributes["reason_detail"]
+    # Nothing but these failures was delivered, so Pub/Sub's count agrees with ours.
     assert int(attributes["CloudPubSubDeadLetterSourceDeliveryCount"]) == attempts
     assert attributes["event_id"] == str(poison.event_id)
     wait_for(lambda: tenant_total(stream_settings, tenant).events == 500, 60, "good events")

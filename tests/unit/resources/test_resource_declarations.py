@@ -23,7 +23,7 @@ def test_pubsub_file_declares_the_topics_and_subscriptions() -> None:
     assert consumer.topic == "response-events"
     assert consumer.dead_letter_policy is not None
     assert consumer.dead_letter_policy.dead_letter_topic == "response-events-dlq"
-    assert consumer.dead_letter_policy.max_delivery_attempts == 5
+    assert consumer.dead_letter_policy.max_delivery_attempts == 20
     assert consumer.enable_message_ordering is False
     assert consumer.retry_policy is not None
     assert consumer.retry_policy.minimum_backoff < consumer.retry_policy.maximum_backoff

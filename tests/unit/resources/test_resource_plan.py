@@ -22,7 +22,7 @@ def test_dry_run_against_gcp_prints_the_plan(capsys: pytest.CaptureFixture[str])
     assert {r.action for r in pubsub.results + bigtable.results} == {"planned"}
     assert "response-events-bigquery" in pubsub.names("planned", "subscription")
     assert "pulse-prod.raw.pubsub_response_events" in out
-    assert "dead_letter=response-events-dlq after 5 attempts" in out
+    assert "dead_letter=response-events-dlq after 20 attempts" in out
     assert bigtable.target == "projects/pulse-prod/instances/pulse"
     assert "events_dedup/seen" in bigtable.names("planned", "column_family")
 
