@@ -25,12 +25,15 @@ def generate(
     scale: Annotated[int, typer.Option(help="Number of tenants (~1,000 responses each).")] = 2,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("fixtures/default"),
+    processes: Annotated[int | None, typer.Option(
+        min=1, help="Processes to split the tenants over (default: one per core, at most 4, "
+                    "two tenants or more each). The bytes do not depend on it.")] = None,
 ) -> None:
     """Generate fixture data. Example: pulse-local fixtures generate --scale 2 --seed 42 --out fixtures/default"""
     from pulse_local.source.fixtures import generate as run
 
     started = time.perf_counter()
-    counts = run(scale, seed, out)
+    counts = run(scale, seed, out, processes)
     elapsed = time.perf_counter() - started
     console.print(f"wrote {counts['responses']:,} responses ({counts['deliveries']:,} deliveries, "
                   f"{counts['users']:,} users, {counts['tenants']} tenants) to {out} "

@@ -16,19 +16,27 @@ the window more often), 10 % with optional questions skipped, 2 % re-delivered v
 (Typeform retries) and 1 % revised (same token, new event id, later submitted_at).
 
 The hot loop builds payloads from pre-rendered JSON fragments (no pydantic, no json.dumps per
-response) so generation runs at well over 100k responses/s.
+response). Each tenant draws from its own random stream (seeded from the seed and its index), so
+tenants are generated in parallel processes (`default_processes`) and the bytes are the same
+however they are split.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import pickle
 import random
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = 1
+#: 2: each tenant draws from its own random stream (so tenants can be generated in parallel).
+GENERATOR_VERSION = 2
 USERS_PER_TENANT = 250
 TEAMS = ("Platform", "Growth", "Support", "Finance", "People")
 DEPARTMENTS = ("Engineering", "Sales", "Customer Success", "Finance", "HR", "Marketing")
@@ -78,13 +86,18 @@ def _dumps(value: Any, ascii_only: bool = False) -> str:
     return json.dumps(value, ensure_ascii=ascii_only, sort_keys=True, separators=(",", ":"))
 
 
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """A JSON list of already rendered items, one per line (diff-friendly and fast)."""
+    path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
+
+
 def _write_json(path: Path, value: Any) -> None:
-    """Lists as one compact object per line (diff-friendly and fast); other values indented."""
+    """Lists as one compact object per line (`_write_lines`); other values indented."""
     if isinstance(value, list):
-        text = "[\n" + ",\n".join(_dumps(item) for item in value) + "\n]\n"
+        _write_lines(path, [_dumps(item) for item in value])
     else:
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1) + "\n"
-    path.write_text(text, encoding="utf-8")
+        path.write_text(json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1) + "\n",
+                        encoding="utf-8")
 
 
 def _uuid(rng: random.Random) -> str:
@@ -195,32 +208,46 @@ def _pick(random_: Any, options: tuple[Any, ...] | list[Any]) -> Any:
     return options[int(random_() * len(options))]
 
 
-def generate(scale: int, seed: int, out_dir: Path) -> dict[str, int]:
-    """Write the fixture data set for `scale` tenants into `out_dir`; return the counts.
+@dataclass
+class _Part:
+    """What one process generated for a contiguous range of tenants: table rows already
+    rendered as JSON lines (in tenant order), user changes as rows (sorted once merged)."""
 
-    Existing files of a previous data set in `out_dir` are overwritten.
-    """
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1 (number of tenants), got {scale}")
+    orgs: list[str]
+    teams: list[str]
+    users: list[str]
+    changes: list[dict[str, Any]]
+    assessments: list[str]
+    runs: list[str]
+    counts: dict[str, int]
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(seed: int) -> tuple[list[tuple[str, list[_Question]]], list[list[list[list[str]]]]]:
+    """The form templates and pre-rendered answer pools of a seed (same in every process)."""
     rng = random.Random(seed)
-    out_dir = Path(out_dir)
-    hooks_dir = out_dir / "webhooks"
-    hooks_dir.mkdir(parents=True, exist_ok=True)
-    for stale in hooks_dir.glob("*.jsonl"):
-        stale.unlink()
-    orgs: list[dict[str, Any]] = []
-    teams: list[dict[str, Any]] = []
-    users: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    assessments: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
-    counts = {"responses": 0, "deliveries": 0, "duplicates": 0, "revisions": 0, "partial": 0}
-    created = _iso(EPOCH - 30 * 24 * 3600)
     templates = _templates(rng)
-    pools = [_answer_pools(rng, questions) for _, questions in templates]
-    getrandbits, random_ = rng.getrandbits, rng.random
+    return templates, [_answer_pools(rng, questions) for _, questions in templates]
 
-    for t in range(scale):
+
+def _tenant_rng(seed: int, tenant: int) -> random.Random:
+    """Each tenant draws from its own stream, so any split over processes gives the same bytes
+    (a str seed is hashed with SHA-512: stable across runs and Python processes)."""
+    return random.Random(f"pulse-fixtures/{seed}/{tenant}")
+
+
+def _tenants(first: int, stop: int, seed: int, hooks_dir: Path) -> _Part:
+    """Generate tenants ``first .. stop-1``: their rows, and their webhook files."""
+    part = _Part([], [], [], [], [], [], {"responses": 0, "duplicates": 0, "revisions": 0,
+                                          "partial": 0})
+    changes, counts = part.changes, part.counts
+    created = _iso(EPOCH - 30 * 24 * 3600)
+    templates, pools = _shared(seed)
+
+    for t in range(first, stop):
+        orgs, teams, users, assessments, runs = [], [], [], [], []
+        rng = _tenant_rng(seed, t)
+        getrandbits, random_ = rng.getrandbits, rng.random
         slug = f"tenant-{t + 1:04d}"
         tenant_id = _uuid(rng)
         orgs.append({"id": tenant_id, "slug": slug, "name": f"Tenant {t + 1} Ltd",
@@ -303,20 +330,107 @@ def generate(scale: int, seed: int, out_dir: Path) -> dict[str, int]:
                                 external, _iso_fast(later - 60), _iso_fast(later), token))
                             counts["revisions"] += 1
                     counts["responses"] += len(respondents)
+        for rows, lines in ((orgs, part.orgs), (teams, part.teams), (users, part.users),
+                            (assessments, part.assessments), (runs, part.runs)):
+            lines += [_dumps(row) for row in rows]
+    return part
 
-    changes.sort(key=lambda c: (c["effective_at"], c["tenant_id"], c["external_id"]))
-    _write_json(out_dir / "organizations.json", orgs)
-    _write_json(out_dir / "teams.json", teams)
-    _write_json(out_dir / "users.json", users)
+
+def default_processes(scale: int) -> int:
+    """Processes `generate` uses by default: one per core (at most 4), two tenants or more
+    each; one for small data sets, where starting a process costs more than it saves."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4, scale // 2))
+
+
+#: Tenants the first range (generated by the calling process) gets beyond an even share: each
+#: child starts ~0.1 s late (interpreter, imports, answer pools), ~10 tenants' worth of work.
+_HEAD_START = 8
+
+
+def _ranges(scale: int, processes: int) -> list[tuple[int, int]]:
+    """Contiguous tenant ranges, the first one ``_HEAD_START`` larger than the others."""
+    if processes == 1:
+        return [(0, scale)]
+    extra = min(_HEAD_START, scale // processes)
+    share = scale - extra
+    bounds = [0] + [extra + share * i // processes for i in range(1, processes)] + [scale]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if a < b]
+
+
+def _run_part(first: int, stop: int, seed: int, hooks_dir: Path) -> subprocess.Popen[bytes]:
+    """Generate a range of tenants in a child process (`python -m` this module: no fork of a
+    threaded caller, no re-import of the caller's main module)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pulse_local.source.fixtures", str(first), str(stop), str(seed),
+         str(hooks_dir)], stdout=subprocess.PIPE)
+
+
+def _collect(child: subprocess.Popen[bytes]) -> _Part:
+    out, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"fixture generation child failed with exit code {child.returncode} "
+                           "(its error is above)")
+    return _Part(**pickle.loads(out))
+
+
+def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
+             ) -> dict[str, int]:
+    """Write the fixture data set for `scale` tenants into `out_dir`; return the counts.
+
+    Tenants are split over ``processes`` (default `default_processes`); the bytes do not
+    depend on it. Existing files of a previous data set in `out_dir` are overwritten.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1 (number of tenants), got {scale}")
+    processes = default_processes(scale) if processes is None else processes
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    out_dir = Path(out_dir)
+    hooks_dir = out_dir / "webhooks"
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    for stale in hooks_dir.glob("*.jsonl"):
+        stale.unlink()
+    ranges = _ranges(scale, processes)
+    children = [_run_part(a, b, seed, hooks_dir) for a, b in ranges[1:]]
+    try:  # the first range here, while the children do the others
+        parts = [_tenants(*ranges[0], seed, hooks_dir)] + [_collect(c) for c in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+    merged = _Part([], [], [], [], [], [], dict.fromkeys(parts[0].counts, 0))
+    for part in parts:
+        for name in ("orgs", "teams", "users", "changes", "assessments", "runs"):
+            getattr(merged, name).extend(getattr(part, name))
+        for key, value in part.counts.items():
+            merged.counts[key] += value
+    changes = sorted(merged.changes,
+                     key=lambda c: (c["effective_at"], c["tenant_id"], c["external_id"]))
+    _write_lines(out_dir / "organizations.json", merged.orgs)
+    _write_lines(out_dir / "teams.json", merged.teams)
+    _write_lines(out_dir / "users.json", merged.users)
     _write_json(out_dir / "user_changes.json", changes)
-    _write_json(out_dir / "assessments.json", assessments)
-    _write_json(out_dir / "runs.json", runs)
+    _write_lines(out_dir / "assessments.json", merged.assessments)
+    _write_lines(out_dir / "runs.json", merged.runs)
+    counts = merged.counts
     counts["deliveries"] = counts["responses"] + counts["duplicates"] + counts["revisions"]
-    counts.update(tenants=len(orgs), users=len(users), user_changes=len(changes),
-                  assessments=len(assessments), runs=len(runs))
+    counts.update(tenants=len(merged.orgs), users=len(merged.users), user_changes=len(changes),
+                  assessments=len(merged.assessments), runs=len(merged.runs))
     _write_json(out_dir / "manifest.json", {"generator_version": GENERATOR_VERSION,
                                             "scale": scale, "seed": seed, "counts": counts})
     return counts
 
 
 _FORM_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+
+if __name__ == "__main__":  # a child of `generate`: argv = first stop seed hooks_dir
+    _first, _stop, _seed, _hooks = sys.argv[1:5]
+    _part = _tenants(int(_first), int(_stop), int(_seed), Path(_hooks))
+    sys.stdout.buffer.write(pickle.dumps(vars(_part), protocol=pickle.HIGHEST_PROTOCOL))

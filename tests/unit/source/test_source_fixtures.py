@@ -27,6 +27,22 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 
+def test_bytes_do_not_depend_on_the_processes(tmp_path: Path) -> None:
+    one = generate(3, 7, tmp_path / "one", processes=1)
+    three = generate(3, 7, tmp_path / "three", processes=3)  # two child processes
+    assert one == three
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "three")
+    assert len(list((tmp_path / "three" / "webhooks").glob("*.jsonl"))) == 3
+
+
+def test_tenants_differ_from_each_other(tmp_path: Path) -> None:
+    generate(2, 7, tmp_path)
+    first, second = (tmp_path / "webhooks" / f"tenant-000{i}.jsonl" for i in (1, 2))
+    assert first.read_bytes() != second.read_bytes()
+    orgs = json.loads((tmp_path / "organizations.json").read_text())
+    assert len({o["id"] for o in orgs}) == 2 and len({o["webhook_secret"] for o in orgs}) == 2
+
+
 def test_shape_and_distributions(tmp_path: Path) -> None:
     counts = generate(2, 1, tmp_path)
     assert 1800 <= counts["responses"] <= 2200
