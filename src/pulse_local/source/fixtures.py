@@ -24,6 +24,7 @@ however they are split.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import pickle
@@ -358,7 +359,7 @@ def _ranges(scale: int, processes: int) -> list[tuple[int, int]]:
     extra = min(_HEAD_START, scale // processes)
     share = scale - extra
     bounds = [0] + [extra + share * i // processes for i in range(1, processes)] + [scale]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if a < b]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 def _run_part(first: int, stop: int, seed: int, hooks_dir: Path) -> subprocess.Popen[bytes]:
