@@ -9,12 +9,14 @@ Read when a command or flow starts, never at import time::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_local.errors import ConfigError
+
+OptionsT = TypeVar("OptionsT", bound=BaseSettings)
 
 Profile = Literal["local", "gcp"]
 StackMode = Literal["native", "docker", "auto"]
@@ -106,12 +108,27 @@ class Settings(BaseSettings):
         )
 
 
+def _problems(exc: ValidationError, prefix: str) -> str:
+    """One line naming each environment variable a validation error is about."""
+    return "; ".join(
+        f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+        for e in exc.errors())
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build Settings, turning validation errors into one readable `ConfigError`."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PULSE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise ConfigError(f"invalid settings: {_problems(exc, 'PULSE_')}") from None
+
+
+def load_options(cls: type[OptionsT]) -> OptionsT:
+    """Build a component's options (``StreamingOptions``, ``ProcessorOptions``, ...) from the
+    environment, turning validation errors into a `ConfigError` that names the variables."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        raise ConfigError(f"invalid {cls.__name__}: {_problems(exc, prefix)} "
+                          "(fix or unset these environment variables, or .env)") from None

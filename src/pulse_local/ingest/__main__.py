@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pulse_local.config import Settings, load_settings
+from pulse_local.config import Settings, load_options, load_settings
 
 
 def app() -> Any:
@@ -28,7 +28,7 @@ def serve(settings: Settings) -> None:
 
     port = int(os.environ.get("PORT", settings.processor_port))  # Cloud Run injects PORT
     host = "0.0.0.0" if "PORT" in os.environ else settings.host
-    workers = ProcessorOptions().workers
+    workers = load_options(ProcessorOptions).workers
     common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
                               "access_log": False, "timeout_graceful_shutdown": 10}
     if workers == 1:

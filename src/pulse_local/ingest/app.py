@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pulse_local.backends import Backends, for_profile
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_options
 from pulse_local.events import RESPONSE_EVENTS_TOPIC, ResponseEvent, response_event_id
 from pulse_local.ingest import signature
 from pulse_local.ingest.grouping import Grouper, Outcome
@@ -234,7 +234,7 @@ class Processor:
 def create_app(settings: Settings, options: ProcessorOptions | None = None,
                backends: Backends | None = None) -> FastAPI:
     """The processor app. Backends default to `for_profile(settings)` (built on first use)."""
-    processor = Processor(settings, options or ProcessorOptions(), backends)
+    processor = Processor(settings, options or load_options(ProcessorOptions), backends)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_options
 from pulse_local.errors import ConfigError, PulseError
 from pulse_local.monitoring.report import CheckResult, MonitorReport, format_time
 
@@ -237,7 +237,7 @@ def alerts_path(settings: Settings) -> Path:
 
 def sinks_for(settings: Settings, options: AlertOptions | None = None) -> list[AlertSink]:
     """The configured sinks (default: log + file; + webhook when a URL is set)."""
-    options = options or AlertOptions()
+    options = options or load_options(AlertOptions)
     sinks: list[AlertSink] = []
     for name in options.sink_names():
         if name == "log":

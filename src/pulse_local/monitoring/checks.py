@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_options
 from pulse_local.monitoring.config import (
     CdcSpec,
     ConsumerSpec,
@@ -83,7 +83,7 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
     from pulse_local.monitoring.warehouse import warehouse_query
     from pulse_local.streaming.consumer import status_path
 
-    options = options or MonitorOptions()
+    options = options or load_options(MonitorOptions)
     status_file = status_path(settings)
 
     def cdc_lag() -> Any:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pulse_local.config import PROJECT_ROOT
+from pulse_local.config import PROJECT_ROOT, load_options
 from pulse_local.errors import ConfigError
 from pulse_local.resources.models import Duration
 from pulse_local.yamlfile import load_yaml_model
@@ -188,7 +188,7 @@ class MonitorConfig(_Strict):
 def load_config(path: Path | None = None) -> MonitorConfig:
     """Read and validate the monitoring file (default: ``$PULSE_MONITOR_CONFIG``, else
     ``monitoring.yaml`` at the repository root). Errors name the file and the field."""
-    path = Path(path or MonitorOptions().config or MONITORING_FILE)
+    path = Path(path or load_options(MonitorOptions).config or MONITORING_FILE)
     return load_yaml_model(path, MonitorConfig, MonitorConfigError,
                            "the monitoring SLA file; set PULSE_MONITOR_CONFIG or restore "
                            "monitoring.yaml")

@@ -31,7 +31,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pulse_local.backends import Backends, for_profile
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_options
 from pulse_local.events import RESPONSE_EVENTS_TOPIC
 from pulse_local.ingest.models import PayloadError, TypeformWebhook, validate_body
 from pulse_local.ingest.options import ProcessorOptions
@@ -249,7 +249,7 @@ def bulk_load(settings: Settings, directory: Path, backends: Backends | None = N
     directory = Path(directory)
     started = time.perf_counter()
     backends = backends or for_profile(settings)
-    options = ProcessorOptions()
+    options = load_options(ProcessorOptions)
     report = BulkReport()
     orgs = load_json(directory, "organizations.json")
     paths = [webhook_file(directory, org["slug"]) for org in orgs]  # all there before writing

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_options
 from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
 from pulse_local.streaming.intake import PullIntake
@@ -102,7 +102,7 @@ class Consumer:
     def __init__(self, settings: Settings, options: StreamingOptions | None = None, *,
                  status_path: Path | None = None) -> None:
         self.settings = settings
-        self.options = options or StreamingOptions()
+        self.options = options or load_options(StreamingOptions)
         self.status_path = status_path
         self.dead_letter: DeadLetterConfig = dead_letter_config(
             self.options.policy_subscription or self.options.subscription,
