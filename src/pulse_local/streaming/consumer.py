@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,7 @@ class ConsumeReport:
     batches: int = 0
     resubscribed: int = 0  #: streams reopened after an error
     max_in_flight: int = 0  #: most messages held at once (bounded by flow control)
+    markers_swept: int = 0  #: aggregate markers crashed consumers had left, deleted by the sweep
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     stopped_by: str = ""  #: "max_messages", "idle", "stop" (signal) or "error"
@@ -156,6 +157,8 @@ class Consumer:
             threads.append(threading.Thread(target=self._supervise, name="supervisor",
                                             daemon=True))
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
+        if self.options.sweep_seconds > 0:
+            threads.append(threading.Thread(target=self._sweep, name="sweeper", daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -464,6 +467,34 @@ class Consumer:
             if time.monotonic() >= next_status:
                 self._write_status()
                 next_status = time.monotonic() + self.options.heartbeat_seconds
+
+    def _sweep(self) -> None:
+        """Every ``sweep_seconds`` (the first time 2 x marker_ttl after start, which is when a
+        restarted consumer finds what its predecessor left), delete the aggregate markers of
+        events done more than 2 x marker_ttl ago."""
+        from pulse_local.streaming.store import bigtable_data_client
+
+        older_than = timedelta(seconds=2 * self.options.marker_ttl)
+        client = None
+        try:
+            wait = older_than.total_seconds()
+            while not self._stop.wait(wait):
+                wait = self.options.sweep_seconds
+                try:
+                    assert self._store is not None
+                    client = client or bigtable_data_client(self.settings)
+                    swept = self._store.sweep_markers(client, self.settings.bigtable_instance,
+                                                      older_than, stop=self._stop)
+                except Exception as exc:  # noqa: BLE001 - a maintenance pass: tried again later
+                    log.warning("marker sweep failed (tried again in %.0f s): %s", wait, exc)
+                    continue
+                if swept:
+                    log.info("swept %d leftover aggregate markers", swept)
+                with self._lock:
+                    self.report.markers_swept += swept
+        finally:
+            if client is not None:
+                client.close()
 
     def _write_status(self, *, final: bool = False) -> None:
         """Bring the report up to date and, for the service, write the heartbeat file."""

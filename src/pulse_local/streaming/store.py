@@ -247,13 +247,18 @@ class EventStore:
         self.rpc.gapic.transport.close()
 
     # Dedup ----------------------------------------------------------------------------------
-    def done_keys(self, dedup_keys: Sequence[bytes]) -> set[bytes]:
-        """The dedup keys already marked ``done`` within the dedup window."""
+    def done_keys(self, dedup_keys: Sequence[bytes], *,
+                  done_before: datetime | None = None) -> set[bytes]:
+        """The dedup keys already marked ``done`` within the dedup window (and, with
+        ``done_before``, marked before that time)."""
         since = int((time.time() - DEDUP_WINDOW.total_seconds()) * 1000) * _MS
+        window: dict[str, int] = {"start_timestamp_micros": since}
+        if done_before is not None:
+            window["end_timestamp_micros"] = int(done_before.timestamp() * 1000) * _MS
         row_filter = self.rpc.row_filter(chain={"filters": [
             {"family_name_regex_filter": SEEN},
             {"column_qualifier_regex_filter": b"done"},
-            {"timestamp_range_filter": {"start_timestamp_micros": since}},
+            {"timestamp_range_filter": window},
             {"cells_per_column_limit_filter": 1},
             {"strip_value_transformer": True},
         ]})
@@ -470,10 +475,13 @@ class EventStore:
         return sum(len(qs) for qs in merged.values())
 
     def sweep_markers(self, client: BigtableDataClient, instance: str,
-                      older_than: timedelta = timedelta(minutes=5)) -> int:
-        """Delete markers older than ``older_than`` whose event is ``done`` (left by a crash
-        between marking done and the delayed cleanup). Scans the aggregate table: run it from a
-        schedule, not per batch. Returns the number of markers deleted."""
+                      older_than: timedelta = timedelta(minutes=5), *,
+                      stop: threading.Event | None = None) -> int:
+        """Delete the markers of events marked ``done`` more than ``older_than`` ago (left by a
+        crash between marking done and the delayed cleanup, or by attempts killed before it).
+        Safe whenever ``older_than >= marker_ttl``: the delayed cleanup itself deletes them
+        ``marker_ttl`` after done. Scans the aggregate table: the consumer runs it on a timer
+        (`StreamingOptions.sweep_seconds`), not per batch. Returns the markers deleted."""
         from google.cloud.bigtable.data import ReadRowsQuery
         from google.cloud.bigtable.data import row_filters as rf
 
@@ -487,10 +495,12 @@ class EventStore:
         deleted = 0
         table = client.get_table(instance, AGGREGATE_TABLE)
         for row in table.read_rows(ReadRowsQuery(row_filter=row_filter)):
+            if stop is not None and stop.is_set():
+                break
             tenant = uuid.UUID(row.row_key.split(b"#", 1)[0].decode())
             by_key = {keys.dedup_key(tenant, uuid.UUID(hex=c.qualifier[1:].decode())): c.qualifier
                       for c in row.cells}
-            done = self.done_keys(list(by_key))
+            done = self.done_keys(list(by_key), done_before=until)
             stale = [q for dk, q in by_key.items() if dk in done]
             if stale:
                 request = self.rpc.new_mutate_request(AGGREGATE_TABLE)

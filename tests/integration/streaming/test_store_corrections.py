@@ -13,6 +13,7 @@ from pulse_local.config import Settings
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.store import (
     AGGREGATE_TABLE,
+    MARKER_PREFIX,
     Delivered,
     EventStore,
     applied,
@@ -24,8 +25,8 @@ from pulse_local.streaming.testing import event_stream, fact_event_ids, tenant_t
 pytestmark = pytest.mark.integration
 
 
-def _batch(tenant: uuid.UUID, count: int) -> list[Delivered]:
-    events = event_stream(count, tenant, users=20, forms=3)
+def _batch(tenant: uuid.UUID, count: int, seed: int = 7) -> list[Delivered]:
+    events = event_stream(count, tenant, users=20, forms=3, seed=seed)
     return [Delivered(e, f"m{i}", e.submitted_at, e.to_message(), run_checks(e, e.submitted_at))
             for i, e in enumerate(events)]
 
@@ -115,3 +116,52 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
     assert len(result.written) == len(batch)
     assert result.compensated > 0  # the rows of the first attempt were seen twice, corrected
     _assert_exact(pulse_settings, tenant, batch)
+
+
+def _markers(settings: Settings, tenant: uuid.UUID) -> set[bytes]:
+    """The marker columns left in a tenant's aggregate rows."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+
+    from pulse_local.streaming.store import bigtable_data_client
+
+    client = bigtable_data_client(settings)
+    try:
+        table = client.get_table(settings.bigtable_instance, AGGREGATE_TABLE)
+        prefix = f"{tenant}#".encode()
+        rows = table.read_rows(ReadRowsQuery(row_ranges=[RowRange(prefix, prefix + b"\xff")]))
+        return {c.qualifier for r in rows for c in r.cells
+                if c.qualifier.startswith(MARKER_PREFIX)}
+    finally:
+        client.close()
+
+
+def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enough(
+        pulse_stack: Any, pulse_settings: Settings) -> None:
+    """A bare store never runs its delayed cleanup: what a crashed consumer leaves behind. The
+    sweep deletes the markers of events done more than ``older_than`` ago, keeps the others
+    (their delayed cleanup may still be due), and the counts do not move."""
+    import time
+    from datetime import timedelta
+
+    from pulse_local.streaming.store import bigtable_data_client
+
+    tenant = uuid.uuid4()
+    early, late = _batch(tenant, 40, seed=1), _batch(tenant, 30, seed=2)
+    store = EventStore.for_settings(pulse_settings)
+    client = bigtable_data_client(pulse_settings)
+    try:
+        store.write(early)
+        time.sleep(2.0)
+        store.write(late)
+        assert _markers(pulse_settings, tenant) == {marker(d.event.event_id)
+                                                    for d in early + late}
+        swept = store.sweep_markers(client, pulse_settings.bigtable_instance,
+                                    timedelta(seconds=1.0))
+    finally:
+        client.close()
+        store.close()
+    assert _markers(pulse_settings, tenant) == {marker(d.event.event_id) for d in late}
+    # each event has a marker in its 4 aggregate rows; the sweep covers every tenant, so it
+    # also took what earlier tests of the session left
+    assert swept >= 4 * len(early)
+    _assert_exact(pulse_settings, tenant, early + late)
