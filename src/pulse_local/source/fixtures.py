@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulse_local.errors import PulseError
+
 #: 2: each tenant draws from its own random stream (so tenants can be generated in parallel).
 GENERATOR_VERSION = 2
 USERS_PER_TENANT = 250
@@ -362,20 +364,42 @@ def _ranges(scale: int, processes: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
 
 
+class FixtureGenerationError(PulseError):
+    """A generation process failed; the output directory was cleared of the data set."""
+
+
+#: What `generate` writes besides ``webhooks/*.jsonl`` (and clears when it fails).
+_TABLE_FILES = ("organizations.json", "teams.json", "users.json", "user_changes.json",
+                "assessments.json", "runs.json", "manifest.json")
+
+
 def _run_part(first: int, stop: int, seed: int, hooks_dir: Path) -> subprocess.Popen[bytes]:
     """Generate a range of tenants in a child process (`python -m` this module: no fork of a
-    threaded caller, no re-import of the caller's main module)."""
+    threaded caller, no re-import of the caller's main module). The child finds this package
+    where the parent found it, installed or not."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
     return subprocess.Popen(
         [sys.executable, "-m", "pulse_local.source.fixtures", str(first), str(stop), str(seed),
-         str(hooks_dir)], stdout=subprocess.PIPE)
+         str(hooks_dir)], stdout=subprocess.PIPE, env=env)
 
 
 def _collect(child: subprocess.Popen[bytes]) -> _Part:
     out, _ = child.communicate()
     if child.returncode != 0:
-        raise RuntimeError(f"fixture generation child failed with exit code {child.returncode} "
-                           "(its error is above)")
+        raise FixtureGenerationError(
+            f"a fixture generation process exited with code {child.returncode} (its traceback "
+            "is on stderr)")
     return _Part(**pickle.loads(out))
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove a data set's files, so a failed run leaves no mix of old and new."""
+    for stale in (out_dir / "webhooks").glob("*.jsonl"):
+        stale.unlink()
+    for name in _TABLE_FILES:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
@@ -383,7 +407,8 @@ def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
     """Write the fixture data set for `scale` tenants into `out_dir`; return the counts.
 
     Tenants are split over ``processes`` (default `default_processes`); the bytes do not
-    depend on it. Existing files of a previous data set in `out_dir` are overwritten.
+    depend on it. Existing files of a previous data set in `out_dir` are overwritten; when
+    generation fails they are removed (`FixtureGenerationError`): nothing half-written stays.
     """
     if scale < 1:
         raise ValueError(f"scale must be >= 1 (number of tenants), got {scale}")
@@ -391,19 +416,23 @@ def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     out_dir = Path(out_dir)
-    hooks_dir = out_dir / "webhooks"
-    hooks_dir.mkdir(parents=True, exist_ok=True)
-    for stale in hooks_dir.glob("*.jsonl"):
-        stale.unlink()
+    (out_dir / "webhooks").mkdir(parents=True, exist_ok=True)
+    _clear(out_dir)
     ranges = _ranges(scale, processes)
-    children = [_run_part(a, b, seed, hooks_dir) for a, b in ranges[1:]]
-    try:  # the first range here, while the children do the others
-        parts = [_tenants(*ranges[0], seed, hooks_dir)] + [_collect(c) for c in children]
-    finally:
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for a, b in ranges[1:]:
+            children.append(_run_part(a, b, seed, out_dir / "webhooks"))
+        # the first range here, while the children do the others
+        parts = [_tenants(*ranges[0], seed, out_dir / "webhooks")]
+        parts += [_collect(c) for c in children]
+    except BaseException:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+        _clear(out_dir)
+        raise
 
     merged = _Part([], [], [], [], [], [], dict.fromkeys(parts[0].counts, 0))
     for part in parts:

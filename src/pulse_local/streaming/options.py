@@ -59,10 +59,10 @@ class StreamingOptions(BaseSettings):
     heartbeat_seconds: float = Field(2.0, gt=0, description="Readiness file refresh period.")
     sweep_seconds: float = Field(
         60.0, ge=0,
-        description="Delete aggregate markers that crashed consumers left behind (events done "
-                    "more than 2 x marker_ttl ago) this often, the first time 2 x marker_ttl "
-                    "after start; 0 disables. Leftover markers widen the hot aggregate rows, and "
-                    "every increment on a wide row costs more.")
+        description="Delete aggregate markers that crashed consumers left behind (of events "
+                    "done longer ago than marker_ttl + the RPC timeout + 30 s) this often, the "
+                    "first time 2 x marker_ttl after start; 0 disables. Leftover markers widen the "
+                    "hot aggregate rows, and every increment on a wide row costs more.")
     max_failed_attempts: int = Field(
         5, ge=1, le=99,
         description="Failed processings of one message (our own count, kept in Bigtable) "
@@ -83,21 +83,20 @@ class DeadLetterConfig:
     max_delivery_attempts: int
     max_failed_attempts: int = 5
 
-    def check(self, subscription: str) -> None:
+    def check(self, subscription: str, where: str = "emulators/pubsub/resources.yaml") -> None:
         """Raise `ConfigError` unless the consumer dead-letters before the service does."""
         if self.max_failed_attempts >= self.max_delivery_attempts:
             raise ConfigError(
                 f"PULSE_STREAMING_MAX_FAILED_ATTEMPTS={self.max_failed_attempts} is not below "
                 f"max_delivery_attempts={self.max_delivery_attempts} of subscription "
-                f"{subscription!r} (emulators/pubsub/resources.yaml): Pub/Sub would "
-                "dead-letter failing messages without a reason first. Lower the former or "
-                "raise the latter")
+                f"{subscription!r} ({where}): Pub/Sub would dead-letter failing messages "
+                "without a reason first. Lower the former or raise the latter")
 
 
 def dead_letter_config(subscription: str, pubsub_file: Path | None = None, *,
-                       max_failed_attempts: int = 5) -> DeadLetterConfig:
+                       max_failed_attempts: int | None = None) -> DeadLetterConfig:
     """The topic and dead-letter policy declared for ``subscription``, with the consumer's own
-    threshold.
+    threshold (default: ``PULSE_STREAMING_MAX_FAILED_ATTEMPTS`` or its default).
 
     Raises `ConfigError` when the subscription is not declared, has no dead_letter_policy, or
     its ``max_delivery_attempts`` is not above ``max_failed_attempts``.
@@ -112,13 +111,17 @@ def dead_letter_config(subscription: str, pubsub_file: Path | None = None, *,
                     f"subscription {subscription!r} declares no dead_letter_policy in "
                     "emulators/pubsub/resources.yaml: add one (dead_letter_topic, "
                     "max_delivery_attempts) so poison messages have somewhere to go")
+            if max_failed_attempts is None:
+                from pulse_local.config import load_options
+
+                max_failed_attempts = load_options(StreamingOptions).max_failed_attempts
             config = DeadLetterConfig(
                 topic=sub.topic,
                 dead_letter_topic=sub.dead_letter_policy.dead_letter_topic,
                 max_delivery_attempts=sub.dead_letter_policy.max_delivery_attempts,
                 max_failed_attempts=max_failed_attempts,
             )
-            config.check(subscription)
+            config.check(subscription, str(pubsub_file or "emulators/pubsub/resources.yaml"))
             return config
     names = ", ".join(s.name for s in declarations.subscriptions)
     raise ConfigError(

@@ -37,7 +37,13 @@ from pulse_local.events import ResponseEvent
 from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import QualityResult
-from pulse_local.streaming.rpc import BigtableRpc, BigtableWriteError, PendingWrite, gapic_client
+from pulse_local.streaming.rpc import (
+    RPC_TIMEOUT,
+    BigtableRpc,
+    BigtableWriteError,
+    PendingWrite,
+    gapic_client,
+)
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.data import BigtableDataClient, Row
@@ -55,6 +61,8 @@ COUNTERS = ("events", "complete", "scored", "flagged", "score_milli", "max_score
 #: of a day row (and not the ``~`` markers).
 COUNTER_QUALIFIER_REGEX = rb"(h[0-2][0-9]\.)?[a-z_]+"
 MARKER_PREFIX = b"~"
+#: Markers checked and deleted per call by the sweep.
+_SWEEP_CHUNK = 1000
 APPLY, UNDO = b"+", b"-"
 #: Attempts of a batch that stalled past ``marker_ttl / 2`` before it is nacked.
 _STALL_RETRIES = 3
@@ -474,14 +482,22 @@ class EventStore:
         self.rpc.mutate_rows(request)
         return sum(len(qs) for qs in merged.values())
 
+    def safe_sweep_age(self) -> timedelta:
+        """The youngest ``done`` mark whose markers a sweep may delete: the delayed cleanup
+        deletes them ``marker_ttl`` after the done write *returned*, and that write (stamped
+        before it is sent) can take up to ``RPC_TIMEOUT``; plus 30 s for clocks of consumers
+        on other machines (the stamp is the writer's clock, the threshold the sweeper's)."""
+        return timedelta(seconds=self.marker_ttl + RPC_TIMEOUT + 30)
+
     def sweep_markers(self, client: BigtableDataClient, instance: str,
                       older_than: timedelta = timedelta(minutes=5), *,
                       stop: threading.Event | None = None) -> int:
         """Delete the markers of events marked ``done`` more than ``older_than`` ago (left by a
         crash between marking done and the delayed cleanup, or by attempts killed before it).
-        Safe whenever ``older_than >= marker_ttl``: the delayed cleanup itself deletes them
-        ``marker_ttl`` after done. Scans the aggregate table: the consumer runs it on a timer
-        (`StreamingOptions.sweep_seconds`), not per batch. Returns the markers deleted."""
+        Safe when ``older_than >= safe_sweep_age()``, which the consumer uses; smaller values
+        are for tests. Scans the aggregate table: the consumer runs it on a timer
+        (`StreamingOptions.sweep_seconds`), not per batch. A row that fails is logged and
+        skipped (the next pass tries it again). Returns the markers deleted."""
         from google.cloud.bigtable.data import ReadRowsQuery
         from google.cloud.bigtable.data import row_filters as rf
 
@@ -497,19 +513,33 @@ class EventStore:
         for row in table.read_rows(ReadRowsQuery(row_filter=row_filter)):
             if stop is not None and stop.is_set():
                 break
-            tenant = uuid.UUID(row.row_key.split(b"#", 1)[0].decode())
-            by_key = {keys.dedup_key(tenant, uuid.UUID(hex=c.qualifier[1:].decode())): c.qualifier
-                      for c in row.cells}
+            try:
+                deleted += self._sweep_row(row.row_key, [c.qualifier for c in row.cells], until)
+            except Exception as exc:  # noqa: BLE001 - one row must not stop the pass; next pass retries
+                log.warning("sweeping markers of row %r failed (the next pass retries): %s",
+                            row.row_key[:120], exc)
+        return deleted
+
+    def _sweep_row(self, row_key: bytes, qualifiers: list[bytes], until: datetime) -> int:
+        """Delete the markers among ``qualifiers`` of one row whose event was done before
+        ``until``, checking and deleting 1,000 at a time (a hot row can hold tens of thousands).
+        """
+        tenant = uuid.UUID(row_key.split(b"#", 1)[0].decode())
+        deleted = 0
+        for first in range(0, len(qualifiers), _SWEEP_CHUNK):
+            by_key = {keys.dedup_key(tenant, uuid.UUID(hex=q[1:].decode())): q
+                      for q in qualifiers[first:first + _SWEEP_CHUNK]}
             done = self.done_keys(list(by_key), done_before=until)
             stale = [q for dk, q in by_key.items() if dk in done]
-            if stale:
-                request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
-                entry = request.entries.add(row_key=row.row_key)
-                for qualifier in stale:
-                    deletion = entry.mutations.add().delete_from_column
-                    deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
-                self.rpc.mutate_rows(request)
-                deleted += len(stale)
+            if not stale:
+                continue
+            request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
+            entry = request.entries.add(row_key=row_key)
+            for qualifier in stale:
+                deletion = entry.mutations.add().delete_from_column
+                deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+            self.rpc.mutate_rows(request)
+            deleted += len(stale)
         return deleted
 
     # Attempts -------------------------------------------------------------------------------

@@ -135,11 +135,25 @@ def _markers(settings: Settings, tenant: uuid.UUID) -> set[bytes]:
         client.close()
 
 
+def _killed_attempt(store: EventStore, batch: list[Delivered]) -> None:
+    """What an attempt killed after its increments leaves: counts and markers, no done mark."""
+    import time
+
+    token = f"{int(time.time() * 1000) - 30_000}.killed".encode()
+    for item in batch:
+        for row, deltas in contributions(item.event, item.quality).items():
+            rules: list[tuple[str, bytes, int | bytes]] = [
+                ("counts", c.encode(), n) for c, n in deltas.items()]
+            rules.append(("counts", marker(item.event.event_id), applied(token)))
+            store.rpc.read_modify_write(AGGREGATE_TABLE, row, rules)
+
+
 def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enough(
         pulse_stack: Any, pulse_settings: Settings) -> None:
     """A bare store never runs its delayed cleanup: what a crashed consumer leaves behind. The
-    sweep deletes the markers of events done more than ``older_than`` ago, keeps the others
-    (their delayed cleanup may still be due), and the counts do not move."""
+    sweep deletes the markers of events done more than ``older_than`` ago; it keeps those of
+    events done since, even when the markers themselves are older (an attempt killed before
+    the redelivery marked them done), and the counts do not move."""
     import time
     from datetime import timedelta
 
@@ -151,12 +165,13 @@ def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enou
     client = bigtable_data_client(pulse_settings)
     try:
         store.write(early)
-        time.sleep(2.0)
-        store.write(late)
+        _killed_attempt(store, late)  # late's markers are as old as early's
+        time.sleep(4.0)
+        store.write(late)  # the redelivery heals and marks late done: now
         assert _markers(pulse_settings, tenant) == {marker(d.event.event_id)
                                                     for d in early + late}
         swept = store.sweep_markers(client, pulse_settings.bigtable_instance,
-                                    timedelta(seconds=1.0))
+                                    timedelta(seconds=2.5))
     finally:
         client.close()
         store.close()

@@ -75,3 +75,19 @@ def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_init.sql").write_text("select 1;")
     with pytest.raises(MigrationError, match="does not match NNNN_name.sql"):
         discover(tmp_path)
+
+
+def test_a_failed_child_leaves_no_half_written_data_set(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fakes the child process (one that dies with exit code 3) to reach the error path."""
+    import subprocess
+    import sys
+
+    from pulse_local.source import fixtures
+
+    generate(2, 1, tmp_path)  # a previous, complete data set
+    monkeypatch.setattr(fixtures, "_run_part", lambda *_: subprocess.Popen(
+        [sys.executable, "-c", "raise SystemExit(3)"], stdout=subprocess.PIPE))
+    with pytest.raises(fixtures.FixtureGenerationError, match="exited with code 3"):
+        generate(4, 1, tmp_path, processes=2)
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.jsonl"))
