@@ -29,6 +29,8 @@ class PendingWrite:
     def __init__(self, future: Any, response_type: Any) -> None:
         self._future = future
         self._response_type = response_type
+        #: After `values`: the timestamp (µs) of the cell the call wrote, per column.
+        self.stamps: dict[bytes, int] = {}
 
     def values(self) -> dict[bytes, bytes]:
         """Wait for the call; the new value of every modified column (qualifier -> value).
@@ -41,8 +43,10 @@ class PendingWrite:
         except grpc.RpcError as exc:
             raise exceptions.from_grpc_error(exc) from exc
         row = self._response_type.pb(response).row
-        return {column.qualifier: column.cells[0].value
-                for family in row.families for column in family.columns if column.cells}
+        columns = [column for family in row.families for column in family.columns
+                   if column.cells]
+        self.stamps = {column.qualifier: column.cells[0].timestamp_micros for column in columns}
+        return {column.qualifier: column.cells[0].value for column in columns}
 
 
 def _pb_types() -> dict[str, Any]:

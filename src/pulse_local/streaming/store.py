@@ -222,6 +222,8 @@ class _Pending:
     row: bytes
     deltas: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     events: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+    #: Counter column -> timestamp of the cell this attempt's increment wrote.
+    stamps: dict[bytes, int] = field(default_factory=dict)
 
 
 class EventStore:
@@ -240,7 +242,7 @@ class EventStore:
         #: Increment calls in flight at once (each is a gRPC future, not a thread).
         self.max_in_flight = max_in_flight
         self._cleanup_lock = threading.Lock()
-        self._cleanup: list[tuple[float, bytes, list[bytes]]] = []
+        self._cleanup: list[tuple[float, bytes, list[bytes], dict[bytes, int]]] = []
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> EventStore:
@@ -366,6 +368,10 @@ class EventStore:
                 answers.append((row, token, call.values()))
             except Exception as exc:  # noqa: BLE001 - kept, raised once every call has ended
                 error = error or exc
+                return
+            for column, stamp in call.stamps.items():
+                if not column.startswith(MARKER_PREFIX):
+                    row.stamps[column] = max(stamp, row.stamps.get(column, 0))
 
         pending_calls = iter(calls)
         while True:
@@ -459,11 +465,18 @@ class EventStore:
     def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:
         due = time.monotonic() + self.marker_ttl
         with self._cleanup_lock:
-            self._cleanup += [(due, p.row, [marker_qualifier(e) for e in p.events])
+            self._cleanup += [(due, p.row, [marker_qualifier(e) for e in p.events], p.stamps)
                               for p in rows]
 
     def cleanup_due(self) -> int:
-        """Delete the markers whose ttl has passed; returns how many."""
+        """Delete the markers whose ttl has passed, and the counter versions older than the
+        ones their increments wrote; returns how many markers.
+
+        Every increment writes a new version of each counter cell. Bigtable drops the old ones
+        at compaction (the family's ``max_versions: 1``); the emulator never does, so a hot row
+        grew by ~12 cells per batch and each increment on it got slower (measured: 0.8 ms per
+        call at 2,000 increments, 1.5 ms at 6,000). Deleting versions older than one this
+        attempt wrote is safe at any time: the newest version holds the whole count."""
         now = time.monotonic()
         with self._cleanup_lock:
             due = [c for c in self._cleanup if c[0] <= now]
@@ -471,14 +484,21 @@ class EventStore:
         if not due:
             return 0
         merged: dict[bytes, list[bytes]] = defaultdict(list)
-        for _, row, qualifiers in due:
+        newest: dict[bytes, dict[bytes, int]] = defaultdict(dict)
+        for _, row, qualifiers, stamps in due:
             merged[row] += qualifiers
+            for column, stamp in stamps.items():
+                newest[row][column] = max(stamp, newest[row].get(column, 0))
         request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
         for row, qualifiers in merged.items():
             entry = request.entries.add(row_key=row)
             for qualifier in qualifiers:
                 deletion = entry.mutations.add().delete_from_column
                 deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+            for column, stamp in newest[row].items():
+                older = entry.mutations.add().delete_from_column
+                older.family_name, older.column_qualifier = COUNTS, column
+                older.time_range.end_timestamp_micros = stamp  # exclusive: keeps that cell
         self.rpc.mutate_rows(request)
         return sum(len(qs) for qs in merged.values())
 

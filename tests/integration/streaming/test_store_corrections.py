@@ -4,6 +4,7 @@ duplicates, an attempt that died between its increment and its correction, and a
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -180,3 +181,38 @@ def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enou
     # also took what earlier tests of the session left
     assert swept >= 4 * len(early)
     _assert_exact(pulse_settings, tenant, early + late)
+
+
+def test_cleanup_keeps_one_version_per_counter_and_the_counts(
+        pulse_stack: Any, pulse_settings: Settings) -> None:
+    """Each increment writes a new version of every counter cell; the emulator never drops old
+    ones (GCP does, at compaction), so the delayed cleanup deletes those older than the
+    version its own increment wrote: one version per counter column is left, counts exact."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+
+    from pulse_local.streaming.store import bigtable_data_client
+
+    tenant = uuid.uuid4()
+    batches = [_batch(tenant, 20, seed=10 + i) for i in range(6)]
+    store = EventStore.for_settings(pulse_settings, marker_ttl=1.0)
+    try:
+        for batch in batches:
+            store.write(batch)
+        time.sleep(1.1)
+        assert store.cleanup_due() == sum(4 * len(b) for b in batches)
+    finally:
+        store.close()
+    client = bigtable_data_client(pulse_settings)
+    try:
+        table = client.get_table(pulse_settings.bigtable_instance, AGGREGATE_TABLE)
+        prefix = f"{tenant}#".encode()
+        rows = list(table.read_rows(ReadRowsQuery(row_ranges=[RowRange(prefix,
+                                                                        prefix + b"\xff")])))
+    finally:
+        client.close()
+    assert rows
+    for row in rows:  # no markers left, and exactly one cell per counter column
+        qualifiers = [c.qualifier for c in row.cells]
+        assert not [q for q in qualifiers if q.startswith(MARKER_PREFIX)]
+        assert len(qualifiers) == len(set(qualifiers)), row.row_key
+    _assert_exact(pulse_settings, tenant, [d for b in batches for d in b])
