@@ -23,6 +23,7 @@ however they are split.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -435,8 +436,9 @@ def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
         raise
 
     merged = _Part([], [], [], [], [], [], dict.fromkeys(parts[0].counts, 0))
+    rows = [f.name for f in dataclasses.fields(_Part) if f.name != "counts"]
     for part in parts:
-        for name in ("orgs", "teams", "users", "changes", "assessments", "runs"):
+        for name in rows:
             getattr(merged, name).extend(getattr(part, name))
         for key, value in part.counts.items():
             merged.counts[key] += value

@@ -81,7 +81,7 @@ class DeadLetterConfig:
     topic: str
     dead_letter_topic: str
     max_delivery_attempts: int
-    max_failed_attempts: int = 5
+    max_failed_attempts: int
 
     def check(self, subscription: str, where: str = "emulators/pubsub/resources.yaml") -> None:
         """Raise `ConfigError` unless the consumer dead-letters before the service does."""

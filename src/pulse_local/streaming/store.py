@@ -217,6 +217,15 @@ def _counter_rules(amounts: dict[str, int]) -> list[Any]:
     return [(COUNTS, column.encode(), n) for column, n in amounts.items() if n]
 
 
+def _delete_counts_column(entry: Any, qualifier: bytes, before: int | None = None) -> None:
+    """Add to a MutateRows entry: delete a ``counts`` column, or with ``before`` (µs) only its
+    cells older than that timestamp (the range end is exclusive: that cell stays)."""
+    deletion = entry.mutations.add().delete_from_column
+    deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+    if before is not None:
+        deletion.time_range.end_timestamp_micros = before
+
+
 @dataclass
 class _Pending:
     row: bytes
@@ -493,12 +502,9 @@ class EventStore:
         for row, qualifiers in merged.items():
             entry = request.entries.add(row_key=row)
             for qualifier in qualifiers:
-                deletion = entry.mutations.add().delete_from_column
-                deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+                _delete_counts_column(entry, qualifier)
             for column, stamp in newest[row].items():
-                older = entry.mutations.add().delete_from_column
-                older.family_name, older.column_qualifier = COUNTS, column
-                older.time_range.end_timestamp_micros = stamp  # exclusive: keeps that cell
+                _delete_counts_column(entry, column, before=stamp)
         self.rpc.mutate_rows(request)
         return sum(len(qs) for qs in merged.values())
 
@@ -556,8 +562,7 @@ class EventStore:
             request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
             entry = request.entries.add(row_key=row_key)
             for qualifier in stale:
-                deletion = entry.mutations.add().delete_from_column
-                deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
+                _delete_counts_column(entry, qualifier)
             self.rpc.mutate_rows(request)
             deleted += len(stale)
         return deleted

@@ -40,6 +40,20 @@ def _assert_exact(settings: Settings, tenant: uuid.UUID, batch: list[Delivered])
                                                              for d in batch)
 
 
+def _killed_attempt(store: EventStore, batch: list[Delivered], attempt: int = 0) -> None:
+    """What an attempt killed after its increments leaves: counts and markers, no done mark
+    (its token 30 s old, so it looks dead to later attempts)."""
+    import time
+
+    token = f"{int(time.time() * 1000) - 30_000 + attempt}.killed{attempt}".encode()
+    for item in batch:
+        for row, deltas in contributions(item.event, item.quality).items():
+            rules: list[tuple[str, bytes, int | bytes]] = [
+                ("counts", c.encode(), n) for c, n in deltas.items()]
+            rules.append(("counts", marker(item.event.event_id), applied(token)))
+            store.rpc.read_modify_write(AGGREGATE_TABLE, row, rules)
+
+
 def test_concurrent_duplicates_are_counted_once(pulse_stack: Any,
                                                 pulse_settings: Settings) -> None:
     tenant = uuid.uuid4()
@@ -67,20 +81,12 @@ def test_an_attempt_killed_between_increment_and_correction_is_healed(
         pulse_stack: Any, pulse_settings: Settings) -> None:
     """Two earlier attempts incremented every row and were killed before taking back or
     marking done (the second was a repeat): the redelivery brings every row back to once."""
-    import time
-
     tenant = uuid.uuid4()
     batch = _batch(tenant, 50)
     store = EventStore.for_settings(pulse_settings)
     try:
-        for attempt in range(2):  # what a killed attempt leaves: increments + markers only
-            token = f"{int(time.time() * 1000) - 30_000 + attempt}.killed{attempt}".encode()
-            for item in batch:
-                for row, deltas in contributions(item.event, item.quality).items():
-                    rules: list[tuple[str, bytes, int | bytes]] = [
-                        ("counts", c.encode(), n) for c, n in deltas.items()]
-                    rules.append(("counts", marker(item.event.event_id), applied(token)))
-                    store.rpc.read_modify_write(AGGREGATE_TABLE, row, rules)
+        for attempt in range(2):
+            _killed_attempt(store, batch, attempt)
         assert tenant_total(pulse_settings, tenant).events == 2 * len(batch)
         result = store.write(batch)
     finally:
@@ -134,19 +140,6 @@ def _markers(settings: Settings, tenant: uuid.UUID) -> set[bytes]:
                 if c.qualifier.startswith(MARKER_PREFIX)}
     finally:
         client.close()
-
-
-def _killed_attempt(store: EventStore, batch: list[Delivered]) -> None:
-    """What an attempt killed after its increments leaves: counts and markers, no done mark."""
-    import time
-
-    token = f"{int(time.time() * 1000) - 30_000}.killed".encode()
-    for item in batch:
-        for row, deltas in contributions(item.event, item.quality).items():
-            rules: list[tuple[str, bytes, int | bytes]] = [
-                ("counts", c.encode(), n) for c, n in deltas.items()]
-            rules.append(("counts", marker(item.event.event_id), applied(token)))
-            store.rpc.read_modify_write(AGGREGATE_TABLE, row, rules)
 
 
 def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enough(
