@@ -55,6 +55,27 @@ async def atenant(
         yield conn
 
 
+@asynccontextmanager
+async def atenant_pipeline(
+    conn: psycopg.AsyncConnection, tenant_id: uuid.UUID | str
+) -> AsyncIterator[psycopg.AsyncConnection]:
+    """Queue the block's statements behind the tenant setting; send them in ONE round trip.
+
+    The connection must be in autocommit mode: then the setting and the statements up to the
+    pipeline's Sync are one implicit transaction (PostgreSQL's extended protocol), so the
+    setting applies to them and ends with them, and a failing statement rolls them all back.
+    Results are read after the block (``await cursor.fetchone()``). Costs about half the
+    client CPU of :func:`atenant` in a pipeline, which also sends BEGIN and COMMIT.
+    """
+    if not conn.autocommit:
+        raise ValueError("atenant_pipeline needs an autocommit connection (without it the "
+                         "statements would join an open transaction); use atenant instead")
+    text = _tenant_text(tenant_id)
+    async with conn.pipeline():
+        await conn.execute(_SET_TENANT, (text,))
+        yield conn
+
+
 @dataclass(frozen=True)
 class ResolvedTenant:
     """What the processor needs to know about the tenant named in a webhook URL."""

@@ -156,6 +156,38 @@ def test_a_revision_that_drops_and_adds_answers_leaves_exactly_its_own(
                             "where typeform_token = %s", (token,)).fetchone() == (len(refs), 3)
 
 
+def test_a_revision_rewrites_only_the_answers_it_changes(post: Any, make_webhook: Any,
+                                                        pg_admin: Any) -> None:
+    """Unchanged answers keep their row version (no needless CDC changes); a changed one is
+    updated in place (same row id, the new value)."""
+    token = uuid.uuid4().hex
+    first = make_webhook(token=token, value=1)
+    other = make_webhook(token=token, value=2)
+    pairs = zip(first["form_response"]["answers"], other["form_response"]["answers"], strict=True)
+    changed = next(i for i, (a, b) in enumerate(pairs) if a != b)
+    ref = first["form_response"]["answers"][changed]["field"]["ref"]
+
+    def versions() -> dict[str, tuple[Any, ...]]:
+        rows = pg_admin.execute(
+            "select q.ref, a.id, a.xmin::text, a.value_number, a.value_text, a.value_bool "
+            "from answers a join responses r on r.id = a.response_id "
+            "join questions q on q.id = a.question_id where r.typeform_token = %s",
+            (token,)).fetchall()
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    assert post("tenant-0001", first).json()["outcome"] == "created"
+    before = versions()
+    revision = make_webhook(token=token, value=1, submitted_at="2024-09-06T10:00:00Z")
+    revision["form_response"]["answers"][changed] = other["form_response"]["answers"][changed]
+    assert post("tenant-0001", revision).json()["outcome"] == "revised"
+    after = versions()
+    assert sorted(after) == sorted(before)
+    assert {k: v for k, v in after.items() if k != ref} == {
+        k: v for k, v in before.items() if k != ref}
+    assert after[ref][0] == before[ref][0]  # same row, updated
+    assert after[ref][1] != before[ref][1] and after[ref][2:] != before[ref][2:]
+
+
 def test_concurrent_first_deliveries_store_one_response(processor: str, make_webhook: Any,
                                                         tenants: dict[str, Any],
                                                         pg_admin: Any) -> None:

@@ -132,3 +132,57 @@ def test_cannot_reference_another_tenants_parent(app_conn: psycopg.Connection, p
 def test_garbage_tenant_id_is_refused(app_conn: psycopg.Connection) -> None:
     with pytest.raises(ValueError, match="must be a UUID"), tenant(app_conn, "1 or 1=1"):
         pass
+
+
+def test_the_pipelined_tenant_context_scopes_its_statements_and_ends_with_them(
+        pulse_settings: Any, with_responses: list[str]) -> None:
+    """`atenant_pipeline`: its statements see only the tenant's rows, a failing one rolls back
+    the block, and the setting is gone after it (autocommit connection, one round trip)."""
+    import asyncio
+
+    from pulse_local.source.tenancy import atenant_pipeline
+
+    tenant_a, tenant_b = with_responses[0], with_responses[1]
+
+    async def scenario() -> tuple[list[str], str, int, int]:
+        async with await psycopg.AsyncConnection.connect(pulse_settings.app_dsn(),
+                                                         autocommit=True) as conn:
+            async with atenant_pipeline(conn, tenant_a):
+                seen = await conn.execute("select distinct tenant_id::text from responses")
+                before = await conn.execute("select count(*) from webhook_deliveries")
+            tenants = [t for (t,) in await seen.fetchall()]
+            count_before = (await before.fetchone())[0]
+            with pytest.raises(psycopg.errors.CheckViolation):
+                async with atenant_pipeline(conn, tenant_a):
+                    await conn.execute(
+                        "insert into webhook_deliveries (event_id, typeform_token, outcome, "
+                        "payload_sha256) values ('e', 't', 'created', repeat('0', 64))")
+                    await conn.execute(
+                        "insert into webhook_deliveries (event_id, typeform_token, outcome, "
+                        "payload_sha256) values ('e', 't', 'no such outcome', repeat('0', 64))")
+            async with atenant_pipeline(conn, tenant_a):
+                after = await conn.execute("select count(*) from webhook_deliveries")
+            count_after = (await after.fetchone())[0]
+            leftover = await (await conn.execute(
+                "select coalesce(current_setting('pulse.tenant_id', true), '')")).fetchone()
+            return tenants, leftover[0], count_before, count_after
+
+    tenants, leftover, count_before, count_after = asyncio.run(scenario())
+    assert tenants == [tenant_a] and tenant_b not in tenants
+    assert count_after == count_before  # the first insert was rolled back with the second
+    assert leftover == ""
+
+
+def test_the_pipelined_tenant_context_refuses_a_connection_inside_a_transaction(
+        pulse_settings: Any) -> None:
+    import asyncio
+
+    from pulse_local.source.tenancy import atenant_pipeline
+
+    async def scenario() -> None:
+        async with await psycopg.AsyncConnection.connect(pulse_settings.app_dsn()) as conn, \
+                atenant_pipeline(conn, uuid.uuid4()):
+            pass
+
+    with pytest.raises(ValueError, match="autocommit"):
+        asyncio.run(scenario())
