@@ -174,7 +174,7 @@ def test_the_pipelined_tenant_context_scopes_its_statements_and_ends_with_them(
 
 
 def test_the_pipelined_tenant_context_refuses_a_connection_inside_a_transaction(
-        pulse_settings: Any) -> None:
+        pulse_settings: Any, with_responses: list[str]) -> None:
     import asyncio
 
     from pulse_local.source.tenancy import atenant_pipeline
