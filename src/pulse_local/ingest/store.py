@@ -55,8 +55,8 @@ where a.typeform_form_id = %s and a.status <> 'archived'
 #: The whole delivery in ONE statement: the response upsert, its answers and the delivery log,
 #: as data-modifying CTEs. ``prior`` is the stored row as of the statement's snapshot: when the
 #: upsert changes nothing it tells a duplicate from a stale revision. A revision upserts its
-#: answers (only those that changed are rewritten) and drops the ones it no longer has; the
-#: two touch different rows, so the CTEs' unspecified order does not matter. One case returns
+#: answers (only those that changed are rewritten); `_DROP_ANSWERS` then removes the ones it
+#: no longer has. One case returns
 #: no outcome: a concurrent first delivery of the same token committed after the snapshot
 #: (``on conflict`` saw it, ``prior`` did not); `_EXISTING` then reads it.
 _WRITE = """
@@ -101,11 +101,6 @@ with prior as (
     from jsonb_to_recordset(%(answers)s::jsonb) as a(
         question_id uuid, answer_type text, value_text text, value_number text,
         value_bool boolean, value_json jsonb, raw_score text, score text)
-), dropped_answers as (
-    delete from answers
-    where tenant_id = %(tenant_id)s
-        and response_id in (select id from upserted where not inserted)
-        and question_id not in (select question_id from answer_rows)
 ), written_answers as (
     insert into answers as x (tenant_id, response_id, question_id, answer_type, value_text,
                               value_number, value_bool, value_json, raw_score, score)
@@ -131,6 +126,18 @@ select id, revision, outcome, user_id, run_id from decided
 #: Without the indentation: psycopg caches the conversion of statements up to 4,096 characters
 #: (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is re-parsed on every call.
 _WRITE = "\n".join(line.strip() for line in _WRITE.splitlines())
+
+#: Second statement of every write (same implicit transaction, a NEW snapshot): the answers a
+#: stored revision no longer has. It cannot be a CTE of `_WRITE`: when the first delivery of
+#: the token commits while `_WRITE` runs, ``on conflict`` sees its answers but the statement's
+#: snapshot does not, so a CTE would delete nothing (seen in the end-to-end run). For a new
+#: response, a duplicate or a stale revision it matches no row.
+_DROP_ANSWERS = """
+delete from answers a using responses r
+where r.typeform_token = %(token)s and r.payload_sha256 = %(sha)s
+    and a.tenant_id = r.tenant_id and a.response_id = r.id
+    and a.question_id <> all(string_to_array(%(question_list)s, ',')::uuid[])
+"""
 
 _EXISTING = """
 select id, revision, payload_sha256 = %s, user_id, run_id
@@ -268,10 +275,12 @@ class Store:
             "max_score": mapped.max_score, "hidden": Jsonb(fr.hidden), "sha": sha,
         }
         params["answers"] = answers_document(mapped)
+        params["question_list"] = ",".join(str(a.question.id) for a in mapped.answers)
         try:
             async with self.pool.connection() as conn:
                 async with atenant_pipeline(conn, tenant.id):
                     cursor = await conn.execute(_WRITE, params)
+                    await conn.execute(_DROP_ANSWERS, params)
                 row = await cursor.fetchone()
                 assert row is not None, "the write statement always returns one row"
                 response_id, revision, outcome, user_id, run_id = row

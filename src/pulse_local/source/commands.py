@@ -66,6 +66,8 @@ def migrate(
 def replay(
     directory: Annotated[Path, typer.Argument(help="Fixture directory.")] = Path("fixtures/default"),
     concurrency: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 16,
+    rate: Annotated[float | None, typer.Option(
+        min=0.001, help="Deliveries per second, steady (default: as fast as the clients go).")] = None,
     bulk: Annotated[bool, typer.Option(
         "--bulk", help="No HTTP: the processor's checks and rules, rows written with COPY "
         "(for big fixture sets; reference data must be seeded).")] = False,
@@ -83,7 +85,7 @@ def replay(
         return
     from pulse_local.source.replay import replay as run
 
-    counts = run(load_settings(), directory, concurrency)
+    counts = run(load_settings(), directory, concurrency, rate=rate)
     console.print("status counts: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     if any(code == 0 or code >= 500 for code in counts):
         raise typer.Exit(1)

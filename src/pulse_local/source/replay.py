@@ -59,8 +59,13 @@ def load_deliveries(directory: Path) -> list[tuple[str, str, bytes]]:
 
 async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
                        concurrency: int = 16, progress: bool = True,
-                       timeout: float = 30.0) -> ReplayResult:
+                       timeout: float = 30.0, rate: float | None = None) -> ReplayResult:
     """POST every delivery to ``{base_url}/webhooks/typeform/{slug}`` with `concurrency` workers.
+
+    Without `rate` each worker posts as soon as its last answer came back (closed loop). With
+    `rate` (deliveries/s) delivery *i* is due at ``start + i / rate`` (open loop: a steady
+    arrival rate, as from many independent senders) and its latency counts from when it was
+    due, so time spent waiting for a free worker is not hidden.
 
     The client is aiohttp: on the two cores the processor, Postgres and the emulators share
     with it, a lighter client leaves more of the machine to what is being exercised (httpx
@@ -70,8 +75,10 @@ async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
     from rich.progress import Progress
 
     result = ReplayResult()
-    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
-    for item in deliveries:
+    if rate is not None and rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    queue: asyncio.Queue[tuple[int, tuple[str, str, bytes]]] = asyncio.Queue()
+    for item in enumerate(deliveries):
         queue.put_nowait(item)
     connector = aiohttp.TCPConnector(limit=max(1, concurrency))
     client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -82,8 +89,13 @@ async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
 
             async def worker() -> None:
                 while not queue.empty():
-                    slug, secret, body = queue.get_nowait()
+                    index, (slug, secret, body) = queue.get_nowait()
                     started = time.perf_counter()
+                    if rate is not None:
+                        due = begun + index / rate
+                        if due > started:
+                            await asyncio.sleep(due - started)
+                        started = due
                     try:
                         async with client.post(
                                 f"/webhooks/typeform/{slug}", data=body,
@@ -97,14 +109,14 @@ async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
                     result.statuses[status] += 1
                     bar.advance(task)
 
-            started = time.perf_counter()
+            begun = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-            result.seconds = time.perf_counter() - started
+            result.seconds = time.perf_counter() - begun
     return result
 
 
 def replay(settings: Settings, directory: Path, concurrency: int = 16,
-           progress: bool = True) -> dict[int, int]:
+           progress: bool = True, rate: float | None = None) -> dict[int, int]:
     """Replay a fixture directory against the processor of `settings`; counts by status code.
 
     Status 0 counts transport errors (processor not running: start it with
@@ -112,5 +124,5 @@ def replay(settings: Settings, directory: Path, concurrency: int = 16,
     """
     base_url = f"http://{settings.host}:{settings.processor_port}"
     deliveries = load_deliveries(Path(directory))
-    outcome = asyncio.run(replay_async(base_url, deliveries, concurrency, progress))
+    outcome = asyncio.run(replay_async(base_url, deliveries, concurrency, progress, rate=rate))
     return dict(sorted(outcome.statuses.items()))
