@@ -56,9 +56,9 @@ where a.typeform_form_id = %s and a.status <> 'archived'
 #: as data-modifying CTEs. ``prior`` is the stored row as of the statement's snapshot: when the
 #: upsert changes nothing it tells a duplicate from a stale revision. A revision upserts its
 #: answers (only those that changed are rewritten); `_DROP_ANSWERS` then removes the ones it
-#: no longer has. One case returns
-#: no outcome: a concurrent first delivery of the same token committed after the snapshot
-#: (``on conflict`` saw it, ``prior`` did not); `_EXISTING` then reads it.
+#: no longer has. One case returns no outcome: a concurrent first delivery of the same token
+#: committed after the snapshot (``on conflict`` saw it, ``prior`` did not); `_EXISTING` then
+#: reads it.
 _WRITE = """
 with prior as (
     select id, revision, payload_sha256 = %(sha)s as same, user_id, run_id
@@ -209,7 +209,8 @@ class Store:
                  connect_timeout: int, cache_seconds: float) -> None:
         self.pool = AsyncConnectionPool(
             dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout, "application_name": "typeform-processor"},
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout,
+                    "application_name": "typeform-processor"},
         )
         self.cache_seconds = cache_seconds
         self._tenants: dict[str, tuple[float, ResolvedTenant]] = {}
