@@ -394,7 +394,7 @@ class Consumer:
         acks += [owners[i] for i in result.written + result.duplicates]
         failures = [(owners[i], why) for i, why in result.failed.items()] + crashed
         for message, why in failures:
-            attempts = self._store.count_attempt(message.message_id)
+            attempts = self._store.count_attempt(message.message_id, _publish_time(message))
             if attempts >= self.dead_letter.max_failed_attempts:
                 to_dlq.append((message, "processing_failed",
                                f"failed {attempts} times, last error: {why}"))

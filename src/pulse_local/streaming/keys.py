@@ -170,6 +170,13 @@ def dedup_key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> bytes:
     return f"{tenant_id}{SEP}{event_id}".encode()
 
 
+def attempts_key(message_id: str, published: datetime) -> bytes:
+    """``~attempts#{message_id}#{publish time, µs since the epoch}`` in ``events_dedup``: a
+    message's own failure count (``~`` sorts after every tenant's keys)."""
+    micros = round(published.timestamp() * 1_000_000)
+    return f"~attempts{SEP}{message_id}{SEP}{micros}".encode()
+
+
 def bucket(ts: datetime, granularity: Granularity) -> str:
     """The bucket label of ``ts`` (UTC) for a granularity."""
     if granularity is Granularity.TOTAL:

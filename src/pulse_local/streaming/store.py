@@ -568,11 +568,15 @@ class EventStore:
         return deleted
 
     # Attempts -------------------------------------------------------------------------------
-    def count_attempt(self, message_id: str) -> int:
+    def count_attempt(self, message_id: str, published: datetime) -> int:
         """Count one failed processing of a message; returns the failures so far. Ours, not
         Pub/Sub's ``delivery_attempt``, which also counts deliveries a killed consumer never
-        settled (those are not the message's fault)."""
-        values = self.rpc.read_modify_write(DEDUP_TABLE, f"~attempts#{message_id}".encode(),
+        settled (those are not the message's fault).
+
+        Keyed by message id *and* publish time: a message id is unique only within its topic's
+        life, and an emulator restarted while Bigtable keeps its data numbers messages from 1
+        again, so an id alone would inherit another message's failures."""
+        values = self.rpc.read_modify_write(DEDUP_TABLE, keys.attempts_key(message_id, published),
                                             [(SEEN, b"attempts", 1)])
         return int64(values[b"attempts"])
 
