@@ -62,7 +62,7 @@ where a.typeform_form_id = %s and a.status <> 'archived'
 _WRITE = """
 with prior as (
     select id, revision, payload_sha256 = %(sha)s as same, user_id, run_id
-    from responses where typeform_token = %(token)s
+    from responses where tenant_id = %(tenant_id)s and typeform_token = %(token)s
 ), upserted as (
     insert into responses as r (
         tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id,
@@ -70,10 +70,11 @@ with prior as (
         payload_sha256)
     values (
         %(tenant_id)s, %(assessment_id)s,
-        (select id from assessment_runs where assessment_id = %(assessment_id)s
+        (select id from assessment_runs where tenant_id = %(tenant_id)s
+            and assessment_id = %(assessment_id)s
             and opens_at <= %(submitted_at)s and %(submitted_at)s < closes_at
             order by opens_at desc limit 1),
-        (select id from users where external_id = %(user_ref)s),
+        (select id from users where tenant_id = %(tenant_id)s and external_id = %(user_ref)s),
         %(token)s, %(event_id)s, %(landed_at)s, %(submitted_at)s, %(is_complete)s,
         %(answer_count)s, %(total_score)s, %(max_score)s, %(hidden)s, %(sha)s)
     on conflict (tenant_id, typeform_token) do update set
@@ -133,15 +134,16 @@ _WRITE = "\n".join(line.strip() for line in _WRITE.splitlines())
 #: snapshot does not, so a CTE would delete nothing (seen in the end-to-end run). For a new
 #: response, a duplicate or a stale revision it matches no row.
 _DROP_ANSWERS = """
-delete from answers a using responses r
-where r.typeform_token = %(token)s and r.payload_sha256 = %(sha)s
-    and a.tenant_id = r.tenant_id and a.response_id = r.id
-    and a.question_id <> all(string_to_array(%(question_list)s, ',')::uuid[])
+delete from answers
+where tenant_id = %(tenant_id)s
+    and response_id = (select id from responses where tenant_id = %(tenant_id)s
+                       and typeform_token = %(token)s and payload_sha256 = %(sha)s)
+    and question_id <> all(string_to_array(%(question_list)s, ',')::uuid[])
 """
 
 _EXISTING = """
 select id, revision, payload_sha256 = %s, user_id, run_id
-from responses where typeform_token = %s
+from responses where tenant_id = %s and typeform_token = %s
 """
 
 def _number(value: Any) -> str | None:
@@ -287,7 +289,7 @@ class Store:
                 response_id, revision, outcome, user_id, run_id = row
                 if outcome is None:  # a concurrent first delivery: log against its row
                     async with atenant(conn, tenant.id):
-                        found = await (await conn.execute(_EXISTING, (sha, fr.token))).fetchone()
+                        found = await (await conn.execute(_EXISTING, (sha, tenant.id, fr.token))).fetchone()
                         assert found is not None, "the conflicting row is committed"
                         response_id, revision, same, user_id, run_id = found
                         outcome = "duplicate" if same else "stale"

@@ -60,7 +60,42 @@ def test_failed_migration_rolls_back_and_says_so(scratch_db: Any, tmp_path: Path
         migrate(scratch_db, folder)
     with psycopg.connect(scratch_db.admin_dsn()) as conn:
         assert conn.execute("select to_regclass('half')").fetchone()[0] is None
-        assert conn.execute("select count(*) from schema_migrations").fetchone()[0] == 3
+        assert conn.execute("select count(*) from schema_migrations").fetchone()[0] == len(
+            discover())
+
+
+#: The key lookups of every webhook (the processor's statements and the foreign-key checks of
+#: its inserts): table, the columns given, the column the chosen index must be searched by.
+KEY_LOOKUPS = [
+    ("responses", ("tenant_id", "id"), "id"),  # answers' and deliveries' foreign keys
+    ("responses", ("tenant_id", "typeform_token"), "typeform_token"),  # prior revision
+    ("answers", ("tenant_id", "response_id"), "response_id"),  # a revision's answers
+    ("questions", ("tenant_id", "id"), "id"),  # answers' foreign key
+    ("users", ("tenant_id", "external_id"), "external_id"),  # the respondent
+    ("users", ("tenant_id", "id"), "id"),  # responses' foreign key
+]
+
+
+@pytest.mark.parametrize(("table", "given", "key"), KEY_LOOKUPS)
+def test_key_lookups_are_planned_as_key_lookups_on_a_new_database(
+        scratch_db: Any, table: str, given: tuple[str, ...], key: str) -> None:
+    """On freshly migrated, never analyzed tables (every new stack, and the plans a
+    connection caches from then on) the plan of a key lookup must search the index by the
+    key, not scan the tenant's entries: measured before 0004_index_order, each answer's
+    foreign-key check read all of its tenant's responses."""
+    migrate(scratch_db)
+    where = " and ".join(f"{c} = ${i}" for i, c in enumerate(given, 1))
+    with psycopg.connect(scratch_db.admin_dsn(), autocommit=True) as conn:
+        types = [conn.execute("select format_type(atttypid, atttypmod) from pg_attribute "
+                              "where attrelid = %s::regclass and attname = %s",
+                              (table, c)).fetchone()[0] for c in given]
+        conn.execute(f"prepare lookup({', '.join(types)}) as "
+                     f"select 1 from only {table} where {where}")
+        conn.execute("set plan_cache_mode = force_generic_plan")
+        nulls = ", ".join("null" for _ in given)
+        plan = "\n".join(r[0] for r in conn.execute(f"explain execute lookup({nulls})"))
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert conditions and all(f"({key} = " in line for line in conditions), plan
 
 
 def test_rls_forced_on_every_tenant_table(seeded: Any, pg_admin: Any) -> None:
