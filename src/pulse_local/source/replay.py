@@ -16,18 +16,32 @@ from pulse_local.source.seed import FixtureError, load_json
 
 @dataclass
 class ReplayResult:
-    """Counts by HTTP status (0 = transport error) and latencies in seconds."""
+    """Counts by HTTP status (0 = transport error) and latencies in seconds.
+
+    ``latencies`` count from when each delivery was due (open loop) or sent (closed loop);
+    ``send_delays`` (open loop only) say how late each was sent: when the client itself falls
+    behind on a busy machine, its delay is part of the latency but not of the service's time.
+    """
 
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    send_delays: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     def percentile(self, p: float) -> float:
         """The `p`-th percentile latency (seconds); 0.0 when nothing was sent."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        return _percentile(self.latencies, p)
+
+    def send_delay_percentile(self, p: float) -> float:
+        """The `p`-th percentile of how late deliveries were sent (seconds; 0.0 closed loop)."""
+        return _percentile(self.send_delays, p)
+
+
+def _percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def webhook_file(directory: Path, slug: str) -> Path:
@@ -95,6 +109,7 @@ async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
                         due = begun + index / rate
                         if due > started:
                             await asyncio.sleep(due - started)
+                        result.send_delays.append(max(0.0, time.perf_counter() - due))
                         started = due
                     try:
                         async with client.post(

@@ -8,7 +8,7 @@ import time
 import pytest
 from aiohttp import web
 
-from pulse_local.source.replay import replay_async
+from pulse_local.source.replay import ReplayResult, replay_async
 
 
 async def _serve(handler_delay: float, arrivals: list[float]) -> tuple[web.AppRunner, str]:
@@ -31,21 +31,25 @@ async def _serve(handler_delay: float, arrivals: list[float]) -> tuple[web.AppRu
 def test_a_rate_spaces_the_deliveries_and_latency_counts_from_when_each_was_due() -> None:
     deliveries = [("tenant-0001", "secret-secret-123", b'{"n": %d}' % i) for i in range(11)]
 
-    async def scenario() -> tuple[list[float], list[float], dict[int, int]]:
+    async def scenario() -> ReplayResult:
         arrivals: list[float] = []
         runner, url = await _serve(0.05, arrivals)
         try:
             # 1 worker, a handler taking 50 ms and 100 deliveries/s offered: each delivery
             # waits for the previous one, so latencies from the due time must grow
-            result = await replay_async(url, deliveries, concurrency=1, progress=False,
-                                        rate=100.0)
+            return await replay_async(url, deliveries, concurrency=1, progress=False,
+                                      rate=100.0)
         finally:
             await runner.cleanup()
-        return arrivals, result.latencies, dict(result.statuses)
 
-    _, latencies, statuses = asyncio.run(scenario())
-    assert statuses == {200: 11}
+    result = asyncio.run(scenario())
+    assert dict(result.statuses) == {200: 11}
+    latencies, delays = result.latencies, result.send_delays
     assert latencies[-1] > latencies[0] + 0.3  # 10 x (50 ms served - 10 ms spacing) queued
+    # the client was the one holding them back: sent late by all but the service time
+    assert len(delays) == 11 and delays[-1] > 0.3
+    assert all(0.04 < lat - late < 0.2 for lat, late in zip(latencies, delays, strict=True))
+    assert result.send_delay_percentile(100) == max(delays)
 
 
 def test_without_a_backlog_deliveries_arrive_no_faster_than_the_rate() -> None:
