@@ -38,6 +38,7 @@ class ReplayResult:
 
 
 def _percentile(values: list[float], p: float) -> float:
+    """The `p`-th percentile of `values` (nearest rank); 0.0 for none."""
     if not values:
         return 0.0
     ordered = sorted(values)

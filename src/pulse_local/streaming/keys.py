@@ -74,13 +74,18 @@ def _check(key: str) -> bytes:
     return data
 
 
-def to_millis(ts: datetime) -> int:
-    """Epoch milliseconds of an aware datetime."""
+def to_micros(ts: datetime) -> int:
+    """Epoch microseconds of an aware datetime."""
     if ts.tzinfo is None:
         raise ValueError(f"timestamp {ts.isoformat()} has no timezone: pass an aware datetime")
     # timestamp() is exact to the microsecond for any date a key can hold; timedelta
     # arithmetic on pydantic's tzinfo is ~50x slower.
-    return round(ts.timestamp() * 1_000_000) // 1000
+    return round(ts.timestamp() * 1_000_000)
+
+
+def to_millis(ts: datetime) -> int:
+    """Epoch milliseconds of an aware datetime."""
+    return to_micros(ts) // 1000
 
 
 def reversed_millis(ts: datetime) -> int:
@@ -173,8 +178,7 @@ def dedup_key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> bytes:
 def attempts_key(message_id: str, published: datetime) -> bytes:
     """``~attempts#{message_id}#{publish time, µs since the epoch}`` in ``events_dedup``: a
     message's own failure count (``~`` sorts after every tenant's keys)."""
-    micros = round(published.timestamp() * 1_000_000)
-    return f"~attempts{SEP}{message_id}{SEP}{micros}".encode()
+    return f"~attempts{SEP}{message_id}{SEP}{to_micros(published)}".encode()
 
 
 def bucket(ts: datetime, granularity: Granularity) -> str:
