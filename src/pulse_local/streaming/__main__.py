@@ -45,17 +45,14 @@ def main(argv: list[str] | None = None) -> int:
                                  idle_timeout=args.idle_timeout)
             print(report.summary())
         elif args.command == "sweep":
-            from pulse_local.streaming.store import EventStore, bigtable_data_client
+            from pulse_local.streaming.store import EventStore
 
-            client = bigtable_data_client(settings)
             store = EventStore.for_settings(settings)
             try:
-                deleted = store.sweep_markers(client, settings.bigtable_instance,
-                                              timedelta(seconds=args.older_than))
+                deleted = store.sweep_markers(timedelta(seconds=args.older_than))
                 print(f"deleted {deleted} markers")
             finally:
                 store.close()
-                client.close()
         else:
             from pulse_local.streaming.sink import ensure_views, raw_events_dir
 

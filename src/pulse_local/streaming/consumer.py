@@ -123,7 +123,6 @@ class Consumer:
         self._store: EventStore | None = None
         self._sink: RawEventSink | None = None
         self._intake: PullIntake | None = None
-        self._sweep_client: Any = None
 
     # Public -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -159,10 +158,6 @@ class Consumer:
                                             daemon=True))
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
         if self.options.sweep_seconds > 0:
-            from pulse_local.streaming.store import bigtable_data_client
-
-            # made here, before the threads: the client's setup touches os.environ
-            self._sweep_client = bigtable_data_client(self.settings)
             threads.append(threading.Thread(target=self._sweep, name="sweeper", daemon=True))
         for thread in threads:
             thread.start()
@@ -173,8 +168,6 @@ class Consumer:
             self.report.seconds = round(time.monotonic() - began, 3)
             self._write_status(final=True)
             self._store.close()
-            if self._sweep_client is not None:
-                self._sweep_client.close()
             from pulse_local.resources import close_pubsub_clients
 
             close_pubsub_clients(self._publisher, self._subscriber)
@@ -479,15 +472,13 @@ class Consumer:
         """Every ``sweep_seconds`` (the first time 2 x marker_ttl after start: what a
         predecessor that died a while ago left goes at once), delete the aggregate markers of
         events done longer ago than `EventStore.safe_sweep_age`."""
-        assert self._store is not None and self._sweep_client is not None
+        assert self._store is not None
         older_than = self._store.safe_sweep_age()
         wait = 2 * self.options.marker_ttl
         while not self._stop.wait(wait):
             wait = self.options.sweep_seconds
             try:
-                swept = self._store.sweep_markers(self._sweep_client,
-                                                  self.settings.bigtable_instance, older_than,
-                                                  stop=self._stop)
+                swept = self._store.sweep_markers(older_than, stop=self._stop)
             except Exception as exc:  # noqa: BLE001 - a maintenance pass: tried again later
                 log.warning("marker sweep failed (tried again in %.0f s): %s", wait, exc)
                 continue

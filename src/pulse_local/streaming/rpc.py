@@ -9,7 +9,7 @@ credentials and deadlines as usual.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 #: Deadline of one call (seconds).
 RPC_TIMEOUT = 30.0
+#: Deadline of one whole-table scan (seconds): a maintenance pass, not a request.
+SCAN_TIMEOUT = 600.0
+#: The channel options of the generated client's own GCP channel (no message size limits: a
+#: Bigtable row may hold up to 256 MB). gRPC's default 4 MB receive limit would otherwise fail
+#: reads of a marker-heavy row on an emulator that, unlike Bigtable, sends a row in one message.
+CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
 
 
 class BigtableWriteError(RuntimeError):
@@ -144,6 +150,30 @@ class BigtableRpc:
                     found.add(current)
         return found
 
+    def scan_columns(self, table: str, row_filter: Any, *,
+                     timeout: float = SCAN_TIMEOUT) -> Iterator[tuple[bytes, list[bytes]]]:
+        """Every row of ``table`` with a cell passing ``row_filter``, one at a time as (row key,
+        qualifiers of its cells, in order), streamed: a row's cells are held, not the table's.
+        For filters that strip values (a split cell is recorded once, its value ignored)."""
+        wrapper, cls = self._t["ReadRowsRequest"]
+        request = cls(table_name=self.table_name(table), filter=row_filter)
+        row_key, qualifier, qualifiers, continuing = b"", b"", [], False
+        for response in self.gapic.read_rows(request=wrapper.wrap(request), timeout=timeout):
+            for chunk in type(response).pb(response).chunks:
+                if chunk.reset_row:
+                    qualifiers, continuing = [], False
+                    continue
+                if chunk.row_key:
+                    row_key = chunk.row_key
+                if chunk.HasField("qualifier"):
+                    qualifier = chunk.qualifier.value
+                if not continuing:
+                    qualifiers.append(qualifier)
+                continuing = chunk.value_size > 0
+                if chunk.commit_row:
+                    yield row_key, qualifiers
+                    qualifiers = []
+
     def row_filter(self, **fields: Any) -> Any:
         """A RowFilter protobuf (e.g. ``chain={"filters": [...]}``)."""
         return self._t["RowFilter"](**fields)
@@ -159,4 +189,4 @@ def gapic_client(emulator_host: str | None) -> BigtableClient:
     from google.cloud.bigtable_v2.services.bigtable.transports import BigtableGrpcTransport
 
     return BigtableClient(transport=BigtableGrpcTransport(
-        channel=grpc.insecure_channel(emulator_host)))
+        channel=grpc.insecure_channel(emulator_host, options=CHANNEL_OPTIONS)))

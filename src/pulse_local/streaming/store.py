@@ -515,35 +515,32 @@ class EventStore:
         on other machines (the stamp is the writer's clock, the threshold the sweeper's)."""
         return timedelta(seconds=self.marker_ttl + RPC_TIMEOUT + 30)
 
-    def sweep_markers(self, client: BigtableDataClient, instance: str,
-                      older_than: timedelta = timedelta(minutes=5), *,
+    def sweep_markers(self, older_than: timedelta = timedelta(minutes=5), *,
                       stop: threading.Event | None = None) -> int:
         """Delete the markers of events marked ``done`` more than ``older_than`` ago (left by a
         crash between marking done and the delayed cleanup, or by attempts killed before it).
         Safe when ``older_than >= safe_sweep_age()``, which the consumer uses; smaller values
-        are for tests. Scans the aggregate table: the consumer runs it on a timer
-        (`StreamingOptions.sweep_seconds`), not per batch. A row that fails is logged and
+        are for tests. Scans the aggregate table a row at a time (a hot row can hold tens of
+        thousands of markers, more than gRPC's default 4 MB message): the consumer runs it on a
+        timer (`StreamingOptions.sweep_seconds`), not per batch. A row that fails is logged and
         skipped (the next pass tries it again). Returns the markers deleted."""
-        from google.cloud.bigtable.data import ReadRowsQuery
-        from google.cloud.bigtable.data import row_filters as rf
-
         until = datetime.now(UTC) - older_than
-        row_filter = rf.RowFilterChain([
-            rf.FamilyNameRegexFilter(COUNTS),
-            rf.ColumnQualifierRegexFilter(MARKER_PREFIX + b".*"),
-            rf.TimestampRangeFilter(end=until),
-            rf.StripValueTransformerFilter(True),
-        ])
+        row_filter = self.rpc.row_filter(chain={"filters": [
+            {"family_name_regex_filter": COUNTS},
+            {"column_qualifier_regex_filter": MARKER_PREFIX + b".*"},
+            {"timestamp_range_filter": {"end_timestamp_micros": int(until.timestamp() * 1000)
+                                        * _MS}},
+            {"strip_value_transformer": True},
+        ]})
         deleted = 0
-        table = client.get_table(instance, AGGREGATE_TABLE)
-        for row in table.read_rows(ReadRowsQuery(row_filter=row_filter)):
+        for row_key, qualifiers in self.rpc.scan_columns(AGGREGATE_TABLE, row_filter):
             if stop is not None and stop.is_set():
                 break
             try:
-                deleted += self._sweep_row(row.row_key, [c.qualifier for c in row.cells], until)
+                deleted += self._sweep_row(row_key, list(dict.fromkeys(qualifiers)), until)
             except Exception as exc:  # noqa: BLE001 - one row must not stop the pass; next pass retries
                 log.warning("sweeping markers of row %r failed (the next pass retries): %s",
-                            row.row_key[:120], exc)
+                            row_key[:120], exc)
         return deleted
 
     def _sweep_row(self, row_key: bytes, qualifiers: list[bytes], until: datetime) -> int:

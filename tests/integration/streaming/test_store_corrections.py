@@ -3,6 +3,7 @@ duplicates, an attempt that died between its increment and its correction, and a
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -151,12 +152,9 @@ def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enou
     import time
     from datetime import timedelta
 
-    from pulse_local.streaming.store import bigtable_data_client
-
     tenant = uuid.uuid4()
     early, late = _batch(tenant, 40, seed=1), _batch(tenant, 30, seed=2)
     store = EventStore.for_settings(pulse_settings)
-    client = bigtable_data_client(pulse_settings)
     try:
         store.write(early)
         _killed_attempt(store, late)  # late's markers are as old as early's
@@ -164,16 +162,80 @@ def test_sweep_deletes_markers_a_crash_left_once_their_events_are_done_long_enou
         store.write(late)  # the redelivery heals and marks late done: now
         assert _markers(pulse_settings, tenant) == {marker(d.event.event_id)
                                                     for d in early + late}
-        swept = store.sweep_markers(client, pulse_settings.bigtable_instance,
-                                    timedelta(seconds=2.5))
+        swept = store.sweep_markers(timedelta(seconds=2.5))
     finally:
-        client.close()
         store.close()
     assert _markers(pulse_settings, tenant) == {marker(d.event.event_id) for d in late}
     # each event has a marker in its 4 aggregate rows; the sweep covers every tenant, so it
     # also took what earlier tests of the session left
     assert swept >= 4 * len(early)
     _assert_exact(pulse_settings, tenant, early + late)
+
+
+def _write_old_markers(store: EventStore, row: bytes, event_ids: list[uuid.UUID],
+                       stamp_us: int) -> None:
+    """Marker cells for ``event_ids`` in one aggregate row, stamped ``stamp_us``, 20,000 a
+    call (what attempts that died before their cleanup leave on a hot row)."""
+    from pulse_local.streaming.store import COUNTS
+
+    for first in range(0, len(event_ids), 20_000):
+        request = store.rpc.new_mutate_request(AGGREGATE_TABLE)
+        entry = request.entries.add(row_key=row)
+        for event_id in event_ids[first:first + 20_000]:
+            cell = entry.mutations.add().set_cell
+            cell.family_name, cell.column_qualifier = COUNTS, marker(event_id)
+            cell.timestamp_micros, cell.value = stamp_us, applied(b"1.dead")
+        store.rpc.mutate_rows(request)
+
+
+def _largest_read_message(store: EventStore, row: bytes) -> int:
+    """Bytes of the largest ReadRows response message for ``row``, values stripped."""
+    request = store.rpc._t["ReadRowsRequest"][0](
+        table_name=store.rpc.table_name(AGGREGATE_TABLE), rows={"row_keys": [row]},
+        filter={"strip_value_transformer": True})
+    return max(type(r).pb(r).ByteSize() for r in store.rpc.gapic.read_rows(request=request))
+
+
+def test_sweep_handles_a_row_whose_markers_exceed_a_4_mb_message(
+        pulse_stack: Any, pulse_settings: Settings) -> None:
+    """A hot row can hold more markers than fit gRPC's default 4 MB message (the emulator
+    sends a row as one message): the sweep reads it and deletes exactly the markers of events
+    done long enough ago (the stop-14 CI failure: the scan raised ResourceExhausted)."""
+    import random
+    from datetime import timedelta
+
+    from pulse_local.streaming import keys
+    from pulse_local.streaming.keys import Dimension, Granularity
+    from pulse_local.streaming.store import DEDUP_TABLE, SEEN
+
+    tenant = uuid.uuid4()
+    rng = random.Random(14)
+    # in column order: the emulator keeps a row's columns sorted, and appends are its fast case
+    event_ids = sorted((uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(50_000)),
+                       key=lambda e: e.hex)
+    done, undone = event_ids[::2], event_ids[1::2]
+    row = keys.aggregate_key(tenant, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
+                             keys.TOTAL_BUCKET)
+    minute_ago = int((time.time() - 60) * 1000) * 1000
+    store = EventStore.for_settings(pulse_settings)
+    try:
+        _write_old_markers(store, row, event_ids, minute_ago)
+        marks = store.rpc.new_mutate_request(DEDUP_TABLE)
+        for event_id in done:
+            cell = marks.entries.add(row_key=keys.dedup_key(tenant, event_id)).mutations.add()
+            cell.set_cell.family_name, cell.set_cell.column_qualifier = SEEN, b"done"
+            cell.set_cell.timestamp_micros, cell.set_cell.value = minute_ago, b"m"
+        store.rpc.mutate_rows(marks)
+        assert _largest_read_message(store, row) > 4 * 1024 * 1024  # the case is real (~108 bytes a marker)
+
+        swept = store.sweep_markers(timedelta(seconds=30))
+
+        left = {q for key, qs in store.rpc.scan_columns(AGGREGATE_TABLE, store.rpc.row_filter(
+                    row_key_regex_filter=re.escape(row))) for q in qs if key == row}
+    finally:
+        store.close()
+    assert left == {marker(e) for e in undone}
+    assert swept >= len(done)  # and what earlier tests of the session left in other rows
 
 
 def test_cleanup_keeps_one_version_per_counter_and_the_counts(
