@@ -273,7 +273,7 @@ class EventStore:
         since = int((time.time() - DEDUP_WINDOW.total_seconds()) * 1000) * _MS
         window: dict[str, int] = {"start_timestamp_micros": since}
         if done_before is not None:
-            window["end_timestamp_micros"] = int(done_before.timestamp() * 1000) * _MS
+            window["end_timestamp_micros"] = keys.to_millis(done_before) * _MS
         row_filter = self.rpc.row_filter(chain={"filters": [
             {"family_name_regex_filter": SEEN},
             {"column_qualifier_regex_filter": b"done"},
@@ -528,8 +528,7 @@ class EventStore:
         row_filter = self.rpc.row_filter(chain={"filters": [
             {"family_name_regex_filter": COUNTS},
             {"column_qualifier_regex_filter": MARKER_PREFIX + b".*"},
-            {"timestamp_range_filter": {"end_timestamp_micros": int(until.timestamp() * 1000)
-                                        * _MS}},
+            {"timestamp_range_filter": {"end_timestamp_micros": keys.to_millis(until) * _MS}},
             {"strip_value_transformer": True},
         ]})
         deleted = 0

@@ -13,18 +13,17 @@ from pulse_local.streaming.rpc import BigtableRpc
 
 class FakeGapic:
     """Stands in for `google.cloud.bigtable_v2.BigtableClient`: ``read_rows`` yields the
-    responses it was given and records the request."""
+    responses it was given."""
 
     def __init__(self, responses: list[ReadRowsResponse]) -> None:
         self.responses = responses
-        self.requests: list[Any] = []
 
     def read_rows(self, request: Any, timeout: float) -> Any:
-        self.requests.append(request)
         return iter(self.responses)
 
 
 def _chunk(**fields: Any) -> dict[str, Any]:
+    """A ReadRows ``CellChunk`` given by its fields."""
     return fields
 
 
