@@ -27,8 +27,10 @@ from pulse_local.streaming.store import (
     AGGREGATE_TABLE,
     COUNTER_QUALIFIER_REGEX,
     FACT_TABLE,
+    PENDING,
     hours_in,
     read_counters,
+    row_counters,
 )
 
 if TYPE_CHECKING:
@@ -90,20 +92,23 @@ def recent_events(store: ServingStore, tenant_id: uuid.UUID, user_id: uuid.UUID 
                         events=[_event_view(r) for r in rows])
 
 
-def _counters(row: Row | None, hour: int | None = None) -> Counters:
+def _counters(row: Row | None, hour: int | None = None, *,
+              columns: dict[str, int] | None = None) -> Counters:
     if row is None:
         return Counters()
-    raw = read_counters(row, hour)
+    raw = read_counters(row, hour, columns=columns)
     return Counters(events=raw["events"], complete=raw["complete"], scored=raw["scored"],
                     flagged=raw["flagged"], score_sum=raw["score_milli"] / 1000,
                     max_score_sum=raw["max_score_milli"] / 1000)
 
 
 def _counter_filter() -> object:
+    """The counter columns of aggregate rows and their pending entries (newest cells)."""
     from google.cloud.bigtable.data import row_filters as rf
 
-    return rf.RowFilterChain([rf.FamilyNameRegexFilter("counts"),
-                              rf.ColumnQualifierRegexFilter(COUNTER_QUALIFIER_REGEX),
+    counters = rf.RowFilterChain([rf.FamilyNameRegexFilter("counts"),
+                                  rf.ColumnQualifierRegexFilter(COUNTER_QUALIFIER_REGEX)])
+    return rf.RowFilterChain([rf.RowFilterUnion([counters, rf.FamilyNameRegexFilter(PENDING)]),
                               rf.CellsColumnLimitFilter(1)])
 
 
@@ -134,12 +139,15 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
         parsed = keys.parse_aggregate_key(row.row_key)
         if parsed.granularity is not Granularity.DAY or not first <= parsed.bucket < last:
             continue
+        columns = row_counters(row)
         periods: list[tuple[str, int | None]] = (
             [(parsed.bucket, None)] if granularity is Granularity.DAY
-            else [(f"{parsed.bucket}T{hour:02d}", hour) for hour in hours_in(row)])
+            else [(f"{parsed.bucket}T{hour:02d}", hour)
+                  for hour in hours_in(row, columns=columns)])
         buckets += [AggregateBucket(dimension=dimension.value, value=parsed.value,
                                     granularity=name, bucket=label,
-                                    counters=_counters(row, hour)) for label, hour in periods]
+                                    counters=_counters(row, hour, columns=columns))
+                    for label, hour in periods]
     return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=buckets)
 
 
@@ -156,6 +164,8 @@ def live_counters(store: ServingStore, tenant_id: uuid.UUID,
                                keys.bucket(now, Granularity.DAY))
     rows = {r.row_key: r for r in store.aggregates.read_rows(
         ReadRowsQuery(row_keys=[total, today], row_filter=_counter_filter()))}
+    day = rows.get(today)
+    columns = row_counters(day) if day is not None else None
     return LiveCounters(tenant_id=tenant_id, as_of=now, total=_counters(rows.get(total)),
-                        today=_counters(rows.get(today)),
-                        this_hour=_counters(rows.get(today), now.hour))
+                        today=_counters(day, columns=columns),
+                        this_hour=_counters(day, now.hour, columns=columns))

@@ -2,7 +2,7 @@
 
     python -m pulse_local.streaming consume                      # until SIGTERM/SIGINT
     python -m pulse_local.streaming consume --idle-timeout 5     # drain, then exit
-    python -m pulse_local.streaming sweep --older-than 300       # delete leftover markers
+    python -m pulse_local.streaming fold                         # fold leftover pending entries
     python -m pulse_local.streaming views                        # DuckDB views on the raw sink
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import timedelta
+import time
 
 from pulse_local.config import load_settings
 from pulse_local.errors import PulseError
@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("consume", help="stream response-events into Bigtable")
     run.add_argument("--max-messages", type=int, default=None)
     run.add_argument("--idle-timeout", type=float, default=None)
-    sweep = sub.add_parser("sweep", help="delete aggregate markers of done events")
-    sweep.add_argument("--older-than", type=float, default=300.0, help="seconds")
+    sub.add_parser("fold", help="fold the pending aggregate entries of events done long "
+                                "enough (what stopped consumers left) into the counters")
     sub.add_parser("views", help="create the raw sink's views in the local DuckDB file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -44,13 +44,19 @@ def main(argv: list[str] | None = None) -> int:
                 report = consume(settings, max_messages=args.max_messages,
                                  idle_timeout=args.idle_timeout)
             print(report.summary())
-        elif args.command == "sweep":
+        elif args.command == "fold":
             from pulse_local.streaming.store import EventStore
 
             store = EventStore.for_settings(settings)
             try:
-                deleted = store.sweep_markers(timedelta(seconds=args.older_than))
-                print(f"deleted {deleted} markers")
+                # A new process has seen nothing done yet: the first pass learns which events
+                # are done, the second (fold_after later) folds them.
+                store.fold(everything=True)
+                time.sleep(store.fold_after)
+                report = store.fold(everything=True)
+                print(f"folded {report.folded_entries} entries in {report.folded_rows} rows; "
+                      f"{report.waiting} still pending (events not done), "
+                      f"{report.conflicts} rows changed meanwhile (run again)")
             finally:
                 store.close()
         else:

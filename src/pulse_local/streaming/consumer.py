@@ -11,8 +11,8 @@ Threads of one consumer process:
   (`EventStore.write`), and only then ack; failures nack (Pub/Sub redelivers) or, after the
   declared number of attempts, go to the dead-letter topic with a ``reason`` attribute;
 * retries with backoff when Pub/Sub fails (emulator restarted, subscription not yet
-  declared, network), and a maintenance loop (delayed marker cleanup, heartbeat file, peak
-  RSS).
+  declared, network), a maintenance loop (heartbeat file, peak RSS) and the folder (pending
+  aggregate entries into counters, `EventStore.fold`).
 
 `Consumer.stop` (SIGTERM/SIGINT in the CLI) stops intake, finishes and acks what is in hand,
 then closes the streams.
@@ -66,11 +66,11 @@ class ConsumeReport:
     duplicates: int = 0  #: deliveries of events already stored (acked, not counted again)
     dead_lettered: int = 0  #: published to the dead-letter topic, then acked
     retried: int = 0  #: nacked for redelivery
-    compensated: int = 0  #: aggregate repeats detected and undone
     batches: int = 0
     resubscribed: int = 0  #: streams reopened after an error
     max_in_flight: int = 0  #: most messages held at once (bounded by flow control)
-    markers_swept: int = 0  #: aggregate markers crashed consumers had left, deleted by the sweep
+    folded: int = 0  #: pending aggregate entries folded into counters
+    leftovers_folded: int = 0  #: of those, found by the full sweep (left by other consumers)
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     stopped_by: str = ""  #: "max_messages", "idle", "stop" (signal) or "error"
@@ -144,8 +144,7 @@ class Consumer:
                  bigtable_endpoint(self.settings, self.settings.profile) or "GCP",
                  self.options.subscription, self.dead_letter.dead_letter_topic,
                  self.dead_letter.max_failed_attempts, self.dead_letter.max_delivery_attempts)
-        self._store = EventStore.for_settings(self.settings, marker_ttl=self.options.marker_ttl,
-                                              max_in_flight=self.options.rmw_in_flight)
+        self._store = EventStore.for_settings(self.settings, fold_after=self.options.fold_after)
         self._sink = sink_for(self.settings) if self.options.sink else None
         self._intake_open.set()
         threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)
@@ -157,8 +156,7 @@ class Consumer:
             threads.append(threading.Thread(target=self._supervise, name="supervisor",
                                             daemon=True))
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
-        if self.options.sweep_seconds > 0:
-            threads.append(threading.Thread(target=self._sweep, name="sweeper", daemon=True))
+        threads.append(threading.Thread(target=self._fold, name="folder", daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -403,7 +401,6 @@ class Consumer:
             self.report.batches += 1
             self.report.written += len(result.written)
             self.report.duplicates += len(result.duplicates)
-            self.report.compensated += result.compensated
             self.report.dead_lettered += len(dead)
             self.report.retried += len(nacks)
         self._done(len(batch))
@@ -459,33 +456,32 @@ class Consumer:
             rss = me.memory_info().rss / 2**20
             with self._lock:
                 self.report.peak_rss_mb = round(max(self.report.peak_rss_mb, rss), 1)
-            try:
-                assert self._store is not None
-                self._store.cleanup_due()
-            except Exception as exc:  # noqa: BLE001 - retried on the next tick; the sweep is the backstop
-                log.warning("marker cleanup failed (retried later): %s", exc)
             if time.monotonic() >= next_status:
                 self._write_status()
                 next_status = time.monotonic() + self.options.heartbeat_seconds
 
-    def _sweep(self) -> None:
-        """Every ``sweep_seconds`` (the first time 2 x marker_ttl after start: what a
-        predecessor that died a while ago left goes at once), delete the aggregate markers of
-        events done longer ago than `EventStore.safe_sweep_age`."""
+    def _fold(self) -> None:
+        """Every ``fold_seconds``, fold the pending entries of the rows this process wrote;
+        every ``sweep_seconds`` (the first time 2 x fold_after after start: what a predecessor
+        left goes early) every row with pending entries. A failed pass is tried again on the
+        next one; entries wait, readers count them meanwhile."""
         assert self._store is not None
-        older_than = self._store.safe_sweep_age()
-        wait = 2 * self.options.marker_ttl
-        while not self._stop.wait(wait):
-            wait = self.options.sweep_seconds
+        sweep = self.options.sweep_seconds
+        next_sweep = time.monotonic() + 2 * self.options.fold_after if sweep > 0 else None
+        while not self._stop.wait(self.options.fold_seconds):
+            everything = next_sweep is not None and time.monotonic() >= next_sweep
             try:
-                swept = self._store.sweep_markers(older_than, stop=self._stop)
-            except Exception as exc:  # noqa: BLE001 - a maintenance pass: tried again later
-                log.warning("marker sweep failed (tried again in %.0f s): %s", wait, exc)
+                report = self._store.fold(everything=everything)
+            except Exception as exc:  # noqa: BLE001 - a maintenance pass: the next one retries
+                log.warning("folding pending aggregate entries failed (retried in %.0f s): %s",
+                            self.options.fold_seconds, exc)
                 continue
-            if swept:
-                log.info("swept %d leftover aggregate markers", swept)
+            if everything:
+                next_sweep = time.monotonic() + sweep
             with self._lock:
-                self.report.markers_swept += swept
+                self.report.folded += report.folded_entries
+                if everything:
+                    self.report.leftovers_folded += report.folded_entries
 
     def _write_status(self, *, final: bool = False) -> None:
         """Bring the report up to date and, for the service, write the heartbeat file."""

@@ -48,21 +48,20 @@ class StreamingOptions(BaseSettings):
     batch_size: int = Field(500, ge=1, le=5000, description="Messages written per batch.")
     batch_wait_ms: int = Field(25, ge=0, description="Wait this long to fill a batch.")
     workers: int = Field(2, ge=1, le=16, description="Threads writing batches.")
-    rmw_in_flight: int = Field(64, ge=1, le=1024,
-                               description="ReadModifyWrite calls in flight at once per batch.")
-    marker_ttl: float = Field(
-        5.0, ge=1.0,
-        description="Seconds a per-event aggregate marker is kept after the event is done; "
-                    "no increment is issued later than half of it after the dedup read. "
-                    "Shorter keeps hot aggregate rows narrow (5 s: 1,670 events/s vs 1,210 "
-                    "at 20 s on the emulator).")
+    fold_after: float = Field(
+        6.0, ge=2.0,
+        description="Seconds an event must have been seen done before its pending aggregate "
+                    "entries are folded into the counters; a batch's pending write is issued "
+                    "within half of it after the dedup read and lands within three quarters.")
+    fold_seconds: float = Field(
+        1.0, gt=0,
+        description="How often the consumer folds the rows it wrote. Readers add pending "
+                    "entries, so this bounds how wide hot rows grow, not what they show.")
     heartbeat_seconds: float = Field(2.0, gt=0, description="Readiness file refresh period.")
     sweep_seconds: float = Field(
         60.0, ge=0,
-        description="Delete aggregate markers that crashed consumers left behind (of events "
-                    "done longer ago than marker_ttl + the RPC timeout + 30 s) this often, the "
-                    "first time 2 x marker_ttl after start; 0 disables. Leftover markers widen the "
-                    "hot aggregate rows, and every increment on a wide row costs more.")
+        description="Fold every aggregate row with pending entries (what crashed consumers "
+                    "left) this often, the first time 2 x fold_after after start; 0 disables.")
     max_failed_attempts: int = Field(
         5, ge=1, le=99,
         description="Failed processings of one message (our own count, kept in Bigtable) "

@@ -64,13 +64,15 @@ def _pb_types() -> dict[str, Any]:
         "ReadModifyWriteRowRequest": (bt.ReadModifyWriteRowRequest,
                                       bt.ReadModifyWriteRowRequest.pb()),
         "ReadRowsRequest": (bt.ReadRowsRequest, bt.ReadRowsRequest.pb()),
+        "CheckAndMutateRowRequest": (bt.CheckAndMutateRowRequest,
+                                     bt.CheckAndMutateRowRequest.pb()),
         "ReadModifyWriteRowResponse": bt.ReadModifyWriteRowResponse,
         "RowFilter": bd.RowFilter.pb(),
     }
 
 
 class BigtableRpc:
-    """The four data calls the consumer needs, on one instance."""
+    """The data calls the consumer needs, on one instance."""
 
     def __init__(self, gapic: BigtableClient, project: str, instance: str) -> None:
         self.gapic = gapic
@@ -84,14 +86,19 @@ class BigtableRpc:
         """An empty MutateRowsRequest protobuf; add entries with ``.entries.add(row_key=...)``."""
         return self._t["MutateRowsRequest"][1](table_name=self.table_name(table))
 
-    def mutate_rows(self, request: Any) -> None:
-        """Send a MutateRowsRequest protobuf; raise `BigtableWriteError` if any entry failed."""
+    def mutate_rows(self, request: Any, *, timeout: float = RPC_TIMEOUT,
+                    retry: bool = True) -> None:
+        """Send a MutateRowsRequest protobuf; raise `BigtableWriteError` if any entry failed.
+        With ``retry=False`` the call is made once and never outlives ``timeout`` (for writes
+        that must land before a deadline or not at all)."""
         if not request.entries:
             return
         wrapper = self._t["MutateRowsRequest"][0]
         failed = []
-        for response in self.gapic.mutate_rows(request=wrapper.wrap(request),
-                                               timeout=RPC_TIMEOUT):
+        options: dict[str, Any] = {"timeout": timeout}
+        if not retry:
+            options["retry"] = None
+        for response in self.gapic.mutate_rows(request=wrapper.wrap(request), **options):
             failed += [(e.index, e.status.message) for e in response.entries if e.status.code]
         if failed:
             raise BigtableWriteError(
@@ -124,6 +131,56 @@ class BigtableRpc:
         future = stub.future(wrapper.wrap(request), timeout=timeout,
                              metadata=self._routing(request.table_name))
         return PendingWrite(future, self._t["ReadModifyWriteRowResponse"])
+
+    def new_check_and_mutate(self, table: str, row_key: bytes) -> Any:
+        """An empty CheckAndMutateRowRequest protobuf for one row: fill ``predicate_filter``,
+        ``true_mutations`` and ``false_mutations``, then `check_and_mutate`."""
+        cls = self._t["CheckAndMutateRowRequest"][1]
+        return cls(table_name=self.table_name(table), row_key=row_key)
+
+    def check_and_mutate(self, request: Any) -> bool:
+        """Apply a CheckAndMutateRowRequest protobuf atomically; whether the predicate
+        matched (the true mutations were applied) or not (the false ones were)."""
+        wrapper = self._t["CheckAndMutateRowRequest"][0]
+        response = self.gapic.check_and_mutate_row(request=wrapper.wrap(request),
+                                                   timeout=RPC_TIMEOUT, retry=None)
+        return bool(response.predicate_matched)
+
+    def read_cells(self, table: str, row_filter: Any, row_keys: Sequence[bytes] | None = None,
+                   *, timeout: float = RPC_TIMEOUT
+                   ) -> Iterator[tuple[bytes, list[tuple[str, bytes, int, bytes]]]]:
+        """Rows of ``table`` (the given keys, or every row) with a cell passing
+        ``row_filter``, one at a time as (row key, [(family, qualifier, timestamp µs,
+        value)]), in Bigtable's order; split cells are joined."""
+        wrapper, cls = self._t["ReadRowsRequest"]
+        request = cls(table_name=self.table_name(table), filter=row_filter)
+        if row_keys is not None:
+            if not row_keys:
+                return
+            request.rows.row_keys.extend(row_keys)
+        row_key, family, qualifier, stamp = b"", "", b"", 0
+        cells: list[tuple[str, bytes, int, bytes]] = []
+        parts: list[bytes] = []
+        for response in self.gapic.read_rows(request=wrapper.wrap(request), timeout=timeout):
+            for chunk in type(response).pb(response).chunks:
+                if chunk.reset_row:
+                    cells, parts = [], []
+                    continue
+                if chunk.row_key:
+                    row_key = chunk.row_key
+                if chunk.HasField("family_name"):
+                    family = chunk.family_name.value
+                if chunk.HasField("qualifier"):
+                    qualifier = chunk.qualifier.value
+                if not parts:  # the first chunk of a cell carries its timestamp
+                    stamp = chunk.timestamp_micros
+                parts.append(chunk.value)
+                if chunk.value_size == 0:  # the cell is complete
+                    cells.append((family, qualifier, stamp, b"".join(parts)))
+                    parts = []
+                if chunk.commit_row:
+                    yield row_key, cells
+                    cells = []
 
     def _routing(self, table_name: str) -> tuple[tuple[str, str], ...]:
         from google.api_core.gapic_v1 import routing_header

@@ -1,21 +1,22 @@
 """The Bigtable side of the consumer: facts, aggregates and dedup marks, written idempotently.
 
-Write protocol for one batch (see docs/streaming.md for the argument):
+Write protocol for one batch (see docs/streaming.md, "Exactly once", for the argument):
 
 1. read ``events_dedup`` for the batch: events already marked ``done`` are duplicates (skip);
-2. for each aggregate row the batch touches, ONE ``ReadModifyWriteRow`` that increments the
-   counters by the batch's sum and appends ``+`` to a per-event marker column ``~<event hex>``;
-   the row comes back with every marker, so each writer learns atomically whether its
-   application of an event to that row is the first (marker ``+``) or a repeat (``++``: an
-   earlier attempt that crashed before step 4, or a concurrent duplicate). Markers name each
-   increment call by a token; the first live one counts, a later call takes its own back, and
-   calls of killed attempts are taken back by whoever sees them (`EventStore._apply_rows`); no
-   increment is issued later than ``marker_ttl / 2`` after the read of step 1 (the attempt
-   starts again instead);
+2. write, in ONE ``MutateRows`` call, one new *pending column* ``pending:b<token>`` in each
+   aggregate row the batch touches, whose value is the packed entries (event id and deltas) of
+   the batch's events for that row. A repeat writes the same event into another column;
+   readers and the fold count each event id once (its first column in qualifier order), so
+   no write ever needs to be taken back. The call is issued no later than ``fold_after / 2``
+   after step 1 began, with a deadline of ``fold_after / 4`` (otherwise the attempt starts
+   again);
 3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
 4. mark the events ``done`` in ``events_dedup``; the caller acks only after this returns;
-5. ``marker_ttl`` seconds later, delete the markers of done events (a sweep catches those a
-   crash left behind).
+5. the fold (`EventStore.fold`, a consumer thread) moves the entries of events seen ``done``
+   at least ``fold_after`` seconds ago into the row's counters with one ``CheckAndMutateRow``
+   per row, guarded by the row's fold token: counters set and folded entries removed
+   atomically. By then every write of such an event has landed, and every later delivery of
+   it is a duplicate at step 1, so a folded event never comes back.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import struct
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,10 +40,8 @@ from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import QualityResult
 from pulse_local.streaming.rpc import (
-    RPC_TIMEOUT,
     BigtableRpc,
     BigtableWriteError,
-    PendingWrite,
     gapic_client,
 )
 
@@ -53,29 +53,38 @@ log = logging.getLogger("pulse_local.streaming")
 FACT_TABLE = "events_fact"
 AGGREGATE_TABLE = "events_aggregate"
 DEDUP_TABLE = "events_dedup"
-EVENT, META, QUALITY, COUNTS, SEEN = "event", "meta", "quality", "counts", "seen"
+EVENT, META, QUALITY, COUNTS, SEEN, PENDING = "event", "meta", "quality", "counts", "seen", \
+    "pending"
 
 #: Counter columns of an aggregate row (64-bit big-endian integers).
 COUNTERS = ("events", "complete", "scored", "flagged", "score_milli", "max_score_milli")
 #: Qualifier regex matching the day (or all-time) counters and the ``hHH.`` hourly counters
-#: of a day row (and not the ``~`` markers).
+#: of a day row (not the fold token).
 COUNTER_QUALIFIER_REGEX = rb"(h[0-2][0-9]\.)?[a-z_]+"
-MARKER_PREFIX = b"~"
-#: Markers checked and deleted per call by the sweep.
-_SWEEP_CHUNK = 1000
-APPLY, UNDO = b"+", b"-"
-#: Attempts of a batch that stalled past ``marker_ttl / 2`` before it is nacked.
+#: The fold token of an aggregate row (``counts`` family): changed by every fold, so a fold
+#: applies only to the row state it read.
+FOLD_TOKEN = b"~fold"
+#: Pending columns are ``b<ms since epoch, 13 digits>.<random>``: qualifier order is time order.
+PENDING_PREFIX = b"b"
+#: One pending entry: event id, hour of a day row (`NO_HOUR` in the all-time row), flags,
+#: score and max score in thousandths.
+ENTRY = struct.Struct(">16sBBqq")
+NO_HOUR = 255
+_COMPLETE, _FLAGGED, _SCORED = 1, 2, 4
+#: Attempts of a batch that stalled past ``fold_after / 2`` before it is nacked.
 _STALL_RETRIES = 3
 #: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
 DEDUP_WINDOW = timedelta(days=7)
 #: Cell timestamps must be multiples of 1000 µs on Bigtable.
 _MS = 1000
+#: Rows read per fold request.
+_FOLD_CHUNK = 200
 
 
 class _Stalled(Exception):
-    """An increment would have been issued too long after `done` was read."""
+    """The pending write would have been issued too long after `done` was read."""
 
-CONSUMER_VERSION = "pulse-local-streaming/1"
+CONSUMER_VERSION = "pulse-local-streaming/2"
 
 
 def bigtable_data_client(settings: Settings) -> BigtableDataClient:
@@ -95,39 +104,6 @@ def bigtable_data_client(settings: Settings) -> BigtableDataClient:
             raise ConfigError(
                 "no Google credentials for Bigtable: run `gcloud auth application-default "
                 "login`, or use the emulators (PULSE_PROFILE=local)") from exc
-
-
-def marker_qualifier(event_id: uuid.UUID) -> bytes:
-    """The per-event marker column of an aggregate row."""
-    return MARKER_PREFIX + event_id.hex.encode()
-
-
-def application_token() -> bytes:
-    """A fresh token for one increment call: its wall-clock milliseconds and a random part."""
-    return f"{int(time.time() * 1000)}.{secrets.token_hex(4)}".encode()
-
-
-def applied(token: bytes) -> bytes:
-    """The marker entry recording that the attempt ``token`` counted the event in a row."""
-    return APPLY + token + b";"
-
-
-def undone(token: bytes) -> bytes:
-    """The marker entry recording that the application ``token`` was taken back."""
-    return UNDO + token + b";"
-
-
-def live_applications(value: bytes) -> list[bytes]:
-    """Tokens of the applications a marker records and that were not taken back, in the
-    order Bigtable applied them (appends are ordered within a row)."""
-    entries = [e for e in value.split(b";") if e]
-    taken_back = {e[1:] for e in entries if e[:1] == UNDO}
-    return [e[1:] for e in entries if e[:1] == APPLY and e[1:] not in taken_back]
-
-
-def token_age_seconds(token: bytes) -> float:
-    """How long ago the increment call ``token`` was issued."""
-    return time.time() - int(token.split(b".", 1)[0]) / 1000
 
 
 def int64(value: bytes) -> int:
@@ -151,34 +127,94 @@ def hour_qualifier(hour: int, counter: str) -> str:
     return f"h{hour:02d}.{counter}"
 
 
-def contributions(event: ResponseEvent, quality: QualityResult) -> dict[bytes, dict[str, int]]:
-    """The aggregate rows an event adds to, with the counter deltas (column -> amount) of each.
-
-    Rows: the tenant's all-time row, and the day row of dimensions ``all``, ``form`` and
-    ``assessment``. A day row holds the day's counters and, as ``hHH.<counter>`` columns, the
-    counters of each hour of that day (UTC): one increment call updates both, so an event
-    touches 4 rows, not 7 (and leaves 4 markers). Scores are in thousandths (increments are
-    integers).
-    """
-    deltas = {"events": 1}
-    if event.is_complete:
-        deltas["complete"] = 1
-    if not quality.ok:
-        deltas["flagged"] = 1
-    if event.total_score is not None:
-        deltas["scored"] = 1
-        deltas["score_milli"] = round(event.total_score * 1000)
-        deltas["max_score_milli"] = round((event.max_score or 0.0) * 1000)
+def aggregate_rows(event: ResponseEvent) -> list[tuple[bytes, bool]]:
+    """The aggregate rows an event adds to, each with whether it has hourly columns: the
+    tenant's all-time row, and the day row of dimensions ``all``, ``form`` and ``assessment``.
+    A day row holds the day's counters and, as ``hHH.<counter>`` columns, those of each hour
+    of that day (UTC): an event touches 4 rows, not 7."""
     ts, tenant = event.submitted_at, event.tenant_id
-    hour = ts.astimezone(UTC).hour
-    day_deltas = {**deltas, **{hour_qualifier(hour, c): n for c, n in deltas.items()}}
-    rows = {keys.aggregate_key(tenant, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
-                               keys.TOTAL_BUCKET): dict(deltas)}
+    rows = [(keys.aggregate_key(tenant, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
+                                keys.TOTAL_BUCKET), False)]
     day = keys.bucket(ts, Granularity.DAY)
     for dimension, value in ((Dimension.ALL, keys.ALL_VALUE), (Dimension.FORM, event.form_id),
                              (Dimension.ASSESSMENT, str(event.assessment_id))):
-        rows[keys.aggregate_key(tenant, dimension, value, Granularity.DAY, day)] = dict(day_deltas)
+        rows.append((keys.aggregate_key(tenant, dimension, value, Granularity.DAY, day), True))
     return rows
+
+
+def pack_entry(event: ResponseEvent, quality: QualityResult, hourly: bool) -> bytes:
+    """The pending entry of an event in one aggregate row (`ENTRY`). Scores are in
+    thousandths (counters are integers)."""
+    flags = (_COMPLETE if event.is_complete else 0) | (0 if quality.ok else _FLAGGED)
+    score = max_score = 0
+    if event.total_score is not None:
+        flags |= _SCORED
+        score = round(event.total_score * 1000)
+        max_score = round((event.max_score or 0.0) * 1000)
+    hour = event.submitted_at.astimezone(UTC).hour if hourly else NO_HOUR
+    return ENTRY.pack(event.event_id.bytes, hour, flags, score, max_score)
+
+
+def entry_deltas(flags: int, score: int, max_score: int, count: int = 1) -> dict[str, int]:
+    """The counter deltas (counter -> amount) of one entry, or of ``count`` entries with the
+    same flags whose scores sum to ``score`` and ``max_score``."""
+    deltas = {"events": count}
+    if flags & _COMPLETE:
+        deltas["complete"] = count
+    if flags & _FLAGGED:
+        deltas["flagged"] = count
+    if flags & _SCORED:
+        deltas["scored"] = count
+        deltas["score_milli"] = score
+        deltas["max_score_milli"] = max_score
+    return deltas
+
+
+def contributions(event: ResponseEvent, quality: QualityResult) -> dict[bytes, dict[str, int]]:
+    """The aggregate rows of an event with the counter deltas (column -> amount) it adds to
+    each, hourly columns included: what its pending entries add (decoded from them)."""
+    rows = {}
+    for row, hourly in aggregate_rows(event):
+        _, hour, flags, score, max_score = ENTRY.unpack(pack_entry(event, quality, hourly))
+        rows[row] = _columns(hour, entry_deltas(flags, score, max_score))
+    return rows
+
+
+def _columns(hour: int, deltas: dict[str, int]) -> dict[str, int]:
+    """Counter columns of a row that an entry of ``hour`` adds ``deltas`` to."""
+    if hour == NO_HOUR:
+        return dict(deltas)
+    return {**deltas, **{hour_qualifier(hour, c): n for c, n in deltas.items()}}
+
+
+def first_entries(columns: Iterable[tuple[bytes, bytes]]
+                  ) -> dict[bytes, tuple[bytes, int, int, int, int]]:
+    """The entries of a row's pending columns ((qualifier, value) pairs), one per event id:
+    the one in the first column in qualifier (= time) order. A repeat of an event (a
+    redelivery after a crash, a concurrent duplicate) is in a later column and ignored."""
+    entries: dict[bytes, tuple[bytes, int, int, int, int]] = {}
+    for _, value in sorted(columns):
+        for entry in ENTRY.iter_unpack(value):
+            entries.setdefault(entry[0], entry)
+    return entries
+
+
+def pending_sums(entries: Iterable[tuple[bytes, int, int, int, int]]) -> dict[str, int]:
+    """What entries add to a row's counter columns (hourly columns included). Entries are
+    grouped by hour and flags first: a hot row holds tens of thousands of them, and readers
+    sum them on every read."""
+    groups: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for _, hour, flags, score, max_score in entries:
+        group = groups[hour, flags]
+        group[0] += 1
+        group[1] += score
+        group[2] += max_score
+    sums: dict[str, int] = defaultdict(int)
+    for (hour, flags), (count, score, max_score) in groups.items():
+        for column, amount in _columns(hour, entry_deltas(flags, score, max_score,
+                                                          count)).items():
+            sums[column] += amount
+    return sums
 
 
 def add_fact(request: Any, item: Delivered) -> None:
@@ -212,46 +248,65 @@ class WriteResult:
     compensated: int = 0
 
 
-def _counter_rules(amounts: dict[str, int]) -> list[Any]:
-    """Increment rules for the non-zero counter amounts (column -> amount) of one row."""
-    return [(COUNTS, column.encode(), n) for column, n in amounts.items() if n]
+def _set_cell(entry: Any, family: str, qualifier: bytes, value: bytes, stamp: int) -> None:
+    cell = entry.add().set_cell
+    cell.family_name, cell.column_qualifier = family, qualifier
+    cell.timestamp_micros, cell.value = stamp, value
 
 
-def _delete_counts_column(entry: Any, qualifier: bytes, before: int | None = None) -> None:
-    """Add to a MutateRows entry: delete a ``counts`` column, or with ``before`` (µs) only its
-    cells older than that timestamp (the range end is exclusive: that cell stays)."""
-    deletion = entry.mutations.add().delete_from_column
-    deletion.family_name, deletion.column_qualifier = COUNTS, qualifier
-    if before is not None:
-        deletion.time_range.end_timestamp_micros = before
+def _delete_column(entry: Any, family: str, qualifier: bytes) -> None:
+    deletion = entry.add().delete_from_column
+    deletion.family_name, deletion.column_qualifier = family, qualifier
+
+
+def batch_token() -> bytes:
+    """A fresh pending-column qualifier: the wall-clock milliseconds (so qualifier order is
+    time order) and a random part (so two attempts never share a column)."""
+    return PENDING_PREFIX + f"{int(time.time() * 1000):013d}.{secrets.token_hex(6)}".encode()
 
 
 @dataclass
-class _Pending:
-    row: bytes
-    deltas: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    events: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
-    #: Counter column -> timestamp of the cell this attempt's increment wrote.
-    stamps: dict[bytes, int] = field(default_factory=dict)
+class FoldReport:
+    """What one `EventStore.fold` pass did."""
+
+    rows: int = 0  #: rows read
+    folded_rows: int = 0  #: rows whose counters took entries
+    folded_entries: int = 0  #: entries moved into counters (repeats removed not included)
+    conflicts: int = 0  #: rows another fold changed between read and write (next pass)
+    waiting: int = 0  #: entries left pending (not done long enough yet)
+
+
+@dataclass
+class _RowState:
+    """An aggregate row as the fold reads it."""
+
+    key: bytes
+    counters: dict[bytes, int] = field(default_factory=dict)
+    token: bytes | None = None
+    columns: list[tuple[bytes, int, bytes]] = field(default_factory=list)  # qualifier, ts, value
 
 
 class EventStore:
-    """Writes batches of events to the three tables; thread-safe (one per process)."""
+    """Writes batches of events to the three tables and folds pending aggregate entries into
+    counters; thread-safe (one per process)."""
 
-    def __init__(self, rpc: BigtableRpc, *, marker_ttl: float = 5.0,
-                 max_in_flight: int = 64) -> None:
+    def __init__(self, rpc: BigtableRpc, *, fold_after: float = 6.0) -> None:
+        if fold_after < 2.0:
+            raise ValueError(f"fold_after must be at least 2 s, got {fold_after}")
         self.rpc = rpc
-        self.marker_ttl = marker_ttl
-        #: A live application not taken back after this long belongs to a killed attempt.
-        self.dead_after = marker_ttl
-        #: Increments time out well before `dead_after`: a live attempt's call that is still
-        #: in flight then must not look dead to another attempt (a timed-out call that did
-        #: apply is left for the redelivery to heal, like a killed attempt's).
-        self.rmw_timeout = max(1.0, self.dead_after / 2)
-        #: Increment calls in flight at once (each is a gRPC future, not a thread).
-        self.max_in_flight = max_in_flight
-        self._cleanup_lock = threading.Lock()
-        self._cleanup: list[tuple[float, bytes, list[bytes], dict[bytes, int]]] = []
+        #: An event's entries are folded once it has been seen done for this long.
+        self.fold_after = fold_after
+        #: The pending write is a single attempt with this deadline, issued no later than
+        #: ``fold_after / 2`` after the dedup read: it lands within ``3/4 fold_after`` of it.
+        self.write_timeout = fold_after / 4
+        self._lock = threading.Lock()
+        #: event id -> monotonic time its done mark was known to be visible (our own done
+        #: write returned, or a dedup read found it).
+        self._done_seen: dict[bytes, float] = {}
+        #: event id -> monotonic time a dedup read found it not done.
+        self._not_done: dict[bytes, float] = {}
+        #: Rows with pending entries this process wrote or left pending (the fold's work).
+        self._to_fold: set[bytes] = set()
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> EventStore:
@@ -295,15 +350,15 @@ class EventStore:
             try:
                 return self._write_once(items)
             except _Stalled:
-                log.warning("batch of %d stalled past marker_ttl/2 (%.1f s) before an increment "
-                            "(attempt %d of %d); starting it again", len(items),
-                            self.marker_ttl / 2, attempt, _STALL_RETRIES)
+                log.warning("batch of %d stalled past fold_after/2 (%.1f s) before its "
+                            "aggregate write (attempt %d of %d); starting it again", len(items),
+                            self.fold_after / 2, attempt, _STALL_RETRIES)
         raise BigtableWriteError(f"a batch of {len(items)} stalled {_STALL_RETRIES} times "
                                  "(Bigtable overloaded?); it is retried by redelivery")
 
     def _write_once(self, items: Sequence[Delivered]) -> WriteResult:
-        """One attempt of `write`; raises `_Stalled` when an increment would be issued more
-        than ``marker_ttl / 2`` after `done` was read (see below)."""
+        """One attempt of `write`; raises `_Stalled` when the aggregate write would be issued
+        more than ``fold_after / 2`` after the dedup read began."""
         result = WriteResult()
         started = time.monotonic()
         first: dict[bytes, int] = {}
@@ -314,254 +369,199 @@ class EventStore:
             else:
                 first[dk] = index
         done = self.done_keys(list(first))
+        read = time.monotonic()  # the done marks found were visible by now
         facts = self.rpc.new_mutate_request(FACT_TABLE)
-        todo: list[tuple[int, bytes, dict[bytes, dict[str, int]]]] = []
+        todo: list[tuple[int, bytes]] = []
+        entries: dict[bytes, list[bytes]] = defaultdict(list)
         for dk, index in first.items():
+            item = items[index]
             if dk in done:
                 result.duplicates.append(index)
+                with self._lock:  # what the fold needs to know of them, for free
+                    self._done_seen.setdefault(item.event.event_id.bytes, read)
                 continue
-            item = items[index]
             try:
-                rows = contributions(item.event, item.quality)
+                rows = [(row, pack_entry(item.event, item.quality, hourly))
+                        for row, hourly in aggregate_rows(item.event)]
                 add_fact(facts, item)
             except ValueError as exc:  # RowKeyTooLong, timestamp outside the key range
                 result.failed[index] = str(exc)
                 continue
-            todo.append((index, dk, rows))
+            for row, entry in rows:
+                entries[row].append(entry)
+            todo.append((index, dk))
         if not todo:
             return result
 
-        # A concurrent duplicate that finished after we read `done` has its markers deleted
-        # `marker_ttl` s after it finished; an increment issued later than that would look like
-        # the first. So no increment is issued later than marker_ttl / 2 after the read: the
-        # attempt starts again instead (rows already incremented are corrected by their marker).
-        deadline = started + self.marker_ttl / 2
-
-        pending: dict[bytes, _Pending] = {}
-        for index, _, rows in todo:
-            event_id = items[index].event.event_id
-            for row, deltas in rows.items():
-                p = pending.get(row) or pending.setdefault(row, _Pending(row))
-                for column, amount in deltas.items():
-                    p.deltas[column] += amount
-                p.events[event_id] = deltas
-        # every row's call has ended when this returns or raises (before a retry or a failure)
-        result.compensated = self._apply_rows(list(pending.values()), deadline)
+        # A concurrent duplicate that finished after our read may be folded `fold_after`
+        # after its done mark became visible; our pending write must land before that, so it
+        # is issued within fold_after / 2 of the read and may take fold_after / 4 at most.
+        if time.monotonic() > started + self.fold_after / 2:
+            raise _Stalled()
+        token, now_us = batch_token(), int(time.time() * 1000) * _MS
+        pending = self.rpc.new_mutate_request(AGGREGATE_TABLE)
+        for row, row_entries in entries.items():
+            _set_cell(pending.entries.add(row_key=row).mutations, PENDING, token,
+                      b"".join(row_entries), now_us)
+        with self._lock:
+            self._to_fold.update(entries)
+        self.rpc.mutate_rows(pending, timeout=self.write_timeout, retry=False)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
         now_us = int(time.time() * 1000) * _MS
-        for index, dk, _ in todo:
-            cell = marks.entries.add(row_key=dk).mutations.add().set_cell
-            cell.family_name, cell.column_qualifier = SEEN, b"done"
-            cell.timestamp_micros, cell.value = now_us, items[index].message_id.encode()
+        for index, dk in todo:
+            _set_cell(marks.entries.add(row_key=dk).mutations, SEEN, b"done",
+                      items[index].message_id.encode(), now_us)
         self.rpc.mutate_rows(marks)
-        result.written = [index for index, _, _ in todo]
-        self._schedule_cleanup(pending.values())
+        seen = time.monotonic()
+        with self._lock:
+            for index, _ in todo:
+                self._done_seen[items[index].event.event_id.bytes] = seen
+        result.written = [index for index, _ in todo]
         return result
 
-    def _calls(self, calls: Iterable[tuple[_Pending, bytes, list[Any]]],
-               deadline: float | None = None) -> tuple[list[tuple[_Pending, bytes,
-                                                              dict[bytes, bytes]]],
-                                                   BaseException | None]:
-        """Issue ``(row, token, rules)`` increments with at most `max_in_flight` in flight;
-        returns the answers of those that succeeded and the first error. Every call issued has
-        ended when this returns. With a ``deadline``, no call is issued after it (`_Stalled`)."""
-        in_flight: deque[tuple[_Pending, bytes, PendingWrite]] = deque()
-        answers: list[tuple[_Pending, bytes, dict[bytes, bytes]]] = []
-        error: BaseException | None = None
-
-        def settle_oldest() -> None:
-            nonlocal error
-            row, token, call = in_flight.popleft()
+    # The fold -------------------------------------------------------------------------------
+    def fold(self, *, everything: bool = False) -> FoldReport:
+        """Move the pending entries of events seen done at least ``fold_after`` s ago into
+        their rows' counters. Reads the rows this process wrote since the last pass (and those
+        it left pending), or with ``everything`` every row that has pending entries (what
+        crashed consumers left: the consumer does this every ``sweep_seconds``)."""
+        report = FoldReport()
+        if everything:
+            scan = self.rpc.row_filter(chain={"filters": [
+                {"family_name_regex_filter": PENDING},
+                {"cells_per_row_limit_filter": 1},
+                {"strip_value_transformer": True},
+            ]})
+            rows = [key for key, _ in self.rpc.read_cells(AGGREGATE_TABLE, scan)]
+        else:
+            with self._lock:
+                rows, self._to_fold = sorted(self._to_fold), set()
+        for first in range(0, len(rows), _FOLD_CHUNK):
+            chunk = rows[first:first + _FOLD_CHUNK]
             try:
-                answers.append((row, token, call.values()))
-            except Exception as exc:  # noqa: BLE001 - kept, raised once every call has ended
-                error = error or exc
-                return
-            for column, stamp in call.stamps.items():
-                if not column.startswith(MARKER_PREFIX):
-                    row.stamps[column] = max(stamp, row.stamps.get(column, 0))
+                states = self._read_rows(chunk)
+                self._learn_done(states)
+                for state in states:
+                    self._fold_row(state, report)
+            except Exception:
+                with self._lock:  # tried again on the next pass
+                    self._to_fold.update(chunk)
+                raise
+        report.rows = len(rows)
+        self._forget_old()
+        return report
 
-        pending_calls = iter(calls)
-        while True:
-            if len(in_flight) >= self.max_in_flight:
-                settle_oldest()
-            if error is not None:
-                break
-            # the next call is made (and its token taken) only once there is room for it
-            if (item := next(pending_calls, None)) is None:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                error = _Stalled()
-                break
-            row, token, rules = item
-            in_flight.append((row, token, self.rpc.start_read_modify_write(
-                AGGREGATE_TABLE, row.row, rules, timeout=self.rmw_timeout)))
-        while in_flight:
-            settle_oldest()
-        return answers, error
-
-    def _apply_rows(self, rows: Sequence[_Pending], deadline: float) -> int:
-        """Increment every aggregate row of a batch, then take back what must not count;
-        returns the number of applications taken back.
-
-        Each increment appends ``+<token>;`` to each event's marker and returns the markers
-        atomically. Per event the first live application (in Bigtable's order) is the one that
-        counts. This attempt takes back its own application when it is not the first, and,
-        healing, any later live application older than ``dead_after`` (an attempt killed
-        between its increment and its own take-back: live appliers take back within
-        milliseconds). Each take-back names the application (``-<token>;``)."""
-
-        def increments() -> Iterator[tuple[_Pending, bytes, list[Any]]]:
-            for pending in rows:
-                token = application_token()  # made just before its call: its age is the call's
-                rules = _counter_rules(pending.deltas)
-                rules += [(COUNTS, marker_qualifier(e), applied(token)) for e in pending.events]
-                yield pending, token, rules
-
-        answers, error = self._calls(increments(), deadline)
-        fixes: list[tuple[_Pending, bytes, list[Any]]] = []
-        compensated = 0
-        for pending, token, values in answers:
-            try:
-                rules, back, healed = self._take_back(pending, token, values)
-            except BigtableWriteError as exc:
-                error = error or exc
-                continue
-            if rules:
-                fixes.append((pending, token, rules))
-                compensated += back
-                log.warning("row %r: %d application(s) counted more than once (an earlier "
-                            "attempt or a concurrent duplicate; %d left by killed attempts); "
-                            "taking them back", pending.row, back, healed)
-        _, fix_error = self._calls(fixes)
-        error = error or fix_error
-        if error is not None:
-            raise error
-        return compensated
-
-    def _take_back(self, pending: _Pending, token: bytes, values: dict[bytes, bytes]
-                   ) -> tuple[list[Any], int, int]:
-        """The rules undoing what must not count in one row after this attempt's increment
-        (none when nothing must), how many applications they take back, and how many of those
-        are killed attempts'. Raises `BigtableWriteError` when the answer lacks this attempt's
-        own marker."""
-        back: dict[uuid.UUID, list[bytes]] = {}
-        for event_id in pending.events:
-            live = live_applications(values.get(marker_qualifier(event_id), b""))
-            if token not in live:
-                raise BigtableWriteError(
-                    f"row {pending.row!r}: the increment's answer lacks this attempt's marker "
-                    f"for event {event_id}; the batch is retried (the redelivery takes back "
-                    "whatever this attempt counted)")
-            extra = [t for t in live[1:]
-                     if t == token or token_age_seconds(t) > self.dead_after]
-            if extra:
-                back[event_id] = extra
-        if not back:
-            return [], 0, 0
-        change: dict[str, int] = defaultdict(int)
-        for event_id, tokens in back.items():
-            for column, amount in pending.events[event_id].items():
-                change[column] -= amount * len(tokens)
-        rules = _counter_rules(change)
-        rules += [(COUNTS, marker_qualifier(e), b"".join(undone(t) for t in ts))
-                  for e, ts in back.items()]
-        healed = sum(len([t for t in ts if t != token]) for ts in back.values())
-        return rules, sum(len(ts) for ts in back.values()), healed
-
-    # Markers --------------------------------------------------------------------------------
-    def _schedule_cleanup(self, rows: Iterable[_Pending]) -> None:
-        due = time.monotonic() + self.marker_ttl
-        with self._cleanup_lock:
-            self._cleanup += [(due, p.row, [marker_qualifier(e) for e in p.events], p.stamps)
-                              for p in rows]
-
-    def cleanup_due(self) -> int:
-        """Delete the markers whose ttl has passed, and the counter versions older than the
-        ones their increments wrote; returns how many markers.
-
-        Every increment writes a new version of each counter cell. Bigtable drops the old ones
-        at compaction (the family's ``max_versions: 1``); the emulator never does, so a hot row
-        grew by ~12 cells per batch and each increment on it got slower (measured: 0.8 ms per
-        call at 2,000 increments, 1.5 ms at 6,000). Deleting versions older than one this
-        attempt wrote is safe at any time: the newest version holds the whole count."""
-        now = time.monotonic()
-        with self._cleanup_lock:
-            due = [c for c in self._cleanup if c[0] <= now]
-            self._cleanup = [c for c in self._cleanup if c[0] > now]
-        if not due:
-            return 0
-        merged: dict[bytes, list[bytes]] = defaultdict(list)
-        newest: dict[bytes, dict[bytes, int]] = defaultdict(dict)
-        for _, row, qualifiers, stamps in due:
-            merged[row] += qualifiers
-            for column, stamp in stamps.items():
-                newest[row][column] = max(stamp, newest[row].get(column, 0))
-        request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
-        for row, qualifiers in merged.items():
-            entry = request.entries.add(row_key=row)
-            for qualifier in qualifiers:
-                _delete_counts_column(entry, qualifier)
-            for column, stamp in newest[row].items():
-                _delete_counts_column(entry, column, before=stamp)
-        self.rpc.mutate_rows(request)
-        return sum(len(qs) for qs in merged.values())
-
-    def safe_sweep_age(self) -> timedelta:
-        """The youngest ``done`` mark whose markers a sweep may delete: the delayed cleanup
-        deletes them ``marker_ttl`` after the done write *returned*, and that write (stamped
-        before it is sent) can take up to ``RPC_TIMEOUT``; plus 30 s for clocks of consumers
-        on other machines (the stamp is the writer's clock, the threshold the sweeper's)."""
-        return timedelta(seconds=self.marker_ttl + RPC_TIMEOUT + 30)
-
-    def sweep_markers(self, older_than: timedelta = timedelta(minutes=5), *,
-                      stop: threading.Event | None = None) -> int:
-        """Delete the markers of events marked ``done`` more than ``older_than`` ago (left by a
-        crash between marking done and the delayed cleanup, or by attempts killed before it).
-        Safe when ``older_than >= safe_sweep_age()``, which the consumer uses; smaller values
-        are for tests. Scans the aggregate table a row at a time (a hot row can hold tens of
-        thousands of markers, more than gRPC's default 4 MB message): the consumer runs it on a
-        timer (`StreamingOptions.sweep_seconds`), not per batch. A row that fails is logged and
-        skipped (the next pass tries it again). Returns the markers deleted."""
-        until = datetime.now(UTC) - older_than
+    def _read_rows(self, row_keys: Sequence[bytes]) -> list[_RowState]:
         row_filter = self.rpc.row_filter(chain={"filters": [
-            {"family_name_regex_filter": COUNTS},
-            {"column_qualifier_regex_filter": MARKER_PREFIX + b".*"},
-            {"timestamp_range_filter": {"end_timestamp_micros": keys.to_millis(until) * _MS}},
-            {"strip_value_transformer": True},
+            {"interleave": {"filters": [{"family_name_regex_filter": COUNTS},
+                                        {"family_name_regex_filter": PENDING}]}},
+            {"cells_per_column_limit_filter": 1},
         ]})
-        deleted = 0
-        for row_key, qualifiers in self.rpc.scan_columns(AGGREGATE_TABLE, row_filter):
-            if stop is not None and stop.is_set():
-                break
-            try:
-                deleted += self._sweep_row(row_key, list(dict.fromkeys(qualifiers)), until)
-            except Exception as exc:  # noqa: BLE001 - one row must not stop the pass; next pass retries
-                log.warning("sweeping markers of row %r failed (the next pass retries): %s",
-                            row_key[:120], exc)
-        return deleted
+        states = []
+        for key, cells in self.rpc.read_cells(AGGREGATE_TABLE, row_filter, row_keys):
+            state = _RowState(key)
+            for family, qualifier, stamp, value in cells:
+                if family == PENDING:
+                    state.columns.append((qualifier, stamp, value))
+                elif qualifier == FOLD_TOKEN:
+                    state.token = value
+                else:
+                    state.counters[qualifier] = int64(value)
+            if state.columns:
+                states.append(state)
+        return states
 
-    def _sweep_row(self, row_key: bytes, qualifiers: list[bytes], until: datetime) -> int:
-        """Delete the markers among ``qualifiers`` of one row whose event was done before
-        ``until``, checking and deleting 1,000 at a time (a hot row can hold tens of thousands).
-        """
-        tenant = uuid.UUID(row_key.split(b"#", 1)[0].decode())
-        deleted = 0
-        for first in range(0, len(qualifiers), _SWEEP_CHUNK):
-            by_key = {keys.dedup_key(tenant, uuid.UUID(hex=q[1:].decode())): q
-                      for q in qualifiers[first:first + _SWEEP_CHUNK]}
-            done = self.done_keys(list(by_key), done_before=until)
-            stale = [q for dk, q in by_key.items() if dk in done]
-            if not stale:
-                continue
-            request = self.rpc.new_mutate_request(AGGREGATE_TABLE)
-            entry = request.entries.add(row_key=row_key)
-            for qualifier in stale:
-                _delete_counts_column(entry, qualifier)
-            self.rpc.mutate_rows(request)
-            deleted += len(stale)
-        return deleted
+    def _learn_done(self, states: Sequence[_RowState]) -> None:
+        """Read the done marks of pending events this process knows nothing recent about."""
+        now = time.monotonic()
+        unknown: dict[bytes, bytes] = {}
+        asked: set[bytes] = set()
+        with self._lock:
+            for state in states:
+                tenant = uuid.UUID(state.key.split(b"#", 1)[0].decode())
+                for _, _, value in state.columns:
+                    for entry in ENTRY.iter_unpack(value):
+                        event = entry[0]
+                        if event in self._done_seen or event in asked:
+                            continue
+                        if now - self._not_done.get(event, -1e9) < self.fold_after / 2:
+                            continue
+                        asked.add(event)
+                        unknown[keys.dedup_key(tenant, uuid.UUID(bytes=event))] = event
+        if not unknown:
+            return
+        found = self.done_keys(list(unknown))
+        seen = time.monotonic()  # the marks found were visible by now
+        with self._lock:
+            for dk, event in unknown.items():
+                if dk in found:
+                    self._done_seen[event] = seen
+                    self._not_done.pop(event, None)
+                else:
+                    self._not_done[event] = seen
+
+    def _fold_row(self, state: _RowState, report: FoldReport) -> None:
+        now = time.monotonic()
+        with self._lock:
+            ready = {event for _, _, value in state.columns for event, *_ in
+                     ENTRY.iter_unpack(value)
+                     if now - self._done_seen.get(event, now) >= self.fold_after}
+        entries = first_entries((q, v) for q, _, v in state.columns)
+        folded = [entries[event] for event in ready]
+        left = len(entries) - len(folded)
+        report.waiting += left
+        if not folded:
+            with self._lock:
+                self._to_fold.add(state.key)
+            return
+        request = self.rpc.new_check_and_mutate(AGGREGATE_TABLE, state.key)
+        if state.token is None:
+            request.predicate_filter.CopyFrom(self.rpc.row_filter(chain={"filters": [
+                {"family_name_regex_filter": COUNTS},
+                {"column_qualifier_regex_filter": FOLD_TOKEN},
+            ]}))
+            mutations = request.false_mutations
+        else:
+            request.predicate_filter.CopyFrom(self.rpc.row_filter(chain={"filters": [
+                {"family_name_regex_filter": COUNTS},
+                {"column_qualifier_regex_filter": FOLD_TOKEN},
+                {"value_regex_filter": state.token},
+            ]}))
+            mutations = request.true_mutations
+        stamp = int(time.time() * 1000) * _MS
+        for column, amount in pending_sums(folded).items():
+            qualifier = column.encode()
+            total = state.counters.get(qualifier, 0) + amount
+            _delete_column(mutations, COUNTS, qualifier)  # one version: the new count
+            _set_cell(mutations, COUNTS, qualifier, total.to_bytes(8, "big", signed=True), stamp)
+        _delete_column(mutations, COUNTS, FOLD_TOKEN)
+        _set_cell(mutations, COUNTS, FOLD_TOKEN, secrets.token_hex(8).encode(), stamp)
+        for qualifier, column_stamp, value in state.columns:
+            kept = [e for e in ENTRY.iter_unpack(value) if e[0] not in ready]
+            if len(kept) * ENTRY.size == len(value):
+                continue  # nothing of this column is folded
+            _delete_column(mutations, PENDING, qualifier)
+            if kept:
+                _set_cell(mutations, PENDING, qualifier, b"".join(ENTRY.pack(*e) for e in kept),
+                          column_stamp)
+        if self.rpc.check_and_mutate(request) == (state.token is not None):
+            report.folded_rows += 1
+            report.folded_entries += len(folded)
+        else:
+            report.conflicts += 1
+            left += len(folded)
+        if left:
+            with self._lock:
+                self._to_fold.add(state.key)
+
+    def _forget_old(self) -> None:
+        """Drop what the fold knows about events long done (their entries are folded; one a
+        pass missed is looked up again)."""
+        horizon = time.monotonic() - 20 * self.fold_after
+        with self._lock:
+            self._done_seen = {e: t for e, t in self._done_seen.items() if t > horizon}
+            self._not_done = {e: t for e, t in self._not_done.items() if t > horizon}
 
     # Attempts -------------------------------------------------------------------------------
     def count_attempt(self, message_id: str, published: datetime) -> int:
@@ -577,18 +577,33 @@ class EventStore:
         return int64(values[b"attempts"])
 
 
-def read_counters(row: Row, hour: int | None = None) -> dict[str, int]:
-    """The counters of an aggregate row, or of one hour of a day row (missing ones are 0)."""
-    prefix = "" if hour is None else hour_qualifier(hour, "")
-    values = dict.fromkeys(COUNTERS, 0)
+def row_counters(row: Row) -> dict[str, int]:
+    """Every counter column of an aggregate row (hourly ones included), its pending entries
+    added (each event once): what the row counts right now."""
+    values: dict[str, int] = defaultdict(int)
+    pending = []
     for cell in row.cells:
-        name = cell.qualifier.decode(errors="replace")
-        if cell.family == COUNTS and name.startswith(prefix) and name[len(prefix):] in values:
-            values[name[len(prefix):]] = int64(cell.value)
+        if cell.family == PENDING:
+            pending.append((cell.qualifier, cell.value))
+        elif cell.family == COUNTS and cell.qualifier != FOLD_TOKEN:
+            values[cell.qualifier.decode(errors="replace")] += int64(cell.value)
+    for column, amount in pending_sums(first_entries(pending).values()).items():
+        values[column] += amount
     return values
 
 
-def hours_in(row: Row) -> list[int]:
-    """The hours (UTC) that have counters in a day row, in order."""
-    return sorted({int(c.qualifier[1:3]) for c in row.cells
-                   if c.family == COUNTS and c.qualifier[:1] == b"h" and c.qualifier[3:4] == b"."})
+def read_counters(row: Row, hour: int | None = None, *,
+                  columns: dict[str, int] | None = None) -> dict[str, int]:
+    """The counters of an aggregate row, or of one hour of a day row (missing ones are 0),
+    pending entries included; ``columns``: `row_counters` of the row, if already computed."""
+    columns = row_counters(row) if columns is None else columns
+    prefix = "" if hour is None else hour_qualifier(hour, "")
+    return {name: columns.get(prefix + name, 0) for name in COUNTERS}
+
+
+def hours_in(row: Row, *, columns: dict[str, int] | None = None) -> list[int]:
+    """The hours (UTC) that have counters in a day row, in order (pending entries included)."""
+    columns = row_counters(row) if columns is None else columns
+    return sorted({int(name[1:3]) for name, count in columns.items()
+                   if name[:1] == "h" and name[3:4] == "." and name.endswith(".events")
+                   and count})

@@ -45,6 +45,7 @@ def test_apply_twice_creates_then_exists(admin: Client) -> None:
     assert first.names("created", "table") == ["events_fact", "events_aggregate", "events_dedup"]
     assert sorted(first.names("created", "column_family")) == [
         "events_aggregate/counts",
+        "events_aggregate/pending",
         "events_dedup/seen",
         "events_fact/event",
         "events_fact/meta",
@@ -65,7 +66,8 @@ def test_column_families_and_gc_rules(admin: Client) -> None:
         "meta": one_version,
         "quality": one_version,
     }
-    assert _families(admin, "events_aggregate") == {"counts": one_version}
+    assert _families(admin, "events_aggregate") == {"counts": one_version,
+                                                    "pending": one_version}
     assert _families(admin, "events_dedup") == {"seen": cf.MaxAgeGCRule(timedelta(days=7)).to_pb()}
 
 

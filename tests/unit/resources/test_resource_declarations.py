@@ -67,6 +67,7 @@ def test_bigtable_file_declares_tables_and_gc_rules() -> None:
     assert set(fact) == {"event", "meta", "quality"}
     assert all(rule.max_versions == 1 and rule.max_age is None for rule in fact.values())
     assert tables["events_aggregate"].column_families["counts"].max_versions == 1
+    assert tables["events_aggregate"].column_families["pending"].max_versions == 1
     seen = tables["events_dedup"].column_families["seen"]
     assert seen.max_age == timedelta(days=7)
     assert seen.max_versions is None
