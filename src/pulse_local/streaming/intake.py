@@ -205,17 +205,18 @@ class PullIntake:
                         "is missing, `pulse-local up` declares it)", self.path, exc)
             return None
         self._answered()
-        return list(response.received_messages)
+        # the protobuf messages themselves: reading fields through the proto-plus wrappers
+        # cost the consumer a sixth of its CPU (py-spy, backlog drain)
+        return list(type(response).pb(response).received_messages)
 
     def _answered(self) -> None:
         self.connected.set()
         self.ever_connected.set()
 
     def _message(self, received: Any) -> PulledMessage:
+        """A delivery from a ``ReceivedMessage`` protobuf."""
         msg = received.message
-        published = msg.publish_time
-        if published.tzinfo is None:
-            published = published.replace(tzinfo=UTC)
+        published = msg.publish_time.ToDatetime(tzinfo=UTC)
         return PulledMessage(
             intake=self, ack_id=received.ack_id, message_id=msg.message_id, data=msg.data,
             attributes=dict(msg.attributes), publish_time=published,
@@ -250,7 +251,9 @@ class PullIntake:
             self._room.notify_all()
         for chunk in _chunks(ack_ids):
             try:
-                self.subscriber.acknowledge(subscription=self.path, ack_ids=chunk,
+                self.subscriber.acknowledge(request=_request("AcknowledgeRequest",
+                                                             subscription=self.path,
+                                                             ack_ids=chunk),
                                             timeout=self._rpc_timeout, retry=None)
             except Exception as exc:  # noqa: BLE001 - redelivered later and deduplicated
                 log.warning("ack of %d messages failed (they will be redelivered and "
@@ -261,12 +264,23 @@ class PullIntake:
     def _modify(self, ack_ids: list[str], seconds: int) -> None:
         for chunk in _chunks(ack_ids):
             try:
-                self.subscriber.modify_ack_deadline(subscription=self.path, ack_ids=chunk,
-                                                    ack_deadline_seconds=seconds,
-                                                    timeout=self._rpc_timeout, retry=None)
+                self.subscriber.modify_ack_deadline(
+                    request=_request("ModifyAckDeadlineRequest", subscription=self.path,
+                                     ack_ids=chunk, ack_deadline_seconds=seconds),
+                    timeout=self._rpc_timeout, retry=None)
             except Exception as exc:  # noqa: BLE001 - the subscription's own deadline still applies
                 log.warning("modifyAckDeadline(%d s) of %d messages failed: %s", seconds,
                             len(chunk), exc)
+
+
+def _request(name: str, **fields: Any) -> Any:
+    """A ``google.pubsub_v1.types`` request built as a protobuf and wrapped, not converted:
+    proto-plus converts a list of 1,000 ack ids element by element (a tenth of the consumer's
+    CPU went to building ack and deadline requests, py-spy)."""
+    from google.pubsub_v1 import types
+
+    cls = getattr(types, name)
+    return cls.wrap(cls.pb()(**fields))
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:

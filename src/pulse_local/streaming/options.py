@@ -54,7 +54,7 @@ class StreamingOptions(BaseSettings):
                     "entries are folded into the counters; a batch's pending write is issued "
                     "within half of it after the dedup read and lands within three quarters.")
     fold_seconds: float = Field(
-        1.0, gt=0,
+        2.0, gt=0,
         description="How often the consumer folds the rows it wrote. Readers add pending "
                     "entries, so this bounds how wide hot rows grow, not what they show.")
     heartbeat_seconds: float = Field(2.0, gt=0, description="Readiness file refresh period.")

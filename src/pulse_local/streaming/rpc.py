@@ -99,7 +99,8 @@ class BigtableRpc:
         if not retry:
             options["retry"] = None
         for response in self.gapic.mutate_rows(request=wrapper.wrap(request), **options):
-            failed += [(e.index, e.status.message) for e in response.entries if e.status.code]
+            failed += [(e.index, e.status.message)
+                       for e in type(response).pb(response).entries if e.status.code]
         if failed:
             raise BigtableWriteError(
                 f"{len(failed)} of {len(request.entries)} rows of {request.table_name} failed, "

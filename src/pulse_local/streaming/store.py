@@ -85,6 +85,7 @@ class _Stalled(Exception):
     """The pending write would have been issued too long after `done` was read."""
 
 CONSUMER_VERSION = "pulse-local-streaming/2"
+_CONSUMER = CONSUMER_VERSION.encode()
 
 
 def bigtable_data_client(settings: Settings) -> BigtableDataClient:
@@ -228,9 +229,10 @@ def add_fact(request: Any, item: Delivered) -> None:
         (EVENT, b"json", item.data),
         (META, b"message_id", item.message_id.encode()),
         (META, b"publish_time", item.publish_time.isoformat().encode()),
-        (META, b"consumer", CONSUMER_VERSION.encode()),
+        (META, b"consumer", _CONSUMER),
         (QUALITY, b"status", item.quality.status.encode()),
-        (QUALITY, b"failures", json.dumps(item.quality.failures, sort_keys=True).encode()),
+        (QUALITY, b"failures", json.dumps(item.quality.failures, sort_keys=True).encode()
+         if item.quality.failures else b"{}"),
         (QUALITY, b"checks", ",".join(item.quality.checks).encode()),
     ):
         cell = entry.mutations.add().set_cell
@@ -503,11 +505,10 @@ class EventStore:
 
     def _fold_row(self, state: _RowState, report: FoldReport) -> None:
         now = time.monotonic()
-        with self._lock:
-            ready = {event for _, _, value in state.columns for event, *_ in
-                     ENTRY.iter_unpack(value)
-                     if now - self._done_seen.get(event, now) >= self.fold_after}
         entries = first_entries((q, v) for q, _, v in state.columns)
+        with self._lock:
+            ready = {event for event in entries
+                     if now - self._done_seen.get(event, now) >= self.fold_after}
         folded = [entries[event] for event in ready]
         left = len(entries) - len(folded)
         report.waiting += left

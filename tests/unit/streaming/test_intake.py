@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,19 +13,12 @@ from google.api_core import exceptions
 from pulse_local.streaming.intake import PulledMessage, PullIntake
 
 
-@dataclass
-class _Msg:
-    message_id: str
-    data: bytes = b"{}"
-    attributes: dict[str, str] = field(default_factory=dict)
-    publish_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+def _received(ack_id: str, message_id: str) -> Any:
+    """A ``ReceivedMessage`` as Pull returns it."""
+    from google.pubsub_v1.types import PubsubMessage, ReceivedMessage
 
-
-@dataclass
-class _Received:
-    ack_id: str
-    message: _Msg
-    delivery_attempt: int = 0
+    return ReceivedMessage(ack_id=ack_id, message=PubsubMessage(
+        message_id=message_id, data=b"{}", publish_time=datetime.now(UTC)))
 
 
 class FakeSubscriber:
@@ -47,21 +39,21 @@ class FakeSubscriber:
     def pull(self, *, max_messages: int, **_: Any) -> Any:
         with self.lock:
             n = min(max_messages, self.backlog - self.next_id)
-            out = [_Received(f"a{i}", _Msg(f"m{i}"))
-                   for i in range(self.next_id, self.next_id + n)]
+            out = [_received(f"a{i}", f"m{i}") for i in range(self.next_id, self.next_id + n)]
             self.next_id += n
         if not out:
             time.sleep(0.01)
-        return type("Response", (), {"received_messages": out})()
+        from google.pubsub_v1.types import PullResponse
 
-    def acknowledge(self, *, ack_ids: list[str], **_: Any) -> None:
-        with self.lock:
-            self.acked += ack_ids
+        return PullResponse(received_messages=out)
 
-    def modify_ack_deadline(self, *, ack_ids: list[str], ack_deadline_seconds: int,
-                            **_: Any) -> None:
+    def acknowledge(self, *, request: Any, **_: Any) -> None:
         with self.lock:
-            self.deadlines.append((len(ack_ids), ack_deadline_seconds))
+            self.acked += list(request.ack_ids)
+
+    def modify_ack_deadline(self, *, request: Any, **_: Any) -> None:
+        with self.lock:
+            self.deadlines.append((len(request.ack_ids), request.ack_deadline_seconds))
 
 
 def _run(subscriber: FakeSubscriber, capacity: int, handle: Any,
