@@ -21,6 +21,7 @@ Write protocol for one batch (see docs/streaming.md, "Exactly once", for the arg
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -133,12 +134,19 @@ def aggregate_rows(event: ResponseEvent) -> list[tuple[bytes, bool]]:
     tenant's all-time row, and the day row of dimensions ``all``, ``form`` and ``assessment``.
     A day row holds the day's counters and, as ``hHH.<counter>`` columns, those of each hour
     of that day (UTC): an event touches 4 rows, not 7."""
-    ts, tenant = event.submitted_at, event.tenant_id
+    return _aggregate_rows(event.tenant_id, keys.bucket(event.submitted_at, Granularity.DAY),
+                           event.form_id, event.assessment_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _aggregate_rows(tenant: uuid.UUID, day: str, form_id: str, assessment_id: uuid.UUID
+                    ) -> list[tuple[bytes, bool]]:
+    """`aggregate_rows` of one (tenant, day, form, assessment): a batch has few of them, and
+    building four keys per event was a twentieth of the consumer's CPU."""
     rows = [(keys.aggregate_key(tenant, Dimension.ALL, keys.ALL_VALUE, Granularity.TOTAL,
                                 keys.TOTAL_BUCKET), False)]
-    day = keys.bucket(ts, Granularity.DAY)
-    for dimension, value in ((Dimension.ALL, keys.ALL_VALUE), (Dimension.FORM, event.form_id),
-                             (Dimension.ASSESSMENT, str(event.assessment_id))):
+    for dimension, value in ((Dimension.ALL, keys.ALL_VALUE), (Dimension.FORM, form_id),
+                             (Dimension.ASSESSMENT, str(assessment_id))):
         rows.append((keys.aggregate_key(tenant, dimension, value, Granularity.DAY, day), True))
     return rows
 
@@ -307,8 +315,9 @@ class EventStore:
         self._done_seen: dict[bytes, float] = {}
         #: event id -> monotonic time a dedup read found it not done.
         self._not_done: dict[bytes, float] = {}
-        #: Rows with pending entries this process wrote or left pending (the fold's work).
-        self._to_fold: set[bytes] = set()
+        #: Rows with pending entries this process wrote or left pending -> when a fold pass
+        #: should read them next (monotonic): the fold's work.
+        self._to_fold: dict[bytes, float] = {}
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> EventStore:
@@ -383,8 +392,9 @@ class EventStore:
                     self._done_seen.setdefault(item.event.event_id.bytes, read)
                 continue
             try:
-                rows = [(row, pack_entry(item.event, item.quality, hourly))
-                        for row, hourly in aggregate_rows(item.event)]
+                packed = {hourly: pack_entry(item.event, item.quality, hourly)
+                          for hourly in (False, True)}
+                rows = [(row, packed[hourly]) for row, hourly in aggregate_rows(item.event)]
                 add_fact(facts, item)
             except ValueError as exc:  # RowKeyTooLong, timestamp outside the key range
                 result.failed[index] = str(exc)
@@ -405,8 +415,9 @@ class EventStore:
         for row, row_entries in entries.items():
             _set_cell(pending.entries.add(row_key=row).mutations, PENDING, token,
                       b"".join(row_entries), now_us)
-        with self._lock:
-            self._to_fold.update(entries)
+        with self._lock:  # a failed attempt's rows are looked at later too
+            for row in entries:
+                self._to_fold.setdefault(row, time.monotonic() + 1.5 * self.fold_after)
         self.rpc.mutate_rows(pending, timeout=self.write_timeout, retry=False)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
@@ -419,6 +430,9 @@ class EventStore:
         with self._lock:
             for index, _ in todo:
                 self._done_seen[items[index].event.event_id.bytes] = seen
+            for row in entries:  # foldable from then on
+                self._to_fold[row] = min(self._to_fold.get(row, float("inf")),
+                                         seen + self.fold_after)
         result.written = [index for index, _ in todo]
         return result
 
@@ -437,8 +451,11 @@ class EventStore:
             ]})
             rows = [key for key, _ in self.rpc.read_cells(AGGREGATE_TABLE, scan)]
         else:
+            now = time.monotonic()
             with self._lock:
-                rows, self._to_fold = sorted(self._to_fold), set()
+                rows = sorted(row for row, due in self._to_fold.items() if due <= now)
+                for row in rows:
+                    del self._to_fold[row]
         for first in range(0, len(rows), _FOLD_CHUNK):
             chunk = rows[first:first + _FOLD_CHUNK]
             try:
@@ -448,7 +465,8 @@ class EventStore:
                     self._fold_row(state, report)
             except Exception:
                 with self._lock:  # tried again on the next pass
-                    self._to_fold.update(chunk)
+                    for row in chunk:
+                        self._to_fold[row] = 0.0
                 raise
         report.rows = len(rows)
         self._forget_old()
@@ -513,8 +531,7 @@ class EventStore:
         left = len(entries) - len(folded)
         report.waiting += left
         if not folded:
-            with self._lock:
-                self._to_fold.add(state.key)
+            self._fold_later(state.key, entries)
             return
         request = self.rpc.new_check_and_mutate(AGGREGATE_TABLE, state.key)
         if state.token is None:
@@ -549,12 +566,21 @@ class EventStore:
         if self.rpc.check_and_mutate(request) == (state.token is not None):
             report.folded_rows += 1
             report.folded_entries += len(folded)
-        else:
+            if left:
+                self._fold_later(state.key, {e: v for e, v in entries.items() if e not in ready})
+        else:  # another fold changed the row since we read it: read it again next pass
             report.conflicts += 1
-            left += len(folded)
-        if left:
             with self._lock:
-                self._to_fold.add(state.key)
+                self._to_fold[state.key] = 0.0
+
+    def _fold_later(self, row: bytes, waiting: dict[bytes, Any]) -> None:
+        """Look at ``row`` again when the first of its ``waiting`` events known to be done
+        becomes foldable (or in ``fold_after`` if none is known done yet)."""
+        now = time.monotonic()
+        with self._lock:
+            seen = [self._done_seen[e] for e in waiting if e in self._done_seen]
+            due = min(seen) + self.fold_after if seen else now + self.fold_after
+            self._to_fold[row] = min(max(due, now), self._to_fold.get(row, float("inf")))
 
     def _forget_old(self) -> None:
         """Drop what the fold knows about events long done (their entries are folded; one a

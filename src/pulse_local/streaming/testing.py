@@ -75,6 +75,35 @@ def publish_events(publisher: Any, project: str, events: Iterable[ResponseEvent]
     return publish(publisher, project, topic, ((e.to_message(), e.attributes()) for e in events))
 
 
+def publish_batched(publisher: Any, project: str, topic: str,
+                    messages: Sequence[tuple[bytes, dict[str, str]]], *, batch: int = 1000,
+                    in_flight: int = 4) -> int:
+    """Publish ``(data, attributes)`` pairs as raw ``Publish`` calls of ``batch`` messages,
+    ``in_flight`` at a time, through ``publisher``'s own channel; returns how many the service
+    took. A load generator: the client library's per-message futures and batching thread cost
+    ~100 µs of CPU a message, which on two cores is taken from the system being measured."""
+    from google.api_core.gapic_v1 import routing_header
+    from google.pubsub_v1.types import PublishRequest
+
+    path = publisher.topic_path(project, topic)
+    request_pb = PublishRequest.pb()
+    stub = publisher.transport.publish
+    metadata = (routing_header.to_grpc_metadata({"topic": path}),)
+    pending: list[Any] = []
+    published = 0
+    for first in range(0, len(messages), batch):
+        request = request_pb(topic=path)
+        for data, attributes in messages[first:first + batch]:
+            request.messages.add(data=data, attributes=attributes)
+        pending.append(stub.future(PublishRequest.wrap(request), timeout=60,
+                                   metadata=metadata))
+        if len(pending) >= in_flight:
+            published += len(pending.pop(0).result().message_ids)
+    for future in pending:
+        published += len(future.result().message_ids)
+    return published
+
+
 def fast_publisher() -> Any:
     """A PublisherClient batching up to 1000 messages / 10 ms (for load generation)."""
     from google.cloud import pubsub_v1
