@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("consume", help="stream response-events into Bigtable")
     run.add_argument("--max-messages", type=int, default=None)
     run.add_argument("--idle-timeout", type=float, default=None)
+    run.add_argument("--child-of", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("fold", help="fold the pending aggregate entries of events done long "
                                 "enough (what stopped consumers left) into the counters")
     sub.add_parser("views", help="create the raw sink's views in the local DuckDB file")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             from pulse_local.streaming.consumer import consume, serve
 
             if args.max_messages is None and args.idle_timeout is None:
-                report = serve(settings)
+                report = serve(settings, child_of=args.child_of)
             else:
                 report = consume(settings, max_messages=args.max_messages,
                                  idle_timeout=args.idle_timeout)

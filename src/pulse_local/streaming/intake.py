@@ -13,9 +13,9 @@ is a first-class API on GCP as well, so one code path serves both profiles.
 * **flow control**: pullers ask only for what fits under ``capacity`` messages and
   ``max_bytes`` bytes held (a message is held from pull until ack or nack), so memory is
   bounded whatever the backlog;
-* **leases**: pulled messages get a short ack deadline (``lease_seconds``) that a lease thread
-  extends while they are held, so a crashed consumer's messages are redelivered seconds later,
-  not after the subscription's 60 s deadline;
+* **leases**: pulled messages get a short ack deadline (``lease_seconds``: the subscription's
+  own when it is that short, as declared, or set right after the Pull) that a lease thread
+  extends while they are held, so a crashed consumer's messages are redelivered seconds later;
 * **batched settlement**: `settle` acks and nacks a batch in as few RPCs as possible.
 """
 
@@ -68,6 +68,7 @@ class PullIntake:
     def __init__(self, subscriber: Any, subscription_path: str,
                  on_message: Callable[[PulledMessage], None], *, pullers: int,
                  capacity: int, max_bytes: int, lease_seconds: int,
+                 subscription_deadline: int | None = None,
                  on_error: Callable[[str], None] = lambda _: None) -> None:
         self.subscriber = subscriber
         self.path = subscription_path
@@ -77,6 +78,9 @@ class PullIntake:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.lease_seconds = lease_seconds
+        #: A Pull leases messages for the subscription's ack deadline; when that is the lease
+        #: already, setting it again after each Pull is a wasted call (1,000 ack ids each).
+        self._set_lease_on_pull = subscription_deadline != lease_seconds
         self._stop = threading.Event()  # pullers stop
         self._leases_stop = threading.Event()  # the lease keeper stops (after the pullers)
         #: Ack/modify calls must end well within a lease, or the lease thread falls behind.
@@ -166,7 +170,8 @@ class PullIntake:
             backoff = 0.5
             if not messages:
                 continue
-            self._modify([m.ack_id for m in messages], self.lease_seconds)
+            if self._set_lease_on_pull:
+                self._modify([m.ack_id for m in messages], self.lease_seconds)
             for m in messages:
                 try:
                     self.on_message(m)

@@ -48,6 +48,11 @@ class StreamingOptions(BaseSettings):
     batch_size: int = Field(500, ge=1, le=5000, description="Messages written per batch.")
     batch_wait_ms: int = Field(25, ge=0, description="Wait this long to fill a batch.")
     workers: int = Field(2, ge=1, le=16, description="Threads writing batches.")
+    processes: int = Field(
+        2, ge=1, le=16,
+        description="Consumer processes of the service (`consume` without --max-messages or "
+                    "--idle-timeout): the interpreter lock holds one process to about a core. "
+                    "Measured on 2 cores: 2 processes ~5,000 events/s, 1 ~4,000.")
     fold_after: float = Field(
         6.0, ge=2.0,
         description="Seconds an event must have been seen done before its pending aggregate "
@@ -128,5 +133,16 @@ def dead_letter_config(subscription: str, pubsub_file: Path | None = None, *,
         f"(declared: {names}): set PULSE_STREAMING_POLICY_SUBSCRIPTION to a declared one")
 
 
+def declared_ack_deadline(subscription: str, pubsub_file: Path | None = None) -> int | None:
+    """The ``ack_deadline_seconds`` declared for ``subscription`` (None if not declared)."""
+    from pulse_local.resources import load_pubsub
+
+    for sub in load_pubsub(pubsub_file).subscriptions:
+        if sub.name == subscription:
+            return sub.ack_deadline_seconds
+    return None
+
+
 __all__ = ["BIGQUERY_SUBSCRIPTION", "DEFAULT_SUBSCRIPTION", "RESPONSE_EVENTS_TOPIC",
-           "DeadLetterConfig", "StreamingOptions", "dead_letter_config"]
+           "DeadLetterConfig", "StreamingOptions", "dead_letter_config",
+           "declared_ack_deadline"]

@@ -78,6 +78,8 @@ class LocalParquetSink:
         Called on first write, not in the constructor: building the backends touches nothing."""
         if self._ready:
             return
+        import pyarrow.parquet  # noqa: F401 - here, not in the first batch: 0.7 s of imports
+
         self.root.mkdir(parents=True, exist_ok=True)
         empty = self.root / "_schema.parquet"
         if not empty.exists():

@@ -67,6 +67,9 @@ COUNTER_QUALIFIER_REGEX = rb"(h[0-2][0-9]\.)?[a-z_]+"
 FOLD_TOKEN = b"~fold"
 #: Pending columns are ``b<ms since epoch, 13 digits>.<random>``: qualifier order is time order.
 PENDING_PREFIX = b"b"
+#: A column's done cell, ``<column qualifier>!`` (empty): written once every event of the
+#: column is marked done, so any folder learns it without reading the dedup table.
+DONE_SUFFIX = b"!"
 #: One pending entry: event id, hour of a day row (`NO_HOUR` in the all-time row), flags,
 #: score and max score in thousandths.
 ENTRY = struct.Struct(">16sBBqq")
@@ -294,6 +297,16 @@ class _RowState:
     counters: dict[bytes, int] = field(default_factory=dict)
     token: bytes | None = None
     columns: list[tuple[bytes, int, bytes]] = field(default_factory=list)  # qualifier, ts, value
+    #: Pending columns that have their done cell (every event of theirs is marked done).
+    done: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A pending column's entries, parsed once (columns are written once)."""
+
+    entries: list[tuple[bytes, int, int, int, int]]
+    ids: frozenset[bytes]
 
 
 class EventStore:
@@ -315,6 +328,12 @@ class EventStore:
         self._done_seen: dict[bytes, float] = {}
         #: event id -> monotonic time a dedup read found it not done.
         self._not_done: dict[bytes, float] = {}
+        #: (row, pending column) -> monotonic time its events were known done: our own done
+        #: write returned, or its done cell was first seen.
+        self._column_seen: dict[tuple[bytes, bytes], float] = {}
+        #: row -> (pending column, value length) -> its parsed entries (the columns the row
+        #: had when last read).
+        self._parsed: dict[bytes, dict[tuple[bytes, int], _Parsed]] = {}
         #: Rows with pending entries this process wrote or left pending -> when a fold pass
         #: should read them next (monotonic): the fold's work.
         self._to_fold: dict[bytes, float] = {}
@@ -431,8 +450,14 @@ class EventStore:
             for index, _ in todo:
                 self._done_seen[items[index].event.event_id.bytes] = seen
             for row in entries:  # foldable from then on
+                self._column_seen[row, token] = seen
                 self._to_fold[row] = min(self._to_fold.get(row, float("inf")),
                                          seen + self.fold_after)
+        done_cells = self.rpc.new_mutate_request(AGGREGATE_TABLE)
+        for row in entries:
+            _set_cell(done_cells.entries.add(row_key=row).mutations, PENDING,
+                      token + DONE_SUFFIX, b"", now_us)
+        self.rpc.mutate_rows(done_cells)
         result.written = [index for index, _ in todo]
         return result
 
@@ -483,31 +508,52 @@ class EventStore:
             state = _RowState(key)
             for family, qualifier, stamp, value in cells:
                 if family == PENDING:
-                    state.columns.append((qualifier, stamp, value))
+                    if qualifier.endswith(DONE_SUFFIX):
+                        state.done.add(qualifier[:-len(DONE_SUFFIX)])
+                    else:
+                        state.columns.append((qualifier, stamp, value))
                 elif qualifier == FOLD_TOKEN:
                     state.token = value
                 else:
                     state.counters[qualifier] = int64(value)
-            if state.columns:
+            present = {(q, len(v)) for q, _, v in state.columns}
+            with self._lock:  # parsed columns that are gone are forgotten
+                cache = self._parsed.pop(key, {})
+                if present:
+                    self._parsed[key] = {k: v for k, v in cache.items() if k in present}
+            if state.columns or state.done:
                 states.append(state)
         return states
 
+    def _parse(self, row: bytes, qualifier: bytes, value: bytes) -> _Parsed:
+        """The entries of a pending column, parsed on first sight (a column is written once;
+        a partly folded one is rewritten shorter, so its length tells the versions apart)."""
+        cache = self._parsed.setdefault(row, {})
+        parsed = cache.get((qualifier, len(value)))
+        if parsed is None:
+            entries = list(ENTRY.iter_unpack(value))
+            parsed = cache[qualifier, len(value)] = _Parsed(entries,
+                                                            frozenset(e[0] for e in entries))
+        return parsed
+
     def _learn_done(self, states: Sequence[_RowState]) -> None:
-        """Read the done marks of pending events this process knows nothing recent about."""
+        """Note when done cells were first seen, and read the done marks of events in columns
+        without one (attempts that died before writing it) not looked up recently."""
         now = time.monotonic()
         unknown: dict[bytes, bytes] = {}
-        asked: set[bytes] = set()
         with self._lock:
             for state in states:
+                for qualifier in state.done:
+                    self._column_seen.setdefault((state.key, qualifier), now)
                 tenant = uuid.UUID(state.key.split(b"#", 1)[0].decode())
-                for _, _, value in state.columns:
-                    for entry in ENTRY.iter_unpack(value):
-                        event = entry[0]
-                        if event in self._done_seen or event in asked:
+                for qualifier, _, value in state.columns:
+                    if (state.key, qualifier) in self._column_seen:
+                        continue
+                    for event in self._parse(state.key, qualifier, value).ids:
+                        if event in self._done_seen:
                             continue
                         if now - self._not_done.get(event, -1e9) < self.fold_after / 2:
                             continue
-                        asked.add(event)
                         unknown[keys.dedup_key(tenant, uuid.UUID(bytes=event))] = event
         if not unknown:
             return
@@ -521,17 +567,48 @@ class EventStore:
                 else:
                     self._not_done[event] = seen
 
+    def _ready(self, state: _RowState, now: float) -> tuple[set[bytes], float | None]:
+        """The events of a row that may be folded now, and when the next ones may (None:
+        nothing known to become ready)."""
+        ready: set[bytes] = set()
+        upcoming: list[float] = []
+        with self._lock:
+            for qualifier, _, value in state.columns:
+                parsed = self._parse(state.key, qualifier, value)
+                seen = self._column_seen.get((state.key, qualifier))
+                if seen is not None:  # every event of the column is done: the column decides
+                    if now - seen >= self.fold_after:
+                        ready |= parsed.ids
+                    else:
+                        upcoming.append(seen + self.fold_after)
+                    continue
+                for event in parsed.ids:  # a column of an attempt that died: event by event
+                    seen = self._done_seen.get(event)
+                    if seen is not None and now - seen >= self.fold_after:
+                        ready.add(event)
+                    elif seen is not None:
+                        upcoming.append(seen + self.fold_after)
+        return ready, min(upcoming, default=None)
+
     def _fold_row(self, state: _RowState, report: FoldReport) -> None:
         now = time.monotonic()
-        entries = first_entries((q, v) for q, _, v in state.columns)
-        with self._lock:
-            ready = {event for event in entries
-                     if now - self._done_seen.get(event, now) >= self.fold_after}
-        folded = [entries[event] for event in ready]
-        left = len(entries) - len(folded)
+        ready, upcoming = self._ready(state, now)
+        columns = sorted(state.columns)  # qualifier (= time) order: an event's first entry counts
+        touched = [(q, stamp, self._parse(state.key, q, v)) for q, stamp, v in columns
+                   if ready and not ready.isdisjoint(self._parse(state.key, q, v).ids)]
+        counted: set[bytes] = set()
+        folded = []
+        for _, _, parsed in touched:
+            for entry in parsed.entries:
+                if entry[0] in ready and entry[0] not in counted:
+                    counted.add(entry[0])
+                    folded.append(entry)
+        left = sum(len(v) for _, _, v in state.columns) // ENTRY.size - sum(
+            sum(e[0] in ready for e in p.entries) for _, _, p in touched)
         report.waiting += left
-        if not folded:
-            self._fold_later(state.key, entries)
+        orphan_marks = state.done - {q for q, _, _ in state.columns}
+        if not folded and not orphan_marks:
+            self._fold_later(state.key, upcoming, left)
             return
         request = self.rpc.new_check_and_mutate(AGGREGATE_TABLE, state.key)
         if state.token is None:
@@ -555,40 +632,44 @@ class EventStore:
             _set_cell(mutations, COUNTS, qualifier, total.to_bytes(8, "big", signed=True), stamp)
         _delete_column(mutations, COUNTS, FOLD_TOKEN)
         _set_cell(mutations, COUNTS, FOLD_TOKEN, secrets.token_hex(8).encode(), stamp)
-        for qualifier, column_stamp, value in state.columns:
-            kept = [e for e in ENTRY.iter_unpack(value) if e[0] not in ready]
-            if len(kept) * ENTRY.size == len(value):
-                continue  # nothing of this column is folded
+        for qualifier, column_stamp, parsed in touched:
+            kept = [e for e in parsed.entries if e[0] not in ready]
             _delete_column(mutations, PENDING, qualifier)
             if kept:
                 _set_cell(mutations, PENDING, qualifier, b"".join(ENTRY.pack(*e) for e in kept),
                           column_stamp)
+            else:
+                _delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
+        for qualifier in orphan_marks:  # a done cell whose column went before it was written
+            _delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
         if self.rpc.check_and_mutate(request) == (state.token is not None):
             report.folded_rows += 1
             report.folded_entries += len(folded)
             if left:
-                self._fold_later(state.key, {e: v for e, v in entries.items() if e not in ready})
+                self._fold_later(state.key, upcoming, left)
         else:  # another fold changed the row since we read it: read it again next pass
             report.conflicts += 1
             with self._lock:
                 self._to_fold[state.key] = 0.0
 
-    def _fold_later(self, row: bytes, waiting: dict[bytes, Any]) -> None:
-        """Look at ``row`` again when the first of its ``waiting`` events known to be done
-        becomes foldable (or in ``fold_after`` if none is known done yet)."""
+    def _fold_later(self, row: bytes, upcoming: float | None, waiting: int) -> None:
+        """Look at ``row`` again when its next events may be folded (``upcoming``), or in
+        ``fold_after`` when none of its ``waiting`` entries is known to be done yet."""
+        if not waiting:
+            return
         now = time.monotonic()
+        due = upcoming if upcoming is not None else now + self.fold_after
         with self._lock:
-            seen = [self._done_seen[e] for e in waiting if e in self._done_seen]
-            due = min(seen) + self.fold_after if seen else now + self.fold_after
             self._to_fold[row] = min(max(due, now), self._to_fold.get(row, float("inf")))
 
     def _forget_old(self) -> None:
-        """Drop what the fold knows about events long done (their entries are folded; one a
-        pass missed is looked up again)."""
+        """Drop what the fold knows about events and columns long done (their entries are
+        folded; one a pass missed is looked up again)."""
         horizon = time.monotonic() - 20 * self.fold_after
         with self._lock:
             self._done_seen = {e: t for e, t in self._done_seen.items() if t > horizon}
             self._not_done = {e: t for e, t in self._not_done.items() if t > horizon}
+            self._column_seen = {c: t for c, t in self._column_seen.items() if t > horizon}
 
     # Attempts -------------------------------------------------------------------------------
     def count_attempt(self, message_id: str, published: datetime) -> int:

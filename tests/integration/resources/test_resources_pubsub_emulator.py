@@ -63,7 +63,7 @@ def test_declared_settings_are_on_the_emulator(clients: Clients, project: str) -
         request={"subscription": subscription_path(project, "response-events-bigtable")}
     )
     assert sub.topic == topic_path(project, "response-events")
-    assert sub.ack_deadline_seconds == 60
+    assert sub.ack_deadline_seconds == 10
     assert sub.dead_letter_policy.dead_letter_topic == topic_path(project, "response-events-dlq")
     assert sub.dead_letter_policy.max_delivery_attempts == 20
     assert sub.retry_policy.minimum_backoff == timedelta(seconds=10)

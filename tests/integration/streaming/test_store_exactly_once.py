@@ -17,10 +17,12 @@ from pulse_local.streaming.keys import Dimension
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.store import (
     AGGREGATE_TABLE,
+    DONE_SUFFIX,
     ENTRY,
     PENDING,
     Delivered,
     EventStore,
+    FoldReport,
 )
 from pulse_local.streaming.testing import event_stream, fact_event_ids, tenant_total
 
@@ -231,11 +233,43 @@ def test_a_fold_waits_until_it_has_seen_the_events_done_for_fold_after(
     _assert_exact(pulse_settings, tenant, batch)
 
 
+def test_another_process_folds_done_columns_from_their_done_cells_alone(
+        pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder that did not write the columns learns from their done cells that every event
+    is done: no dedup reads (each consumer process folding the other's entries used to look up
+    every one of them)."""
+    tenant = uuid.uuid4()
+    batch = _batch(tenant, 30)
+    writer = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
+    folder = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
+
+    def no_dedup_reads(*_: Any, **__: Any) -> set[bytes]:
+        raise AssertionError("the folder read the dedup table")
+
+    monkeypatch.setattr(folder, "done_keys", no_dedup_reads)
+    try:
+        writer.write(batch)
+        rows = sorted(writer._to_fold)
+        states = folder._read_rows(rows)
+        folder._learn_done(states)  # the done cells are seen now
+        assert folder.fold(everything=False).folded_entries == 0
+        time.sleep(FOLD_AFTER + 0.1)
+        report = FoldReport()
+        states = folder._read_rows(rows)
+        folder._learn_done(states)
+        for state in states:
+            folder._fold_row(state, report)
+        assert report.folded_entries == 4 * len(batch)
+    finally:
+        writer.close()
+        folder.close()
+    assert _pending_events(pulse_settings, tenant) == []
+    _assert_exact(pulse_settings, tenant, batch)
+
+
 def test_racing_folds_apply_once(pulse_stack: Any, pulse_settings: Settings) -> None:
     """Two folders read the same row state; the second one's write is refused (the row's fold
     token changed), so the entries are not added twice."""
-    from pulse_local.streaming.store import FoldReport
-
     tenant = uuid.uuid4()
     batch = _batch(tenant, 30)
     one = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
@@ -275,7 +309,9 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
         return out
 
     def count_pending(request: Any, **kwargs: Any) -> None:
-        if request.table_name.endswith(f"/{AGGREGATE_TABLE}"):
+        qualifier = request.entries[0].mutations[0].set_cell.column_qualifier
+        if request.table_name.endswith(f"/{AGGREGATE_TABLE}") and not qualifier.endswith(
+                DONE_SUFFIX):  # a pending write, not the done cells
             pending_writes.append(1)
         real_mutate(request, **kwargs)
 

@@ -82,6 +82,22 @@ def test_flow_control_never_holds_more_than_capacity() -> None:
     assert all(seconds == 10 for _, seconds in subscriber.deadlines)  # leases set on pull
 
 
+def test_no_lease_call_after_pull_when_the_subscription_deadline_is_the_lease() -> None:
+    subscriber = FakeSubscriber(2_000)
+    got: list[PulledMessage] = []
+    intake = PullIntake(subscriber, "projects/p/subscriptions/s", got.append, pullers=2,
+                        capacity=5_000, max_bytes=10**9, lease_seconds=10,
+                        subscription_deadline=10)
+    intake.start()
+    deadline = time.monotonic() + 5
+    while len(got) < 2_000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    intake.settle(got, [])
+    intake.close()
+    assert len(subscriber.acked) == 2_000
+    assert subscriber.deadlines == []  # leases came with the Pull; none had to be extended
+
+
 def test_nack_sets_deadline_zero_and_frees_room() -> None:
     subscriber = FakeSubscriber(10)
     got: list[PulledMessage] = []
