@@ -2,7 +2,7 @@
 and serving read latency. Starts its own Pub/Sub + Bigtable emulators (never touches a
 `make up` stack).
 
-    .venv/bin/python bench/streaming_bench.py [--events 20000]
+    .venv/bin/python bench/streaming_bench.py [--events 40000]
 
 Targets: >= 5,000 events/s sustained; p95 publish-to-readable <= 500 ms at half that rate;
 ratio to the raw publish+pull ceiling >= 0.5; serving reads p95 <= 20 ms.
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     from pulse_local.testing.plugin import make_test_settings
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--events", type=int, default=40000)
     args = parser.parse_args(argv)
     settings = make_test_settings()
     specs = [s for s in native_services(settings) if s.name in ("pubsub", "bigtable")]

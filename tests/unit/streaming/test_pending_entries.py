@@ -18,6 +18,7 @@ from pulse_local.streaming.store import (
     first_entries,
     hours_in,
     pack_entry,
+    packed_sums,
     pending_sums,
     read_counters,
 )
@@ -91,3 +92,26 @@ def test_an_event_touches_the_total_row_and_three_hourly_day_rows() -> None:
     rows = aggregate_rows(make_event(T, uuid.uuid4(), submitted_at=NOW))
     assert [hourly for _, hourly in rows] == [False, True, True, True]
     assert len({row for row, _ in rows}) == 4
+
+
+def test_the_vectorized_sums_equal_the_entry_by_entry_ones() -> None:
+    """Readers sum with numpy; the fold entry by entry: both count each event once, from its
+    first column (random columns with repeats, all hours, flags and scores)."""
+    import random
+
+    rng = random.Random(5)
+    pool = []
+    for _ in range(300):
+        hour = rng.choice([NO_HOUR, *range(24)])
+        pool.append(ENTRY.pack(uuid.UUID(int=rng.getrandbits(128)).bytes, hour,
+                               rng.randrange(8), rng.randrange(-10**6, 10**9),
+                               rng.randrange(0, 10**9)))
+    for earlier in rng.sample(pool, 50):  # repeats whose deltas differ: the first one counts
+        pool.append(earlier[:17] + bytes([rng.randrange(8)]) + earlier[18:])
+    columns = []
+    for _ in range(12):
+        picked = rng.sample(pool, 60)
+        columns.append((b"b%013d.x" % rng.randrange(10**12), b"".join(picked)))
+    expected = pending_sums(first_entries(columns).values())
+    assert packed_sums([value for _, value in sorted(columns)]) == expected
+    assert packed_sums([]) == {}
