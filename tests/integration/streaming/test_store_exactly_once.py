@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,10 +33,27 @@ pytestmark = pytest.mark.integration
 FOLD_AFTER = 2.0
 
 
+@pytest.fixture()
+def stores(pulse_stack: Any, pulse_settings: Settings) -> Iterator[tuple[EventStore, EventStore]]:
+    """Two stores on the session's Bigtable (two consumer processes, or an attempt that dies
+    and the one that redelivers), closed after the test."""
+    pair = (EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER),
+            EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER))
+    yield pair
+    for store in pair:
+        store.close()
+
+
 def _batch(tenant: uuid.UUID, count: int, seed: int = 7) -> list[Delivered]:
     events = event_stream(count, tenant, users=20, forms=3, seed=seed)
     return [Delivered(e, f"m{i}", e.submitted_at, e.to_message(), run_checks(e, e.submitted_at))
             for i, e in enumerate(events)]
+
+
+def _assert_settled(settings: Settings, tenant: uuid.UUID, batch: list[Delivered]) -> None:
+    """Nothing pending for the tenant, and its counters and facts are exactly ``batch``."""
+    assert _pending_events(settings, tenant) == []
+    _assert_exact(settings, tenant, batch)
 
 
 def _assert_exact(settings: Settings, tenant: uuid.UUID, batch: list[Delivered]) -> None:
@@ -136,62 +154,52 @@ def test_concurrent_duplicates_are_counted_once_before_and_after_the_fold(
 
 
 def test_an_attempt_killed_after_its_pending_write_and_its_redelivery_count_once(
-        pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        stores: tuple[EventStore, EventStore], pulse_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     tenant = uuid.uuid4()
     batch = _batch(tenant, 50)
-    killed = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    store = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    try:
-        _die_after_pending_write(killed, monkeypatch)
-        for _ in range(2):  # two deaths: the event is pending twice
-            with pytest.raises(RuntimeError, match="killed"):
-                killed.write(batch)
-        assert tenant_total(pulse_settings, tenant).events == len(batch)
-        # a fold now must not touch them: nobody marked them done
-        time.sleep(FOLD_AFTER + 0.1)
-        report = store.fold(everything=True)
-        assert report.folded_entries == 0 and report.waiting >= 4 * len(batch)
-        result = store.write(batch)  # the redelivery
-        assert len(result.written) == len(batch)
-        _assert_exact(pulse_settings, tenant, batch)
-        assert len(_pending_events(pulse_settings, tenant)) == 3 * 4 * len(batch)
-        _fold_until_settled(store, pulse_settings, tenant)
-    finally:
-        killed.close()
-        store.close()
-    assert _pending_events(pulse_settings, tenant) == []
+    killed, store = stores
+    _die_after_pending_write(killed, monkeypatch)
+    for _ in range(2):  # two deaths: the event is pending twice
+        with pytest.raises(RuntimeError, match="killed"):
+            killed.write(batch)
+    assert tenant_total(pulse_settings, tenant).events == len(batch)
+    # a fold now must not touch them: nobody marked them done
+    time.sleep(FOLD_AFTER + 0.1)
+    report = store.fold(everything=True)
+    assert report.folded_entries == 0 and report.waiting >= 4 * len(batch)
+    result = store.write(batch)  # the redelivery
+    assert len(result.written) == len(batch)
     _assert_exact(pulse_settings, tenant, batch)
+    assert len(_pending_events(pulse_settings, tenant)) == 3 * 4 * len(batch)
+    _fold_until_settled(store, pulse_settings, tenant)
+    _assert_settled(pulse_settings, tenant, batch)
 
 
 def test_a_column_partly_done_is_folded_in_part(
-        pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        stores: tuple[EventStore, EventStore], pulse_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed attempt wrote events A and B in one column; only A's redelivery has come: the
     fold moves A and rewrites the column with B alone, and every count stays exact."""
     tenant = uuid.uuid4()
     batch = _batch(tenant, 30)
     a, b = batch[:20], batch[20:]
-    killed = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    store = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    try:
-        _die_after_pending_write(killed, monkeypatch)
-        with pytest.raises(RuntimeError):
-            killed.write(batch)
-        store.write(a)
-        time.sleep(FOLD_AFTER + 0.1)
-        report = store.fold(everything=True)
-        assert report.folded_entries == 4 * len(a)
-        assert sorted(_pending_events(pulse_settings, tenant)) == sorted(
-            d.event.event_id for d in b for _ in range(4))
-        total = tenant_total(pulse_settings, tenant)
-        assert total.events == len(batch)  # A from the counters, B from its entries
-        assert total.score_sum == pytest.approx(sum(d.event.total_score or 0 for d in batch))
-        store.write(b)
-        _fold_until_settled(store, pulse_settings, tenant)
-    finally:
-        killed.close()
-        store.close()
-    assert _pending_events(pulse_settings, tenant) == []
-    _assert_exact(pulse_settings, tenant, batch)
+    killed, store = stores
+    _die_after_pending_write(killed, monkeypatch)
+    with pytest.raises(RuntimeError):
+        killed.write(batch)
+    store.write(a)
+    time.sleep(FOLD_AFTER + 0.1)
+    report = store.fold(everything=True)
+    assert report.folded_entries == 4 * len(a)
+    assert sorted(_pending_events(pulse_settings, tenant)) == sorted(
+        d.event.event_id for d in b for _ in range(4))
+    total = tenant_total(pulse_settings, tenant)
+    assert total.events == len(batch)  # A from the counters, B from its entries
+    assert total.score_sum == pytest.approx(sum(d.event.total_score or 0 for d in batch))
+    store.write(b)
+    _fold_until_settled(store, pulse_settings, tenant)
+    _assert_settled(pulse_settings, tenant, batch)
 
 
 def test_an_event_redelivered_after_its_fold_is_a_duplicate(
