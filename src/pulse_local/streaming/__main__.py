@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
                                  idle_timeout=args.idle_timeout)
             print(report.summary())
         elif args.command == "fold":
+            from pulse_local.config import load_options
+            from pulse_local.streaming.options import StreamingOptions
             from pulse_local.streaming.store import EventStore
 
-            store = EventStore.for_settings(settings)
+            # the consumers' fold_after: a shorter one could fold before a late write lands
+            fold_after = load_options(StreamingOptions).fold_after
+            store = EventStore.for_settings(settings, fold_after=fold_after)
             try:
                 # A new process has seen nothing done yet: the first pass learns which events
                 # are done, the second (fold_after later) folds them.

@@ -476,14 +476,14 @@ class Consumer:
         next_sweep = time.monotonic() + 2 * self.options.fold_after if sweep > 0 else None
         while not self._stop.wait(self.options.fold_seconds):
             everything = next_sweep is not None and time.monotonic() >= next_sweep
+            if everything:  # also after a failed sweep: passes over what we wrote go on
+                next_sweep = time.monotonic() + sweep
             try:
                 report = self._store.fold(everything=everything)
             except Exception as exc:  # noqa: BLE001 - a maintenance pass: the next one retries
                 log.warning("folding pending aggregate entries failed (retried in %.0f s): %s",
                             self.options.fold_seconds, exc)
                 continue
-            if everything:
-                next_sweep = time.monotonic() + sweep
             with self._lock:
                 self.report.folded += report.folded_entries
                 if everything:
@@ -537,12 +537,23 @@ def serve(settings: Settings, options: StreamingOptions | None = None, *,
     options = options or load_options(StreamingOptions)
     consumer = Consumer(settings, options,
                         status_path=None if child_of else status_path(settings))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.stop())
     if child_of:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: consumer.stop())
         stop_when_orphaned(child_of, consumer.stop)
         return consumer.run()
-    children = ChildConsumers(options.processes - 1, settings.state_dir / "logs")
+    same_options = {f"PULSE_STREAMING_{name.upper()}": str(value)
+                    for name, value in options.model_dump().items()
+                    if isinstance(value, str | int | float)}  # bool is an int
+    children = ChildConsumers(options.processes - 1, settings.state_dir / "logs",
+                              env=same_options)
+
+    def stop(*_: object) -> None:
+        consumer.stop()
+        children.terminate()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
     if children.count:
         children.start()
     try:

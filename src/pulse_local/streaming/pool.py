@@ -33,9 +33,11 @@ _RESTART_BACKOFF = 1.0
 class ChildConsumers:
     """The service's extra consumer processes; `start`, then `stop` when the service stops."""
 
-    def __init__(self, count: int, log_dir: Path) -> None:
+    def __init__(self, count: int, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.count = count
         self.log_dir = log_dir
+        #: Environment overrides: the parent's own options, so every process runs the same.
+        self.env = env or {}
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="children", daemon=True)
@@ -45,9 +47,11 @@ class ChildConsumers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"streaming-child-{index + 1}.log", "ab")  # noqa: SIM115 - the child owns it
         try:
+            # its own session: a Ctrl-C in a terminal reaches the parent, which stops them
             return subprocess.Popen([sys.executable, "-m", "pulse_local.streaming", "consume",
                                      "--child-of", str(os.getpid())],
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **self.env}, start_new_session=True)
         finally:
             out.close()
 
@@ -64,16 +68,29 @@ class ChildConsumers:
             for index, proc in enumerate(self._procs):
                 if proc is None or proc.poll() is None:
                     continue
+                lived = time.monotonic() - started[index]
+                if lived > 60:
+                    backoff[index] = _RESTART_BACKOFF
                 log.warning("consumer child %d exited with %s; restarting it in %.0f s (its "
                             "log: %s)", index + 1, proc.returncode, backoff[index],
                             self.log_dir / f"streaming-child-{index + 1}.log")
                 if self._stop.wait(backoff[index]):
                     return
-                lived = time.monotonic() - started[index]
-                backoff[index] = _RESTART_BACKOFF if lived > 60 else min(backoff[index] * 2, 30)
-                self._procs[index] = self._spawn(index)
+                backoff[index] = min(backoff[index] * 2, 30)
                 started[index] = time.monotonic()
-                self.restarts += 1
+                try:
+                    self._procs[index] = self._spawn(index)
+                    self.restarts += 1
+                except OSError as exc:  # tried again on the next tick, with the longer backoff
+                    log.error("could not restart consumer child %d: %s", index + 1, exc)
+
+    def terminate(self) -> None:
+        """Stop restarting children and send each SIGTERM now (safe in a signal handler):
+        they drain while the parent does."""
+        self._stop.set()
+        for proc in self._procs:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 12.0) -> list[int | None]:
         """SIGTERM every child, wait up to ``timeout`` s, kill what is left; exit codes."""

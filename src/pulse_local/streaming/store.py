@@ -41,6 +41,7 @@ from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import QualityResult
 from pulse_local.streaming.rpc import (
+    SCAN_TIMEOUT,
     BigtableRpc,
     BigtableWriteError,
     gapic_client,
@@ -376,6 +377,7 @@ class EventStore:
         #: Rows with pending entries this process wrote or left pending -> when a fold pass
         #: should read them next (monotonic): the fold's work.
         self._to_fold: dict[bytes, float] = {}
+        self._next_forget = 0.0
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> EventStore:
@@ -463,11 +465,6 @@ class EventStore:
         if not todo:
             return result
 
-        # A concurrent duplicate that finished after our read may be folded `fold_after`
-        # after its done mark became visible; our pending write must land before that, so it
-        # is issued within fold_after / 2 of the read and may take fold_after / 4 at most.
-        if time.monotonic() > started + self.fold_after / 2:
-            raise _Stalled()
         token, now_us = batch_token(), int(time.time() * 1000) * _MS
         pending = self.rpc.new_mutate_request(AGGREGATE_TABLE)
         for row, row_entries in entries.items():
@@ -476,7 +473,14 @@ class EventStore:
         with self._lock:  # a failed attempt's rows are looked at later too
             for row in entries:
                 self._to_fold.setdefault(row, time.monotonic() + 1.5 * self.fold_after)
-        self.rpc.mutate_rows(pending, timeout=self.write_timeout, retry=False)
+        # A concurrent duplicate that finished after our read may be folded `fold_after`
+        # after its done mark became visible; our pending write must land before that: it
+        # must be over within 3/4 fold_after of the read (the call's deadline), and is not
+        # issued when less than fold_after / 4 of that is left (the attempt starts again).
+        remaining = started + 0.75 * self.fold_after - time.monotonic()
+        if remaining < self.write_timeout:
+            raise _Stalled()
+        self.rpc.mutate_rows(pending, timeout=remaining, retry=False)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
         now_us = int(time.time() * 1000) * _MS
@@ -486,8 +490,6 @@ class EventStore:
         self.rpc.mutate_rows(marks)
         seen = time.monotonic()
         with self._lock:
-            for index, _ in todo:
-                self._done_seen[items[index].event.event_id.bytes] = seen
             for row in entries:  # foldable from then on
                 self._column_seen[row, token] = seen
                 self._to_fold[row] = min(self._to_fold.get(row, float("inf")),
@@ -513,7 +515,8 @@ class EventStore:
                 {"cells_per_row_limit_filter": 1},
                 {"strip_value_transformer": True},
             ]})
-            rows = [key for key, _ in self.rpc.read_cells(AGGREGATE_TABLE, scan)]
+            rows = [key for key, _ in self.rpc.read_cells(AGGREGATE_TABLE, scan,
+                                                          timeout=SCAN_TIMEOUT)]
         else:
             now = time.monotonic()
             with self._lock:
@@ -522,18 +525,29 @@ class EventStore:
                     del self._to_fold[row]
         for first in range(0, len(rows), _FOLD_CHUNK):
             chunk = rows[first:first + _FOLD_CHUNK]
+            # Readiness is judged at the time of the read, not later: a column that lands
+            # after the read must not miss a fold of its events (see docs/streaming.md).
+            read_at = time.monotonic()
             try:
                 states = self._read_rows(chunk)
                 self._learn_done(states)
-                for state in states:
-                    self._fold_row(state, report)
             except Exception:
-                with self._lock:  # tried again on the next pass
-                    for row in chunk:
+                with self._lock:  # every row not done yet is tried again on the next pass
+                    for row in rows[first:]:
                         self._to_fold[row] = 0.0
                 raise
+            for state in states:
+                try:
+                    self._fold_row(state, report, read_at)
+                except Exception as exc:  # noqa: BLE001 - one row must not stop the others
+                    log.warning("folding row %r failed (tried again later): %s",
+                                state.key[:120], exc)
+                    with self._lock:
+                        self._to_fold[state.key] = time.monotonic() + self.fold_after
         report.rows = len(rows)
-        self._forget_old()
+        if time.monotonic() >= self._next_forget:
+            self._forget_old()
+            self._next_forget = time.monotonic() + self.fold_after
         return report
 
     def _read_rows(self, row_keys: Sequence[bytes]) -> list[_RowState]:
@@ -578,22 +592,25 @@ class EventStore:
     def _learn_done(self, states: Sequence[_RowState]) -> None:
         """Note when done cells were first seen, and read the done marks of events in columns
         without one (attempts that died before writing it) not looked up recently."""
-        now = time.monotonic()
+        now = time.monotonic()  # after the read: the done cells were there by now
         unknown: dict[bytes, bytes] = {}
         with self._lock:
             for state in states:
                 for qualifier in state.done:
                     self._column_seen.setdefault((state.key, qualifier), now)
-                tenant = uuid.UUID(state.key.split(b"#", 1)[0].decode())
-                for qualifier, _, value in state.columns:
-                    if (state.key, qualifier) in self._column_seen:
-                        continue
-                    for event in self._parse(state.key, qualifier, value).ids:
-                        if event in self._done_seen:
-                            continue
-                        if now - self._not_done.get(event, -1e9) < self.fold_after / 2:
-                            continue
-                        unknown[keys.dedup_key(tenant, uuid.UUID(bytes=event))] = event
+            undecided = [(state, qualifier, value) for state in states
+                         for qualifier, _, value in state.columns
+                         if (state.key, qualifier) not in self._column_seen]
+        asked: set[bytes] = set()
+        for state, qualifier, value in undecided:  # parsed outside the lock: writers wait on it
+            tenant = uuid.UUID(state.key.split(b"#", 1)[0].decode())
+            for event in self._parse(state.key, qualifier, value).ids:
+                if event in self._done_seen or event in asked:
+                    continue
+                if now - self._not_done.get(event, -1e9) < self.fold_after / 2:
+                    continue
+                asked.add(event)
+                unknown[keys.dedup_key(tenant, uuid.UUID(bytes=event))] = event
         if not unknown:
             return
         found = self.done_keys(list(unknown))
@@ -606,32 +623,34 @@ class EventStore:
                 else:
                     self._not_done[event] = seen
 
-    def _ready(self, state: _RowState, now: float) -> tuple[set[bytes], float | None]:
-        """The events of a row that may be folded now, and when the next ones may (None:
-        nothing known to become ready)."""
+    def _ready(self, state: _RowState, read_at: float) -> tuple[set[bytes], float | None]:
+        """The events of a row read at ``read_at`` that may be folded (seen done at least
+        ``fold_after`` before the read), and when the next ones may (None: nothing known to
+        become ready)."""
         ready: set[bytes] = set()
         upcoming: list[float] = []
-        with self._lock:
-            for qualifier, _, value in state.columns:
-                parsed = self._parse(state.key, qualifier, value)
+        now = read_at
+        for qualifier, _, value in state.columns:
+            parsed = self._parse(state.key, qualifier, value)
+            with self._lock:
                 seen = self._column_seen.get((state.key, qualifier))
-                if seen is not None:  # every event of the column is done: the column decides
-                    if now - seen >= self.fold_after:
-                        ready |= parsed.ids
-                    else:
-                        upcoming.append(seen + self.fold_after)
-                    continue
-                for event in parsed.ids:  # a column of an attempt that died: event by event
-                    seen = self._done_seen.get(event)
-                    if seen is not None and now - seen >= self.fold_after:
-                        ready.add(event)
-                    elif seen is not None:
-                        upcoming.append(seen + self.fold_after)
+            if seen is not None:  # every event of the column is done: the column decides
+                if now - seen >= self.fold_after:
+                    ready |= parsed.ids
+                else:
+                    upcoming.append(seen + self.fold_after)
+                continue
+            for event in parsed.ids:  # a column of an attempt that died: event by event
+                seen = self._done_seen.get(event)
+                if seen is not None and now - seen >= self.fold_after:
+                    ready.add(event)
+                elif seen is not None:
+                    upcoming.append(seen + self.fold_after)
         return ready, min(upcoming, default=None)
 
-    def _fold_row(self, state: _RowState, report: FoldReport) -> None:
-        now = time.monotonic()
-        ready, upcoming = self._ready(state, now)
+    def _fold_row(self, state: _RowState, report: FoldReport, read_at: float) -> None:
+        """Fold what is ready in one row read at ``read_at`` (one CheckAndMutateRow)."""
+        ready, upcoming = self._ready(state, read_at)
         columns = sorted(state.columns)  # qualifier (= time) order: an event's first entry counts
         touched = [(q, stamp, self._parse(state.key, q, v)) for q, stamp, v in columns
                    if ready and not ready.isdisjoint(self._parse(state.key, q, v).ids)]
@@ -684,6 +703,12 @@ class EventStore:
         if self.rpc.check_and_mutate(request) == (state.token is not None):
             report.folded_rows += 1
             report.folded_entries += len(folded)
+            with self._lock:  # what was folded is gone from the row
+                cache = self._parsed.get(state.key, {})
+                for qualifier, _, parsed in touched:
+                    cache.pop((qualifier, len(parsed.entries) * ENTRY.size), None)
+                if not cache:
+                    self._parsed.pop(state.key, None)
             if left:
                 self._fold_later(state.key, upcoming, left)
         else:  # another fold changed the row since we read it: read it again next pass

@@ -144,6 +144,40 @@ def fact_event_ids(settings: Any, tenant: uuid.UUID) -> list[str]:
         client.close()
 
 
+def pending_event_ids(settings: Any, tenant: uuid.UUID) -> list[uuid.UUID]:
+    """Event ids of every pending aggregate entry of a tenant's rows (repeats too): what the
+    fold has not moved into the counters yet."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+    from google.cloud.bigtable.data import row_filters as rf
+
+    from pulse_local.streaming.store import AGGREGATE_TABLE, ENTRY, PENDING, bigtable_data_client
+
+    client = bigtable_data_client(settings)
+    try:
+        table = client.get_table(settings.bigtable_instance, AGGREGATE_TABLE)
+        prefix = f"{tenant}#".encode()
+        rows = table.read_rows(ReadRowsQuery(row_ranges=[RowRange(prefix, prefix + b"\xff")],
+                                             row_filter=rf.FamilyNameRegexFilter(PENDING)))
+        return [uuid.UUID(bytes=entry[0]) for row in rows for cell in row.cells
+                for entry in ENTRY.iter_unpack(cell.value)]
+    finally:
+        client.close()
+
+
+def fold_until_settled(store: Any, settings: Any, tenant: uuid.UUID, rounds: int = 4) -> bool:
+    """Fold every pending row until the tenant has no pending entry left (each round waits
+    out ``fold_after``: a first pass may only learn that the events are done); whether it
+    got there within ``rounds``."""
+    import time
+
+    for _ in range(rounds):
+        store.fold(everything=True)
+        if not pending_event_ids(settings, tenant):
+            return True
+        time.sleep(store.fold_after + 0.1)
+    return False
+
+
 def pull_dead_letters(project: str, timeout: float, *, at_least: int = 1) -> list[Any]:
     """Pull (and ack) from ``response-events-dlq-monitor`` until ``at_least`` messages came or
     ``timeout`` seconds passed; returns the received messages (``PUBSUB_EMULATOR_HOST`` picks

@@ -19,13 +19,18 @@ from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.store import (
     AGGREGATE_TABLE,
     DONE_SUFFIX,
-    ENTRY,
     PENDING,
     Delivered,
     EventStore,
     FoldReport,
 )
-from pulse_local.streaming.testing import event_stream, fact_event_ids, tenant_total
+from pulse_local.streaming.testing import (
+    event_stream,
+    fact_event_ids,
+    fold_until_settled,
+    pending_event_ids,
+    tenant_total,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +57,7 @@ def _batch(tenant: uuid.UUID, count: int, seed: int = 7) -> list[Delivered]:
 
 def _assert_settled(settings: Settings, tenant: uuid.UUID, batch: list[Delivered]) -> None:
     """Nothing pending for the tenant, and its counters and facts are exactly ``batch``."""
-    assert _pending_events(settings, tenant) == []
+    assert pending_event_ids(settings, tenant) == []
     _assert_exact(settings, tenant, batch)
 
 
@@ -63,25 +68,6 @@ def _assert_exact(settings: Settings, tenant: uuid.UUID, batch: list[Delivered])
     assert total.score_sum == pytest.approx(sum(d.event.total_score or 0 for d in batch))
     assert sorted(fact_event_ids(settings, tenant)) == sorted(str(d.event.event_id)
                                                              for d in batch)
-
-
-def _pending_events(settings: Settings, tenant: uuid.UUID) -> list[uuid.UUID]:
-    """Event ids of every pending entry left in a tenant's aggregate rows (repeats too)."""
-    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
-    from google.cloud.bigtable.data import row_filters as rf
-
-    from pulse_local.streaming.store import bigtable_data_client
-
-    client = bigtable_data_client(settings)
-    try:
-        table = client.get_table(settings.bigtable_instance, AGGREGATE_TABLE)
-        prefix = f"{tenant}#".encode()
-        rows = table.read_rows(ReadRowsQuery(row_ranges=[RowRange(prefix, prefix + b"\xff")],
-                                             row_filter=rf.FamilyNameRegexFilter(PENDING)))
-        return [uuid.UUID(bytes=entry[0]) for row in rows for cell in row.cells
-                for entry in ENTRY.iter_unpack(cell.value)]
-    finally:
-        client.close()
 
 
 def _day_buckets(settings: Settings, tenant: uuid.UUID) -> list[Any]:
@@ -98,16 +84,9 @@ def _day_buckets(settings: Settings, tenant: uuid.UUID) -> list[Any]:
         store.close()
 
 
-def _fold_until_settled(store: EventStore, settings: Settings, tenant: uuid.UUID,
-                        rounds: int = 4) -> None:
-    """Fold every pending row until the tenant has no pending entry left (each round waits
-    out fold_after: the first pass may only learn that the events are done)."""
-    for _ in range(rounds):
-        store.fold(everything=True)
-        if not _pending_events(settings, tenant):
-            return
-        time.sleep(store.fold_after + 0.1)
-    pytest.fail(f"entries still pending after {rounds} folds")
+def _fold_until_settled(store: EventStore, settings: Settings, tenant: uuid.UUID) -> None:
+    if not fold_until_settled(store, settings, tenant):
+        pytest.fail("entries still pending after 4 folds")
 
 
 def _die_after_pending_write(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,12 +122,12 @@ def test_concurrent_duplicates_are_counted_once_before_and_after_the_fold(
         _assert_exact(pulse_settings, tenant, batch)
         before = _day_buckets(pulse_settings, tenant)
         assert sum(b.counters.events for b in before) == len(batch)
-        assert set(_pending_events(pulse_settings, tenant)) == {d.event.event_id for d in batch}
+        assert set(pending_event_ids(pulse_settings, tenant)) == {d.event.event_id for d in batch}
         _fold_until_settled(stores[0], pulse_settings, tenant)
     finally:
         for s in stores:
             s.close()
-    assert _pending_events(pulse_settings, tenant) == []
+    assert pending_event_ids(pulse_settings, tenant) == []
     _assert_exact(pulse_settings, tenant, batch)
     assert _day_buckets(pulse_settings, tenant) == before  # hourly counters moved intact
 
@@ -171,7 +150,7 @@ def test_an_attempt_killed_after_its_pending_write_and_its_redelivery_count_once
     result = store.write(batch)  # the redelivery
     assert len(result.written) == len(batch)
     _assert_exact(pulse_settings, tenant, batch)
-    assert len(_pending_events(pulse_settings, tenant)) == 3 * 4 * len(batch)
+    assert len(pending_event_ids(pulse_settings, tenant)) == 3 * 4 * len(batch)
     _fold_until_settled(store, pulse_settings, tenant)
     _assert_settled(pulse_settings, tenant, batch)
 
@@ -192,7 +171,7 @@ def test_a_column_partly_done_is_folded_in_part(
     time.sleep(FOLD_AFTER + 0.1)
     report = store.fold(everything=True)
     assert report.folded_entries == 4 * len(a)
-    assert sorted(_pending_events(pulse_settings, tenant)) == sorted(
+    assert sorted(pending_event_ids(pulse_settings, tenant)) == sorted(
         d.event.event_id for d in b for _ in range(4))
     total = tenant_total(pulse_settings, tenant)
     assert total.events == len(batch)  # A from the counters, B from its entries
@@ -215,7 +194,7 @@ def test_an_event_redelivered_after_its_fold_is_a_duplicate(
     finally:
         store.close()
     assert len(again.duplicates) == len(batch) and not again.written
-    assert _pending_events(pulse_settings, tenant) == []
+    assert pending_event_ids(pulse_settings, tenant) == []
     _assert_exact(pulse_settings, tenant, batch)
 
 
@@ -237,7 +216,7 @@ def test_a_fold_waits_until_it_has_seen_the_events_done_for_fold_after(
     finally:
         writer.close()
         folder.close()
-    assert _pending_events(pulse_settings, tenant) == []
+    assert pending_event_ids(pulse_settings, tenant) == []
     _assert_exact(pulse_settings, tenant, batch)
 
 
@@ -257,21 +236,14 @@ def test_another_process_folds_done_columns_from_their_done_cells_alone(
     monkeypatch.setattr(folder, "done_keys", no_dedup_reads)
     try:
         writer.write(batch)
-        rows = sorted(writer._to_fold)
-        states = folder._read_rows(rows)
-        folder._learn_done(states)  # the done cells are seen now
-        assert folder.fold(everything=False).folded_entries == 0
+        first = folder.fold(everything=True)  # the done cells are seen now: not yet foldable
+        assert first.folded_entries == 0 and first.waiting >= 4 * len(batch)
         time.sleep(FOLD_AFTER + 0.1)
-        report = FoldReport()
-        states = folder._read_rows(rows)
-        folder._learn_done(states)
-        for state in states:
-            folder._fold_row(state, report)
-        assert report.folded_entries == 4 * len(batch)
+        assert folder.fold(everything=True).folded_entries >= 4 * len(batch)
     finally:
         writer.close()
         folder.close()
-    assert _pending_events(pulse_settings, tenant) == []
+    assert pending_event_ids(pulse_settings, tenant) == []
     _assert_exact(pulse_settings, tenant, batch)
 
 
@@ -287,16 +259,46 @@ def test_racing_folds_apply_once(pulse_stack: Any, pulse_settings: Settings) -> 
         two.write(batch)  # all duplicates, but `two` now knows them as done too
         time.sleep(FOLD_AFTER + 0.1)
         rows = sorted(one._to_fold)
+        read_at = time.monotonic()
         stale = two._read_rows(rows)
         assert one.fold().folded_rows == len(rows)
         report = FoldReport()
         for state in stale:
-            two._fold_row(state, report)
+            two._fold_row(state, report, read_at)
         assert report.conflicts == len(rows) and report.folded_entries == 0
     finally:
         one.close()
         two.close()
     _assert_exact(pulse_settings, tenant, batch)
+
+
+def test_a_duplicate_held_up_after_its_dedup_read_never_lands_after_the_fold(
+        stores: tuple[EventStore, EventStore], pulse_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the fold's rules exist for: B reads the dedup table before A marks the events
+    done, then is held up past fold_after while A finishes and folds. B must not write its
+    pending column after the fold (the events would count twice): it starts again, finds the
+    events done and writes nothing."""
+    tenant = uuid.uuid4()
+    batch = _batch(tenant, 40)
+    a, b = stores
+    real_read = b.done_keys
+    reads: list[set[bytes]] = []
+
+    def read_then_stall(*args: Any, **kwargs: Any) -> set[bytes]:
+        found = real_read(*args, **kwargs)
+        reads.append(found)
+        if len(reads) == 1:  # A writes, marks done and folds while B is held up here
+            a.write(batch)
+            time.sleep(FOLD_AFTER + 0.1)
+            assert a.fold().folded_entries == 4 * len(batch)
+        return found
+
+    monkeypatch.setattr(b, "done_keys", read_then_stall)
+    result = b.write(batch)
+    assert not reads[0] and len(reads[1]) == len(batch)  # not done at first, done after
+    assert len(result.duplicates) == len(batch) and not result.written
+    _assert_settled(pulse_settings, tenant, batch)
 
 
 def test_a_stalled_attempt_starts_again_and_counts_once(
@@ -331,7 +333,7 @@ def test_a_stalled_attempt_starts_again_and_counts_once(
         store.close()
     assert len(reads) == 2 and len(pending_writes) == 1
     assert len(result.written) == len(batch)
-    assert len(_pending_events(pulse_settings, tenant)) == 4 * len(batch)
+    assert len(pending_event_ids(pulse_settings, tenant)) == 4 * len(batch)
     _assert_exact(pulse_settings, tenant, batch)
 
 
