@@ -47,11 +47,12 @@ class ChildConsumers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"streaming-child-{index + 1}.log", "ab")  # noqa: SIM115 - the child owns it
         try:
-            # its own session: a Ctrl-C in a terminal reaches the parent, which stops them
+            # the service's process group: `pulse-local down` stops and waits for the whole
+            # group (a Ctrl-C reaches them too; `terminate` has stopped restarts by then)
             return subprocess.Popen([sys.executable, "-m", "pulse_local.streaming", "consume",
                                      "--child-of", str(os.getpid())],
                                     stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **self.env}, start_new_session=True)
+                                    env={**os.environ, **self.env})
         finally:
             out.close()
 
