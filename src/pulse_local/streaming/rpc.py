@@ -21,7 +21,8 @@ RPC_TIMEOUT = 30.0
 SCAN_TIMEOUT = 600.0
 #: The channel options of the generated client's own GCP channel (no message size limits: a
 #: Bigtable row may hold up to 256 MB). gRPC's default 4 MB receive limit would otherwise fail
-#: reads of a marker-heavy row on an emulator that, unlike Bigtable, sends a row in one message.
+#: reads of a wide row (a hot aggregate row's pending entries) on an emulator that, unlike
+#: Bigtable, sends a row in one message.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
 
 
@@ -35,8 +36,6 @@ class PendingWrite:
     def __init__(self, future: Any, response_type: Any) -> None:
         self._future = future
         self._response_type = response_type
-        #: After `values`: the timestamp (µs) of the cell the call wrote, per column.
-        self.stamps: dict[bytes, int] = {}
 
     def values(self) -> dict[bytes, bytes]:
         """Wait for the call; the new value of every modified column (qualifier -> value).
@@ -51,7 +50,6 @@ class PendingWrite:
         row = self._response_type.pb(response).row
         columns = [column for family in row.families for column in family.columns
                    if column.cells]
-        self.stamps = {column.qualifier: column.cells[0].timestamp_micros for column in columns}
         return {column.qualifier: column.cells[0].value for column in columns}
 
 
@@ -207,30 +205,6 @@ class BigtableRpc:
                 if chunk.commit_row:
                     found.add(current)
         return found
-
-    def scan_columns(self, table: str, row_filter: Any, *,
-                     timeout: float = SCAN_TIMEOUT) -> Iterator[tuple[bytes, list[bytes]]]:
-        """Every row of ``table`` with a cell passing ``row_filter``, one at a time as (row key,
-        qualifiers of its cells, in order), streamed: a row's cells are held, not the table's.
-        For filters that strip values (a split cell is recorded once, its value ignored)."""
-        wrapper, cls = self._t["ReadRowsRequest"]
-        request = cls(table_name=self.table_name(table), filter=row_filter)
-        row_key, qualifier, qualifiers, continuing = b"", b"", [], False
-        for response in self.gapic.read_rows(request=wrapper.wrap(request), timeout=timeout):
-            for chunk in type(response).pb(response).chunks:
-                if chunk.reset_row:
-                    qualifiers, continuing = [], False
-                    continue
-                if chunk.row_key:
-                    row_key = chunk.row_key
-                if chunk.HasField("qualifier"):
-                    qualifier = chunk.qualifier.value
-                if not continuing:
-                    qualifiers.append(qualifier)
-                continuing = chunk.value_size > 0
-                if chunk.commit_row:
-                    yield row_key, qualifiers
-                    qualifiers = []
 
     def row_filter(self, **fields: Any) -> Any:
         """A RowFilter protobuf (e.g. ``chain={"filters": [...]}``)."""

@@ -1,5 +1,5 @@
-"""`BigtableRpc.scan_columns` reassembling rows from ReadRows chunks, against a fake generated
-client that replays given responses (a unit test: no emulator; the sweep's integration tests
+"""`BigtableRpc.read_cells` reassembling rows from ReadRows chunks, against a fake generated
+client that replays given responses (a unit test: no emulator; the fold's integration tests
 read the real emulator's stream)."""
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def _chunk(**fields: Any) -> dict[str, Any]:
     return fields
 
 
-def _scan(responses: list[list[dict[str, Any]]]) -> list[tuple[bytes, list[bytes]]]:
+def _scan(responses: list[list[dict[str, Any]]]
+          ) -> list[tuple[bytes, list[tuple[str, bytes, int, bytes]]]]:
     gapic = FakeGapic([ReadRowsResponse(chunks=chunks) for chunks in responses])
     rpc = BigtableRpc(gapic, "p", "i")  # type: ignore[arg-type]
-    return list(rpc.scan_columns("t", rpc.row_filter(strip_value_transformer=True)))
+    return list(rpc.read_cells("t", rpc.row_filter(strip_value_transformer=True)))
 
 
 def test_rows_spread_over_responses_come_back_whole_and_in_order() -> None:
@@ -41,10 +42,12 @@ def test_rows_spread_over_responses_come_back_whole_and_in_order() -> None:
          _chunk(row_key=b"r2", family_name="counts", qualifier=b"a", timestamp_micros=1,
                 commit_row=True)],
     ])
-    assert rows == [(b"r1", [b"a", b"b", b"c"]), (b"r2", [b"a"])]
+    assert rows == [(b"r1", [("counts", b"a", 1, b""), ("counts", b"b", 1, b""),
+                             ("counts", b"c", 1, b"")]),
+                    (b"r2", [("counts", b"a", 1, b"")])]
 
 
-def test_a_split_cell_is_one_qualifier_and_a_reset_row_drops_what_came_before() -> None:
+def test_a_split_cell_is_one_cell_and_a_reset_row_drops_what_came_before() -> None:
     rows = _scan([[
         _chunk(row_key=b"r1", family_name="counts", qualifier=b"x", timestamp_micros=1),
         _chunk(reset_row=True),
@@ -53,13 +56,13 @@ def test_a_split_cell_is_one_qualifier_and_a_reset_row_drops_what_came_before() 
         _chunk(value=b"34"),
         _chunk(qualifier=b"b", timestamp_micros=1, commit_row=True),
     ]])
-    assert rows == [(b"r1", [b"a", b"b"])]
+    assert rows == [(b"r1", [("counts", b"a", 1, b"1234"), ("counts", b"b", 1, b"")])]
 
 
 def test_a_column_with_two_versions_is_listed_twice() -> None:
-    """Versions of one column come as cells without a new qualifier (the sweep de-duplicates)."""
+    """Versions of one column come as cells without a new qualifier, each with its timestamp."""
     rows = _scan([[
         _chunk(row_key=b"r1", family_name="counts", qualifier=b"a", timestamp_micros=2),
         _chunk(timestamp_micros=1, commit_row=True),
     ]])
-    assert rows == [(b"r1", [b"a", b"a"])]
+    assert rows == [(b"r1", [("counts", b"a", 2, b""), ("counts", b"a", 1, b"")])]
