@@ -7,11 +7,12 @@ Write protocol for one batch (see docs/streaming.md, "Exactly once", for the arg
    aggregate row the batch touches, whose value is the packed entries (event id and deltas) of
    the batch's events for that row. A repeat writes the same event into another column;
    readers and the fold count each event id once (its first column in qualifier order), so
-   no write ever needs to be taken back. The call is issued no later than ``fold_after / 2``
-   after step 1 began, with a deadline of ``fold_after / 4`` (otherwise the attempt starts
-   again);
+   no write ever needs to be taken back. The call's deadline is ``3/4 fold_after`` after
+   step 1 began, and it is not issued with less than ``fold_after / 4`` of that left (the
+   attempt starts again instead);
 3. write the fact rows (deterministic keys and cell timestamps: a rewrite is a no-op);
-4. mark the events ``done`` in ``events_dedup``; the caller acks only after this returns;
+4. mark the events ``done`` in ``events_dedup``, then write each column's done cell; the caller
+   acks only after this returns;
 5. the fold (`EventStore.fold`, a consumer thread) moves the entries of events seen ``done``
    at least ``fold_after`` seconds ago into the row's counters with one ``CheckAndMutateRow``
    per row, guarded by the row's fold token: counters set and folded entries removed
@@ -76,7 +77,8 @@ DONE_SUFFIX = b"!"
 ENTRY = struct.Struct(">16sBBqq")
 NO_HOUR = 255
 _COMPLETE, _FLAGGED, _SCORED = 1, 2, 4
-#: Attempts of a batch that stalled past ``fold_after / 2`` before it is nacked.
+#: Attempts of a batch that stalled (too little time left for its pending write) before it
+#: is nacked.
 _STALL_RETRIES = 3
 #: Dedup marks older than this are ignored (the family's GC age; GC itself is lazy).
 DEDUP_WINDOW = timedelta(days=7)
@@ -351,7 +353,8 @@ class _Parsed:
 
 class EventStore:
     """Writes batches of events to the three tables and folds pending aggregate entries into
-    counters; thread-safe (one per process)."""
+    counters; one per process. `write` may be called from several threads; `fold` from one
+    (the consumer's folder thread)."""
 
     def __init__(self, rpc: BigtableRpc, *, fold_after: float = 6.0) -> None:
         if fold_after < 2.0:
@@ -359,12 +362,12 @@ class EventStore:
         self.rpc = rpc
         #: An event's entries are folded once it has been seen done for this long.
         self.fold_after = fold_after
-        #: The pending write is a single attempt with this deadline, issued no later than
-        #: ``fold_after / 2`` after the dedup read: it lands within ``3/4 fold_after`` of it.
-        self.write_timeout = fold_after / 4
+        #: The pending write is a single attempt that must be over ``3/4 fold_after`` after
+        #: the dedup read began; it is not issued with less time than this left.
+        self.min_write_time = fold_after / 4
         self._lock = threading.Lock()
-        #: event id -> monotonic time its done mark was known to be visible (our own done
-        #: write returned, or a dedup read found it).
+        #: event id -> monotonic time a dedup read found its done mark (its columns without a
+        #: done cell are folded event by event; columns with one are in `_column_seen`).
         self._done_seen: dict[bytes, float] = {}
         #: event id -> monotonic time a dedup read found it not done.
         self._not_done: dict[bytes, float] = {}
@@ -421,15 +424,16 @@ class EventStore:
             try:
                 return self._write_once(items)
             except _Stalled:
-                log.warning("batch of %d stalled past fold_after/2 (%.1f s) before its "
-                            "aggregate write (attempt %d of %d); starting it again", len(items),
-                            self.fold_after / 2, attempt, _STALL_RETRIES)
+                log.warning("batch of %d stalled: less than %.1f s of its %.1f s for the "
+                            "aggregate write left (attempt %d of %d); starting it again",
+                            len(items), self.min_write_time, 0.75 * self.fold_after, attempt,
+                            _STALL_RETRIES)
         raise BigtableWriteError(f"a batch of {len(items)} stalled {_STALL_RETRIES} times "
                                  "(Bigtable overloaded?); it is retried by redelivery")
 
     def _write_once(self, items: Sequence[Delivered]) -> WriteResult:
-        """One attempt of `write`; raises `_Stalled` when the aggregate write would be issued
-        more than ``fold_after / 2`` after the dedup read began."""
+        """One attempt of `write`; raises `_Stalled` when less than `min_write_time` is left
+        for the aggregate write before ``3/4 fold_after`` after the dedup read began."""
         result = WriteResult()
         started = time.monotonic()
         first: dict[bytes, int] = {}
@@ -478,7 +482,7 @@ class EventStore:
         # must be over within 3/4 fold_after of the read (the call's deadline), and is not
         # issued when less than fold_after / 4 of that is left (the attempt starts again).
         remaining = started + 0.75 * self.fold_after - time.monotonic()
-        if remaining < self.write_timeout:
+        if remaining < self.min_write_time:
             raise _Stalled()
         self.rpc.mutate_rows(pending, timeout=remaining, retry=False)
         self.rpc.mutate_rows(facts)

@@ -303,8 +303,9 @@ def test_a_duplicate_held_up_after_its_dedup_read_never_lands_after_the_fold(
 
 def test_a_stalled_attempt_starts_again_and_counts_once(
         pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The dedup read of the first attempt returns after fold_after/2: its pending write must
-    not go out (a concurrent duplicate could be folded before it lands); it starts again."""
+    """The dedup read of the first attempt returns after fold_after/2, leaving less than
+    fold_after/4 before the write's 3/4 fold_after deadline: its pending write must not go out
+    (a concurrent duplicate could be folded before it lands); it starts again."""
     tenant = uuid.uuid4()
     batch = _batch(tenant, 40)
     store = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
