@@ -178,6 +178,22 @@ def fold_until_settled(store: Any, settings: Any, tenant: uuid.UUID, rounds: int
     return False
 
 
+def settle_pending(settings: Any, tenant: uuid.UUID) -> None:
+    """Fold, with a store of the consumers' own options, until no pending entry of the tenant
+    is left, so its counters alone hold every event (AssertionError otherwise)."""
+    from pulse_local.config import load_options
+    from pulse_local.streaming.options import StreamingOptions
+    from pulse_local.streaming.store import EventStore
+
+    store = EventStore.for_settings(settings,
+                                    fold_after=load_options(StreamingOptions).fold_after)
+    try:
+        assert fold_until_settled(store, settings, tenant), "entries left pending"
+    finally:
+        store.close()
+    assert pending_event_ids(settings, tenant) == []
+
+
 def pull_dead_letters(project: str, timeout: float, *, at_least: int = 1) -> list[Any]:
     """Pull (and ack) from ``response-events-dlq-monitor`` until ``at_least`` messages came or
     ``timeout`` seconds passed; returns the received messages (``PUBSUB_EMULATOR_HOST`` picks

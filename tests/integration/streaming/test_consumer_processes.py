@@ -16,9 +16,8 @@ from pulse_local.config import Settings
 from pulse_local.streaming.testing import (
     event_stream,
     fact_event_ids,
-    fold_until_settled,
-    pending_event_ids,
     publish_events,
+    settle_pending,
     tenant_total,
 )
 
@@ -63,14 +62,7 @@ def test_three_processes_share_the_stream_restart_a_dead_child_and_stop_together
     assert second.pid in [c.pid for c in children]  # the healthy child ran throughout
 
     # the consumers folded as they went; fold what is left and check the counters alone
-    from pulse_local.streaming.store import EventStore
-
-    store = EventStore.for_settings(stream_settings)
-    try:
-        assert fold_until_settled(store, stream_settings, tenant), "entries left pending"
-    finally:
-        store.close()
-    assert pending_event_ids(stream_settings, tenant) == []
+    settle_pending(stream_settings, tenant)
     total = tenant_total(stream_settings, tenant)
     assert total.events == len(events)
     assert total.score_sum == pytest.approx(sum(e.total_score or 0 for e in events))

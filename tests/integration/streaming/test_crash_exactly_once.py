@@ -16,10 +16,9 @@ from pulse_local.config import Settings
 from pulse_local.streaming.testing import (
     event_stream,
     fact_event_ids,
-    fold_until_settled,
-    pending_event_ids,
     publish_events,
     pull_dead_letters,
+    settle_pending,
     tenant_total,
 )
 
@@ -90,14 +89,7 @@ def test_sigkill_ten_times_keeps_every_event_exactly_once(
     assert len(ids) == EVENTS
     assert set(ids) == {str(e.event_id) for e in events}
     # The same from the counters alone, once every pending entry is folded into them.
-    from pulse_local.streaming.store import EventStore
-
-    store = EventStore.for_settings(stream_settings)
-    try:
-        assert fold_until_settled(store, stream_settings, tenant), "entries left pending"
-    finally:
-        store.close()
-    assert pending_event_ids(stream_settings, tenant) == []
+    settle_pending(stream_settings, tenant)
     folded = tenant_total(stream_settings, tenant)
     assert folded.events == EVENTS
     assert folded.score_sum == pytest.approx(total.score_sum)

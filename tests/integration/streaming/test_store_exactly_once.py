@@ -199,76 +199,61 @@ def test_an_event_redelivered_after_its_fold_is_a_duplicate(
 
 
 def test_a_fold_waits_until_it_has_seen_the_events_done_for_fold_after(
-        pulse_stack: Any, pulse_settings: Settings) -> None:
+        stores: tuple[EventStore, EventStore], pulse_settings: Settings) -> None:
     """Another consumer's events: a fresh store first learns they are done, and folds them
     only fold_after later (by then any write of them that raced their done mark has landed)."""
     tenant = uuid.uuid4()
     batch = _batch(tenant, 30)
-    writer = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    folder = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    try:
-        writer.write(batch)
-        first = folder.fold(everything=True)
-        assert first.waiting >= 4 * len(batch) and first.folded_entries == 0
-        time.sleep(FOLD_AFTER + 0.1)
-        second = folder.fold(everything=True)
-        assert second.folded_entries >= 4 * len(batch)
-    finally:
-        writer.close()
-        folder.close()
-    assert pending_event_ids(pulse_settings, tenant) == []
-    _assert_exact(pulse_settings, tenant, batch)
+    writer, folder = stores
+    writer.write(batch)
+    first = folder.fold(everything=True)
+    assert first.waiting >= 4 * len(batch) and first.folded_entries == 0
+    time.sleep(FOLD_AFTER + 0.1)
+    second = folder.fold(everything=True)
+    assert second.folded_entries >= 4 * len(batch)
+    _assert_settled(pulse_settings, tenant, batch)
 
 
 def test_another_process_folds_done_columns_from_their_done_cells_alone(
-        pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        stores: tuple[EventStore, EventStore], pulse_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder that did not write the columns learns from their done cells that every event
     is done: no dedup reads (each consumer process folding the other's entries used to look up
     every one of them)."""
     tenant = uuid.uuid4()
     batch = _batch(tenant, 30)
-    writer = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    folder = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
+    writer, folder = stores
 
     def no_dedup_reads(*_: Any, **__: Any) -> set[bytes]:
         raise AssertionError("the folder read the dedup table")
 
     monkeypatch.setattr(folder, "done_keys", no_dedup_reads)
-    try:
-        writer.write(batch)
-        first = folder.fold(everything=True)  # the done cells are seen now: not yet foldable
-        assert first.folded_entries == 0 and first.waiting >= 4 * len(batch)
-        time.sleep(FOLD_AFTER + 0.1)
-        assert folder.fold(everything=True).folded_entries >= 4 * len(batch)
-    finally:
-        writer.close()
-        folder.close()
-    assert pending_event_ids(pulse_settings, tenant) == []
-    _assert_exact(pulse_settings, tenant, batch)
+    writer.write(batch)
+    first = folder.fold(everything=True)  # the done cells are seen now: not yet foldable
+    assert first.folded_entries == 0 and first.waiting >= 4 * len(batch)
+    time.sleep(FOLD_AFTER + 0.1)
+    assert folder.fold(everything=True).folded_entries >= 4 * len(batch)
+    _assert_settled(pulse_settings, tenant, batch)
 
 
-def test_racing_folds_apply_once(pulse_stack: Any, pulse_settings: Settings) -> None:
+def test_racing_folds_apply_once(stores: tuple[EventStore, EventStore],
+                                 pulse_settings: Settings) -> None:
     """Two folders read the same row state; the second one's write is refused (the row's fold
     token changed), so the entries are not added twice."""
     tenant = uuid.uuid4()
     batch = _batch(tenant, 30)
-    one = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    two = EventStore.for_settings(pulse_settings, fold_after=FOLD_AFTER)
-    try:
-        one.write(batch)
-        two.write(batch)  # all duplicates, but `two` now knows them as done too
-        time.sleep(FOLD_AFTER + 0.1)
-        rows = sorted(one._to_fold)
-        read_at = time.monotonic()
-        stale = two._read_rows(rows)
-        assert one.fold().folded_rows == len(rows)
-        report = FoldReport()
-        for state in stale:
-            two._fold_row(state, report, read_at)
-        assert report.conflicts == len(rows) and report.folded_entries == 0
-    finally:
-        one.close()
-        two.close()
+    one, two = stores
+    one.write(batch)
+    two.write(batch)  # all duplicates, but `two` now knows them as done too
+    time.sleep(FOLD_AFTER + 0.1)
+    rows = sorted(one._to_fold)
+    read_at = time.monotonic()
+    stale = two._read_rows(rows)
+    assert one.fold().folded_rows == len(rows)
+    report = FoldReport()
+    for state in stale:
+        two._fold_row(state, report, read_at)
+    assert report.conflicts == len(rows) and report.folded_entries == 0
     _assert_exact(pulse_settings, tenant, batch)
 
 
