@@ -1,12 +1,17 @@
 """Benchmark: fixture generation rate and sustained webhook ingestion through the real service.
 
 Starts its OWN isolated stack (fresh state directory, free ports, via the pytest plugin's
-``make_test_settings`` + ``pulse_local.stack.stack_for(settings).up()``), so it never touches a
-stack started with ``pulse-local up``; migrates, seeds fixtures, runs ``python -m
-pulse_local.ingest`` in a child process, replays the webhooks with concurrent HTTP clients and
-stops everything. Usage::
+``make_test_settings``), with only Postgres and the Pub/Sub emulator, so it never touches a
+stack started with ``pulse-local up``. One stack serves every run: it is migrated and seeded
+once with enough generated tenants that each run posts deliveries nobody posted before (fresh
+rows, not duplicates). ``python -m pulse_local.ingest`` runs in a child process.
 
-    .venv/bin/python bench/ingest_bench.py [--scale 6] [--concurrency 16] [--rate 500] [--gen-scale 50]
+These machines are noisy (the same run varies by a third from one minute to the next), so each
+load shape is run ``--rounds`` times, the shapes taking turns, and the median is reported with
+the range. Usage::
+
+    .venv/bin/python bench/ingest_bench.py [--tenants 3] [--rounds 3] [--concurrency 16] \
+        [--rate 500] [--gen-scale 50]
 
 Targets: >= 500 accepted webhooks/s with p95 <= 50 ms; >= 100k generated responses/s.
 """
@@ -17,9 +22,45 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+Delivery = tuple[str, str, bytes]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One load shape: processor worker processes, concurrent clients, and an offered rate
+    (deliveries/s, open loop) or None (clients post back to back, closed loop)."""
+
+    workers: int
+    clients: int
+    rate: float | None = None
+
+    def __str__(self) -> str:
+        load = (f"a steady {self.rate:,.0f} deliveries/s offered, up to {self.clients} clients"
+                if self.rate else f"{self.clients} clients back to back")
+        return f"{self.workers} worker process(es), {load}"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one run measured."""
+
+    sent: int
+    accepted: int
+    per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    send_delay_p95_ms: float
+
+    @property
+    def meets_target(self) -> bool:
+        return self.per_s >= 500 and self.p95_ms <= 50 and self.accepted == self.sent
 
 
 def bench_generation(scale: int) -> float:
@@ -35,15 +76,40 @@ def bench_generation(scale: int) -> float:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def bench_ingest(scale: int, concurrency: int, workers: int = 1,
-                 rate: float | None = None) -> dict[str, float]:
-    """Accepted webhooks/s and latency percentiles through the real processor: clients
-    posting back to back (closed loop), or deliveries due at a steady `rate` with latency
-    counted from when each was due (open loop)."""
+def _runs_of(deliveries: list[Delivery], count: int) -> list[list[Delivery]]:
+    """Split the deliveries into `count` runs of whole tenants (a tenant's revisions stay in
+    file order within one run)."""
+    slugs = list(dict.fromkeys(slug for slug, _, _ in deliveries))
+    per_run = max(1, len(slugs) // count)
+    runs = []
+    for i in range(count):
+        chosen = set(slugs[i * per_run:(i + 1) * per_run])
+        runs.append([d for d in deliveries if d[0] in chosen])
+    return runs
+
+
+def _measure(url: str, deliveries: list[Delivery], shape: Shape) -> Figures:
+    from pulse_local.source.replay import replay_async
+
+    result = asyncio.run(replay_async(url, deliveries, shape.clients, progress=False,
+                                      rate=shape.rate))
+    accepted = result.statuses.get(200, 0)
+    return Figures(
+        sent=len(deliveries), accepted=accepted, per_s=accepted / result.seconds,
+        p50_ms=result.percentile(50) * 1000, p95_ms=result.percentile(95) * 1000,
+        p99_ms=result.percentile(99) * 1000,
+        send_delay_p95_ms=result.send_delay_percentile(95) * 1000)
+
+
+def bench_ingest(shapes: list[Shape], rounds: int, tenants_per_run: int
+                 ) -> dict[Shape, list[Figures]]:
+    """Every shape `rounds` times through the real processor, into one migrated stack; each
+    run posts the webhooks of `tenants_per_run` tenants not posted before (the first 200 of
+    each processor start warm it up and are not counted)."""
     from pulse_local.ingest.testing import processor_process
     from pulse_local.source.fixtures import generate
     from pulse_local.source.migrations import migrate
-    from pulse_local.source.replay import load_deliveries, replay_async
+    from pulse_local.source.replay import load_deliveries
     from pulse_local.source.seed import seed_reference_data
     from pulse_local.stack.native import NativeStack
     from pulse_local.stack.services import native_services, service_env
@@ -56,36 +122,44 @@ def bench_ingest(scale: int, concurrency: int, workers: int = 1,
     stack = NativeStack(settings, [s for s in native_services(settings)
                                    if s.name in ("postgres", "pubsub")])
     data = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
+    worker_counts = sorted({s.workers for s in shapes})
+    runs = len(shapes) * rounds + len(worker_counts) * rounds  # + one warm-up per start
+    figures: dict[Shape, list[Figures]] = {s: [] for s in shapes}
     try:
         stack.up()
         migrate(settings)
-        generate(scale, 5, data)
+        generate(tenants_per_run * runs, 5, data)
         seed_reference_data(settings, data)
-        deliveries = load_deliveries(data)
-        warmup, measured = deliveries[:200], deliveries[200:]
-        env = {"PULSE_PROCESSOR_WORKERS": str(workers)}
-        with processor_process(env, settings.processor_port, data / "processor.log") as url:
-            asyncio.run(replay_async(url, warmup, concurrency, progress=False))
-            result = asyncio.run(replay_async(url, measured, concurrency, progress=False,
-                                              rate=rate))
-        accepted = result.statuses.get(200, 0)
-        return {
-            "sent": float(len(measured)), "accepted": float(accepted),
-            "non_200": float(len(measured) - accepted),
-            "accepted_per_s": accepted / result.seconds,
-            "p50_ms": result.percentile(50) * 1000, "p95_ms": result.percentile(95) * 1000,
-            "p99_ms": result.percentile(99) * 1000,
-            "send_delay_p95_ms": result.send_delay_percentile(95) * 1000,
-        }
+        batches = iter(_runs_of(load_deliveries(data), runs))
+        for _ in range(rounds):
+            for workers in worker_counts:
+                env = {"PULSE_PROCESSOR_WORKERS": str(workers)}
+                with processor_process(env, settings.processor_port,
+                                       data / "processor.log") as url:
+                    _measure(url, next(batches)[:200], Shape(workers, 16))  # warm-up
+                    for shape in (s for s in shapes if s.workers == workers):
+                        figures[shape].append(_measure(url, next(batches), shape))
+        return figures
     finally:
         stack.down()
         shutil.rmtree(settings.state_dir, ignore_errors=True)
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _spread(values: list[float], unit: str, digits: int = 0) -> str:
+    """``median (min-max)`` of the rounds."""
+    fmt = f"{{:,.{digits}f}}"
+    if len(values) == 1:
+        return fmt.format(values[0]) + unit
+    return (f"{fmt.format(statistics.median(values))}{unit} "
+            f"({fmt.format(min(values))}-{fmt.format(max(values))})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=6, help="tenants to replay (~1k each)")
+    parser.add_argument("--tenants", type=int, default=3,
+                        help="tenants per run (~1k deliveries each)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each load shape")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=500.0,
                         help="offered deliveries/s of the steady-rate runs")
@@ -93,25 +167,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv or [])
     rate = bench_generation(args.gen_scale)
     print(f"fixture generation: {rate:,.0f} responses/s (target >= 100,000)")
-    rates = {}
-    for workers, concurrency in ((1, 4), (1, args.concurrency), (2, args.concurrency)):
-        figures = bench_ingest(args.scale, concurrency, workers)
-        rates[(workers, concurrency)] = figures["accepted_per_s"]
-        print(f"ingest, {workers} worker process(es), {concurrency} clients back to back: "
-              f"{figures['accepted_per_s']:,.0f} accepted webhooks/s over "
-              f"{figures['sent']:,.0f} deliveries ({figures['non_200']:.0f} not 200) "
-              f"(target >= 500/s)")
-        print(f"  latency: p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
-              f"p99 {figures['p99_ms']:.1f} ms (target p95 <= 50 ms)")
-    for workers in (1, 2):
-        figures = bench_ingest(args.scale, 64, workers, rate=args.rate)
-        print(f"ingest at a steady {args.rate:,.0f} deliveries/s offered, {workers} worker "
-              f"process(es), up to 64 clients: {figures['accepted_per_s']:,.0f} accepted/s "
-              f"({figures['non_200']:.0f} not 200); latency from when each was due: p50 "
-              f"{figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, p99 "
-              f"{figures['p99_ms']:.1f} ms (target: 500/s at p95 <= 50 ms); of it, the load "
-              f"generator sent late by p95 {figures['send_delay_p95_ms']:.1f} ms")
-    one, two = rates[(1, args.concurrency)], rates[(2, args.concurrency)]
+    shapes = [Shape(1, 4), Shape(1, args.concurrency), Shape(2, args.concurrency),
+              Shape(1, 64, args.rate), Shape(2, 64, args.rate)]
+    results = bench_ingest(shapes, args.rounds, args.tenants)
+    print(f"ingest, median of {args.rounds} rounds (range); target >= 500 accepted/s "
+          "with p95 <= 50 ms:")
+    for shape, runs in results.items():
+        not_200 = sum(f.sent - f.accepted for f in runs)
+        met = sum(f.meets_target for f in runs)
+        print(f"  {shape}: {_spread([f.per_s for f in runs], '/s')} accepted, "
+              f"p50 {_spread([f.p50_ms for f in runs], ' ms', 1)}, "
+              f"p95 {_spread([f.p95_ms for f in runs], ' ms', 1)}, "
+              f"p99 {_spread([f.p99_ms for f in runs], ' ms', 1)}; "
+              f"{not_200} not 200 of {sum(f.sent for f in runs):,}; "
+              f"target met in {met} of {len(runs)} rounds")
+        if shape.rate:
+            print(f"    latency counts from when each delivery was due; of it, the load "
+                  f"generator sent late by p95 "
+                  f"{_spread([f.send_delay_p95_ms for f in runs], ' ms', 1)}")
+    one = statistics.median(f.per_s for f in results[shapes[1]])
+    two = statistics.median(f.per_s for f in results[shapes[2]])
     print(f"2 workers / 1 worker at {args.concurrency} clients: {two / one:.2f} (the load "
           "generator, Postgres and the Pub/Sub emulator share the same 2 cores)")
 
