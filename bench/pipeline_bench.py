@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 from rich.console import Console
@@ -56,7 +56,7 @@ class _PeakRss:
             self.machine_peak = max(self.machine_peak,
                                     psutil.virtual_memory().used - self._baseline)
 
-    def __enter__(self) -> _PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -14,7 +14,7 @@ def round_trip(service: str) -> CheckResult:
     settings = load_settings()
     for name, operation, fn in CHECKS:
         if name == service:
-            return _timed(name, operation, lambda: fn(settings))
+            return _timed(name, operation, lambda check=fn: check(settings))
     raise ValueError(f"no check for {service}")
 
 

@@ -184,7 +184,7 @@ def doctor() -> None:
     check_stack = load_flow("check_stack")
     try:
         results = check_stack()
-    except Exception as exc:  # the flow failed: its message names each failing service
+    except Exception as exc:  # noqa: BLE001 - the flow failed: its message names each failing service
         err.print(f"[red]check_stack failed:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
     table = Table("service", "round trip", "result", "ms", "detail")

@@ -29,7 +29,7 @@ def _timed(service: str, operation: str, check: Callable[[], str]) -> CheckResul
     started = time.perf_counter()
     try:
         detail = check()
-    except Exception as exc:  # a failed round trip is a result to report, not a crash
+    except Exception as exc:  # noqa: BLE001 - a failed round trip is a result to report, not a crash
         return CheckResult(service, operation, False, time.perf_counter() - started,
                            f"{type(exc).__name__}: {exc}"[:300])
     return CheckResult(service, operation, True, time.perf_counter() - started, detail)

@@ -157,7 +157,7 @@ def run_pipeline(settings: Settings, console: Console) -> RunSummary:
         try:
             detail = stage(settings)
             summary.stages.append(StageResult(name, True, time.perf_counter() - started, detail))
-        except Exception as exc:  # the stage's cause goes into the summary, not a traceback
+        except Exception as exc:  # noqa: BLE001 - the stage's cause goes into the summary, not a traceback
             summary.stages.append(
                 StageResult(name, False, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
             )

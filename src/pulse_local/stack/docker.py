@@ -109,7 +109,7 @@ class DockerStack:
             try:
                 spec.probe(self.settings)
                 statuses.append(ServiceStatus(spec.name, address, "healthy"))
-            except Exception as exc:  # the probe's error is the status detail
+            except Exception as exc:  # noqa: BLE001 - the probe's error is the status detail
                 statuses.append(ServiceStatus(spec.name, address, "down", None, str(exc)[:120]))
         return statuses
 

@@ -95,7 +95,7 @@ class NativeStack:
                 report.seconds[spec.name] = round(time.perf_counter() - t0, 2)
                 if spec.name not in report.restarted:
                     report.started.append(spec.name)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - up() raises them all, named, after the joins
                 failures[spec.name] = exc
             finally:
                 ready[spec.name].set()
@@ -121,7 +121,7 @@ class NativeStack:
         env = {**os.environ, **service_env(settings), **spec.env(settings)}
         proc = process.spawn(
             spec.argv(settings), log_path=self.log_path(spec.name), env=env,
-            cwd=settings.state_dir, preexec=spec.preexec(settings),
+            cwd=settings.state_dir, popen_kwargs=spec.popen_kwargs(settings),
         )
         record = process.write_pid(self.pid_path(spec.name), proc.pid, spec.port(settings))
         deadline = time.monotonic() + spec.start_timeout
@@ -137,7 +137,7 @@ class NativeStack:
             try:
                 spec.probe(settings)
                 break
-            except Exception as exc:  # not ready yet: the probe's error is kept for the report
+            except Exception as exc:  # noqa: BLE001 - not ready yet: the probe's error is kept for the report
                 last_error = exc
                 time.sleep(0.1)
         else:
@@ -193,11 +193,11 @@ class NativeStack:
                                      "process died: `pulse-local up` restarts it")
             try:
                 spec.probe(self.settings)
-            except Exception as exc:  # the probe's error is the status detail
+            except Exception as exc:  # noqa: BLE001 - the probe's error is the status detail
                 return ServiceStatus(spec.name, address, "unhealthy", record.pid, str(exc)[:120])
             try:
                 detail = spec.detail(self.settings)
-            except Exception as exc:  # a healthy service whose detail fails says why
+            except Exception as exc:  # noqa: BLE001 - a healthy service whose detail fails says why
                 detail = f"detail unavailable: {exc}"[:120]
             return ServiceStatus(spec.name, address, "healthy", record.pid, detail)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pulse_local.config import Settings
 from pulse_local.errors import StackStateError
@@ -32,19 +32,19 @@ def _binaries() -> tools.PostgresBinaries:
     return tools.find_postgres(Path(override) if override else None)
 
 
-def drop_root(settings: Settings) -> Callable[[], None] | None:
-    """A pre-exec function that switches to the `postgres` account when we are root."""
+def run_as_postgres(settings: Settings) -> dict[str, Any]:
+    """`subprocess` keyword arguments that run a child as the `postgres` account when we are
+    root (the server refuses to run as root); none otherwise.
+
+    The child switches by itself between fork and exec (``user``/``group``/``extra_groups``,
+    looked up here, in the parent): no Python code runs there, which in a parent with threads
+    (the stack starts services in parallel) could deadlock on a lock held at the fork.
+    """
     account = tools.postgres_os_user()
     if account is None:
-        return None
-
-    def _switch() -> None:
-        os.setgid(account.pw_gid)
-        os.initgroups(account.pw_name, account.pw_gid)
-        os.setuid(account.pw_uid)
-        os.environ["HOME"] = account.pw_dir
-
-    return _switch
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid,
+            "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid)}
 
 
 def _check_traversable(path: Path, state_dir: Path) -> None:
@@ -88,7 +88,7 @@ def init_cluster(settings: Settings) -> None:
                 f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=peer",
                 "-E", "UTF8", "--no-locale", "--no-sync",
             ],
-            capture_output=True, text=True, preexec_fn=drop_root(settings), check=False,
+            capture_output=True, text=True, check=False, **run_as_postgres(settings),
         )
     finally:
         pwfile.unlink(missing_ok=True)

@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -59,9 +60,10 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str],
     cwd: Path | None = None,
-    preexec: Callable[[], None] | None = None,
+    popen_kwargs: Mapping[str, Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a detached process in its own session (so `down` can stop its whole group)."""
+    """Start a detached process in its own session (so `down` can stop its whole group);
+    `popen_kwargs` go to `subprocess.Popen` (``user``, ``group``...)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(argv)}\n".encode())
@@ -74,7 +76,7 @@ def spawn(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=preexec,
+            **(popen_kwargs or {}),
         )
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pulse_local.config import PROJECT_ROOT, Settings
 from pulse_local.stack import postgres as pg
@@ -29,7 +30,8 @@ class ServiceSpec:
     env: Callable[[Settings], dict[str, str]] = lambda s: {}
     prepare: Callable[[Settings], None] = lambda s: None
     after_ready: Callable[[Settings], None] = lambda s: None
-    preexec: Callable[[Settings], Callable[[], None] | None] = lambda s: None
+    #: Extra `subprocess.Popen` keyword arguments (the account to run as).
+    popen_kwargs: Callable[[Settings], dict[str, Any]] = lambda s: {}
     depends_on: tuple[str, ...] = ()
     #: Services that must keep running until this one has stopped (`down` order).
     stop_after: tuple[str, ...] = ()
@@ -111,7 +113,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             probe=probes.postgres,
             prepare=pg.init_cluster,
             after_ready=pg.bootstrap,
-            preexec=pg.drop_root,
+            popen_kwargs=pg.run_as_postgres,
             stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, checkpoints, exits
             stop_timeout=10.0,
             start_timeout=30.0,

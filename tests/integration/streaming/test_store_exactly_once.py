@@ -118,7 +118,7 @@ def test_concurrent_duplicates_are_counted_once_before_and_after_the_fold(
             barrier.wait()
             try:
                 store.write(batch)
-            except BaseException as exc:  # reported by the test, not lost in the thread
+            except BaseException as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
                 errors.append(exc)
 
         threads = [threading.Thread(target=write, args=(s,)) for s in stores]
