@@ -101,8 +101,11 @@ class Processor:
             cache_seconds=options.cache_seconds,
         )
         #: Archive appends and event publishes of concurrent requests, one call per group.
-        self.archiving: Grouper[tuple[str, str, dict[str, Any]], str] = Grouper(self._append)
-        self.publishing: Grouper[tuple[bytes, dict[str, str]], str] = Grouper(self._publish)
+        linger = options.group_linger
+        self.archiving: Grouper[tuple[str, str, dict[str, Any]], str] = Grouper(
+            self._append, linger=linger)
+        self.publishing: Grouper[tuple[bytes, dict[str, str]], str] = Grouper(
+            self._publish, linger=linger)
 
     @property
     def backends(self) -> Backends:

@@ -3,8 +3,11 @@
 The processor archives every accepted body and publishes one event per stored response. Done
 one request at a time, each of those is a thread hop plus a file append or an RPC; under load
 most of the CPU went to that fixed cost. A `Grouper` keeps ONE call in flight: items handed in
-while it runs wait and go together in the next call. There is no timer: an idle grouper calls
-at once (latency of a lone request unchanged), a busy one makes groups as large as the load.
+while it runs wait and go together in the next call. An idle grouper calls at once (latency of
+a lone request unchanged). A busy one (a call ended less than `busy_window` ago) first waits
+`linger` seconds, so that the requests arriving meanwhile join the group: measured on the
+processor at 16 concurrent clients, a 3 ms linger cut its CPU per webhook by about a fifth
+(one Publish RPC costs 350-500 µs of CPU however few messages it carries).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ Outcome = R | BaseException
 
 
 class Grouper(Generic[T, R]):
-    """Runs ``call(items)`` in a worker thread for groups of at most `max_items` items.
+    """Runs ``call(items)`` in a worker thread for groups of at most `max_items` items; when
+    busy (a call ended less than `busy_window` s ago) it waits `linger` s before a call.
 
     ``call`` returns one outcome per item, in order: a result, or an exception instance for
     that item alone. An exception raised by ``call`` goes to every item of its group. Each
@@ -29,9 +33,12 @@ class Grouper(Generic[T, R]):
     """
 
     def __init__(self, call: Callable[[list[T]], Sequence[Outcome[R]]], *,
-                 max_items: int = 500) -> None:
+                 max_items: int = 500, linger: float = 0.0, busy_window: float = 0.05) -> None:
         self._call = call
         self.max_items = max_items
+        self.linger = linger
+        self.busy_window = busy_window
+        self._last_end = float("-inf")
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -44,7 +51,10 @@ class Grouper(Generic[T, R]):
         return await future
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
+            if self.linger and loop.time() - self._last_end < self.busy_window:
+                await asyncio.sleep(self.linger)  # busy: let concurrent requests join
             group, self._waiting = (self._waiting[:self.max_items],
                                     self._waiting[self.max_items:])
             items = [item for item, _ in group]
@@ -55,6 +65,7 @@ class Grouper(Generic[T, R]):
                                        f"{len(items)} items")
             except Exception as exc:  # noqa: BLE001 - the group's waiters get the cause
                 outcomes = [exc] * len(items)
+            self._last_end = loop.time()
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 if future.done():  # the waiter was cancelled (client went away)
                     continue

@@ -91,3 +91,34 @@ def test_a_cancelled_waiter_leaves_the_others_their_results() -> None:
 
     assert asyncio.run(scenario()) == (True, 40)
     assert gate.groups == [[2, 4]]
+
+
+def test_a_busy_grouper_lingers_so_that_later_items_join_the_group() -> None:
+    """Pure asyncio, no fakes. After a call (busy), the next group waits `linger`: an item
+    handed in during that wait goes in the same call."""
+    groups: list[list[int]] = []
+    grouper: Grouper[int, int] = Grouper(lambda items: groups.append(items) or items,
+                                         linger=0.5, busy_window=60.0)
+
+    async def scenario() -> None:
+        await grouper.submit(0)  # first call: the grouper was idle
+        first = asyncio.create_task(grouper.submit(1))
+        await asyncio.sleep(0.05)  # well inside the linger
+        await asyncio.gather(first, grouper.submit(2))
+
+    asyncio.run(scenario())
+    assert groups == [[0], [1, 2]]
+
+
+def test_an_idle_grouper_does_not_linger() -> None:
+    """With no call in the busy window the item is called at once: a 5 s linger would make
+    the 2 s wait below time out."""
+    groups: list[list[int]] = []
+    grouper: Grouper[int, int] = Grouper(lambda items: groups.append(items) or items,
+                                         linger=5.0, busy_window=0.0)
+
+    async def scenario() -> list[int]:
+        return [await asyncio.wait_for(grouper.submit(i), timeout=2) for i in range(2)]
+
+    assert asyncio.run(scenario()) == [0, 1]
+    assert groups == [[0], [1]]
