@@ -15,7 +15,7 @@ zero rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
@@ -74,6 +74,28 @@ async def atenant_pipeline(
     async with conn.pipeline():
         await conn.execute(_SET_TENANT, (text,))
         yield conn
+
+
+@asynccontextmanager
+async def atenants_pipeline(
+    conn: psycopg.AsyncConnection,
+) -> AsyncIterator[Callable[[uuid.UUID | str], Awaitable[None]]]:
+    """Queue statements of several tenants in turn; send them in ONE round trip, as ONE
+    implicit transaction (all or nothing): ``await as_tenant(t)`` queues the tenant setting
+    for the statements queued after it, up to the next call.
+
+    Same rules as :func:`atenant_pipeline` (autocommit connection; results read after the
+    block). Statements queued before the first ``as_tenant`` see no rows.
+    """
+    if not conn.autocommit:
+        raise ValueError("atenants_pipeline needs an autocommit connection (without it the "
+                         "statements would join an open transaction)")
+
+    async def as_tenant(tenant_id: uuid.UUID | str) -> None:
+        await conn.execute(_SET_TENANT, (_tenant_text(tenant_id),))
+
+    async with conn.pipeline():
+        yield as_tenant
 
 
 @dataclass(frozen=True)

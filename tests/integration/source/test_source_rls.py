@@ -186,3 +186,46 @@ def test_the_pipelined_tenant_context_refuses_a_connection_inside_a_transaction(
 
     with pytest.raises(ValueError, match="autocommit"):
         asyncio.run(scenario())
+
+
+def test_the_several_tenants_pipeline_scopes_each_statement_to_the_tenant_before_it(
+        pulse_settings: Any, with_responses: list[str]) -> None:
+    """`atenants_pipeline`: each statement sees only the tenant set before it, one failing
+    statement rolls back every tenant's statements, and no setting is left after it."""
+    import asyncio
+
+    from pulse_local.source.tenancy import atenants_pipeline
+
+    tenant_a, tenant_b = with_responses[0], with_responses[1]
+    insert = ("insert into webhook_deliveries (event_id, typeform_token, outcome, "
+              "payload_sha256) values ('e', 't', %s, repeat('0', 64))")
+
+    async def scenario() -> tuple[list[str], list[str], int, int, str]:
+        async with await psycopg.AsyncConnection.connect(pulse_settings.app_dsn(),
+                                                         autocommit=True) as conn:
+            count = "select count(*) from webhook_deliveries"
+            async with atenants_pipeline(conn) as as_tenant:
+                await as_tenant(tenant_a)
+                seen_a = await conn.execute("select distinct tenant_id::text from responses")
+                await as_tenant(tenant_b)
+                seen_b = await conn.execute("select distinct tenant_id::text from responses")
+                before = await conn.execute(count)
+            with pytest.raises(psycopg.errors.CheckViolation):
+                async with atenants_pipeline(conn) as as_tenant:
+                    await as_tenant(tenant_a)
+                    await conn.execute(insert, ("created",))
+                    await as_tenant(tenant_b)
+                    await conn.execute(insert, ("no such outcome",))
+            async with atenants_pipeline(conn) as as_tenant:
+                await as_tenant(tenant_b)
+                after = await conn.execute(count)
+            leftover = await (await conn.execute(
+                "select coalesce(current_setting('pulse.tenant_id', true), '')")).fetchone()
+            return ([t for (t,) in await seen_a.fetchall()],
+                    [t for (t,) in await seen_b.fetchall()],
+                    (await before.fetchone())[0], (await after.fetchone())[0], leftover[0])
+
+    seen_a, seen_b, before, after, leftover = asyncio.run(scenario())
+    assert seen_a == [tenant_a] and seen_b == [tenant_b]
+    assert after == before  # tenant A's insert was rolled back with tenant B's failure
+    assert leftover == ""

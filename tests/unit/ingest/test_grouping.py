@@ -122,3 +122,33 @@ def test_an_idle_grouper_does_not_linger() -> None:
 
     assert asyncio.run(scenario()) == [0, 1]
     assert groups == [[0], [1]]
+
+
+def test_a_coroutine_call_runs_on_the_loop_and_two_groups_may_be_in_flight() -> None:
+    """Pure asyncio, no fakes: with ``in_flight=2`` a second call starts while the first
+    waits, and the items handed in meanwhile go together in the next call."""
+    groups: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def call(items: list[int]) -> list[int]:
+        groups.append(items)
+        await gate.wait()
+        return [i * 10 for i in items]
+
+    grouper: Grouper[int, int] = Grouper(call, in_flight=2)
+
+    async def scenario() -> list[int]:
+        first = asyncio.create_task(grouper.submit(0))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(grouper.submit(1))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(grouper.submit(i)) for i in (2, 3)]
+        await asyncio.sleep(0.01)
+        started = [list(g) for g in groups]
+        gate.set()
+        results = await asyncio.gather(first, second, *rest)
+        assert started == [[0], [1]]  # two calls in flight, 2 and 3 waiting
+        return results
+
+    assert asyncio.run(scenario()) == [0, 10, 20, 30]
+    assert groups == [[0], [1], [2, 3]]
