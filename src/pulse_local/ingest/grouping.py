@@ -53,10 +53,11 @@ class Grouper(Generic[T, R]):
         """Hand in `item`; return its result once its group's call returned."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
+        # A drain that has just returned is done but still in the set until its done
+        # callback runs: count only those still running, or this item could start no call.
+        self._drains = {task for task in self._drains if not task.done()}
         if len(self._drains) < self.in_flight:
-            task = asyncio.create_task(self._drain())
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
+            self._drains.add(asyncio.create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:

@@ -152,3 +152,18 @@ def test_a_coroutine_call_runs_on_the_loop_and_two_groups_may_be_in_flight() -> 
 
     assert asyncio.run(scenario()) == [0, 10, 20, 30]
     assert groups == [[0], [1], [2, 3]]
+
+
+def test_an_item_handed_in_as_the_last_call_ends_is_not_left_waiting() -> None:
+    """Regression: a drain that just finished still counted as in flight until its done
+    callback ran, so an item handed in at that moment (the waiter of the last call, woken
+    first) started no call and waited for ever."""
+    for in_flight in (1, 2):
+        grouper: Grouper[int, int] = Grouper(lambda items: items, in_flight=in_flight)
+
+        async def scenario(g: Grouper[int, int] = grouper) -> list[int]:
+            first = await g.submit(0)
+            async with asyncio.timeout(2):  # not wait_for: its new task would run too late
+                return [first, await g.submit(1)]
+
+        assert asyncio.run(scenario()) == [0, 1]
