@@ -47,6 +47,13 @@ log = logging.getLogger("pulse_local.ingest")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
+#: Archive appends (and, apart, event publishes) running at once. With one, a request waited
+#: for the call in flight before its own; measured at 16 clients, three alternating pairs:
+#: 1 -> 2 gave 295 -> 456, 398 -> 449 and 363 -> 403 webhooks/s (p95 105/61/81 -> 49/51/55 ms).
+#: Appends to one file are serialized by the archive; events carry no ordering key.
+SIDE_CALLS_IN_FLIGHT = 2
+
+
 class TooLarge(Exception):
     """The body exceeds the limit."""
 
@@ -103,9 +110,9 @@ class Processor:
         #: Archive appends and event publishes of concurrent requests, one call per group.
         linger = options.group_linger
         self.archiving: Grouper[tuple[str, str, dict[str, Any]], str] = Grouper(
-            self._append, linger=linger)
+            self._append, linger=linger, in_flight=SIDE_CALLS_IN_FLIGHT)
         self.publishing: Grouper[tuple[bytes, dict[str, str]], str] = Grouper(
-            self._publish, linger=linger)
+            self._publish, linger=linger, in_flight=SIDE_CALLS_IN_FLIGHT)
 
     @property
     def backends(self) -> Backends:

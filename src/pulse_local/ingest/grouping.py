@@ -3,7 +3,7 @@
 The processor archives every accepted body, writes it to Postgres and publishes one event per
 stored response. Done one request at a time, each of those is a thread hop plus a file append,
 a transaction or an RPC; under load most of the CPU went to that fixed cost. A `Grouper` keeps
-`in_flight` calls running (one for the archive and the publisher, two for the database): items
+`in_flight` calls running (two each for the archive, the database and the publisher): items
 handed in meanwhile wait and go together in the next call. An idle grouper calls at once (latency of
 a lone request unchanged). A busy one (a call ended less than `busy_window` ago) first waits
 `linger` seconds, so that the requests arriving meanwhile join the group: measured on the
