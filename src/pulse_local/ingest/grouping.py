@@ -8,6 +8,7 @@ handed in meanwhile wait and go together in the next call. An idle grouper calls
 a lone request unchanged). A busy one (a call ended less than `busy_window` ago) first waits
 `linger` seconds, so that the requests arriving meanwhile join the group: measured on the
 processor at 16 concurrent clients, a 3 ms linger cut its CPU per webhook by about a fifth
+(2 ms, the processor's default, did as well or better once writes were grouped too)
 (one Publish RPC costs 350-500 µs of CPU however few messages it carries).
 """
 

@@ -27,7 +27,7 @@ class ProcessorOptions(BaseSettings):
         30.0, ge=0, description="How long tenant secrets and form definitions are cached."
     )
     group_linger: float = Field(
-        0.003, ge=0, le=0.1,
+        0.002, ge=0, le=0.1,
         description="Seconds a busy processor waits before an archive append or event publish, "
         "so that concurrent requests share the call (an idle one does not wait).",
     )
