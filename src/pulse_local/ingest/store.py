@@ -27,7 +27,6 @@ from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, QuestionS
 from pulse_local.source.tenancy import (
     ResolvedTenant,
     atenant,
-    atenant_pipeline,
     atenants_pipeline,
     resolve_tenant,
 )
@@ -350,17 +349,13 @@ class Store:
             raise DatabaseUnavailable(str(exc)) from exc
 
     async def _write_alone(self, params: dict[str, Any]) -> Settled[WriteResult]:
+        """`_write_together` of one delivery, its errors as its outcome (a lost deadlock:
+        unavailable, retried by the sender)."""
         try:
-            async with self.pool.connection() as conn:
-                try:
-                    async with atenant_pipeline(conn, params["tenant_id"]):
-                        cursor = await conn.execute(_WRITE, params)
-                        await conn.execute(_DROP_ANSWERS, params)
-                except psycopg.Error:
-                    await _discard(conn)
-                    raise
-                return await self._decided(conn, params, await cursor.fetchone())
-        except (PoolTimeout, psycopg.OperationalError) as exc:
+            return (await self._write_together([params]))[0]
+        except DatabaseUnavailable as exc:
+            return exc
+        except psycopg.errors.TransactionRollback as exc:
             return DatabaseUnavailable(str(exc))
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             return StoreRejected(exc.diag.message_primary or str(exc))

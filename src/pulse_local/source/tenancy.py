@@ -67,12 +67,9 @@ async def atenant_pipeline(
     Results are read after the block (``await cursor.fetchone()``). Costs about half the
     client CPU of :func:`atenant` in a pipeline, which also sends BEGIN and COMMIT.
     """
-    if not conn.autocommit:
-        raise ValueError("atenant_pipeline needs an autocommit connection (without it the "
-                         "statements would join an open transaction); use atenant instead")
     text = _tenant_text(tenant_id)
-    async with conn.pipeline():
-        await conn.execute(_SET_TENANT, (text,))
+    async with atenants_pipeline(conn) as as_tenant:
+        await as_tenant(text)
         yield conn
 
 
@@ -88,8 +85,8 @@ async def atenants_pipeline(
     block). Statements queued before the first ``as_tenant`` see no rows.
     """
     if not conn.autocommit:
-        raise ValueError("atenants_pipeline needs an autocommit connection (without it the "
-                         "statements would join an open transaction)")
+        raise ValueError("a tenant pipeline needs an autocommit connection (without it the "
+                         "statements would join an open transaction); use atenant instead")
 
     async def as_tenant(tenant_id: uuid.UUID | str) -> None:
         await conn.execute(_SET_TENANT, (_tenant_text(tenant_id),))

@@ -34,7 +34,7 @@ def _run_grouped(pulse_settings: Settings, deliveries: list[tuple[str, dict[str,
                  ) -> tuple[list[Any], list[int]]:
     """Write ``(slug, body, sha override)`` deliveries handed in at once (one write in
     flight), so they form one group. Returns each write's result or exception, and the sizes of
-    the groups written together."""
+    the transactions written, in order (a delivery written again alone is one of 1)."""
 
     async def scenario() -> tuple[list[Any], list[int]]:
         store = Store(pulse_settings.app_dsn(), min_size=1, max_size=4, timeout=5,
@@ -92,7 +92,7 @@ def test_a_delivery_the_database_refuses_fails_alone_and_the_rest_of_its_group_i
               ("tenant-0002", make_webhook("tenant-0002"), "not a sha256"),  # a CHECK refuses it
               ("tenant-0002", make_webhook("tenant-0002"), None)]
     results, together = _run_grouped(pulse_settings, bodies)
-    assert together == [4]  # tried together, refused as a whole, then each alone
+    assert together == [4, 1, 1, 1, 1]  # tried together, refused as a whole, then each alone
     assert isinstance(results[2], StoreRejected) and "payload_sha256" in str(results[2])
     assert [r.outcome for i, r in enumerate(results) if i != 2] == ["created"] * 3
     tokens = [b["form_response"]["token"] for _, b, _ in bodies]
