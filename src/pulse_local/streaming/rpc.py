@@ -9,10 +9,12 @@ credentials and deadlines as usual.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from google.cloud.bigtable.data import BigtableDataClient
     from google.cloud.bigtable_v2 import BigtableClient
 
 #: Deadline of one call (seconds).
@@ -24,6 +26,11 @@ SCAN_TIMEOUT = 600.0
 #: reads of a wide row (a hot aggregate row's pending entries) on an emulator that, unlike
 #: Bigtable, sends a row in one message.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+#: gRPC Python's channel option (``grpc.experimental.ChannelOptions.SingleThreadedUnaryStream``)
+#: that reads a server stream (ReadRows, MutateRows) on the calling thread. By default every
+#: such call starts a channel-spin thread and each response message crosses threads: a serving
+#: read of 20 rows took p95 7.5 ms that way and 4.5 ms with the option (500 reads, one run).
+SINGLE_THREADED_STREAMS = (("SingleThreadedUnaryStream", 1),)
 
 
 class BigtableWriteError(RuntimeError):
@@ -211,14 +218,50 @@ class BigtableRpc:
         return self._t["RowFilter"](**fields)
 
 
-def gapic_client(emulator_host: str | None) -> BigtableClient:
-    """The generated data client for an emulator (plaintext channel) or GCP (ADC)."""
-    from google.cloud.bigtable_v2 import BigtableClient
+def _with_stream_option(create: Any) -> Any:
+    """A channel factory like ``create`` whose channels also get `SINGLE_THREADED_STREAMS`."""
 
-    if emulator_host is None:
-        return BigtableClient()
+    def channel(*args: Any, **kwargs: Any) -> Any:
+        kwargs["options"] = [*kwargs.get("options", ()), *SINGLE_THREADED_STREAMS]
+        return create(*args, **kwargs)
+
+    return channel
+
+
+def gapic_client(emulator_host: str | None) -> BigtableClient:
+    """The generated data client for an emulator (plaintext channel) or GCP (ADC), its server
+    streams read on the calling thread (`SINGLE_THREADED_STREAMS`)."""
     import grpc
+    from google.cloud.bigtable_v2 import BigtableClient
     from google.cloud.bigtable_v2.services.bigtable.transports import BigtableGrpcTransport
 
-    return BigtableClient(transport=BigtableGrpcTransport(
-        channel=grpc.insecure_channel(emulator_host, options=CHANNEL_OPTIONS)))
+    if emulator_host is None:
+        return BigtableClient(transport=BigtableGrpcTransport(
+            channel=_with_stream_option(BigtableGrpcTransport.create_channel)))
+    return BigtableClient(transport=BigtableGrpcTransport(channel=grpc.insecure_channel(
+        emulator_host, options=[*CHANNEL_OPTIONS, *SINGLE_THREADED_STREAMS])))
+
+
+@functools.cache
+def data_client_class() -> type[BigtableDataClient]:
+    """``google.cloud.bigtable.data.BigtableDataClient`` with `SINGLE_THREADED_STREAMS` on its
+    channel, on the emulator (with `CHANNEL_OPTIONS`, as the generated transport sets them for
+    GCP) and on GCP alike. The library offers no parameter for channel options, so this
+    overrides the method that builds its channel; `tests/unit/streaming/test_channels.py`
+    fails if that method changes shape."""
+    import grpc
+    from google.cloud.bigtable.data import BigtableDataClient
+    from google.cloud.bigtable.data._sync_autogen._swappable_channel import SwappableChannel
+
+    class DataClient(BigtableDataClient):
+        """The official data client; server streams read on the calling thread."""
+
+        def _build_grpc_channel(self, *args: Any, **kwargs: Any) -> Any:
+            if self._emulator_host is not None:
+                return SwappableChannel(functools.partial(
+                    grpc.insecure_channel, self._emulator_host,
+                    options=[*CHANNEL_OPTIONS, *SINGLE_THREADED_STREAMS]))
+            kwargs["options"] = [*kwargs.get("options", ()), *SINGLE_THREADED_STREAMS]
+            return super()._build_grpc_channel(*args, **kwargs)
+
+    return DataClient

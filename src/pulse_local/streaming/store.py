@@ -99,15 +99,15 @@ def bigtable_data_client(settings: Settings) -> BigtableDataClient:
     """A data-API client for the stack's emulator (local) or GCP, chosen like the admin client
     of `pulse_local.resources` (``BIGTABLE_EMULATOR_HOST`` wins). Close it with ``.close()``."""
     from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud.bigtable.data import BigtableDataClient
 
     from pulse_local.errors import ConfigError
     from pulse_local.resources import bigtable_endpoint
     from pulse_local.resources.clients import _bigtable_emulator_env
+    from pulse_local.streaming.rpc import data_client_class
 
     with _bigtable_emulator_env(bigtable_endpoint(settings, settings.profile)):
         try:
-            return BigtableDataClient(project=settings.project)
+            return data_client_class()(project=settings.project)
         except DefaultCredentialsError as exc:
             raise ConfigError(
                 "no Google credentials for Bigtable: run `gcloud auth application-default "
