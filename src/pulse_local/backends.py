@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,6 +50,11 @@ class MessageBus(Protocol):
                      messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
         """Publish ``(data, attributes)`` pairs in as few calls as the service allows; return
         their message ids once acknowledged (for bulk loads: no per-message futures)."""
+        ...
+
+    async def apublish_many(self, topic: str,
+                            messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        """`publish_many` for asyncio callers, on the running event loop (no worker thread)."""
         ...
 
 
@@ -174,6 +179,7 @@ class PubSubBus:
 
     def __init__(self, project: str) -> None:
         self.project = project
+        self._async: tuple[Any, Any] | None = None
 
     @cached_property
     def client(self) -> Any:
@@ -196,25 +202,31 @@ class PubSubBus:
         return self.client.publish(self.client.topic_path(self.project, topic), data,
                                    **attributes)
 
-    def publish_many(self, topic: str,
-                     messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
-        # Publish RPCs built as raw protobufs (proto-plus objects per message cost more CPU
-        # than the call), within the service's limits of 1,000 messages and 10 MB a request;
-        # the generated client retries transient errors as for `submit`.
+    def _requests(self, topic: str,
+                  messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> Iterator[Any]:
+        """Publish requests for ``messages`` as raw protobufs (proto-plus objects per message
+        cost more CPU than the call), within the service's limits of 1,000 messages and 10 MB
+        a request."""
         from google.pubsub_v1.types import PublishRequest
 
         path = self.client.topic_path(self.project, topic)
-        ids: list[str] = []
         request, size = PublishRequest.pb()(topic=path), 0
         for data, attributes in messages:
             length = len(data) + sum(len(k) + len(v) for k, v in attributes.items())
             if request.messages and (len(request.messages) == PUBLISH_MANY_MAX_MESSAGES
                                      or size + length > PUBLISH_MANY_MAX_BYTES):
-                ids += self._publish_request(request)
+                yield request
                 request, size = PublishRequest.pb()(topic=path), 0
             request.messages.add(data=data, attributes=attributes)
             size += length
         if request.messages:
+            yield request
+
+    def publish_many(self, topic: str,
+                     messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        # the generated client retries transient errors as for `submit`
+        ids: list[str] = []
+        for request in self._requests(topic, messages):
             ids += self._publish_request(request)
         return ids
 
@@ -227,6 +239,36 @@ class PubSubBus:
         response = GeneratedPublisher.publish(self.client, request=PublishRequest.wrap(request),
                                               timeout=60)
         return list(response.message_ids)
+
+    async def apublish_many(self, topic: str,
+                            messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        # The generated asyncio client (gRPC asyncio, emulator or GCP like the others): a
+        # Publish of 5 events cost 370 us of CPU and 1 ms against the emulator, the threaded
+        # call 810 us and 2 ms (same machine, same run of a micro-benchmark).
+        from google.pubsub_v1.types import PublishRequest
+
+        client = self._async_client()
+        ids: list[str] = []
+        for request in self._requests(topic, messages):
+            response = await client.publish(request=PublishRequest.wrap(request), timeout=60)
+            ids += response.message_ids
+        return ids
+
+    def _async_client(self) -> Any:
+        """The asyncio publisher of the running event loop (a gRPC asyncio channel belongs to
+        the loop that made it), made on first use."""
+        import asyncio
+
+        from google.auth.exceptions import DefaultCredentialsError
+        from google.pubsub_v1.services.publisher import PublisherAsyncClient
+
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            try:
+                self._async = (loop, PublisherAsyncClient())
+            except DefaultCredentialsError:
+                raise ConfigError(_NO_ADC.format(what="Pub/Sub")) from None
+        return self._async[1]
 
 
 class ChangeStreams(Protocol):

@@ -137,9 +137,10 @@ class Processor:
                 outcomes[i] = uri
         return outcomes
 
-    def _publish(self, items: list[tuple[bytes, dict[str, str]]]) -> list[str]:
-        """Publish a group of events in as few Publish calls as the service allows."""
-        return self.backends.bus.publish_many(RESPONSE_EVENTS_TOPIC, items)
+    async def _publish(self, items: list[tuple[bytes, dict[str, str]]]) -> list[str]:
+        """Publish a group of events in as few Publish calls as the service allows, on the
+        event loop."""
+        return await self.backends.bus.apublish_many(RESPONSE_EVENTS_TOPIC, items)
 
     def _unavailable(self, what: str) -> JSONResponse:
         return _error(503, "database_unavailable",

@@ -45,6 +45,43 @@ def test_gcp_bus_publishes_through_the_emulator(
     assert (got.message_id, got.data, got.attributes["origin"]) == (message_id, b"from-gcp-code", "test")
 
 
+@pytest.mark.parametrize("on_loop", [False, True], ids=["publish_many", "apublish_many"])
+def test_many_messages_are_published_in_requests_within_the_limit(
+    pulse_stack: Any, pulse_settings: Settings, pubsub_publisher: Any, pubsub_subscriber: Any,
+    monkeypatch: pytest.MonkeyPatch, on_loop: bool
+) -> None:
+    """Seven messages with a limit of three a request: three Publish calls, every message
+    delivered once with its attributes, ids in order (gcp code, through the emulator)."""
+    import asyncio
+    import uuid
+
+    import pulse_local.backends as backends
+
+    name = f"many-{uuid.uuid4().hex[:8]}"
+    project = pulse_settings.project
+    topic, sub = pubsub_publisher.topic_path(project, name), \
+        pubsub_subscriber.subscription_path(project, name)
+    pubsub_publisher.create_topic(request={"name": topic})
+    pubsub_subscriber.create_subscription(request={"name": sub, "topic": topic})
+    monkeypatch.setattr(backends, "PUBLISH_MANY_MAX_MESSAGES", 3)
+    bus = for_profile(gcp_settings(pulse_settings)).bus
+    messages = [(f"m{i}".encode(), {"n": str(i)}) for i in range(7)]
+    if on_loop:
+        ids = asyncio.run(bus.apublish_many(name, messages))
+    else:
+        ids = bus.publish_many(name, messages)
+    assert len(set(ids)) == 7
+    got: dict[str, tuple[bytes, str]] = {}
+    for _ in range(20):
+        pulled = pubsub_subscriber.pull(request={"subscription": sub, "max_messages": 10},
+                                        timeout=10).received_messages
+        got.update({r.message.message_id: (r.message.data, r.message.attributes["n"])
+                    for r in pulled})
+        if len(got) == 7:
+            break
+    assert [got[i] for i in ids] == [(data, attrs["n"]) for data, attrs in messages]
+
+
 def test_gcp_warehouse_without_credentials_is_a_named_error(
     pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
