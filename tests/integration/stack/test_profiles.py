@@ -55,7 +55,7 @@ def test_many_messages_are_published_in_requests_within_the_limit(
     import asyncio
     import uuid
 
-    import pulse_local.backends as backends
+    from pulse_local import backends
 
     name = f"many-{uuid.uuid4().hex[:8]}"
     project = pulse_settings.project
