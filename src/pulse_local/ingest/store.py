@@ -61,16 +61,17 @@ from assessments a left join questions q on q.assessment_id = a.id
 where a.typeform_form_id = %s and a.status <> 'archived'
 """
 
-#: The whole delivery in ONE statement: the response upsert, its answers and the delivery log,
-#: as data-modifying CTEs. ``prior`` is the stored row as of the statement's snapshot: when the
-#: upsert changes nothing it tells a duplicate from a stale revision. A revision upserts its
-#: answers (only those that changed are rewritten); `_DROP_ANSWERS` then removes the ones it
-#: no longer has. One case returns no outcome: a concurrent first delivery of the same token
-#: committed after the snapshot (``on conflict`` saw it, ``prior`` did not); `_EXISTING` then
-#: reads it.
+#: The whole delivery in ONE statement: the response upsert, its answers, the answers a
+#: revision no longer has, and the delivery log, as data-modifying CTEs. ``prior`` is the
+#: stored row as of the statement's snapshot. The upsert changes a stored row only if it is
+#: still the revision ``prior`` saw, so the answers the snapshot shows are that revision's and
+#: ``dropped`` removes the right ones. When the row was written after the snapshot (a
+#: concurrent delivery of the token committed while the statement ran; ``on conflict`` sees it,
+#: the snapshot does not), the statement writes nothing and returns no outcome: the delivery is
+#: written again (`Store._write_together`), by a new statement with a new snapshot.
 _WRITE = """
 with prior as (
-    select id, revision, payload_sha256 = %(sha)s as same, user_id, run_id
+    select id, revision, payload_sha256 = %(sha)s as same, submitted_at, user_id, run_id
     from responses where tenant_id = %(tenant_id)s and typeform_token = %(token)s
 ), upserted as (
     insert into responses as r (
@@ -96,11 +97,14 @@ with prior as (
         revision = r.revision + 1, updated_at = now()
     where r.payload_sha256 <> excluded.payload_sha256
         and excluded.submitted_at >= r.submitted_at
+        and r.revision = (select revision from prior)
     returning id, revision, (xmax = 0) as inserted, user_id, run_id
 ), decided as (
     select coalesce(u.id, p.id) as id, coalesce(u.revision, p.revision) as revision,
            case when u.id is not null then case when u.inserted then 'created' else 'revised' end
-                when p.id is not null then case when p.same then 'duplicate' else 'stale' end
+                when p.id is null then null
+                when p.same then 'duplicate'
+                when %(submitted_at)s < p.submitted_at then 'stale'
            end as outcome,
            case when u.id is not null then u.user_id else p.user_id end as user_id,
            case when u.id is not null then u.run_id else p.run_id end as run_id
@@ -125,6 +129,11 @@ with prior as (
         is distinct from (excluded.answer_type, excluded.value_text, excluded.value_number,
                           excluded.value_bool, excluded.value_json, excluded.raw_score,
                           excluded.score)
+), dropped as (
+    delete from answers
+    where tenant_id = %(tenant_id)s
+        and response_id = (select id from upserted where not inserted)
+        and question_id <> all(string_to_array(%(question_list)s, ',')::uuid[])
 ), logged as (
     insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
                                     payload_sha256)
@@ -137,23 +146,9 @@ select id, revision, outcome, user_id, run_id from decided
 #: (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is re-parsed on every call.
 _WRITE = "\n".join(line.strip() for line in _WRITE.splitlines())
 
-#: Second statement of every write (same implicit transaction, a NEW snapshot): the answers a
-#: stored revision no longer has. It cannot be a CTE of `_WRITE`: when the first delivery of
-#: the token commits while `_WRITE` runs, ``on conflict`` sees its answers but the statement's
-#: snapshot does not, so a CTE would delete nothing (seen in the end-to-end run). For a new
-#: response, a duplicate or a stale revision it matches no row.
-_DROP_ANSWERS = """
-delete from answers
-where tenant_id = %(tenant_id)s
-    and response_id = (select id from responses where tenant_id = %(tenant_id)s
-                       and typeform_token = %(token)s and payload_sha256 = %(sha)s)
-    and question_id <> all(string_to_array(%(question_list)s, ',')::uuid[])
-"""
-
-_EXISTING = """
-select id, revision, payload_sha256 = %s, user_id, run_id
-from responses where tenant_id = %s and typeform_token = %s
-"""
+#: How many statements a delivery may run before it gives up racing concurrent deliveries of
+#: its token (503: the sender retries).
+_WRITE_ATTEMPTS = 5
 
 def _number(value: Any) -> str | None:
     return None if value is None else str(value)
@@ -180,6 +175,22 @@ def answers_document(mapped: MappedResponse) -> str:
                "raw_score": _number(a.raw_score), "score": _number(a.score)}
         rows.append({k: v for k, v in row.items() if v is not None})
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_params(tenant: ResolvedTenant, assessment: AssessmentSpec, payload: TypeformWebhook,
+                 mapped: MappedResponse, sha: str) -> dict[str, Any]:
+    """The parameters of `_WRITE` for one delivery (``sha``: of its raw body)."""
+    fr = payload.form_response
+    return {
+        "tenant_id": tenant.id, "assessment_id": assessment.id,
+        "user_ref": fr.hidden.get("user_id"), "token": fr.token,
+        "event_id": payload.event_id, "landed_at": fr.landed_at,
+        "submitted_at": fr.submitted_at, "is_complete": mapped.is_complete,
+        "answer_count": len(mapped.answers), "total_score": mapped.total_score,
+        "max_score": mapped.max_score, "hidden": Jsonb(fr.hidden), "sha": sha,
+        "answers": answers_document(mapped),
+        "question_list": ",".join(str(a.question.id) for a in mapped.answers),
+    }
 
 
 def delivery_outcome(stored: tuple[str, datetime] | None, sha: str,
@@ -211,13 +222,6 @@ WRITE_GROUP_MAX = 50
 #: Write transactions in flight at once (each on its own pooled connection). Measured at 16
 #: clients: 2 and 4 alike, 1 left the processor waiting on the database.
 WRITE_GROUPS_IN_FLIGHT = 2
-
-_DELIVERY = """
-insert into webhook_deliveries (tenant_id, event_id, typeform_token, response_id, outcome,
-                                payload_sha256)
-values (%s, %s, %s, %s, %s, %s)
-"""
-
 
 async def _discard(conn: psycopg.AsyncConnection) -> None:
     """Close a connection whose pipeline failed, so the pool replaces it: the server skipped
@@ -299,18 +303,7 @@ class Store:
         one round trip and one commit for the group. Raises `DatabaseUnavailable` or
         `StoreRejected`; either concerns this delivery alone.
         """
-        fr = payload.form_response
-        params = {
-            "tenant_id": tenant.id, "assessment_id": assessment.id,
-            "user_ref": fr.hidden.get("user_id"), "token": fr.token,
-            "event_id": payload.event_id, "landed_at": fr.landed_at,
-            "submitted_at": fr.submitted_at, "is_complete": mapped.is_complete,
-            "answer_count": len(mapped.answers), "total_score": mapped.total_score,
-            "max_score": mapped.max_score, "hidden": Jsonb(fr.hidden), "sha": sha,
-            "answers": answers_document(mapped),
-            "question_list": ",".join(str(a.question.id) for a in mapped.answers),
-        }
-        return await self._writes.submit(params)
+        return await self._writes.submit(write_params(tenant, assessment, payload, mapped, sha))
 
     async def _write_group(self, group: list[dict[str, Any]]) -> list[Settled[WriteResult]]:
         """Write a group of deliveries as ONE transaction in one round trip; when the database
@@ -326,7 +319,8 @@ class Store:
                 return [exc] * len(group)
         return [await self._write_alone(params) for params in group]
 
-    async def _write_together(self, group: list[dict[str, Any]]) -> list[Settled[WriteResult]]:
+    async def _write_together(self, group: list[dict[str, Any]], attempt: int = 1
+                              ) -> list[Settled[WriteResult]]:
         try:
             async with self.pool.connection() as conn:
                 cursors = []
@@ -335,46 +329,37 @@ class Store:
                         for params in group:
                             await as_tenant(params["tenant_id"])
                             cursors.append(await conn.execute(_WRITE, params))
-                            await conn.execute(_DROP_ANSWERS, params)
                 except psycopg.Error:
                     await _discard(conn)
                     raise
                 rows = [await cursor.fetchone() for cursor in cursors]
-                return [await self._decided(conn, params, row)
-                        for params, row in zip(group, rows, strict=True)]
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError,
                 psycopg.errors.TransactionRollback):
             raise
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
+        results: list[Settled[WriteResult]] = []
+        for params, row in zip(group, rows, strict=True):
+            assert row is not None, "the write statement always returns one row"
+            if row[2] is not None:
+                results.append(WriteResult(*row))
+            elif attempt < _WRITE_ATTEMPTS:  # its row changed after the snapshot: again
+                results.append(await self._write_alone(params, attempt + 1))
+            else:
+                results.append(DatabaseUnavailable(
+                    f"response {params['token']!r} kept changing under {attempt} attempts to "
+                    "write it (concurrent deliveries of the same token); retry"))
+        return results
 
-    async def _write_alone(self, params: dict[str, Any]) -> Settled[WriteResult]:
+    async def _write_alone(self, params: dict[str, Any], attempt: int = 1
+                           ) -> Settled[WriteResult]:
         """`_write_together` of one delivery, its errors as its outcome (a lost deadlock:
         unavailable, retried by the sender)."""
         try:
-            return (await self._write_together([params]))[0]
+            return (await self._write_together([params], attempt))[0]
         except DatabaseUnavailable as exc:
             return exc
         except psycopg.errors.TransactionRollback as exc:
             return DatabaseUnavailable(str(exc))
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             return StoreRejected(exc.diag.message_primary or str(exc))
-
-    @staticmethod
-    async def _decided(conn: psycopg.AsyncConnection, params: dict[str, Any],
-                       row: tuple[Any, ...] | None) -> WriteResult:
-        """The `WriteResult` of a delivery from its `_WRITE` row. No outcome means a concurrent
-        first delivery of the token committed after the statement's snapshot: read it and log
-        this delivery against it (duplicate or stale)."""
-        assert row is not None, "the write statement always returns one row"
-        response_id, revision, outcome, user_id, run_id = row
-        if outcome is None:
-            tenant_id, token, sha = params["tenant_id"], params["token"], params["sha"]
-            async with atenant(conn, tenant_id):
-                found = await (await conn.execute(_EXISTING, (sha, tenant_id, token))).fetchone()
-                assert found is not None, "the conflicting row is committed"
-                response_id, revision, same, user_id, run_id = found
-                outcome = "duplicate" if same else "stale"
-                await conn.execute(_DELIVERY, (tenant_id, params["event_id"], token,
-                                               response_id, outcome, sha))
-        return WriteResult(response_id, revision, outcome, user_id, run_id)

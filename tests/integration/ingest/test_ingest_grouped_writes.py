@@ -1,6 +1,8 @@
 """Grouped writes against the real Postgres: concurrent deliveries of several tenants go in one
-transaction, each statement under its own delivery's tenant, and a delivery the database
-refuses fails alone. The store is driven in-process (no HTTP) so the groups can be observed."""
+transaction, each statement under its own delivery's tenant, a delivery the database refuses
+fails alone, and a revision whose row is committed by another transaction while its statement
+runs is written again. The store is driven in-process (no HTTP) so the groups can be
+observed."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from pulse_local.config import Settings
-from pulse_local.ingest.store import Store, StoreRejected, WriteResult
+from pulse_local.ingest.store import _WRITE, Store, StoreRejected, WriteResult, write_params
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +45,9 @@ def _run_grouped(pulse_settings: Settings, deliveries: list[tuple[str, dict[str,
         together: list[int] = []
         real = store._write_together
 
-        async def spy(group: list[dict[str, Any]]) -> Any:
+        async def spy(group: list[dict[str, Any]], *rest: Any) -> Any:
             together.append(len(group))
-            return await real(group)
+            return await real(group, *rest)
 
         store._write_together = spy  # type: ignore[method-assign]  # observe, not replace
         store._writes.in_flight = 1
@@ -102,3 +104,60 @@ def test_a_delivery_the_database_refuses_fails_alone_and_the_rest_of_its_group_i
     logged = pg_admin.execute("select count(*) from webhook_deliveries "
                               "where typeform_token = %s", (tokens[2],)).fetchone()[0]
     assert logged == 0  # nothing of the refused delivery, not even its log line
+
+
+def test_a_revision_whose_first_delivery_commits_during_its_statement_is_written_again(
+        source_fixtures: Any, pulse_settings: Settings, make_webhook: Any,
+        pg_admin: Any) -> None:
+    """The first delivery of a token is written by another transaction, left open while the
+    revision's statement starts (it waits on the row), then committed. The revision's snapshot
+    does not show the row: its statement writes nothing, and a second statement revises it,
+    leaving exactly the revision's answers (one fewer) and one log line per delivery."""
+    import psycopg
+
+    from pulse_local.source.tenancy import atenant
+
+    first = make_webhook("tenant-0001", value=1)
+    token = first["form_response"]["token"]
+    revision = make_webhook("tenant-0001", token=token, value=2,
+                            submitted_at="2024-09-06T10:00:00Z")
+    revision["form_response"]["answers"] = revision["form_response"]["answers"][1:]
+
+    async def scenario() -> tuple[Any, list[int]]:
+        store = Store(pulse_settings.app_dsn(), min_size=1, max_size=4, timeout=5,
+                      connect_timeout=3, cache_seconds=30)
+        await store.open()
+        attempts: list[int] = []
+        real = store._write_together
+
+        async def spy(group: list[dict[str, Any]], attempt: int = 1) -> Any:
+            attempts.append(attempt)
+            return await real(group, attempt)
+
+        store._write_together = spy  # type: ignore[method-assign]  # observe, not replace
+        try:
+            earlier = await _prepared(store, "tenant-0001", first)
+            later = await _prepared(store, "tenant-0001", revision)
+            async with await psycopg.AsyncConnection.connect(pulse_settings.app_dsn()) as other:
+                async with atenant(other, earlier[0].id):
+                    await other.execute(_WRITE, write_params(*earlier))
+                    pending = asyncio.create_task(store.write(*later))
+                    await asyncio.sleep(1.0)  # its statement now waits for this transaction
+                    assert not pending.done()
+                result = await pending
+        finally:
+            await store.close()
+        return result, attempts
+
+    result, attempts = asyncio.run(scenario())
+    assert attempts == [1, 2]
+    assert isinstance(result, WriteResult) and (result.outcome, result.revision) == ("revised", 2)
+    stored = pg_admin.execute(
+        "select r.answer_count, count(a.*) from responses r join answers a "
+        "on a.response_id = r.id where r.typeform_token = %s group by r.answer_count",
+        (token,)).fetchone()
+    assert stored == (len(revision["form_response"]["answers"]),) * 2
+    outcomes = [o for (o,) in pg_admin.execute(
+        "select outcome from webhook_deliveries where typeform_token = %s order by id",
+        (token,))]
+    assert outcomes == ["created", "revised"]
