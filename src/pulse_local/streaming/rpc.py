@@ -33,6 +33,11 @@ CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_mess
 SINGLE_THREADED_STREAMS = (("SingleThreadedUnaryStream", 1),)
 
 
+#: The error when the `gcp` profile finds no Google credentials for Bigtable.
+NO_CREDENTIALS = ("no Google credentials for Bigtable: run `gcloud auth application-default "
+                  "login`, or use the emulators (PULSE_PROFILE=local)")
+
+
 class BigtableWriteError(RuntimeError):
     """Some entries of a MutateRows call failed (the batch is retried as a whole)."""
 
@@ -236,8 +241,15 @@ def gapic_client(emulator_host: str | None) -> BigtableClient:
     from google.cloud.bigtable_v2.services.bigtable.transports import BigtableGrpcTransport
 
     if emulator_host is None:
-        return BigtableClient(transport=BigtableGrpcTransport(
-            channel=_with_stream_option(BigtableGrpcTransport.create_channel)))
+        from google.auth.exceptions import DefaultCredentialsError
+
+        from pulse_local.errors import ConfigError
+
+        try:
+            return BigtableClient(transport=BigtableGrpcTransport(
+                channel=_with_stream_option(BigtableGrpcTransport.create_channel)))
+        except DefaultCredentialsError as exc:
+            raise ConfigError(NO_CREDENTIALS) from exc
     return BigtableClient(transport=BigtableGrpcTransport(channel=grpc.insecure_channel(
         emulator_host, options=[*CHANNEL_OPTIONS, *SINGLE_THREADED_STREAMS])))
 

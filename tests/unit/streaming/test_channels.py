@@ -3,6 +3,8 @@ lazily, so an unused address is enough; the GCP factory is checked with a fake c
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import grpc.experimental
 import pytest
@@ -68,3 +70,20 @@ def test_the_gcp_channel_factory_adds_the_option_to_the_transports_own() -> None
     assert made == "channel"
     assert seen["host"] == "bigtable.googleapis.com"
     assert seen["options"] == [("grpc.max_send_message_length", -1), *SINGLE_THREADED_STREAMS]
+
+
+@pytest.mark.parametrize("make", ["generated", "data"])
+def test_no_credentials_on_gcp_is_a_named_error_with_the_fix(
+        make: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from pulse_local.errors import ConfigError
+
+    monkeypatch.delenv("BIGTABLE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigError, match="gcloud auth application-default login"):
+        if make == "generated":
+            gapic_client(None)
+        else:
+            from pulse_local.config import Settings
+            from pulse_local.streaming.store import bigtable_data_client
+
+            bigtable_data_client(Settings(profile="gcp"))
