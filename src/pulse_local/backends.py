@@ -57,6 +57,10 @@ class MessageBus(Protocol):
         """`publish_many` for asyncio callers, on the running event loop (no worker thread)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what `apublish_many` opened on the running event loop (idempotent)."""
+        ...
+
 
 class Warehouse(Protocol):
     """Capability: run SQL in the analytical warehouse and return the rows."""
@@ -253,6 +257,12 @@ class PubSubBus:
             response = await client.publish(request=PublishRequest.wrap(request), timeout=60)
             ids += response.message_ids
         return ids
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            _, client = self._async
+            self._async = None
+            await client.transport.close()
 
     def _async_client(self) -> Any:
         """The asyncio publisher of the running event loop (a gRPC asyncio channel belongs to

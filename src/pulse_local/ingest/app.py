@@ -254,6 +254,8 @@ def create_app(settings: Settings, options: ProcessorOptions | None = None,
             yield
         finally:
             await processor.store.close()
+            if processor._backends is not None:
+                await processor._backends.bus.aclose()
 
     app = FastAPI(title="typeform-processor", lifespan=lifespan, openapi_url=None)
     app.state.processor = processor

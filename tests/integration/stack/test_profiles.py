@@ -67,7 +67,13 @@ def test_many_messages_are_published_in_requests_within_the_limit(
     bus = for_profile(gcp_settings(pulse_settings)).bus
     messages = [(f"m{i}".encode(), {"n": str(i)}) for i in range(7)]
     if on_loop:
-        ids = asyncio.run(bus.apublish_many(name, messages))
+        async def publish_then_close() -> list[str]:
+            try:
+                return await bus.apublish_many(name, messages)
+            finally:
+                await bus.aclose()
+
+        ids = asyncio.run(publish_then_close())
     else:
         ids = bus.publish_many(name, messages)
     assert len(set(ids)) == 7
