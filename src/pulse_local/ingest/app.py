@@ -41,6 +41,7 @@ from pulse_local.ingest.models import PayloadError, TypeformWebhook, validate_bo
 from pulse_local.ingest.options import ProcessorOptions
 from pulse_local.ingest.scoring import AssessmentSpec, MappedResponse, map_answers
 from pulse_local.ingest.store import DatabaseUnavailable, Store, StoreRejected, WriteResult
+from pulse_local.runtime import settle_garbage_collector
 from pulse_local.source.tenancy import ResolvedTenant
 
 log = logging.getLogger("pulse_local.ingest")
@@ -250,6 +251,7 @@ def create_app(settings: Settings, options: ProcessorOptions | None = None,
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await processor.store.open()
+        settle_garbage_collector()
         try:
             yield
         finally:

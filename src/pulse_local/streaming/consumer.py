@@ -532,11 +532,13 @@ def serve(settings: Settings, options: StreamingOptions | None = None, *,
     its own; stops when the service is gone)."""
     import signal
 
+    from pulse_local.runtime import settle_garbage_collector
     from pulse_local.streaming.pool import ChildConsumers, stop_when_orphaned
 
     options = options or load_options(StreamingOptions)
     consumer = Consumer(settings, options,
                         status_path=None if child_of else status_path(settings))
+    settle_garbage_collector()
     if child_of:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: consumer.stop())
