@@ -109,11 +109,10 @@ class Processor:
             cache_seconds=options.cache_seconds,
         )
         #: Archive appends and event publishes of concurrent requests, one call per group.
-        linger = options.group_linger
         self.archiving: Grouper[tuple[str, str, dict[str, Any]], str] = Grouper(
-            self._append, linger=linger, in_flight=SIDE_CALLS_IN_FLIGHT)
+            self._append, linger=options.archive_linger, in_flight=SIDE_CALLS_IN_FLIGHT)
         self.publishing: Grouper[tuple[bytes, dict[str, str]], str] = Grouper(
-            self._publish, linger=linger, in_flight=SIDE_CALLS_IN_FLIGHT)
+            self._publish, linger=options.publish_linger, in_flight=SIDE_CALLS_IN_FLIGHT)
 
     @property
     def backends(self) -> Backends:

@@ -9,7 +9,8 @@ a lone request unchanged). A busy one (a call ended less than `busy_window` ago)
 `linger` seconds, so that the requests arriving meanwhile join the group: measured on the
 processor at 16 concurrent clients, a 3 ms linger cut its CPU per webhook by about a fifth (one
 Publish RPC costs 350-500 µs of CPU however few messages it carries); 2 ms, the processor's
-default, did as well or better once writes were grouped too.
+default for archive appends, did as well or better once writes were grouped too. Publishes,
+since they run on the event loop, do not linger (docs/source.md).
 """
 
 from __future__ import annotations
