@@ -33,10 +33,6 @@ CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_mess
 SINGLE_THREADED_STREAMS = (("SingleThreadedUnaryStream", 1),)
 
 
-#: The error when the `gcp` profile finds no Google credentials for Bigtable.
-NO_CREDENTIALS = ("no Google credentials for Bigtable: run `gcloud auth application-default "
-                  "login`, or use the emulators (PULSE_PROFILE=local)")
-
 
 class BigtableWriteError(RuntimeError):
     """Some entries of a MutateRows call failed (the batch is retried as a whole)."""
@@ -244,14 +240,16 @@ def gapic_client(emulator_host: str | None) -> BigtableClient:
         from google.auth.exceptions import DefaultCredentialsError
 
         from pulse_local.errors import ConfigError
+        from pulse_local.resources.clients import _NO_CREDENTIALS
 
         try:
             return BigtableClient(transport=BigtableGrpcTransport(
                 channel=_with_stream_option(BigtableGrpcTransport.create_channel)))
         except DefaultCredentialsError as exc:
-            raise ConfigError(NO_CREDENTIALS) from exc
-    return BigtableClient(transport=BigtableGrpcTransport(channel=grpc.insecure_channel(
-        emulator_host, options=[*CHANNEL_OPTIONS, *SINGLE_THREADED_STREAMS])))
+            raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+    return BigtableClient(transport=BigtableGrpcTransport(
+        channel=_with_stream_option(grpc.insecure_channel)(emulator_host,
+                                                          options=CHANNEL_OPTIONS)))
 
 
 @functools.cache
@@ -271,9 +269,8 @@ def data_client_class() -> type[BigtableDataClient]:
         def _build_grpc_channel(self, *args: Any, **kwargs: Any) -> Any:
             if self._emulator_host is not None:
                 return SwappableChannel(functools.partial(
-                    grpc.insecure_channel, self._emulator_host,
-                    options=[*CHANNEL_OPTIONS, *SINGLE_THREADED_STREAMS]))
-            kwargs["options"] = [*kwargs.get("options", ()), *SINGLE_THREADED_STREAMS]
-            return super()._build_grpc_channel(*args, **kwargs)
+                    _with_stream_option(grpc.insecure_channel), self._emulator_host,
+                    options=CHANNEL_OPTIONS))
+            return _with_stream_option(super()._build_grpc_channel)(*args, **kwargs)
 
     return DataClient
