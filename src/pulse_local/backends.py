@@ -211,9 +211,12 @@ class PubSubBus:
         """Publish requests for ``messages`` as raw protobufs (proto-plus objects per message
         cost more CPU than the call), within the service's limits of 1,000 messages and 10 MB
         a request."""
+        from google.pubsub_v1.services.publisher import PublisherClient as GeneratedPublisher
         from google.pubsub_v1.types import PublishRequest
 
-        path = self.client.topic_path(self.project, topic)
+        # a static method: the asyncio path must not build the batching client (and its
+        # credentials) only to format a path
+        path = GeneratedPublisher.topic_path(self.project, topic)
         request, size = PublishRequest.pb()(topic=path), 0
         for data, attributes in messages:
             length = len(data) + sum(len(k) + len(v) for k, v in attributes.items())
