@@ -67,9 +67,8 @@ async def atenant_pipeline(
     Results are read after the block (``await cursor.fetchone()``). Costs about half the
     client CPU of :func:`atenant` in a pipeline, which also sends BEGIN and COMMIT.
     """
-    text = _tenant_text(tenant_id)
     async with atenants_pipeline(conn) as as_tenant:
-        await as_tenant(text)
+        await as_tenant(tenant_id)
         yield conn
 
 
