@@ -309,9 +309,7 @@ class RawLayer:
         """Delete temp files and files of a flush that never committed (first LSN > watermark,
         or any data file while the backfill is incomplete). Returns how many were removed."""
         removed = 0
-        if not self.root.is_dir():
-            return 0
-        for path in self.root.glob("*/*"):
+        for path in (p for folder in self._table_dirs() for p in folder.iterdir()):
             if path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
                 removed += 1
@@ -328,12 +326,21 @@ class RawLayer:
 
     def wipe(self) -> None:
         """Delete every landed file and the state (re-synchronisation)."""
+        for folder in self._table_dirs():
+            shutil.rmtree(folder)
         if self.root.is_dir():
-            for child in self.root.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+            for child in self.root.glob("_cdc_*"):  # the state and heartbeat files, their temps
+                child.unlink()
+
+    def _table_dirs(self) -> list[Path]:
+        """The directories this layer lands tables in: those holding its schema file, or the
+        temp file of the first one. The root is shared (the streaming sink lands
+        ``pubsub_response_events`` beside the tables, with its own temp files), so nothing
+        else under it is this layer's to delete."""
+        if not self.root.is_dir():
+            return []
+        return [folder for folder in self.root.iterdir() if folder.is_dir() and (
+            (folder / SCHEMA_FILE).exists() or any(folder.glob(f"{SCHEMA_FILE}.*.tmp")))]
 
     # Writing -----------------------------------------------------------------------------
     def _duckdb(self) -> Any:

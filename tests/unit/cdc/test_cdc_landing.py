@@ -189,3 +189,26 @@ def test_recorded_frames_and_decoded_rows_land_together(tmp_path: Path) -> None:
                    (2, None, None, None, "DELETE", True)]
     reshaped = rows.reshaped(SCHEMA)
     assert not reshaped.frames and len(reshaped) == 4
+
+
+def test_the_shared_raw_root_keeps_what_other_writers_land_there(tmp_path: Path) -> None:
+    """The streaming sink lands ``pubsub_response_events`` (Parquet and its own ``.tmp`` files)
+    in the same root: neither the start-up clean-up nor a resync's wipe touches it, while the
+    layer's own temp and table files go."""
+    layer, _settings = _land(tmp_path, "merge")
+    sink = layer.root / "pubsub_response_events"
+    (sink / "dt=2024-09-02").mkdir(parents=True)
+    foreign = [sink / "_schema.parquet", sink / "._schema.parquet.0123abcd.tmp",
+               sink / "dt=2024-09-02" / "part-1.parquet"]
+    for path in foreign:
+        path.write_bytes(b"not the layer's")
+    (layer.table_dir("items") / "half.parquet.tmp").write_bytes(b"partial")
+    first_schema = layer.root / "orders"  # a crash during a table's first schema write
+    first_schema.mkdir()
+    (first_schema / "_schema.json.42.tmp").write_text("{")
+    assert layer.remove_orphans(layer.read_state()) == 2
+    assert all(path.exists() for path in foreign)
+    (first_schema / "_schema.json.43.tmp").write_text("{")  # and again before the resync
+    layer.wipe()
+    assert all(path.exists() for path in foreign)
+    assert sorted(p.name for p in layer.root.iterdir()) == ["pubsub_response_events"]
