@@ -67,10 +67,12 @@ def ceiling(settings: Any, count: int, streams: int) -> float:
     return rate
 
 
-def pull_ceiling(settings: Any, count: int, pullers: int) -> float:
+def pull_ceiling(settings: Any, count: int, pullers: int, *, name: str = "bench-pull-ceiling",
+                 handle: Any = None) -> float:
     """Raw publish + unary Pull + ack (the consumer's intake) with ``pullers`` threads and no
-    processing (messages/s)."""
-    publisher, subscriber, _topic, sub = _bench_subscription(settings, "bench-pull-ceiling")
+    processing (messages/s); with ``handle``, each Pull's messages are passed to it before
+    they are acked."""
+    publisher, subscriber, _topic, sub = _bench_subscription(settings, name)
     got, lock, done = [0], threading.Lock(), threading.Event()
 
     def pull() -> None:
@@ -78,6 +80,8 @@ def pull_ceiling(settings: Any, count: int, pullers: int) -> float:
             received = subscriber.pull(subscription=sub, max_messages=1000, timeout=10,
                                        retry=None).received_messages
             if received:
+                if handle is not None:
+                    handle(received)
                 subscriber.acknowledge(subscription=sub, ack_ids=[r.ack_id for r in received])
             with lock:
                 got[0] += len(received)
@@ -91,9 +95,33 @@ def pull_ceiling(settings: Any, count: int, pullers: int) -> float:
     threads = [threading.Thread(target=pull, daemon=True) for _ in range(pullers)]
     for t in threads:
         t.start()
-    publish_batched(publisher, settings.project, "bench-pull-ceiling", messages)
+    publish_batched(publisher, settings.project, name, messages)
     done.wait(300)
     return got[0] / (time.perf_counter() - began)
+
+
+def floor_pipeline(settings: Any, count: int, pullers: int) -> float:
+    """The least any consumer of this path must do, as `pull_ceiling` measures it: Pull, write
+    each message as one Bigtable cell (one MutateRows call per Pull, no validation, dedup,
+    aggregates or sink), ack (messages/s). Its ratio to the ceiling bounds what the real
+    consumer's ratio can be on this machine."""
+    from pulse_local.streaming.store import EVENT, FACT_TABLE, EventStore
+
+    store = EventStore.for_settings(settings)
+
+    def write(received: Any) -> None:
+        request = store.rpc.new_mutate_request(FACT_TABLE)
+        for r in received:  # a key space of its own: tenant ids are UUIDs
+            cell = request.entries.add(row_key=b"bench-floor#" + r.message.message_id.encode()
+                                       ).mutations.add().set_cell
+            cell.family_name, cell.column_qualifier = EVENT, b"json"
+            cell.timestamp_micros, cell.value = 0, r.message.data
+        store.rpc.mutate_rows(request)
+
+    try:
+        return pull_ceiling(settings, count, pullers, name="bench-floor", handle=write)
+    finally:
+        store.close()
 
 
 def _spawn_consumer(log: Any, processes: int | None = None) -> Any:
@@ -174,9 +202,11 @@ def backlog_drain(settings: Any, count: int, processes: int) -> float:
     return count / elapsed
 
 
-def _until_readable(settings: Any, events: list[Any], poll_seconds: float) -> float:
+def _until_readable(settings: Any, events: list[Any], poll_seconds: float,
+                    watched: dict[str, Any] | None = None) -> tuple[float, dict[str, float]]:
     """Publish ``events`` as fast as possible with the consumer running; events/s until the
-    last one is readable (the live counters of their tenants add up to them)."""
+    last one is readable (the live counters of their tenants add up to them), and the CPU
+    share of each ``watched`` process over that time (1.0 = one core)."""
     from pulse_local.serving import ServingStore, live_counters
     from pulse_local.streaming.testing import fast_publisher, publish_batched
 
@@ -187,20 +217,24 @@ def _until_readable(settings: Any, events: list[Any], poll_seconds: float) -> fl
     # generator's CPU is taken from what is measured (the ceilings publish the same way)
     messages = [(e.to_message(), e.attributes()) for e in events]
     publisher = fast_publisher()
+    before = _cpu_seconds(watched or {})
     began = time.perf_counter()
     publish_batched(publisher, settings.project, "response-events", messages)
     while sum(live_counters(store, t).total.events for t in tenants) < len(events):
         time.sleep(poll_seconds)
     elapsed = time.perf_counter() - began
+    used = _cpu_seconds(watched or {}, before)
     store.close()
-    return len(events) / elapsed
+    return len(events) / elapsed, {name: cpu / elapsed for name, cpu in used.items()}
 
 
-def sustained(settings: Any, count: int) -> float:
+def sustained(settings: Any, count: int, watched: dict[str, Any] | None = None
+              ) -> tuple[float, dict[str, float]]:
     """`_until_readable` for ``count`` events of one tenant (a few hot aggregate rows)."""
     from pulse_local.streaming.testing import event_stream
 
-    return _until_readable(settings, event_stream(count, uuid.uuid4(), users=500, forms=5), 0.05)
+    return _until_readable(settings, event_stream(count, uuid.uuid4(), users=500, forms=5), 0.05,
+                           watched)
 
 
 def _processes(consumer_pid: int) -> dict[str, Any]:
@@ -229,7 +263,8 @@ def _cpu_seconds(procs: dict[str, Any], since: dict[str, float] | None = None
     return used
 
 
-def sustained_tenants(settings: Any, count: int, tenants: int) -> float:
+def sustained_tenants(settings: Any, count: int, tenants: int,
+                      watched: dict[str, Any] | None = None) -> tuple[float, dict[str, float]]:
     """`sustained` with the events spread over ``tenants`` tenants (shuffled): many distinct
     aggregate rows per batch, as in the multi-tenant fixture data, instead of a few hot ones."""
     import random
@@ -239,16 +274,7 @@ def sustained_tenants(settings: Any, count: int, tenants: int) -> float:
     events = [e for i in range(tenants)
               for e in event_stream(count // tenants, uuid.uuid4(), users=50, forms=3, seed=i)]
     random.Random(1).shuffle(events)
-    return _until_readable(settings, events, 0.2)
-
-
-def _cpu_shares(procs: dict[str, Any], measure: Any) -> tuple[Any, dict[str, float]]:
-    """Run ``measure()``; its result and each process's CPU over it (1.0 = one core)."""
-    before = _cpu_seconds(procs)
-    began = time.perf_counter()
-    result = measure()
-    elapsed = time.perf_counter() - began
-    return result, {name: used / elapsed for name, used in _cpu_seconds(procs, before).items()}
+    return _until_readable(settings, events, 0.2, watched)
 
 
 def latency(settings: Any, rate: float, seconds: float) -> list[float]:
@@ -341,20 +367,20 @@ def main(argv: list[str] | None = None) -> None:
         options = StreamingOptions()
         raw = ceiling(settings, args.events, options.streams)
         raw_pull = pull_ceiling(settings, args.events, options.streams)
+        floor = floor_pipeline(settings, args.events, options.streams)
         with tempfile.TemporaryFile() as log:
             single = consumer_process(settings, log, processes=1)
             try:
-                one_process = sustained(settings, args.events)
+                one_process, _ = sustained(settings, args.events)
             finally:
                 single.terminate()
                 single.wait(30)
             consumer = consumer_process(settings, log)
             try:
                 watched = _processes(consumer.pid)
-                rate, split = _cpu_shares(watched, lambda: sustained(settings, args.events))
+                rate, split = sustained(settings, args.events, watched)
                 lat = latency(settings, rate / 2, 10.0)
-                spread, spread_split = _cpu_shares(
-                    watched, lambda: sustained_tenants(settings, args.events, 100))
+                spread, spread_split = sustained_tenants(settings, args.events, 100, watched)
             finally:
                 consumer.terminate()
                 consumer.wait(30)
@@ -369,6 +395,9 @@ def main(argv: list[str] | None = None) -> None:
               f"the consumer's intake) {raw_pull:,.0f} msg/s, streaming pull ({options.streams} "
               f"streams) {raw:,.0f} msg/s; ratio to the higher "
               f"{rate / max(raw, raw_pull):.2f} (target >= 0.5)")
+        print(f"the least a consumer can do (unary Pull, one Bigtable cell per message, ack; no "
+              f"validation, dedup, aggregates or sink): {floor:,.0f} msg/s, ratio "
+              f"{floor / max(raw, raw_pull):.2f}: the bound on the ratio above on this machine")
         print(f"p95 publish-to-readable at {rate / 2:,.0f}/s: {_p95(lat):.0f} ms "
               f"(median {statistics.median(lat):.0f} ms; target <= 500 ms)")
         print(f"backlog catch-up ({args.events:,} events waiting, start-up included): 1 "
@@ -376,9 +405,11 @@ def main(argv: list[str] | None = None) -> None:
               f"(ratio {drain[2] / drain[1]:.2f})")
         print(f"serving recent_events(limit=20): p95 {_p95(reads):.1f} ms, median "
               f"{statistics.median(reads):.1f} ms (target <= 20 ms)")
-        for label, shares in (("one tenant", split), ("100 tenants", spread_split)):
+        for label, shares, per_s in (("one tenant", split, rate),
+                                     ("100 tenants", spread_split, spread)):
             print(f"CPU while sustained ({label}; 100 % = one of the machine's cores): "
-                  + ", ".join(f"{name} {share * 100:.0f} %" for name, share in shares.items()))
+                  + ", ".join(f"{name} {share * 100:.0f} %" for name, share in shares.items())
+                  + f"; {sum(shares.values()) / per_s * 1e6:.0f} µs of CPU per event in all")
     finally:
         stack.down()
 
