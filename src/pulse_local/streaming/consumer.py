@@ -124,6 +124,9 @@ class Consumer:
         self._store: EventStore | None = None
         self._sink: RawEventSink | None = None
         self._intake: PullIntake | None = None
+        #: The ``subscription_name`` of raw rows: the BigQuery subscription the sink stands in for.
+        self._raw_subscription = (f"projects/{settings.project}/subscriptions/"
+                                  f"{BIGQUERY_SUBSCRIPTION}")
 
     # Public -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -413,12 +416,11 @@ class Consumer:
 
     def _raw(self, message: Message) -> RawMessage:
         return RawMessage(
-            subscription_name=f"projects/{self.settings.project}/subscriptions/"
-                              f"{BIGQUERY_SUBSCRIPTION}",
+            subscription_name=self._raw_subscription,
             message_id=message.message_id,
             publish_time=_publish_time(message),
             data=message.data,
-            attributes=dict(message.attributes),
+            attributes=message.attributes,
         )
 
     def _dead_letter(self, items: list[tuple[Message, str, str]]) -> list[Message]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from pulse_local.streaming.sink import LocalParquetSink, RawMessage, read_raw
@@ -27,3 +27,18 @@ def test_files_are_partitioned_and_deduplicated_on_read(tmp_path: Path) -> None:
     rows = read_raw(tmp_path)
     assert [r[1] for r in rows] == ["1", "2", "4"]  # one row per event id, earliest publish
     assert rows[0][3] == '{"x": 1}'
+
+
+def test_rows_hold_attributes_as_sorted_json_and_land_by_utc_date(tmp_path: Path) -> None:
+    import duckdb
+
+    sink = LocalParquetSink(tmp_path)
+    late_evening_new_york = datetime(2024, 5, 1, 21, 30, tzinfo=timezone(timedelta(hours=-4)))
+    sink.write([RawMessage("projects/p/subscriptions/s", "m1", late_evening_new_york, b"{}",
+                           {"tenant_id": "t", "event_id": "e", "a": "1"})])
+    (part,) = tmp_path.rglob("part-*.parquet")
+    assert part.parent.name == "dt=2024-05-02"  # 01:30 UTC the next day
+    stored, published = duckdb.sql(
+        f"select attributes, publish_time from read_parquet('{part}')").fetchone()
+    assert stored == '{"a": "1", "event_id": "e", "tenant_id": "t"}'
+    assert published == datetime(2024, 5, 2, 1, 30, tzinfo=UTC)
