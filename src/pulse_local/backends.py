@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, assert_never
 
 from pulse_local.config import Profile, Settings
-from pulse_local.errors import ConfigError
+from pulse_local.errors import missing_credentials
 from pulse_local.streaming.sink import (
     LocalParquetSink,
     NullRawEventSink,
@@ -97,12 +97,6 @@ class DuckDBWarehouse:
         return duckdb_query_bigquery_sql(self.path, sql, lock_wait_seconds=lock_wait_seconds)
 
 
-_NO_ADC = (
-    "no Google credentials for {what}: run `gcloud auth application-default login` "
-    "(or set GOOGLE_APPLICATION_CREDENTIALS), or work offline with PULSE_PROFILE=local"
-)
-
-
 class BigQueryWarehouse:
     """The warehouse on BigQuery (Application Default Credentials; client made on first use)."""
 
@@ -117,7 +111,7 @@ class BigQueryWarehouse:
         try:
             return bigquery.Client(project=self.project, location=self.location)
         except DefaultCredentialsError:
-            raise ConfigError(_NO_ADC.format(what="BigQuery")) from None
+            raise missing_credentials("BigQuery") from None
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row.values()) for row in self.client.query(sql).result()]
@@ -160,7 +154,7 @@ class GcsArchive:
         try:
             return storage.Client().bucket(self.bucket_name)
         except DefaultCredentialsError:
-            raise ConfigError(_NO_ADC.format(what="Cloud Storage")) from None
+            raise missing_credentials("Cloud Storage") from None
 
     def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
         import uuid
@@ -196,7 +190,7 @@ class PubSubBus:
             return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(
                 max_latency=PUBLISH_MAX_LATENCY_S))
         except DefaultCredentialsError:
-            raise ConfigError(_NO_ADC.format(what="Pub/Sub")) from None
+            raise missing_credentials("Pub/Sub") from None
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
         return str(self.submit(topic, data, **attributes).result(timeout=30))
@@ -280,7 +274,7 @@ class PubSubBus:
             try:
                 self._async = (loop, PublisherAsyncClient())
             except DefaultCredentialsError:
-                raise ConfigError(_NO_ADC.format(what="Pub/Sub")) from None
+                raise missing_credentials("Pub/Sub") from None
         return self._async[1]
 
 

@@ -25,3 +25,10 @@ class PortInUse(PulseError):
 
 class StackStateError(PulseError):
     """The state directory cannot be used as it is."""
+
+
+def missing_credentials(what: str) -> ConfigError:
+    """The error for a GCP client built without Application Default Credentials."""
+    return ConfigError(
+        f"no Google credentials for {what}: run `gcloud auth application-default login` (or "
+        "set GOOGLE_APPLICATION_CREDENTIALS), or work offline with PULSE_PROFILE=local")

@@ -22,6 +22,11 @@ def sign(secret: str, body: bytes) -> str:
     return _PREFIX + base64.b64encode(digest).decode("ascii")
 
 
+def webhook_headers(secret: str, body: bytes) -> dict[str, str]:
+    """The headers of a Typeform delivery of the JSON ``body`` signed with ``secret``."""
+    return {HEADER: sign(secret, body), "content-type": "application/json"}
+
+
 def verify(secrets: Iterable[str], body: bytes, header: str | None) -> bool:
     """True when `header` is the signature of `body` under one of `secrets`.
 

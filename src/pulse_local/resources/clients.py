@@ -12,17 +12,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pulse_local.config import Profile, Settings
-from pulse_local.errors import ConfigError
+from pulse_local.errors import missing_credentials
 
 if TYPE_CHECKING:
     from google.cloud.bigtable import Client as BigtableClient
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-
-_NO_CREDENTIALS = (
-    "no Google credentials for {what}: run `gcloud auth application-default login` (or set "
-    "GOOGLE_APPLICATION_CREDENTIALS), or use the emulators (PULSE_PROFILE=local)"
-)
-
 
 def pubsub_endpoint(settings: Settings, profile: Profile) -> str | None:
     """The Pub/Sub emulator to use, or None for GCP (decided by the backend factory)."""
@@ -51,7 +45,7 @@ def pubsub_clients(emulator_host: str | None) -> tuple[PublisherClient, Subscrib
         try:
             return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         except DefaultCredentialsError as exc:
-            raise ConfigError(_NO_CREDENTIALS.format(what="Pub/Sub")) from exc
+            raise missing_credentials("Pub/Sub") from exc
 
     import grpc
     from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
@@ -107,7 +101,7 @@ def bigtable_admin_client(project: str, emulator_host: str | None) -> BigtableCl
         try:
             client = Client(project=project, admin=True)
         except DefaultCredentialsError as exc:
-            raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+            raise missing_credentials("Bigtable") from exc
         if emulator_host is not None:
             _ = client.table_admin_client, client.table_data_client
     return client

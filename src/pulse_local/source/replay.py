@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pulse_local.config import Settings
-from pulse_local.ingest.signature import HEADER, sign
+from pulse_local.ingest.signature import webhook_headers
 from pulse_local.source.seed import FixtureError, load_json
 
 
@@ -115,8 +115,7 @@ async def replay_async(base_url: str, deliveries: list[tuple[str, str, bytes]],
                     try:
                         async with client.post(
                                 f"/webhooks/typeform/{slug}", data=body,
-                                headers={HEADER: sign(secret, body),
-                                         "content-type": "application/json"}) as response:
+                                headers=webhook_headers(secret, body)) as response:
                             await response.read()
                             status = response.status
                     except (aiohttp.ClientError, TimeoutError):

@@ -239,14 +239,13 @@ def gapic_client(emulator_host: str | None) -> BigtableClient:
     if emulator_host is None:
         from google.auth.exceptions import DefaultCredentialsError
 
-        from pulse_local.errors import ConfigError
-        from pulse_local.resources.clients import _NO_CREDENTIALS
+        from pulse_local.errors import missing_credentials
 
         try:
             return BigtableClient(transport=BigtableGrpcTransport(
                 channel=_with_stream_option(BigtableGrpcTransport.create_channel)))
         except DefaultCredentialsError as exc:
-            raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+            raise missing_credentials("Bigtable") from exc
     return BigtableClient(transport=BigtableGrpcTransport(
         channel=_with_stream_option(grpc.insecure_channel)(emulator_host,
                                                           options=CHANNEL_OPTIONS)))

@@ -100,16 +100,16 @@ def bigtable_data_client(settings: Settings) -> BigtableDataClient:
     of `pulse_local.resources` (``BIGTABLE_EMULATOR_HOST`` wins). Close it with ``.close()``."""
     from google.auth.exceptions import DefaultCredentialsError
 
-    from pulse_local.errors import ConfigError
+    from pulse_local.errors import missing_credentials
     from pulse_local.resources import bigtable_endpoint
-    from pulse_local.resources.clients import _NO_CREDENTIALS, _bigtable_emulator_env
+    from pulse_local.resources.clients import _bigtable_emulator_env
     from pulse_local.streaming.rpc import data_client_class
 
     with _bigtable_emulator_env(bigtable_endpoint(settings, settings.profile)):
         try:
             return data_client_class()(project=settings.project)
         except DefaultCredentialsError as exc:
-            raise ConfigError(_NO_CREDENTIALS.format(what="Bigtable")) from exc
+            raise missing_credentials("Bigtable") from exc
 
 
 def int64(value: bytes) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pulse_local.ingest.signature import HEADER, sign
+from pulse_local.ingest.signature import webhook_headers
 from pulse_local.ingest.testing import processor_process
 from pulse_local.stack.process import free_port
 
@@ -34,8 +34,7 @@ def test_archive_down_answers_503_and_the_retry_loses_nothing(
            "PULSE_PROCESSOR_RETRY_AFTER_SECONDS": "9"}
     payload = make_webhook()
     raw = json.dumps(payload).encode()
-    headers = {HEADER: sign(tenants["tenant-0001"]["webhook_secret"], raw),
-               "content-type": "application/json"}
+    headers = webhook_headers(tenants["tenant-0001"]["webhook_secret"], raw)
     token = payload["form_response"]["token"]
     with processor_process(env, free_port(), tmp_path / "p.log") as url:
         first = httpx.post(f"{url}/webhooks/typeform/tenant-0001", content=raw,

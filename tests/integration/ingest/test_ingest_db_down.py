@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pulse_local.ingest.signature import HEADER, sign
+from pulse_local.ingest.signature import HEADER, webhook_headers
 from pulse_local.ingest.testing import processor_process
 from pulse_local.stack.process import free_port
 
@@ -79,7 +79,7 @@ def _archived(settings: Any, prefix: str) -> list[dict[str, Any]]:
 
 def _signed(body: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body).encode()
-    return raw, {HEADER: sign(secret, raw), "content-type": "application/json"}
+    return raw, webhook_headers(secret, raw)
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pulse_local.config import Settings
-from pulse_local.ingest.signature import HEADER, sign
+from pulse_local.ingest.signature import webhook_headers
 from pulse_local.ingest.testing import processor_process
 from pulse_local.stack.process import free_port
 
@@ -26,7 +26,7 @@ def test_two_workers_accept_and_store_every_webhook(
     with processor_process({"PULSE_PROCESSOR_WORKERS": "2"}, free_port(),
                            tmp_path / "processor.log") as url, httpx.Client(base_url=url) as c:
         answers = [c.post("/webhooks/typeform/tenant-0001", content=b,
-                          headers={HEADER: sign(secret, b), "content-type": "application/json"})
+                          headers=webhook_headers(secret, b))
                    for b in bodies]
     assert [a.status_code for a in answers] == [200] * len(bodies), answers[0].text
     ids = [a.json()["response_id"] for a in answers]

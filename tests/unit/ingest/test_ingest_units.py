@@ -14,7 +14,7 @@ import pytest
 from pulse_local.events import ResponseEvent, response_event_id
 from pulse_local.ingest.models import PayloadError, parse_json, validate_body, validate_payload
 from pulse_local.ingest.scoring import AssessmentSpec, QuestionSpec, map_answers, reverse_key
-from pulse_local.ingest.signature import sign, verify
+from pulse_local.ingest.signature import HEADER, sign, verify, webhook_headers
 
 
 def test_signature_matches_typeform_recipe() -> None:
@@ -27,6 +27,8 @@ def test_signature_matches_typeform_recipe() -> None:
     assert not verify(["secret-secret-123"], body, None)
     assert not verify(["secret-secret-123"], body, expected.replace("sha256=", "sha1="))
     assert not verify([], body, expected)
+    headers = webhook_headers("secret-secret-123", body)
+    assert headers == {HEADER: expected, "content-type": "application/json"}
 
 
 def _payload(**answer: Any) -> dict[str, Any]:
