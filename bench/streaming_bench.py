@@ -237,13 +237,16 @@ def sustained(settings: Any, count: int, watched: dict[str, Any] | None = None
                            watched)
 
 
-def _processes(consumer_pid: int) -> dict[str, Any]:
-    """The processes whose CPU the bench reports: the consumer, both emulators, this one."""
+def _processes(consumer_pid: int | None = None) -> dict[str, Any]:
+    """The processes whose CPU the bench reports: the consumer service's (if any), both
+    emulators, this one."""
     import psutil
 
-    found = {"consumer": psutil.Process(consumer_pid), "load generator": psutil.Process()}
-    for number, child in enumerate(_consumer_children(consumer_pid), start=2):
-        found[f"consumer {number}"] = child
+    found = {"load generator": psutil.Process()}
+    if consumer_pid is not None:
+        found["consumer"] = psutil.Process(consumer_pid)
+        for number, child in enumerate(_consumer_children(consumer_pid), start=2):
+            found[f"consumer {number}"] = child
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         if "cbtemulator" in line:
@@ -251,6 +254,15 @@ def _processes(consumer_pid: int) -> dict[str, Any]:
         elif "cloud-pubsub-emulator" in line:
             found["Pub/Sub emulator"] = proc
     return found
+
+
+def _with_cpu(measure: Any, count: int) -> tuple[float, float]:
+    """``measure()`` (a rate of ``count`` messages) and the µs of CPU per message it took in
+    all: both emulators and this process (where the ceilings publish and pull)."""
+    watched = _processes()
+    before = _cpu_seconds(watched)
+    rate = measure()
+    return rate, sum(_cpu_seconds(watched, before).values()) / count * 1e6
 
 
 def _cpu_seconds(procs: dict[str, Any], since: dict[str, float] | None = None
@@ -366,8 +378,10 @@ def main(argv: list[str] | None = None) -> None:
 
         options = StreamingOptions()
         raw = ceiling(settings, args.events, options.streams)
-        raw_pull = pull_ceiling(settings, args.events, options.streams)
-        floor = floor_pipeline(settings, args.events, options.streams)
+        raw_pull, pull_cpu = _with_cpu(
+            lambda: pull_ceiling(settings, args.events, options.streams), args.events)
+        floor, floor_cpu = _with_cpu(
+            lambda: floor_pipeline(settings, args.events, options.streams), args.events)
         with tempfile.TemporaryFile() as log:
             single = consumer_process(settings, log, processes=1)
             try:
@@ -395,9 +409,14 @@ def main(argv: list[str] | None = None) -> None:
               f"the consumer's intake) {raw_pull:,.0f} msg/s, streaming pull ({options.streams} "
               f"streams) {raw:,.0f} msg/s; ratio to the higher "
               f"{rate / max(raw, raw_pull):.2f} (target >= 0.5)")
-        print(f"the least a consumer can do (unary Pull, one Bigtable cell per message, ack; no "
-              f"validation, dedup, aggregates or sink): {floor:,.0f} msg/s, ratio "
-              f"{floor / max(raw, raw_pull):.2f}: the bound on the ratio above on this machine")
+        top = max(raw, raw_pull)
+        used = sum(split.values()) / rate * 1e6
+        print(f"CPU per message in all (emulators, consumers, load generator): unary-Pull ceiling "
+              f"{pull_cpu:.0f} µs; the least a consumer can do (the same Pull threads, one "
+              f"Bigtable cell per message, ack; no validation, dedup, aggregates or sink) "
+              f"{floor_cpu:.0f} µs at {floor:,.0f} msg/s (ratio {floor / top:.2f}); the "
+              f"pipeline {used:.0f} µs. A ratio of 0.5 on two cores needs at most "
+              f"{2e6 / (top / 2):.0f} µs per event in all")
         print(f"p95 publish-to-readable at {rate / 2:,.0f}/s: {_p95(lat):.0f} ms "
               f"(median {statistics.median(lat):.0f} ms; target <= 500 ms)")
         print(f"backlog catch-up ({args.events:,} events waiting, start-up included): 1 "
