@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pulse_local.config import Settings, load_options
 from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
+from pulse_local.streaming.inbox import Inbox
 from pulse_local.streaming.intake import PullIntake
 from pulse_local.streaming.options import (
     BIGQUERY_SUBSCRIPTION,
@@ -110,7 +110,7 @@ class Consumer:
             self.options.policy_subscription or self.options.subscription,
             max_failed_attempts=self.options.max_failed_attempts)
         self.report = ConsumeReport()
-        self._queue: queue.Queue[Message] = queue.Queue()
+        self._inbox: Inbox[Message] = Inbox()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._intake_open = threading.Event()
@@ -214,19 +214,16 @@ class Consumer:
             self._intake.close()
 
     def _drain_queue_nack(self) -> None:
-        while True:
-            try:
-                message = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            message.nack()
-            self._done(1)
+        waiting = self._inbox.drain()
+        if waiting:
+            self._settle([], waiting)
+            self._done(len(waiting))
 
     # Pub/Sub ----------------------------------------------------------------------------------
     def _pull_intake(self) -> PullIntake:
         path = self._subscriber.subscription_path(self.settings.project,
                                                   self.options.subscription)
-        return PullIntake(self._subscriber, path, self._on_message,
+        return PullIntake(self._subscriber, path, self._on_messages,
                           pullers=self.options.streams,
                           capacity=self.options.streams * self.options.max_messages,
                           max_bytes=self.options.streams * self.options.max_bytes,
@@ -258,17 +255,22 @@ class Consumer:
             message.nack()
 
     def _on_message(self, message: Message) -> None:
-        """Streaming-pull callback: hand the message to the writers (or nack when stopping)."""
+        """Streaming-pull callback: `_on_messages` for one message."""
+        self._on_messages([message])
+
+    def _on_messages(self, messages: Sequence[Message]) -> None:
+        """Hand deliveries (a Pull's, or one streaming-pull message) to the writers, or nack
+        them when stopping."""
         if not self._intake_open.is_set():
-            message.nack()
+            self._settle([], list(messages))
             return
         with self._lock:
-            self._in_flight += 1
-            self.report.received += 1
+            self._in_flight += len(messages)
+            self.report.received += len(messages)
             if self._intake is None:  # the pull intake counts what it holds (`_write_status`)
                 self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
-        self._queue.put(message)
+        self._inbox.put_many(list(messages))
 
     def _flow_control(self) -> Any:
         from google.cloud import pubsub_v1
@@ -322,20 +324,8 @@ class Consumer:
 
     # Writers ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.options.batch_wait_ms / 1000
-        while len(batch) < self.options.batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=remaining) if remaining > 0
-                             else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        return self._inbox.take(self.options.batch_size, first_wait=0.1,
+                                fill_wait=self.options.batch_wait_ms / 1000)
 
     def _worker(self) -> None:
         while not self._stop.is_set():

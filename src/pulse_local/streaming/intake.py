@@ -63,16 +63,17 @@ class PulledMessage:
 
 
 class PullIntake:
-    """Pull threads feeding ``on_message``, with flow control, leases and batched acks."""
+    """Pull threads feeding ``on_messages`` (each Pull's messages in one call), with flow
+    control, leases and batched acks."""
 
     def __init__(self, subscriber: Any, subscription_path: str,
-                 on_message: Callable[[PulledMessage], None], *, pullers: int,
+                 on_messages: Callable[[list[PulledMessage]], None], *, pullers: int,
                  capacity: int, max_bytes: int, lease_seconds: int,
                  subscription_deadline: int | None = None,
                  on_error: Callable[[str], None] = lambda _: None) -> None:
         self.subscriber = subscriber
         self.path = subscription_path
-        self.on_message = on_message
+        self.on_messages = on_messages
         self.on_error = on_error  # told of every failed Pull (the caller keeps the record)
         self.pullers = pullers
         self.capacity = capacity
@@ -172,13 +173,12 @@ class PullIntake:
                 continue
             if self._set_lease_on_pull:
                 self._modify([m.ack_id for m in messages], self.lease_seconds)
-            for m in messages:
-                try:
-                    self.on_message(m)
-                except Exception:
-                    log.exception("message %s could not be handed over; nacking it",
-                                  m.message_id)
-                    self.settle([], [m])
+            try:
+                self.on_messages(messages)
+            except Exception:
+                log.exception("%d messages could not be handed over; nacking them",
+                              len(messages))
+                self.settle([], messages)
 
     def _pull(self, room: int) -> list[Any] | None:
         """One Pull of at most ``room`` messages; None when the call failed (logged).

@@ -69,7 +69,7 @@ def test_flow_control_never_holds_more_than_capacity() -> None:
     subscriber = FakeSubscriber(5_000)
     held: list[PulledMessage] = []
     lock = threading.Lock()
-    intake = _run(subscriber, 300, lambda m: (lock.acquire(), held.append(m), lock.release()))
+    intake = _run(subscriber, 300, lambda ms: (lock.acquire(), held.extend(ms), lock.release()))
     deadline = time.monotonic() + 20
     while len(subscriber.acked) < 5_000 and time.monotonic() < deadline:
         with lock:
@@ -85,7 +85,7 @@ def test_flow_control_never_holds_more_than_capacity() -> None:
 def test_no_lease_call_after_pull_when_the_subscription_deadline_is_the_lease() -> None:
     subscriber = FakeSubscriber(2_000)
     got: list[PulledMessage] = []
-    intake = PullIntake(subscriber, "projects/p/subscriptions/s", got.append, pullers=2,
+    intake = PullIntake(subscriber, "projects/p/subscriptions/s", got.extend, pullers=2,
                         capacity=5_000, max_bytes=10**9, lease_seconds=10,
                         subscription_deadline=10)
     intake.start()
@@ -101,7 +101,7 @@ def test_no_lease_call_after_pull_when_the_subscription_deadline_is_the_lease() 
 def test_nack_sets_deadline_zero_and_frees_room() -> None:
     subscriber = FakeSubscriber(10)
     got: list[PulledMessage] = []
-    intake = _run(subscriber, 10, got.append)
+    intake = _run(subscriber, 10, got.extend)
     deadline = time.monotonic() + 5
     while len(got) < 10 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -116,7 +116,7 @@ def test_permission_denied_on_get_subscription_still_connects() -> None:
     """GCP's subscriber role has no pubsub.subscriptions.get; Pull alone must be enough."""
     subscriber = FakeSubscriber(0, get_denied=True)
     errors: list[str] = []
-    intake = _run(subscriber, 10, lambda m: None, errors)
+    intake = _run(subscriber, 10, lambda ms: None, errors)
     assert intake.connected.wait(5)
     intake.close()
     assert errors == []
