@@ -221,12 +221,14 @@ class PullIntake:
     def _message(self, received: Any) -> PulledMessage:
         """A delivery from a ``ReceivedMessage`` protobuf."""
         msg = received.message
-        published = msg.publish_time.ToDatetime(tzinfo=UTC)
+        stamp = msg.publish_time  # ToDatetime costs twice this, ~1.5 µs a message
+        published = datetime.fromtimestamp(stamp.seconds, UTC).replace(
+            microsecond=stamp.nanos // 1000)
         return PulledMessage(
             intake=self, ack_id=received.ack_id, message_id=msg.message_id, data=msg.data,
             attributes=dict(msg.attributes), publish_time=published,
             delivery_attempt=int(received.delivery_attempt) or None,
-            size=len(msg.data) + sum(len(k) + len(v) for k, v in msg.attributes.items()))
+            size=msg.ByteSize())  # what the client library's flow control counts, too
 
     # Leases and settlement --------------------------------------------------------------------
     def _lease_loop(self) -> None:

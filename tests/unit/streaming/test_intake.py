@@ -120,3 +120,21 @@ def test_permission_denied_on_get_subscription_still_connects() -> None:
     assert intake.connected.wait(5)
     intake.close()
     assert errors == []
+
+
+def test_a_pulled_message_keeps_publish_time_to_the_microsecond_and_its_size() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from google.pubsub_v1.types import ReceivedMessage
+
+    received = ReceivedMessage.pb()(ack_id="a1", delivery_attempt=3)
+    received.message.message_id, received.message.data = "m1", b'{"x": 1}'
+    received.message.attributes["tenant_id"] = "t"
+    received.message.publish_time.CopyFrom(Timestamp(seconds=1714563000, nanos=123_456_789))
+    intake = PullIntake(FakeSubscriber(0), "projects/p/subscriptions/s", lambda ms: None,
+                        pullers=1, capacity=1, max_bytes=10**6, lease_seconds=10)
+    message = intake._message(received)
+    assert message.publish_time == datetime(2024, 5, 1, 11, 30, 0, 123_456, tzinfo=UTC)
+    assert (message.message_id, message.data, message.attributes) == (
+        "m1", b'{"x": 1}', {"tenant_id": "t"})
+    assert message.delivery_attempt == 3
+    assert message.size == received.message.ByteSize() > len(b'{"x": 1}')
