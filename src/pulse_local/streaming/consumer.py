@@ -199,7 +199,7 @@ class Consumer:
         self._intake_open.clear()
         if self._intake is not None:
             self._intake.stop_pulling()  # leases go on until the writers are done
-        self._drain_queue_nack()
+        self._nack_waiting()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with self._lock:
@@ -209,11 +209,11 @@ class Consumer:
         self._stop.set()
         for thread in threads:
             thread.join(timeout=10)
-        self._drain_queue_nack()
+        self._nack_waiting()
         if self._intake is not None:
             self._intake.close()
 
-    def _drain_queue_nack(self) -> None:
+    def _nack_waiting(self) -> None:
         waiting = self._inbox.drain()
         if waiting:
             self._settle([], waiting)
@@ -258,11 +258,11 @@ class Consumer:
         """Streaming-pull callback: `_on_messages` for one message."""
         self._on_messages([message])
 
-    def _on_messages(self, messages: Sequence[Message]) -> None:
+    def _on_messages(self, messages: list[Message]) -> None:
         """Hand deliveries (a Pull's, or one streaming-pull message) to the writers, or nack
         them when stopping."""
         if not self._intake_open.is_set():
-            self._settle([], list(messages))
+            self._settle([], messages)
             return
         with self._lock:
             self._in_flight += len(messages)
@@ -270,7 +270,7 @@ class Consumer:
             if self._intake is None:  # the pull intake counts what it holds (`_write_status`)
                 self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
-        self._inbox.put_many(list(messages))
+        self._inbox.put_many(messages)
 
     def _flow_control(self) -> Any:
         from google.cloud import pubsub_v1

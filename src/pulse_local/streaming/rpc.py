@@ -33,7 +33,6 @@ CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_mess
 SINGLE_THREADED_STREAMS = (("SingleThreadedUnaryStream", 1),)
 
 
-
 class BigtableWriteError(RuntimeError):
     """Some entries of a MutateRows call failed (the batch is retried as a whole)."""
 
