@@ -317,9 +317,9 @@ class Backends:
     raw_events: RawEventSink
     #: Who runs the declared change streams: the local cdc service, or Datastream.
     change_streams: ChangeStreams
-    #: How raw tables are named: ``raw.<table>`` locally, ``raw.public_<table>`` as Datastream
-    #: names them in BigQuery (dbt's sources do the same by target type).
-    raw_table_prefix: str = ""
+    #: How raw tables are named: ``raw.public_<table>``, as Datastream names them in BigQuery
+    #: and the local CDC names its views (dbt's sources do the same).
+    raw_table_prefix: str = "public_"
 
 
 def for_profile(settings: Settings) -> Backends:
@@ -340,7 +340,6 @@ def for_profile(settings: Settings) -> Backends:
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
-                raw_table_prefix="public_",
             )
     assert_never(settings.profile)
 

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pulse_local.cdc.datastream import removing_sql
 from pulse_local.config import Settings, load_options
 from pulse_local.monitoring.config import (
     CdcSpec,
@@ -60,8 +61,9 @@ class Probes:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: Where the status file is (for messages only).
     consumer_status_path: str = ""
-    #: Prefix of raw table names in this warehouse ("" locally, "public_" as Datastream names
-    #: them in BigQuery), from the backend factory; a prefix set in monitoring.yaml wins.
+    #: Prefix of raw table names in this warehouse (``public_``: Datastream's
+    #: <schema>_<table>, on both profiles), from the backend factory (`probes_for`); a prefix
+    #: set in monitoring.yaml wins. Empty for fakes that name their tables ``raw.<table>``.
     raw_table_prefix: str = ""
 
     def raw_relation(self, relation: str, prefix: str | None = None) -> str:
@@ -270,21 +272,27 @@ def evaluate_count(name: str, source_label: str, source: Any, target_label: str,
 def raw_current_count_sql(relation: str, key: Sequence[str], mode: str) -> str:
     """BigQuery SQL counting the current (non-deleted) rows of a Datastream raw table.
 
-    merge: Datastream applied the changes, ``count(*)``. append-only: the newest change per
-    key (as dbt's ``datastream_current`` macro orders them) that is not a delete.
+    merge: Datastream applied the changes, ``count(*)``; a keyless table is append-only there,
+    with ``is_deleted``: rows added minus rows deleted. append-only (no ``is_deleted`` in that
+    mode, `pulse_local.cdc.datastream`): with a key, the newest change per key (as dbt's
+    ``datastream_current`` macro orders them) that is not a delete; without one, images added
+    (INSERT, UPDATE-INSERT) minus images removed (DELETE, UPDATE-DELETE).
     """
     meta = "datastream_metadata"
-    if mode == "merge":
+    removed = removing_sql(f"{meta}.change_type")
+    if mode == "merge" and key:
         return f"select count(*) from {relation}"
-    if not key:  # keyless tables are append-only with is_deleted (Datastream's rule)
-        return f"select countif(not coalesce({meta}.is_deleted, false)) from {relation}"
+    if mode == "merge":
+        return (f"select countif(not {meta}.is_deleted) - countif({meta}.is_deleted) "
+                f"from {relation}")
+    if not key:
+        return f"select countif(not ({removed})) - countif({removed}) from {relation}"
     return (
-        f"select count(*) from (select {meta}.change_type as change_type, "
-        f"coalesce({meta}.is_deleted, false) as is_deleted from {relation} where true "
-        f"qualify row_number() over (partition by {', '.join(key)} order by "
+        f"select count(*) from (select {meta}.change_type as change_type from {relation} "
+        f"where true qualify row_number() over (partition by {', '.join(key)} order by "
         f"{meta}.source_timestamp desc, {meta}.change_sequence_number desc, "
         f"case {meta}.change_type when 'UPDATE-DELETE' then 0 else 1 end desc) = 1) "
-        "where not (change_type in ('DELETE', 'UPDATE-DELETE') or is_deleted)"
+        f"where not ({removing_sql('change_type')})"
     )
 
 
