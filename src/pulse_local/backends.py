@@ -141,18 +141,22 @@ class LocalDirArchive:
 
 
 class GcsArchive:
-    """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable)."""
+    """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable).
+    ``PULSE_RAW_BUCKET`` must be set (`GcpSettingMissing` before the first call otherwise)."""
 
-    def __init__(self, bucket: str) -> None:
-        self.bucket_name = bucket
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bucket_name = settings.raw_bucket
 
     @cached_property
     def bucket(self) -> Any:
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import storage
 
+        self.settings.require_gcp("raw_bucket")
+
         try:
-            return storage.Client().bucket(self.bucket_name)
+            return storage.Client(project=self.settings.project).bucket(self.bucket_name)
         except DefaultCredentialsError:
             raise missing_credentials("Cloud Storage") from None
 
@@ -301,8 +305,8 @@ class DatastreamStreams:
     def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
         from pulse_local.cdc.provision import create_streams
 
-        create_streams(settings, {k: dict(v) for k, v in streams.items()})
-        return f"created Datastream streams: {', '.join(streams)}"
+        done = create_streams(settings, {k: dict(v) for k, v in streams.items()})
+        return "Datastream: " + "; ".join(done)
 
 
 @dataclass(frozen=True)
@@ -334,8 +338,9 @@ def for_profile(settings: Settings) -> Backends:
                 change_streams=LocalCdcService(),
             )
         case "gcp":
+            settings.require_gcp("project")  # before any client exists
             return Backends(
-                archive=GcsArchive(settings.raw_bucket),
+                archive=GcsArchive(settings),
                 bus=PubSubBus(settings.project),
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),

@@ -27,6 +27,10 @@ class StackStateError(PulseError):
     """The state directory cannot be used as it is."""
 
 
+class GcpSettingMissing(ConfigError):
+    """A setting the gcp profile needs is unset (its local default would point elsewhere)."""
+
+
 def missing_credentials(what: str) -> ConfigError:
     """The error for a GCP client built without Application Default Credentials."""
     return ConfigError(

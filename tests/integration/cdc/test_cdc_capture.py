@@ -307,3 +307,28 @@ def test_append_only_table_is_exactly_datastreams_shape(cdc_case: CdcCase) -> No
     backfill = datastream.BACKFILL_CHANGE_TYPE
     assert sorted(events[:2]) == [(1, backfill), (2, backfill)]
     assert events[2:] == [(2, "UPDATE-INSERT"), (1, "DELETE")]
+
+
+def test_gcp_provisioning_creates_the_slot_once_and_needs_the_publication(
+        cdc_case: CdcCase) -> None:
+    """What `create_streams` runs against Cloud SQL before Datastream, on real PostgreSQL."""
+    from pulse_local.cdc import CdcError
+    from pulse_local.cdc.provision import ensure_replication
+
+    table = _create_items(cdc_case)
+    cdc_case.publish(table)
+    slot = f"ds_{cdc_case.name}"
+    dsn = cdc_case.settings.admin_dsn()
+    try:
+        assert ensure_replication(dsn, cdc_case.publication, [slot]) == [
+            f"created replication slot {slot}"]
+        assert ensure_replication(dsn, cdc_case.publication, [slot]) == [
+            f"replication slot {slot} exists"]
+        plugin = cdc_case.admin.execute("select plugin from pg_replication_slots "
+                                        "where slot_name = %s", (slot,)).fetchone()
+        assert plugin == ("pgoutput",)
+        with pytest.raises(CdcError, match="publication 'nope' does not exist"):
+            ensure_replication(dsn, "nope", [slot])
+    finally:
+        cdc_case.admin.execute("select pg_drop_replication_slot(slot_name) from "
+                               "pg_replication_slots where slot_name = %s", (slot,))
