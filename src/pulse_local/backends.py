@@ -283,10 +283,19 @@ class PubSubBus:
 
 
 class ChangeStreams(Protocol):
-    """Capability: make the declared change streams (emulators/datastream/stream.yaml) exist."""
+    """Capability: the declared change streams (emulators/datastream/stream.yaml): make them
+    exist, wait until they carried what the source committed, say how far behind they are."""
 
     def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
         """Create the streams (Datastream API bodies by stream id); return what was done."""
+        ...
+
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """Return once the raw layer holds every change committed before the call."""
+        ...
+
+    def lag(self, settings: Settings) -> Any:
+        """How far behind the raw layer is (`cdc.Lag` locally, `DatastreamLag` on GCP)."""
         ...
 
 
@@ -298,15 +307,41 @@ class LocalCdcService:
                 "(`python -m pulse_local.cdc serve`, started by `pulse-local up`) reads the same "
                 "emulators/datastream/stream.yaml")
 
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """The local CDC engine's drain (waits for the service when it holds the slot)."""
+        from pulse_local.cdc import drain
+
+        report = drain(settings, timeout=timeout)
+        return {"changes": report.changes, "backfilled_rows": report.backfilled_rows,
+                "transactions": report.transactions, "files": report.files,
+                "waited_for_service": report.waited_for_service, "seconds": report.seconds}
+
+    def lag(self, settings: Settings) -> Any:
+        from pulse_local.cdc import lag
+
+        return lag(settings)
+
 
 class DatastreamStreams:
-    """On GCP, Datastream streams created through its API (google-cloud-datastream)."""
+    """On GCP, Datastream streams through its API (google-cloud-datastream). The local CDC
+    engine never runs here: it would consume Datastream's slot."""
 
     def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
         from pulse_local.cdc.provision import create_streams
 
         done = create_streams(settings, {k: dict(v) for k, v in streams.items()})
         return "Datastream: " + "; ".join(done)
+
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """Every stream RUNNING, then its slot confirmed past the WAL position of the call."""
+        from pulse_local.cdc.provision import wait_for_datastream
+
+        return wait_for_datastream(settings, timeout=timeout)
+
+    def lag(self, settings: Settings) -> Any:
+        from pulse_local.cdc.provision import datastream_lag
+
+        return datastream_lag(settings)
 
 
 @dataclass(frozen=True)
@@ -324,6 +359,9 @@ class Backends:
     #: How raw tables are named: ``raw.public_<table>``, as Datastream names them in BigQuery
     #: and the local CDC names its views (dbt's sources do the same).
     raw_table_prefix: str = "public_"
+    #: Whether the stack's run files (the consumer's status file, dbt's run_results.json) are
+    #: on this machine. Not on GCP: a Cloud Run job has none of them.
+    run_files_here: bool = True
 
 
 def for_profile(settings: Settings) -> Backends:
@@ -345,6 +383,7 @@ def for_profile(settings: Settings) -> Backends:
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
+                run_files_here=False,
             )
     assert_never(settings.profile)
 

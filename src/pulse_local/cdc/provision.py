@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,112 @@ def create_streams(settings: Settings, streams: dict[str, dict[str, Any]],
              for body in streams.values()]
     done = ensure_replication(settings.admin_dsn(), config.source.publication, slots)
     return done + apply_streams(settings, config, streams, _datastream().DatastreamClient())
+
+
+# --------------------------------------------------------------------------------------
+# GCP: is Datastream keeping up? (the ETL flow's CDC step and monitoring's cdc:lag)
+# --------------------------------------------------------------------------------------
+
+def datastream_client() -> Any:
+    """The Datastream API client (Application Default Credentials)."""
+    return _datastream().DatastreamClient()
+
+
+@dataclass(frozen=True)
+class DatastreamLag:
+    """Datastream's side of the CDC on GCP: each stream's state and, from the source, how many
+    WAL bytes each stream's replication slot is behind (None: slot missing)."""
+
+    states: dict[str, str]
+    bytes_behind: dict[str, int | None]
+
+    def summary(self) -> str:
+        streams = ", ".join(f"{sid} {state}" for sid, state in self.states.items())
+        slots = ", ".join(f"{slot} {'missing' if b is None else f'{b} WAL bytes behind'}"
+                          for slot, b in self.bytes_behind.items())
+        return f"Datastream streams: {streams}; slots: {slots}"
+
+
+def stream_states(settings: Settings, config: StreamConfig | None = None,
+                  client: Any = None) -> dict[str, str]:
+    """State of every declared stream (``RUNNING``, ``PAUSED``, ...; ``MISSING`` when the
+    stream does not exist), from the Datastream API."""
+    config = config or load_stream_config()
+    client = client or datastream_client()
+    parent = f"projects/{settings.project}/locations/{settings.location}"
+    states = {}
+    for sid in describe_streams(config, settings):
+        stream = _get(lambda n=f"{parent}/streams/{sid}": client.get_stream(name=n))
+        states[sid] = "MISSING" if stream is None else stream.state.name
+    return states
+
+
+def _slots(settings: Settings, config: StreamConfig) -> list[str]:
+    return [body["source_config"]["postgresql_source_config"]["replication_slot"]
+            for body in describe_streams(config, settings).values()]
+
+
+def _not_running(states: dict[str, str]) -> str | None:
+    bad = {sid: state for sid, state in states.items() if state != "RUNNING"}
+    if not bad:
+        return None
+    listed = ", ".join(f"{sid} is {state}" for sid, state in bad.items())
+    return (f"Datastream stream(s) not running: {listed}. Create and start them with "
+            "`pulse-local provision --profile gcp`; a FAILED stream's errors are in "
+            "`gcloud datastream streams describe <id> --location <location>`")
+
+
+def datastream_lag(settings: Settings, config: StreamConfig | None = None,
+                   client: Any = None) -> DatastreamLag:
+    """Stream states (Datastream API) and slot lag in WAL bytes (source database)."""
+    import psycopg
+
+    config = config or load_stream_config()
+    states = stream_states(settings, config, client)
+    behind: dict[str, int | None] = {}
+    with psycopg.connect(settings.admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        for slot in _slots(settings, config):
+            row = conn.execute(
+                "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                "from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+            behind[slot] = None if row is None else int(row[0] or 0)
+    return DatastreamLag(states, behind)
+
+
+def wait_for_datastream(settings: Settings, timeout: float = 300.0,
+                        config: StreamConfig | None = None, client: Any = None
+                        ) -> dict[str, object]:
+    """Return once Datastream has read every change committed before the call: every stream
+    RUNNING (else `CdcError` at once, before touching the source), then each stream's slot
+    confirmed past the source's WAL flush position taken after a marker message (append-only
+    tables show rows as soon as Datastream wrote them)."""
+    import time
+
+    import psycopg
+
+    config = config or load_stream_config()
+    started = time.monotonic()
+    states = stream_states(settings, config, client)
+    problem = _not_running(states)
+    if problem:
+        raise CdcError(problem)
+    slots = _slots(settings, config)
+    with psycopg.connect(settings.admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute("select pg_logical_emit_message(true, 'pulse_cdc.catch_up', 'etl')")
+        row = conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()
+        assert row is not None
+        target = row[0]
+        waiting = list(slots)
+        while waiting:
+            waiting = [slot for slot in waiting if not (conn.execute(
+                "select confirmed_flush_lsn >= %s::pg_lsn from pg_replication_slots "
+                "where slot_name = %s", (target, slot)).fetchone() or (False,))[0]]
+            if waiting and time.monotonic() - started > timeout:
+                raise CdcError(
+                    f"Datastream did not read the source up to {target} within {timeout:.0f} s "
+                    f"(slots {', '.join(waiting)}): see the stream's state and errors "
+                    "(`gcloud datastream streams describe`) and `python -m pulse_local.cdc lag`")
+            if waiting:
+                time.sleep(1.0)
+    return {"streams": states, "slots": slots, "caught_up_to": target,
+            "seconds": round(time.monotonic() - started, 3)}

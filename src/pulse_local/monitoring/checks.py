@@ -21,6 +21,7 @@ from typing import Any
 
 from pulse_local.cdc.datastream import removing_sql
 from pulse_local.config import Settings, load_options
+from pulse_local.errors import NotAvailableOnProfile
 from pulse_local.monitoring.config import (
     CdcSpec,
     ConsumerSpec,
@@ -65,11 +66,17 @@ class Probes:
     #: <schema>_<table>, on both profiles), from the backend factory (`probes_for`); a prefix
     #: set in monitoring.yaml wins. Empty for fakes that name their tables ``raw.<table>``.
     raw_table_prefix: str = ""
+    #: Source tables Datastream lands in ``raw`` (the stream declaration's tables): only these
+    #: get the prefix; other raw tables (``pubsub_response_events``, written by a BigQuery
+    #: subscription) keep their name. None: every ``raw.*`` table (fakes).
+    datastream_tables: frozenset[str] | None = None
 
     def raw_relation(self, relation: str, prefix: str | None = None) -> str:
         """``raw.<table>`` as this warehouse names it."""
         dataset, _, table = relation.partition(".")
         if dataset != "raw" or not table:
+            return relation
+        if self.datastream_tables is not None and table not in self.datastream_tables:
             return relation
         return f"raw.{self.raw_table_prefix if prefix is None else prefix}{table}"
 
@@ -87,11 +94,18 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
 
     options = options or load_options(MonitorOptions)
     status_file = status_path(settings)
+    backends = for_profile(settings)
 
-    def cdc_lag() -> Any:
-        from pulse_local.cdc import lag
+    def on_this_machine(what: str, read: Callable[[], Any]) -> Callable[[], Any]:
+        if backends.run_files_here:
+            return read
 
-        return lag(settings)
+        def unavailable() -> Any:
+            raise NotAvailableOnProfile(
+                f"{what} is not available on profile {settings.profile}: it is a file of the "
+                "local stack, which a Cloud Run job does not have; look at the job's logs "
+                "(Cloud Logging) and its Prefect flow run instead")
+        return unavailable
 
     @functools.cache
     def stream_config() -> Any:
@@ -102,17 +116,20 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
     return Probes(
         warehouse=warehouse_query(settings, lock_wait_seconds=options.lock_wait_seconds),
         source=PostgresSource(settings.admin_dsn()),
-        cdc_lag=cdc_lag,
+        cdc_lag=lambda: backends.change_streams.lag(settings),
         dead_letters=PubSubDeadLetters(settings.project,
                                        emulator_endpoints(settings).pubsub),
-        consumer_status=lambda: read_status_file(status_file),
+        consumer_status=on_this_machine("the streaming consumer's status file",
+                                        lambda: read_status_file(status_file)),
         raw_mode=lambda table: str(stream_config().mode_of(table)),
         slot=lambda: str(stream_config().source.replication_slot),
         default_dead_letter_subscription=lambda: default_dead_letter_subscription(
             settings.profile),
-        dbt_run_results=lambda: latest_run_results(settings),
+        dbt_run_results=on_this_machine("dbt's run_results.json",
+                                        lambda: latest_run_results(settings)),
         consumer_status_path=str(status_file),
-        raw_table_prefix=for_profile(settings).raw_table_prefix,
+        raw_table_prefix=backends.raw_table_prefix,
+        datastream_tables=frozenset(stream_config().tables) or None,
     )
 
 
@@ -163,7 +180,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def could_not(name: str, group: str, exc: BaseException, where_to_look: str) -> CheckResult:
-    """A check that could not run: failed, severity error, the cause as detail."""
+    """A check that could not run: failed, severity error, the cause as detail. What does not
+    exist on this profile is said so, as a warning: never green, never a false alarm."""
+    if isinstance(exc, NotAvailableOnProfile):
+        return CheckResult(name, False, "warning", str(exc), None, where_to_look, group)
     return CheckResult(name, False, "error", f"could not check: {_first_line(exc)}", None,
                        where_to_look, group)
 
@@ -418,7 +438,31 @@ def cdc_checks(config: MonitorConfig, probes: Probes) -> list[CheckResult]:
     except Exception as exc:  # noqa: BLE001
         return [could_not("cdc:lag", "cdc", exc,
                           spec.where_to_look or "`pulse-local logs cdc`")]
+    if hasattr(lag, "states"):  # Datastream (gcp): stream states and slot bytes
+        return [evaluate_datastream_lag(spec, lag)]
     return [evaluate_cdc_lag(spec, lag, probes.now())]
+
+
+def evaluate_datastream_lag(spec: CdcSpec, lag: Any) -> CheckResult:
+    """`cdc.provision.DatastreamLag`: every stream RUNNING, every slot present and within
+    the byte thresholds. (Seconds behind need Datastream's own metrics: not measured here.)"""
+    name = "cdc:lag"
+    where = spec.where_to_look or ("`gcloud datastream streams describe <id>`; "
+                                   "`python -m pulse_local.cdc lag`")
+    measured = lag.summary()
+    if any(state != "RUNNING" for state in lag.states.values()):
+        return CheckResult(name, False, "error", f"{measured}: a stream is not running", None,
+                           where, "cdc")
+    if any(b is None for b in lag.bytes_behind.values()):
+        return CheckResult(name, False, "error", f"{measured}: a replication slot is missing",
+                           None, where, "cdc")
+    worst = max((b for b in lag.bytes_behind.values() if b is not None), default=0)
+    for severity, limit in (("error", spec.error_bytes_behind),
+                            ("warning", spec.warn_bytes_behind)):
+        if limit is not None and worst > limit:
+            return CheckResult(name, False, severity,  # type: ignore[arg-type]
+                               f"{measured} (> {limit} bytes)", None, where, "cdc")
+    return CheckResult(name, True, "info", measured, None, where, "cdc")
 
 
 # --------------------------------------------------------------------------------------

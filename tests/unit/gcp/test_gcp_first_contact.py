@@ -92,3 +92,77 @@ def test_doctor_warehouse_roundtrip_qualifies_its_table(tmp_path: Path) -> None:
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # dropped again
         assert con.execute("select count(*) from information_schema.tables "
                            "where table_name like 'doctor_%'").fetchone() == (0,)
+
+
+def _gcp_full() -> Settings:
+    return _gcp(project="pulse-prod", raw_bucket="pulse-prod-raw",
+                database_url="postgresql://app@10.0.0.5/pulse",
+                admin_database_url="postgresql://datastream@10.0.0.5/pulse")
+
+
+def test_monitoring_on_gcp_names_tables_as_they_are_and_says_what_it_cannot_see() -> None:
+    """The BigQuery subscription's table keeps its name (only Datastream's tables are
+    ``public_<table>``); the consumer's status file and dbt's run results, files of the local
+    stack, are reported as not available on this profile: a warning, never green."""
+    from pulse_local.monitoring.checks import dbt_checks, probes_for, streaming_checks
+    from pulse_local.monitoring.config import load_config
+
+    probes = probes_for(_gcp_full())
+    assert probes.raw_relation("raw.pubsub_response_events") == "raw.pubsub_response_events"
+    assert probes.raw_relation("raw.responses") == "raw.public_responses"
+    config = load_config()
+    only_consumer = config.streaming.model_copy(update={"lag": None, "dead_letters": None})
+    consumer = streaming_checks(config.model_copy(update={"streaming": only_consumer}), probes)
+    assert [(c.name, c.ok, c.severity) for c in consumer] == [
+        ("streaming:consumer", False, "warning")]
+    assert "not available on profile gcp" in consumer[0].detail
+    (dbt,) = dbt_checks(config, probes)
+    assert (dbt.ok, dbt.severity) == (False, "warning")
+    assert "not available on profile gcp" in dbt.detail
+
+
+class FakeStreams:
+    """A fake Datastream client (unit test): answers get_stream with a stream in `state`, or
+    NotFound when `state` is None."""
+
+    def __init__(self, state: str | None) -> None:
+        self.state = state
+
+    def get_stream(self, name: str) -> Any:
+        from google.api_core import exceptions as gexc
+        from google.cloud import datastream_v1 as ds
+
+        if self.state is None:
+            raise gexc.NotFound(name)
+        return ds.Stream(name=name, state=ds.Stream.State[self.state])
+
+
+@pytest.mark.parametrize(("state", "shown"), [("PAUSED", "is PAUSED"), (None, "is MISSING")])
+def test_etl_cdc_step_on_gcp_waits_on_datastream_never_the_local_engine(
+        monkeypatch: pytest.MonkeyPatch, state: str | None, shown: str) -> None:
+    from pulse_local import cdc
+    from pulse_local.cdc import CdcError, provision
+    from pulse_local.etl import drain_changes
+
+    def local_engine(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the local CDC engine ran on profile gcp")
+
+    monkeypatch.setattr(cdc, "drain", local_engine)
+    monkeypatch.setattr(provision, "datastream_client", lambda: FakeStreams(state))
+    with pytest.raises(CdcError, match=f"pulse-postgres-raw {shown}.*pulse-local provision"):
+        drain_changes(_gcp_full(), timeout=1)
+
+
+def test_cdc_lag_on_gcp_reads_datastream_state_and_slot_bytes() -> None:
+    from pulse_local.cdc.provision import DatastreamLag
+    from pulse_local.monitoring.checks import evaluate_datastream_lag
+    from pulse_local.monitoring.config import load_config
+
+    spec = load_config().cdc
+    assert spec is not None
+    running = evaluate_datastream_lag(spec, DatastreamLag({"s": "RUNNING"}, {"slot": 10}))
+    assert running.ok and "s RUNNING" in running.detail and "10 WAL bytes" in running.detail
+    paused = evaluate_datastream_lag(spec, DatastreamLag({"s": "PAUSED"}, {"slot": 0}))
+    assert (paused.ok, paused.severity) == (False, "error")
+    lost = evaluate_datastream_lag(spec, DatastreamLag({"s": "RUNNING"}, {"slot": None}))
+    assert not lost.ok and "slot is missing" in lost.detail
