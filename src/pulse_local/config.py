@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     location: str = Field("europe-west1", description="BigQuery / Datastream location.")
     bigtable_instance: str = Field("pulse", description="Bigtable instance id.")
     raw_bucket: str = Field("pulse-raw", description="GCS bucket for raw payloads (gcp profile).")
+    project_number: str | None = Field(
+        None, description="GCP project number (gcp provisioning: the Pub/Sub service agent's "
+        "name); looked up through Resource Manager when unset.")
 
     host: str = Field("127.0.0.1", description="Address the native services listen on.")
     postgres_port: int = Field(54329, ge=1, le=65535)
