@@ -1,7 +1,7 @@
 """The backend factory: the one place that branches on the profile.
 
 Pub/Sub and Bigtable are the same classes on both profiles (the official emulators speak the real
-APIs; the clients find them through ``PUBSUB_EMULATOR_HOST`` / ``BIGTABLE_EMULATOR_HOST``). What
+APIs); their endpoints come from `emulator_endpoints` and are passed to the clients explicitly. What
 really differs is the raw bucket (a local directory or GCS) and the warehouse (DuckDB or BigQuery).
 """
 
@@ -176,10 +176,13 @@ PUBLISH_MANY_MAX_BYTES = 9 * 1024 * 1024
 
 
 class PubSubBus:
-    """Pub/Sub through the official client; the emulator or GCP, chosen by the environment."""
+    """Pub/Sub through the official client, at the endpoint the profile gives: an emulator
+    (``host:port``, plaintext, no credentials) or GCP (``None``). The endpoint is passed to
+    the client explicitly, never left to the process environment."""
 
-    def __init__(self, project: str) -> None:
+    def __init__(self, project: str, endpoint: str | None = None) -> None:
         self.project = project
+        self.endpoint = endpoint
         self._async: tuple[Any, Any] | None = None
 
     @cached_property
@@ -187,11 +190,17 @@ class PubSubBus:
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import pubsub_v1
 
+        # A caller of `publish` waits for its message: flush batches after 2 ms, not the
+        # client's default 10 ms. (The processor publishes through `publish_many`.)
+        batching = pubsub_v1.types.BatchSettings(max_latency=PUBLISH_MAX_LATENCY_S)
+        if self.endpoint is not None:
+            import grpc
+            from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+            return pubsub_v1.PublisherClient(batch_settings=batching, transport=(
+                PublisherGrpcTransport(channel=grpc.insecure_channel(self.endpoint))))
         try:
-            # A caller of `publish` waits for its message: flush batches after 2 ms, not the
-            # client's default 10 ms. (The processor publishes through `publish_many`.)
-            return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(
-                max_latency=PUBLISH_MAX_LATENCY_S))
+            return pubsub_v1.PublisherClient(batch_settings=batching)
         except DefaultCredentialsError:
             raise missing_credentials("Pub/Sub") from None
 
@@ -274,10 +283,20 @@ class PubSubBus:
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            try:
-                self._async = (loop, PublisherAsyncClient())
-            except DefaultCredentialsError:
-                raise missing_credentials("Pub/Sub") from None
+            if self.endpoint is not None:
+                import grpc
+                from google.pubsub_v1.services.publisher.transports import (
+                    PublisherGrpcAsyncIOTransport,
+                )
+
+                transport = PublisherGrpcAsyncIOTransport(
+                    channel=grpc.aio.insecure_channel(self.endpoint))
+                self._async = (loop, PublisherAsyncClient(transport=transport))
+            else:
+                try:
+                    self._async = (loop, PublisherAsyncClient())
+                except DefaultCredentialsError:
+                    raise missing_credentials("Pub/Sub") from None
         return self._async[1]
 
 
@@ -331,7 +350,7 @@ def for_profile(settings: Settings) -> Backends:
         case "local":
             return Backends(
                 archive=LocalDirArchive(settings.raw_bucket_dir),
-                bus=PubSubBus(settings.project),
+                bus=PubSubBus(settings.project, emulator_endpoints(settings).pubsub),
                 warehouse=DuckDBWarehouse(settings.duckdb_path),
                 raw_events=LocalParquetSink(raw_events_dir(settings)),
                 change_streams=LocalCdcService(),
@@ -339,7 +358,7 @@ def for_profile(settings: Settings) -> Backends:
         case "gcp":
             return Backends(
                 archive=GcsArchive(settings.raw_bucket),
-                bus=PubSubBus(settings.project),
+                bus=PubSubBus(settings.project, emulator_endpoints(settings).pubsub),
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),

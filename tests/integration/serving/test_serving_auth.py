@@ -167,12 +167,24 @@ def test_the_key_file_is_private(pulse_stack: Any, pulse_settings: Settings) -> 
 
 
 def test_pulse_local_token_issues_a_token_the_service_accepts(
-        http: httpx.Client, pulse_settings: Settings, tenants: dict[str, uuid.UUID]) -> None:
+        http: httpx.Client, pulse_settings: Settings, tenants: dict[str, uuid.UUID],
+        pg_admin: Any) -> None:
+    slug = f"auth-{tenants['b'].hex[:8]}"
+    pg_admin.execute("insert into organizations (id, slug, name) values (%s, %s, 'Auth B')",
+                     (tenants["b"], slug))
     env = {**os.environ, "PULSE_STATE_DIR": str(pulse_settings.state_dir),
            "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-m", "pulse_local.cli", "token", "--tenant",
-                          str(tenants["b"]), "--ttl", "120"], env=env, capture_output=True,
-                         text=True, timeout=60, check=True).stdout.strip()
+
+    def token(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pulse_local.cli", "token", *args],
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=False)
+
+    unknown = token("--tenant", "no-such-tenant")
+    assert unknown.returncode == 2 and "no tenant with slug 'no-such-tenant'" in unknown.stderr
+    issued = token("--tenant", slug, "--ttl", "120")
+    assert issued.returncode == 0, issued.stderr
+    out = issued.stdout.strip()
     claims = jwt.decode(out, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120
     response = http.get(f"/v1/tenants/{tenants['b']}/counters", headers=_bearer(out))
