@@ -7,7 +7,9 @@ free ports, a temporary state directory), seeds one tenant, then measures:
 - ``GET /v1/tenants/{t}/users/{u}/events?limit=20`` with a valid token, ms per request
   (target p95 <= 20 ms, as without authentication);
 - the same request with a token of another key (401 before any read), ms per request: what
-  authentication alone costs through HTTP.
+  authentication alone costs through HTTP;
+- a one-day ``aggregates`` of every form over five years of daily history, and of one form
+  (the read is bounded by its date range either way).
 
 Figures are printed; the bench never fails on a number.
 """
@@ -77,6 +79,44 @@ def http_reads(base: str, tenant: uuid.UUID, users: list[Any], token: str,
     return out, statuses
 
 
+def aggregates_one_day(settings: Any, years: int = 5, forms: int = 3,
+                       rounds: int = 50) -> tuple[float, float]:
+    """Median ms of a one-day aggregates read of every form, and of one form, over ``years``
+    of daily events on ``forms`` forms."""
+    from datetime import UTC, datetime, timedelta
+
+    from pulse_local.serving import ServingStore, aggregates
+    from pulse_local.streaming.keys import Dimension
+    from pulse_local.streaming.quality import run_checks
+    from pulse_local.streaming.store import Delivered, EventStore
+    from pulse_local.streaming.testing import make_event
+
+    tenant, user = uuid.uuid4(), uuid.uuid4()
+    first = datetime(2020, 1, 1, 12, tzinfo=UTC)
+    events = [make_event(tenant, user, submitted_at=first + timedelta(days=d),
+                         form_id=f"form-{f}") for d in range(365 * years) for f in range(forms)]
+    writer = EventStore.for_settings(settings)
+    try:
+        for i in range(0, len(events), 500):
+            writer.write([Delivered(e, f"a{i + j}", e.submitted_at, e.to_message(),
+                                    run_checks(e, e.submitted_at))
+                          for j, e in enumerate(events[i:i + 500])])
+    finally:
+        writer.close()
+    day = (first + timedelta(days=365 * years // 2)).date()
+    store = ServingStore.for_settings(settings)
+    try:
+        timings: dict[str | None, list[float]] = {None: [], "form-0": []}
+        for _ in range(rounds):
+            for value, out in timings.items():
+                started = time.perf_counter()
+                aggregates(store, tenant, Dimension.FORM, start=day, end=day, value=value)
+                out.append((time.perf_counter() - started) * 1000)
+    finally:
+        store.close()
+    return statistics.median(timings[None]), statistics.median(timings["form-0"])
+
+
 def main() -> None:
     """Start Bigtable and the serving service, measure, print."""
     from pulse_local.serving.auth import issue_local_token, signing_key
@@ -98,6 +138,7 @@ def main() -> None:
         http_reads(base, tenant, users, good, requests=50)  # warm up
         reads, ok = http_reads(base, tenant, users, good)
         refused, no = http_reads(base, tenant, users, forged)
+        every, one = aggregates_one_day(settings)
         print(f"token verification (PyJWT HS256 + claims, in process): {per_token:.1f} µs "
               f"per request")
         print(f"serving GET recent events (limit=20) over HTTP with a token: p95 "
@@ -106,6 +147,8 @@ def main() -> None:
         print(f"the same request refused at authentication (bad signature, no read): p95 "
               f"{_p95(refused):.1f} ms, median {statistics.median(refused):.1f} ms "
               f"(statuses {sorted(no)})")
+        print(f"aggregates of one day over 5 years of daily events (3 forms): every form "
+              f"{every:.1f} ms, one form {one:.1f} ms (medians of 50)")
     finally:
         stack.down()
         import shutil
