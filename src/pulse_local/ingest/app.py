@@ -5,6 +5,7 @@
 ====  =====================================================================================
 415   a ``Content-Encoding`` other than identity (compressed bodies are never inflated)
 413   body larger than ``max_body_bytes`` (Content-Length or actual bytes)
+408   body not complete within ``body_timeout`` seconds (the connection is closed)
 503   database down while resolving the tenant: raw body archived under ``pending_prefix``
 401   unknown tenant slug, or missing/wrong ``Typeform-Signature``: the same answer for both,
       so a caller cannot learn which slugs exist (nothing stored, nothing archived)
@@ -70,18 +71,20 @@ def _error(status: int, code: str, detail: str, errors: list[dict[str, str]] | N
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (`TooLarge`) as soon as it is known to exceed `limit` bytes."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refusing (`TooLarge`) as soon as it is known to exceed `limit` bytes; a body
+    not complete after `timeout` seconds raises `TimeoutError`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(timeout):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -194,10 +197,14 @@ class Processor:
                           f"Content-Encoding {encoding[:40]!r} is not accepted: send the body "
                           "uncompressed (the signature is over the raw bytes)")
         try:
-            body = await _read_body(request, self.options.max_body_bytes)
+            body = await _read_body(request, self.options.max_body_bytes,
+                                    self.options.body_timeout)
         except TooLarge:
             return _error(413, "payload_too_large",
                           f"body exceeds {self.options.max_body_bytes} bytes")
+        except TimeoutError:
+            return _error(408, "body_timeout", f"the body did not arrive within "
+                          f"{self.options.body_timeout:g} s", headers={"Connection": "close"})
         header = request.headers.get(signature.HEADER)
         if not _SLUG.match(slug):
             return _bad_signature(body, header)
