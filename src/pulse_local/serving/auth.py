@@ -172,6 +172,41 @@ class LocalTokenVerifier:
 
 # Google ID tokens (gcp) ------------------------------------------------------------------------
 
+class CachedCertificates:
+    """A google-auth request callable that keeps each successful GET for the ``max-age`` its
+    ``Cache-Control`` allows (Google's certificate endpoints send one; at most a day), so a
+    verification does not fetch Google's certificates every time."""
+
+    MAX_SECONDS = 86_400.0
+
+    def __init__(self, request: Any, clock: Any = time.monotonic) -> None:
+        self._request, self._clock = request, clock
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
+        if method != "GET":
+            return self._request(url, method=method, **kwargs)
+        now = self._clock()
+        cached = self._cache.get(url)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        response = self._request(url, method=method, **kwargs)
+        seconds = _max_age(getattr(response, "headers", {}) or {})
+        if response.status == 200 and seconds > 0:
+            self._cache[url] = (now + min(seconds, self.MAX_SECONDS), response)
+        return response
+
+
+def _max_age(headers: Any) -> float:
+    """``max-age`` of a ``Cache-Control`` header in seconds (0 when absent or not a number)."""
+    value = next((v for k, v in dict(headers).items() if k.lower() == "cache-control"), "")
+    for part in str(value).split(","):
+        name, _, number = part.strip().partition("=")
+        if name.lower() == "max-age" and number.isdigit():
+            return float(number)
+    return 0.0
+
+
 class GoogleIdTokenVerifier:
     """Verifies Google-signed ID tokens (google-auth) for ``audience``; the tenant is the
     claim ``tenant_claim``; operators are the verified e-mails in ``operators``.
@@ -190,7 +225,7 @@ class GoogleIdTokenVerifier:
         if self._request is None:
             import google.auth.transport.requests
 
-            self._request = google.auth.transport.requests.Request()
+            self._request = CachedCertificates(google.auth.transport.requests.Request())
         return self._request
 
     def verify(self, token: str) -> Principal:

@@ -25,6 +25,7 @@ from pulse_local.errors import ConfigError
 from pulse_local.serving.__main__ import bind_address
 from pulse_local.serving.app import create_app
 from pulse_local.serving.auth import (
+    CachedCertificates,
     GoogleIdTokenVerifier,
     LocalTokenVerifier,
     TokenRefused,
@@ -184,7 +185,8 @@ def _google_token(signer: Any, **claims: Any) -> str:
 def test_google_tokens_name_the_tenant_by_claim(google_keys: tuple[Any, Any]) -> None:
     signer, request = google_keys
     verifier = GoogleIdTokenVerifier("https://serving", "pulse_tenant",
-                                     frozenset({"ops@example.com"}), request=request,
+                                     frozenset({"ops@example.com"}),
+                                     request=CachedCertificates(request),
                                      certs_url="https://certs.test")
     tenant = verifier.verify(_google_token(signer, pulse_tenant=str(TENANT)))
     assert tenant.tenant_id == TENANT and not tenant.operator
@@ -199,3 +201,22 @@ def test_google_tokens_name_the_tenant_by_claim(google_keys: tuple[Any, Any]) ->
     with pytest.raises(TokenRefused, match="expired|Expired|Token used too late"):
         verifier.verify(_google_token(signer, iat=int(time.time()) - 7200,
                                       exp=int(time.time()) - 3600, pulse_tenant=str(TENANT)))
+
+
+def test_certificates_are_fetched_once_per_max_age() -> None:
+    calls: list[str] = []
+    now = [1000.0]
+
+    def request(url: str, method: str = "GET", **_: Any) -> _Response:
+        calls.append(url)
+        return _Response(200, b"{}", {"Cache-Control": "public, max-age=600, must-revalidate"})
+
+    cached = CachedCertificates(request, clock=lambda: now[0])
+    for _ in range(3):
+        cached("https://certs")
+    assert calls == ["https://certs"]
+    now[0] += 601
+    cached("https://certs")
+    assert calls == ["https://certs"] * 2
+    failing = CachedCertificates(lambda url, method="GET", **_: _Response(500, b"", {}))
+    assert failing("https://certs").status == 500
