@@ -1,7 +1,7 @@
 """The backend factory: the one place that branches on the profile.
 
 Pub/Sub and Bigtable are the same classes on both profiles (the official emulators speak the real
-APIs; the clients find them through ``PUBSUB_EMULATOR_HOST`` / ``BIGTABLE_EMULATOR_HOST``). What
+APIs); their endpoints come from `emulator_endpoints` and are passed to the clients explicitly. What
 really differs is the raw bucket (a local directory or GCS) and the warehouse (DuckDB or BigQuery).
 """
 
@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from pulse_local.config import Profile, Settings
 from pulse_local.errors import missing_credentials
@@ -24,6 +24,9 @@ from pulse_local.streaming.sink import (
     RawEventSink,
     raw_events_dir,
 )
+
+if TYPE_CHECKING:
+    from pulse_local.serving.auth import TokenVerifier
 
 
 class RawArchive(Protocol):
@@ -177,10 +180,13 @@ PUBLISH_MANY_MAX_BYTES = 9 * 1024 * 1024
 
 
 class PubSubBus:
-    """Pub/Sub through the official client; the emulator or GCP, chosen by the environment."""
+    """Pub/Sub through the official client, at the endpoint the profile gives: an emulator
+    (``host:port``, plaintext, no credentials) or GCP (``None``). The endpoint is passed to
+    the client explicitly, never left to the process environment."""
 
-    def __init__(self, project: str) -> None:
+    def __init__(self, project: str, endpoint: str | None = None) -> None:
         self.project = project
+        self.endpoint = endpoint
         self._async: tuple[Any, Any] | None = None
 
     @cached_property
@@ -188,11 +194,17 @@ class PubSubBus:
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import pubsub_v1
 
+        # A caller of `publish` waits for its message: flush batches after 2 ms, not the
+        # client's default 10 ms. (The processor publishes through `publish_many`.)
+        batching = pubsub_v1.types.BatchSettings(max_latency=PUBLISH_MAX_LATENCY_S)
+        if self.endpoint is not None:
+            import grpc
+            from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+            return pubsub_v1.PublisherClient(batch_settings=batching, transport=(
+                PublisherGrpcTransport(channel=grpc.insecure_channel(self.endpoint))))
         try:
-            # A caller of `publish` waits for its message: flush batches after 2 ms, not the
-            # client's default 10 ms. (The processor publishes through `publish_many`.)
-            return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(
-                max_latency=PUBLISH_MAX_LATENCY_S))
+            return pubsub_v1.PublisherClient(batch_settings=batching)
         except DefaultCredentialsError:
             raise missing_credentials("Pub/Sub") from None
 
@@ -275,10 +287,20 @@ class PubSubBus:
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            try:
-                self._async = (loop, PublisherAsyncClient())
-            except DefaultCredentialsError:
-                raise missing_credentials("Pub/Sub") from None
+            if self.endpoint is not None:
+                import grpc
+                from google.pubsub_v1.services.publisher.transports import (
+                    PublisherGrpcAsyncIOTransport,
+                )
+
+                transport = PublisherGrpcAsyncIOTransport(
+                    channel=grpc.aio.insecure_channel(self.endpoint))
+                self._async = (loop, PublisherAsyncClient(transport=transport))
+            else:
+                try:
+                    self._async = (loop, PublisherAsyncClient())
+                except DefaultCredentialsError:
+                    raise missing_credentials("Pub/Sub") from None
         return self._async[1]
 
 
@@ -370,7 +392,7 @@ def for_profile(settings: Settings) -> Backends:
         case "local":
             return Backends(
                 archive=LocalDirArchive(settings.raw_bucket_dir),
-                bus=PubSubBus(settings.project),
+                bus=PubSubBus(settings.project, emulator_endpoints(settings).pubsub),
                 warehouse=DuckDBWarehouse(settings.duckdb_path),
                 raw_events=LocalParquetSink(raw_events_dir(settings)),
                 change_streams=LocalCdcService(),
@@ -379,7 +401,7 @@ def for_profile(settings: Settings) -> Backends:
             settings.require_gcp("project")  # before any client exists
             return Backends(
                 archive=GcsArchive(settings),
-                bus=PubSubBus(settings.project),
+                bus=PubSubBus(settings.project, emulator_endpoints(settings).pubsub),
                 warehouse=BigQueryWarehouse(settings.project, settings.location),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
@@ -411,6 +433,29 @@ def emulator_endpoints(settings: Settings, profile: Profile | None = None) -> Em
     assert_never(profile or settings.profile)
 
 
+def require_emulator_endpoints(settings: Settings, command: str, *, pubsub: bool = False,
+                               bigtable: bool = False) -> None:
+    """On ``local``, refuse to start a service whose Google clients have no emulator endpoint.
+
+    A service process (processor, consumer, serving) must be told where the emulators are,
+    by `pulse-local up` or ``eval "$(pulse-local env)"``; without that, Google's clients would
+    fall back to the production endpoints. Raises `EmulatorEndpointMissing` naming the missing
+    variables and the commands that set them. On ``gcp`` nothing is required."""
+    from pulse_local.errors import EmulatorEndpointMissing
+
+    if settings.profile != "local":
+        return
+    missing = [name for name, wanted, value in (
+        ("PUBSUB_EMULATOR_HOST", pubsub, settings.pubsub_emulator_host),
+        ("BIGTABLE_EMULATOR_HOST", bigtable, settings.bigtable_emulator_host)) if wanted and not value]
+    if missing:
+        raise EmulatorEndpointMissing(
+            f"PULSE_PROFILE=local but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+            f" not set: `{command}` refuses to start rather than reach Google's production "
+            "endpoints. Start it with the stack (`pulse-local up`), or first run "
+            '`eval "$(pulse-local env)"`')
+
+
 def client_environment(settings: Settings) -> dict[str, str]:
     """Environment variables that point Google's clients and Prefect at this profile's services.
 
@@ -434,3 +479,71 @@ def use_profile(settings: Settings) -> None:
 
     for key, value in client_environment(settings).items():
         os.environ.setdefault(key, value)
+
+
+@dataclass(frozen=True)
+class ServingSecurity:
+    """How the serving API authenticates callers, and whether it publishes its schema."""
+
+    verifier: TokenVerifier
+    #: Serve ``/docs`` and ``/openapi.json`` (a map of every route for whoever asks).
+    docs: bool
+
+
+def serving_security(settings: Settings) -> ServingSecurity:
+    """The token verifier and docs switch of `settings.profile`.
+
+    ``local``: JWTs signed with the stack's key (made on first need). ``gcp``: Google-signed ID
+    tokens for ``PULSE_SERVING_AUDIENCE`` (a named error when unset); docs off unless asked."""
+    from pulse_local.errors import ConfigError
+    from pulse_local.serving.auth import GoogleIdTokenVerifier, LocalTokenVerifier, signing_key
+
+    match settings.profile:
+        case "local":
+            docs = True if settings.serving_docs is None else settings.serving_docs
+            return ServingSecurity(LocalTokenVerifier(signing_key(settings)), docs)
+        case "gcp":
+            if not settings.serving_audience:
+                raise ConfigError(
+                    "PULSE_SERVING_AUDIENCE is not set: the serving API on gcp accepts only "
+                    "Google ID tokens for its own audience; set it to the service's Cloud Run "
+                    "URL (e.g. `gcloud run services describe serving --format "
+                    "'value(status.url)'`) or the IAP client id")
+            verifier = GoogleIdTokenVerifier(settings.serving_audience,
+                                             settings.serving_tenant_claim,
+                                             frozenset(settings.serving_operators))
+            return ServingSecurity(verifier, bool(settings.serving_docs))
+    assert_never(settings.profile)
+
+
+def serving_caller(settings: Settings) -> tuple[str, str]:
+    """The serving API's base URL and an operator's bearer token, for this repository's own
+    reads of it (`make run`'s summary, flows).
+
+    ``local``: the stack's service and a 5-minute operator token signed with the stack's key.
+    ``gcp``: ``PULSE_SERVING_URL`` and a Google ID token of the caller's credentials (their
+    e-mail must be one of ``PULSE_SERVING_OPERATORS``)."""
+    from pulse_local.errors import ConfigError
+
+    match settings.profile:
+        case "local":
+            from pulse_local.serving.auth import issue_local_token, signing_key
+
+            token = issue_local_token(signing_key(settings), tenant_id=None, operator=True,
+                                      ttl_seconds=300)
+            return f"http://{settings.host}:{settings.serving_port}", token
+        case "gcp":
+            if not settings.serving_url or not settings.serving_audience:
+                raise ConfigError("PULSE_SERVING_URL and PULSE_SERVING_AUDIENCE must be set to "
+                                  "read the serving API on gcp (its Cloud Run URL and audience)")
+            import google.auth.transport.requests
+            from google.auth.exceptions import DefaultCredentialsError
+            from google.oauth2 import id_token
+
+            try:
+                token = id_token.fetch_id_token(google.auth.transport.requests.Request(),
+                                                settings.serving_audience)
+            except DefaultCredentialsError:
+                raise missing_credentials("the serving API (ID token)") from None
+            return settings.serving_url.rstrip("/"), token
+    assert_never(settings.profile)

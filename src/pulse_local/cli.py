@@ -114,6 +114,23 @@ def env() -> None:
 
 
 @app.command()
+def token(
+    tenant: Annotated[str | None, typer.Option(help="The tenant's slug (or UUID).")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (default "
+                                            "PULSE_SERVING_TOKEN_TTL, 900).")] = None,
+    operator: Annotated[bool, typer.Option("--operator", help="Every tenant (operators).")]
+    = False,
+) -> None:
+    """Print a short-lived bearer token for the serving API (local profile).
+
+    Example: curl -H "Authorization: Bearer $(pulse-local token --tenant tenant-0001)" URL
+    """
+    from pulse_local.serving.auth import issue_token_for
+
+    print(issue_token_for(_settings(), tenant, operator=operator, ttl_seconds=ttl))
+
+
+@app.command()
 def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
     """Stop the stack and delete the state directory (the only command that deletes data).
 

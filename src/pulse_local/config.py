@@ -75,6 +75,24 @@ class Settings(BaseSettings):
         "http", description="How `pulse-local run` loads the fixture webhooks: through the "
         "processor over HTTP, or `bulk` (same checks and rows, written with COPY: for big sets).")
 
+    serving_token_key_file: Path | None = Field(
+        None, description="Key that signs local serving tokens (default: "
+        "<state_dir>/secrets/serving-token.key, made on first need, mode 0600).")
+    serving_token_ttl: int = Field(900, ge=1, le=86_400,
+                                   description="Default lifetime of `pulse-local token`, seconds.")
+    serving_audience: str | None = Field(
+        None, description="gcp: audience of the Google ID tokens the serving API accepts (its "
+        "Cloud Run URL, or the IAP client id). Required on gcp.")
+    serving_url: str | None = Field(
+        None, description="gcp: the serving API's URL, for this repository's own reads of it.")
+    serving_tenant_claim: str = Field(
+        "pulse_tenant", description="gcp: the ID-token claim that names the caller's tenant.")
+    serving_operators: list[str] = Field(
+        default_factory=list, description="gcp: verified e-mails with the operator role "
+        "(every tenant), as JSON, e.g. '[\"ops@example.com\"]'.")
+    serving_docs: bool | None = Field(
+        None, description="Serve /docs and /openapi.json (default: on locally, off on gcp).")
+
     db_name: str = Field("pulse", description="Application database.")
     db_app_user: str = Field("pulse_app", description="Application role: no superuser, no BYPASSRLS.")
     db_app_password: str = Field("pulse_app", description="Password of the application role.")

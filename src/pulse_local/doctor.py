@@ -56,10 +56,10 @@ def check_postgres(settings: Settings) -> str:
 
 def check_pubsub(settings: Settings) -> str:
     """Publish a message to a fresh topic and pull it back from a fresh subscription."""
-    from google.cloud import pubsub_v1
+    from pulse_local.resources import close_pubsub_clients, pubsub_clients, pubsub_endpoint
 
     name = f"doctor-{uuid.uuid4().hex[:12]}"
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    publisher, subscriber = pubsub_clients(pubsub_endpoint(settings, settings.profile))
     topic = publisher.topic_path(settings.project, name)
     subscription = subscriber.subscription_path(settings.project, name)
     publisher.create_topic(request={"name": topic})
@@ -84,15 +84,21 @@ def check_pubsub(settings: Settings) -> str:
             subscriber.delete_subscription(request={"subscription": subscription})
     finally:
         publisher.delete_topic(request={"topic": topic})
-        subscriber.close()
+        close_pubsub_clients(publisher, subscriber)
 
 
 def check_bigtable(settings: Settings) -> str:
     """Create a scratch table, write a cell, read it back, drop the table."""
-    from google.cloud import bigtable
     from google.cloud.bigtable import column_family
 
-    client = bigtable.Client(project=settings.project, admin=True)
+    from pulse_local.resources import (
+        bigtable_admin_client,
+        bigtable_endpoint,
+        close_bigtable_client,
+    )
+
+    client = bigtable_admin_client(settings.project,
+                                   bigtable_endpoint(settings, settings.profile))
     table = client.instance(settings.bigtable_instance).table(f"doctor_{uuid.uuid4().hex[:8]}")
     table.create(column_families={"cf": column_family.MaxVersionsGCRule(1)})
     try:
@@ -105,7 +111,7 @@ def check_bigtable(settings: Settings) -> str:
             raise RuntimeError("the cell read back differs from the one written")
     finally:
         table.delete()
-        client.close()
+        close_bigtable_client(client)
     return "wrote and read a cell"
 
 

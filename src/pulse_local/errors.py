@@ -41,3 +41,7 @@ def missing_credentials(what: str) -> ConfigError:
     return ConfigError(
         f"no Google credentials for {what}: run `gcloud auth application-default login` (or "
         "set GOOGLE_APPLICATION_CREDENTIALS), or work offline with PULSE_PROFILE=local")
+
+
+class EmulatorEndpointMissing(ConfigError):
+    """On profile local, a service found no emulator endpoint and refused to reach Google."""

@@ -194,7 +194,23 @@ def register_gcp_deployments(settings: Settings, api_url: str) -> list[str]:
     return names
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``python -m pulse_local.orchestration``: serve this profile's deployments (the flows'
+    runs inherit this process's environment, so it must point at the emulators on local)."""
+    import sys
+
+    from pulse_local.backends import require_emulator_endpoints
     from pulse_local.config import load_settings
 
-    serve_deployments(load_settings())
+    try:
+        settings = load_settings()
+        require_emulator_endpoints(settings, "python -m pulse_local.orchestration",
+                                   pubsub=True, bigtable=True)
+        serve_deployments(settings)
+    except PulseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

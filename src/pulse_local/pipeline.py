@@ -113,20 +113,25 @@ def stage_stream_events(settings: Settings) -> str:
 
 
 def bigtable_event_totals(settings: Settings) -> tuple[int, int]:
-    """All-time event count over every tenant of the source database, via the serving layer."""
-    import uuid
-
+    """All-time event count over every tenant of the source database, read through the
+    serving API with an operator's token (as any reader of it must)."""
+    import httpx
     import psycopg
 
-    from pulse_local.serving import ServingStore, live_counters
+    from pulse_local.backends import serving_caller
 
     with psycopg.connect(settings.admin_dsn(), connect_timeout=5) as conn:
         tenant_ids = [row[0] for row in conn.execute("select id from organizations")]
-    store = ServingStore.for_settings(settings)
-    try:
-        total = sum(live_counters(store, uuid.UUID(str(t))).total.events for t in tenant_ids)
-    finally:
-        store.close()
+    base, token = serving_caller(settings)
+    total = 0
+    with httpx.Client(base_url=base, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        for tenant in tenant_ids:
+            response = client.get(f"/v1/tenants/{tenant}/counters")
+            if response.status_code != 200:
+                raise RuntimeError(f"serving API answered {response.status_code} for tenant "
+                                   f"{tenant}: {response.text[:200]}")
+            total += int(response.json()["total"]["events"])
     return total, len(tenant_ids)
 
 

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -142,9 +143,17 @@ def _published_events(settings: Settings) -> dict[str, int]:
     return {t: int(n) for t, n in rows}
 
 
+def _auth(settings: Settings, tenant: str) -> dict[str, str]:
+    """The bearer header of ``tenant`` (a token signed with the stack's key)."""
+    from pulse_local.serving.auth import issue_local_token, signing_key
+
+    token = issue_local_token(signing_key(settings), tenant_id=uuid.UUID(tenant))
+    return {"Authorization": f"Bearer {token}"}
+
+
 def _serving_counters(settings: Settings, tenant: str) -> dict[str, Any]:
     url = f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/counters"
-    response = httpx.get(url, timeout=10)
+    response = httpx.get(url, timeout=10, headers=_auth(settings, tenant))
     response.raise_for_status()
     return response.json()
 
@@ -176,15 +185,16 @@ def test_serving_api_returns_every_published_event_once(green_run: Any) -> None:
             "select tenant_id::text, user_id::text from responses where user_id is not null "
             "group by 1, 2 order by count(*) desc limit 1").fetchone()  # type: ignore[misc]
     page = httpx.get(f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/users/"
-                     f"{user}/events", params={"limit": 10}, timeout=10).json()
+                     f"{user}/events", params={"limit": 10}, timeout=10,
+                     headers=_auth(settings, tenant)).json()
     assert page["events"], page
     times = [e["submitted_at"] for e in page["events"]]
     assert times == sorted(times, reverse=True)
-    # another tenant's gateway header is refused
+    # another tenant's token, or no token, is refused
     other = next(t for t in published if t != tenant)
-    refused = httpx.get(f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/"
-                        "counters", headers={"X-Tenant-Id": other}, timeout=10)
-    assert refused.status_code == 403
+    url = f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/counters"
+    assert httpx.get(url, headers=_auth(settings, other), timeout=10).status_code == 403
+    assert httpx.get(url, timeout=10).status_code == 401
 
 
 def test_monitoring_is_green_after_the_run(green_run: Any) -> None:

@@ -38,6 +38,9 @@ def test_consumer_cli_reports_it_and_exits_1(monkeypatch: pytest.MonkeyPatch,
     from pulse_local.streaming.__main__ import main
 
     monkeypatch.setenv("PULSE_STREAMING_WORKERS", "0")
+    # endpoints that answer nothing: the options are refused before any client is made
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", "127.0.0.1:9")
     assert main(["consume", "--idle-timeout", "1"]) == 1
     err = capsys.readouterr().err
     assert "error: invalid StreamingOptions: PULSE_STREAMING_WORKERS='0'" in err

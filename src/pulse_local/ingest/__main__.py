@@ -6,9 +6,11 @@ Listens on ``PULSE_HOST:PULSE_PROCESSOR_PORT`` (on Cloud Run: ``0.0.0.0:$PORT``)
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from pulse_local.config import Settings, load_options, load_settings
+from pulse_local.errors import PulseError
 
 
 def app() -> Any:
@@ -23,9 +25,11 @@ def serve(settings: Settings) -> None:
     ``PULSE_PROCESSOR_WORKERS`` processes (one event loop each)."""
     import uvicorn
 
+    from pulse_local.backends import require_emulator_endpoints
     from pulse_local.ingest.app import create_app
     from pulse_local.ingest.options import ProcessorOptions
 
+    require_emulator_endpoints(settings, "python -m pulse_local.ingest", pubsub=True)
     port = int(os.environ.get("PORT", settings.processor_port))  # Cloud Run injects PORT
     host = "0.0.0.0" if "PORT" in os.environ else settings.host
     workers = load_options(ProcessorOptions).workers
@@ -38,7 +42,11 @@ def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    serve(load_settings())
+    try:
+        serve(load_settings())
+    except PulseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

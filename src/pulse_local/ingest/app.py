@@ -3,13 +3,16 @@
 ``POST /webhooks/typeform/{tenant_slug}``, in this order (the first failing step answers):
 
 ====  =====================================================================================
+415   a ``Content-Encoding`` other than identity (compressed bodies are never inflated)
 413   body larger than ``max_body_bytes`` (Content-Length or actual bytes)
+408   body not complete within ``body_timeout`` seconds (the connection is closed)
 503   database down while resolving the tenant: raw body archived under ``pending_prefix``
-422   unknown tenant slug
-401   missing/wrong ``Typeform-Signature`` (nothing stored, nothing archived)
-400   not UTF-8 / malformed JSON
+401   unknown tenant slug, or missing/wrong ``Typeform-Signature``: the same answer for both,
+      so a caller cannot learn which slugs exist (nothing stored, nothing archived)
+400   not UTF-8 / malformed JSON (including nesting deeper than the parser's recursion limit)
 422   JSON that breaks the schema (the field path is named), NUL characters, unknown form,
-      unknown question ref, answer type or value that does not fit the question
+      unknown question ref, answer type or value that does not fit the question,
+      ``submitted_at`` outside [2000-01-01, 2100-01-01) UTC, answer values nested too deep
 503   database down after validation: verified body archived, nothing written
 200   stored (``created`` / ``revised``), or already stored (``duplicate``; the same event is
       re-published) or superseded by a newer revision (``stale``; nothing published)
@@ -24,6 +27,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -67,19 +71,37 @@ def _error(status: int, code: str, detail: str, errors: list[dict[str, str]] | N
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (`TooLarge`) as soon as it is known to exceed `limit` bytes."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refusing (`TooLarge`) as soon as it is known to exceed `limit` bytes; a body
+    not complete after `timeout` seconds raises `TimeoutError`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(timeout):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: A secret no tenant has: an unknown slug's body is checked against it, so that answer costs
+#: what a wrong signature costs.
+_NO_TENANT_SECRET = secrets.token_hex(32)
+
+
+def _bad_signature(body: bytes, header: str | None, *, checked: bool = False) -> JSONResponse:
+    """The one answer for an unknown tenant and a wrong signature (401): the same status, body
+    and (an HMAC over the body either way) about the same work."""
+    if not checked:
+        signature.verify((_NO_TENANT_SECRET,), body, header)
+    return _error(401, "bad_signature",
+                  f"missing or invalid {signature.HEADER} header: sign the raw body with the "
+                  "tenant's webhook secret (sha256=<base64 HMAC-SHA256>) and post it to the "
+                  "tenant's URL")
 
 
 def build_event(tenant: ResolvedTenant, assessment: AssessmentSpec, payload: TypeformWebhook,
@@ -169,14 +191,23 @@ class Processor:
             return {"body_base64": base64.b64encode(body).decode("ascii")}
 
     async def handle(self, slug: str, request: Request) -> JSONResponse:
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return _error(415, "unsupported_encoding",
+                          f"Content-Encoding {encoding[:40]!r} is not accepted: send the body "
+                          "uncompressed (the signature is over the raw bytes)")
         try:
-            body = await _read_body(request, self.options.max_body_bytes)
+            body = await _read_body(request, self.options.max_body_bytes,
+                                    self.options.body_timeout)
         except TooLarge:
             return _error(413, "payload_too_large",
                           f"body exceeds {self.options.max_body_bytes} bytes")
+        except TimeoutError:
+            return _error(408, "body_timeout", f"the body did not arrive within "
+                          f"{self.options.body_timeout:g} s", headers={"Connection": "close"})
         header = request.headers.get(signature.HEADER)
         if not _SLUG.match(slug):
-            return _error(422, "unknown_tenant", f"unknown tenant {slug[:80]!r}")
+            return _bad_signature(body, header)
         try:
             tenant = await self.store.tenant(slug)
         except DatabaseUnavailable as exc:
@@ -185,12 +216,8 @@ class Processor:
                                 {"tenant": slug, "verified": False, "signature": header,
                                  **self._raw(body)})
             return self._unavailable("database unavailable (tenant lookup)")
-        if tenant is None:
-            return _error(422, "unknown_tenant", f"unknown tenant {slug!r}")
-        if not signature.verify(tenant.secrets, body, header):
-            return _error(401, "bad_signature",
-                          f"missing or invalid {signature.HEADER} header: sign the raw body "
-                          "with the tenant's webhook secret (sha256=<base64 HMAC-SHA256>)")
+        if tenant is None or not signature.verify(tenant.secrets, body, header):
+            return _bad_signature(body, header, checked=tenant is not None)
         try:
             payload = validate_body(body)
             if (assessment := await self.store.assessment(tenant.id,

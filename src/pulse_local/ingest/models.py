@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -29,6 +31,34 @@ AnswerType = Literal[
 ]
 #: Which key holds the value of each answer type.
 VALUE_KEY: dict[str, str] = {t: t for t in AnswerType.__args__}  # type: ignore[attr-defined]
+
+
+#: The window of ``submitted_at`` the processor accepts: [2000-01-01, 2100-01-01) UTC. Inside
+#: what every later stage can store and key (Bigtable's reversed keys hold 1970..2286, see
+#: `pulse_local.streaming.keys`), and wide enough for any real survey: a submission outside it
+#: is refused at intake (422) rather than stored in Postgres and dead-lettered downstream.
+SUBMITTED_AT_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+SUBMITTED_AT_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+#: Deepest nesting accepted inside a free-form answer value (``payment``), which is stored as
+#: jsonb: deeper documents are refused (422); bodies nested beyond Python's recursion limit
+#: fail parsing (400).
+MAX_VALUE_DEPTH = 16
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value (scalars 0, ``[]`` 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
 
 
 class _Model(BaseModel):
@@ -83,6 +113,13 @@ class Answer(_Model):
     phone_number: str | None = None
     payment: dict[str, Any] | None = None
 
+    @field_validator("payment")
+    @classmethod
+    def _shallow(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and json_depth(value) > MAX_VALUE_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_VALUE_DEPTH} levels")
+        return value
+
     @model_validator(mode="after")
     def _value_present(self) -> Answer:
         if getattr(self, VALUE_KEY[self.type]) is None:
@@ -111,6 +148,14 @@ class FormResponse(_Model):
     hidden: dict[str, str] = Field(default_factory=dict, max_length=100)
     definition: Definition | None = None
     answers: list[Answer] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _keyable(cls, value: datetime) -> datetime:
+        if not SUBMITTED_AT_MIN <= value < SUBMITTED_AT_MAX:
+            raise ValueError(f"must be from {SUBMITTED_AT_MIN:%Y-%m-%d} to before "
+                             f"{SUBMITTED_AT_MAX:%Y-%m-%d} (UTC), got {value.isoformat()}")
+        return value
 
 
 class TypeformWebhook(_Model):

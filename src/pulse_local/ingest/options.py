@@ -16,6 +16,11 @@ class ProcessorOptions(BaseSettings):
 
     workers: int = Field(1, ge=1, le=32, description="Server processes (uvicorn workers).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
+    body_timeout: float = Field(
+        10.0, gt=0, le=300,
+        description="Seconds a client may take to send its whole body; a slower one gets 408 "
+        "and its connection is closed (stalled clients hold no connection for long).",
+    )
     pool_min_size: int = Field(2, ge=0)
     pool_max_size: int = Field(16, ge=1)
     pool_timeout: float = Field(

@@ -1,5 +1,11 @@
 """The serving API (FastAPI): tenant-scoped reads of the Bigtable event store.
 
+Default deny: every ``/v1`` route needs ``Authorization: Bearer <token>`` (see
+`pulse_local.serving.auth`). No token, or one that does not verify or has expired: 401. A token
+of another tenant than the path's: 403. Both carry the reason and no data. ``/healthz`` is
+open (it returns no tenant data); ``/docs`` and ``/openapi.json`` exist only where the profile
+allows (`pulse_local.backends.serving_security`).
+
 The tenant is the first path segment after ``/v1/tenants/`` (a UUID) and the key prefix of
 every read. When a gateway forwards the caller's tenant in ``X-Tenant-Id``, it must match the
 path, otherwise the request is refused (403).
@@ -11,15 +17,20 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from pulse_local.config import Settings
 from pulse_local.serving import queries
+from pulse_local.serving.auth import Principal, TokenRefused, TokenVerifier
 from pulse_local.serving.models import Aggregates, Health, LiveCounters, RecentEvents
 from pulse_local.streaming.keys import Dimension, Granularity
+
+if TYPE_CHECKING:
+    from pulse_local.backends import ServingSecurity
 
 TenantId = Annotated[uuid.UUID, Path(description="The tenant: prefix of every key read.")]
 
@@ -41,9 +52,52 @@ def _store(request: Request) -> queries.ServingStore:
 
 Store = Annotated[queries.ServingStore, Depends(_store)]
 
+_bearer = HTTPBearer(auto_error=False, description="`pulse-local token --tenant SLUG` locally; "
+                     "a Google ID token on gcp.")
 
-def create_app(settings: Settings) -> FastAPI:
-    """The serving app; its Bigtable client lives as long as the app."""
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, reason, headers={
+        "WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def _authorize(request: Request,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                            Depends(_bearer)]) -> Principal:
+    """The verified caller, allowed to read the path's tenant; 401 or 403 otherwise.
+
+    Runs before the path is validated, so an unauthenticated caller learns nothing about it."""
+    if credentials is None:
+        raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>` "
+                            "(locally: `pulse-local token --tenant SLUG`)")
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        if verifier.blocking:
+            principal = await run_in_threadpool(verifier.verify, credentials.credentials)
+        else:
+            principal = verifier.verify(credentials.credentials)
+    except TokenRefused as exc:
+        raise _unauthorized(str(exc)) from None
+    raw = request.path_params.get("tenant_id", "")
+    try:
+        wanted = uuid.UUID(raw)
+    except ValueError:
+        if principal.operator:
+            return principal  # the route answers 422 for the malformed id
+        raise HTTPException(403, f"token for tenant {principal.tenant_id} may not read "
+                                 f"tenant {raw!r}") from None
+    if not principal.may_read(wanted):
+        raise HTTPException(403, f"token for tenant {principal.tenant_id} may not read "
+                                 f"tenant {wanted}")
+    return principal
+
+
+def create_app(settings: Settings, security: ServingSecurity | None = None) -> FastAPI:
+    """The serving app; its Bigtable client lives as long as the app. ``security`` defaults
+    to the profile's (`pulse_local.backends.serving_security`)."""
+    from pulse_local.backends import serving_security
+
+    security = security or serving_security(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +107,12 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.store.close()
 
-    app = FastAPI(title="Pulse serving", version="1", lifespan=lifespan)
+    docs = {} if security.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="Pulse serving", version="1", lifespan=lifespan, **docs)
+    app.state.verifier = security.verifier
+    api = APIRouter(dependencies=[Depends(_authorize)], responses={
+        401: {"description": "No token, or one that does not verify or has expired."},
+        403: {"description": "The token's tenant is not the path's."}})
 
     @app.get("/healthz", response_model=Health)
     async def healthz(store: Store) -> Health:
@@ -63,7 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(503, f"Bigtable unreachable: {exc}") from None
         return Health(status="ok", bigtable="ok")
 
-    @app.get("/v1/tenants/{tenant_id}/users/{user_id}/events", response_model=RecentEvents)
+    @api.get("/v1/tenants/{tenant_id}/users/{user_id}/events", response_model=RecentEvents)
     async def user_events(
         tenant: Tenant, store: Store,
         user_id: Annotated[str, Path(description="A user UUID, or `anonymous`.")],
@@ -82,7 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @app.get("/v1/tenants/{tenant_id}/aggregates/{dimension}", response_model=Aggregates)
+    @api.get("/v1/tenants/{tenant_id}/aggregates/{dimension}", response_model=Aggregates)
     async def dimension_aggregates(
         tenant: Tenant, store: Store, dimension: Dimension,
         start: Annotated[date, Query(description="First day (UTC), inclusive.")],
@@ -97,10 +156,11 @@ def create_app(settings: Settings) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @app.get("/v1/tenants/{tenant_id}/counters", response_model=LiveCounters)
+    @api.get("/v1/tenants/{tenant_id}/counters", response_model=LiveCounters)
     async def counters(tenant: Tenant, store: Store) -> LiveCounters:
         return await run_in_threadpool(queries.live_counters, store, tenant)
 
+    app.include_router(api)
     return app
 
 

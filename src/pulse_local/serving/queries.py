@@ -125,12 +125,16 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
     if end < start or (end - start).days >= MAX_DAYS:
         raise ValueError(f"need start <= end within {MAX_DAYS} days, got {start}..{end}")
     first, last = start.isoformat(), (end + timedelta(days=1)).isoformat()
-    if value is not None:
-        prefix = keys.aggregate_prefix(tenant_id, dimension, value, Granularity.DAY)
-        ranges = [RowRange(start_key=prefix + first.encode(), end_key=prefix + last.encode())]
-    else:  # every value: the dimension's range, buckets filtered below
-        prefix = keys.aggregate_prefix(tenant_id, dimension)
-        ranges = [RowRange(start_key=prefix, end_key=keys.prefix_end(prefix))]
+    values = [value] if value is not None else dimension_values(store, tenant_id, dimension)
+    if not values:
+        return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=[])
+    # one range per value, each holding only the requested days: the read costs what the
+    # date range implies, not the tenant's history
+    ranges = []
+    for one in values:
+        prefix = keys.aggregate_prefix(tenant_id, dimension, one, Granularity.DAY)
+        ranges.append(RowRange(start_key=prefix + first.encode(),
+                               end_key=prefix + last.encode()))
     rows = store.aggregates.read_rows(ReadRowsQuery(row_ranges=ranges,
                                                     row_filter=_counter_filter()))
     buckets = []
@@ -149,6 +153,27 @@ def aggregates(store: ServingStore, tenant_id: uuid.UUID, dimension: Dimension, 
                                     counters=_counters(row, hour, columns=columns))
                     for label, hour in periods]
     return Aggregates(tenant_id=tenant_id, dimension=dimension.value, buckets=buckets)
+
+
+def dimension_values(store: ServingStore, tenant_id: uuid.UUID,
+                     dimension: Dimension) -> list[str]:
+    """The values a tenant has aggregates for in ``dimension``, by skipping from one value's
+    rows to the next: one single-row read (key only) per value, whatever the history."""
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+    from google.cloud.bigtable.data import row_filters as rf
+
+    start = keys.aggregate_prefix(tenant_id, dimension)
+    end = keys.prefix_end(start)
+    key_only = rf.RowFilterChain([rf.CellsRowLimitFilter(1), rf.StripValueTransformerFilter(True)])
+    values: list[str] = []
+    while True:
+        rows = store.aggregates.read_rows(ReadRowsQuery(
+            row_ranges=RowRange(start_key=start, end_key=end), limit=1, row_filter=key_only))
+        if not rows:
+            return values
+        found = keys.parse_aggregate_key(rows[0].row_key).value
+        values.append(found)
+        start = keys.prefix_end(keys.aggregate_prefix(tenant_id, dimension, found))
 
 
 def live_counters(store: ServingStore, tenant_id: uuid.UUID,

@@ -149,8 +149,8 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_setting="PULSE_PREFECT_PORT",
             argv=lambda s: [
                 sys.executable, "-m", "pulse_local.stack.prefect_server", "--host", s.host,
-                "--port", str(s.prefect_port), "--wait-for", prefect_db_dsn(s),
-            ],
+                "--port", str(s.prefect_port),
+            ],  # its database's DSN (with the password) is in its environment, not in `ps`
             env=_prefect_env,
             probe=probes.prefect,
             # Starts with PostgreSQL (not after it): it imports while the cluster initialises

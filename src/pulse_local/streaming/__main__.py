@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
-        from pulse_local.backends import use_profile
+        from pulse_local.backends import require_emulator_endpoints, use_profile
 
+        if args.command in ("consume", "fold"):
+            require_emulator_endpoints(settings, f"python -m pulse_local.streaming {args.command}",
+                                       pubsub=args.command == "consume", bigtable=True)
         use_profile(settings)
         if args.command == "consume":
             from pulse_local.streaming.consumer import consume, serve

@@ -147,6 +147,29 @@ def bigtable_instance(pulse_stack: Any, pulse_settings: Settings) -> Iterator[An
     client.close()
 
 
+@pytest.fixture(scope="session")
+def serving_token(pulse_settings: Settings) -> Any:
+    """``serving_token(tenant_id)`` or ``serving_token(operator=True)``: a bearer token the
+    session's serving API accepts (signed with the stack's key, as `pulse-local token`)."""
+    from pulse_local.serving.auth import issue_local_token, signing_key
+
+    def issue(tenant_id: Any = None, *, operator: bool = False, ttl_seconds: int = 900) -> str:
+        return issue_local_token(signing_key(pulse_settings), tenant_id=tenant_id,
+                                 operator=operator, ttl_seconds=ttl_seconds)
+
+    return issue
+
+
+@pytest.fixture(scope="session")
+def serving_headers(serving_token: Any) -> Any:
+    """``serving_headers(tenant_id)``: the ``Authorization`` header for that tenant's reads."""
+
+    def headers(tenant_id: Any = None, *, operator: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {serving_token(tenant_id, operator=operator)}"}
+
+    return headers
+
+
 @pytest.fixture()
 def duckdb_conn(tmp_path: Path) -> Iterator[Any]:
     """A DuckDB connection on a fresh database file."""

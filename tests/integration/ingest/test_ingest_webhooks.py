@@ -325,9 +325,10 @@ def test_schema_break_is_422_naming_the_field(post: Any, make_webhook: Any, row_
     assert row_counts() == before
 
 
-def test_unknown_tenant_and_form_are_422(post: Any, make_webhook: Any) -> None:
+def test_unknown_tenant_is_401_like_a_bad_signature_and_unknown_form_is_422(
+        post: Any, make_webhook: Any) -> None:
     response = post("tenant-9999", make_webhook(), secret="s" * 40)
-    assert response.status_code == 422 and response.json()["error"] == "unknown_tenant"
+    assert response.status_code == 401 and response.json()["error"] == "bad_signature"
     payload = make_webhook()
     payload["form_response"]["form_id"] = "NOSUCHFORM"
     response = post("tenant-0001", payload)

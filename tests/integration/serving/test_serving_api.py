@@ -49,10 +49,10 @@ def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "bigtable": "ok"}
 
 
-def test_recent_events_newest_first_with_limit(client: TestClient, seeded: dict[str, Any]
-                                               ) -> None:
+def test_recent_events_newest_first_with_limit(client: TestClient, seeded: dict[str, Any],
+                                               serving_headers: Any) -> None:
     url = f"/v1/tenants/{seeded['a']}/users/{seeded['user']}/events"
-    body = client.get(url, params={"limit": 5}).json()
+    body = client.get(url, params={"limit": 5}, headers=serving_headers(seeded["a"])).json()
     got = [e["submitted_at"] for e in body["events"]]
     assert len(got) == 5
     assert got == sorted(got, reverse=True)
@@ -61,46 +61,60 @@ def test_recent_events_newest_first_with_limit(client: TestClient, seeded: dict[
 
 
 def test_time_range_is_start_inclusive_end_exclusive(client: TestClient,
-                                                     seeded: dict[str, Any]) -> None:
+                                                     seeded: dict[str, Any],
+                                                     serving_headers: Any) -> None:
     url = f"/v1/tenants/{seeded['a']}/users/{seeded['user']}/events"
+    auth = serving_headers(seeded["a"])
     start, end = BASE + timedelta(minutes=10), BASE + timedelta(minutes=20)
     body = client.get(url, params={"start": start.isoformat(), "end": end.isoformat(),
-                                   "limit": 100}).json()
+                                   "limit": 100}, headers=auth).json()
     times = [datetime.fromisoformat(e["submitted_at"]) for e in body["events"]]
     assert times == [BASE + timedelta(minutes=m) for m in range(19, 9, -1)]
-    assert client.get(url, params={"start": "2024-05-01T10:00:00"}).status_code == 422
-    assert client.get(url, params={"limit": 0}).status_code == 422
+    assert client.get(url, params={"start": "2024-05-01T10:00:00"},
+                      headers=auth).status_code == 422
+    assert client.get(url, params={"limit": 0}, headers=auth).status_code == 422
 
 
 def test_a_tenant_cannot_read_another_tenants_rows(client: TestClient,
-                                                   seeded: dict[str, Any]) -> None:
+                                                   seeded: dict[str, Any],
+                                                   serving_headers: Any) -> None:
     a, b, user = seeded["a"], seeded["b"], seeded["user"]
-    as_b = client.get(f"/v1/tenants/{b}/users/{user}/events", params={"limit": 100}).json()
+    as_b = client.get(f"/v1/tenants/{b}/users/{user}/events", params={"limit": 100},
+                      headers=serving_headers(b)).json()
     assert [e["event"]["tenant_id"] for e in as_b["events"]] == [str(b)]
-    refused = client.get(f"/v1/tenants/{a}/counters", headers={"X-Tenant-Id": str(b)})
+    refused = client.get(f"/v1/tenants/{a}/counters",
+                         headers={"X-Tenant-Id": str(b), **serving_headers(a)})
     assert refused.status_code == 403
-    assert client.get(f"/v1/tenants/{a}%23/counters").status_code == 422
-    stranger = client.get(f"/v1/tenants/{uuid.uuid4()}/aggregates/form",
-                          params={"start": "2024-05-01", "end": "2024-05-01"}).json()
-    assert stranger["buckets"] == []
-    assert client.get(f"/v1/tenants/{b}/counters").json()["total"]["events"] == 1
+    operator = serving_headers(operator=True)
+    assert client.get(f"/v1/tenants/{a}%23/counters", headers=operator).status_code == 422
+    assert client.get(f"/v1/tenants/{a}%23/counters",
+                      headers=serving_headers(a)).status_code == 403
+    stranger = uuid.uuid4()
+    empty = client.get(f"/v1/tenants/{stranger}/aggregates/form",
+                       params={"start": "2024-05-01", "end": "2024-05-01"},
+                       headers=serving_headers(stranger)).json()
+    assert empty["buckets"] == []
+    assert client.get(f"/v1/tenants/{b}/counters",
+                      headers=serving_headers(b)).json()["total"]["events"] == 1
 
 
 def test_aggregates_by_dimension_and_date_range(client: TestClient,
-                                                seeded: dict[str, Any]) -> None:
+                                                seeded: dict[str, Any],
+                                                serving_headers: Any) -> None:
     a = seeded["a"]
+    auth = serving_headers(a)
     body = client.get(f"/v1/tenants/{a}/aggregates/form",
-                      params={"start": "2024-05-01", "end": "2024-05-01"}).json()
+                      params={"start": "2024-05-01", "end": "2024-05-01"}, headers=auth).json()
     by_value = {x["value"]: x["counters"]["events"] for x in body["buckets"]}
     assert by_value == {"form-x": 16, "form-y": 15}
     hourly = client.get(f"/v1/tenants/{a}/aggregates/form",
                         params={"start": "2024-05-01", "end": "2024-05-01", "value": "form-x",
-                                "granularity": "hour"}).json()
+                                "granularity": "hour"}, headers=auth).json()
     assert [(x["bucket"], x["counters"]["events"]) for x in hourly["buckets"]] == [
         ("2024-05-01T10", 16)]
     none = client.get(f"/v1/tenants/{a}/aggregates/form",
-                      params={"start": "2024-05-02", "end": "2024-05-03"}).json()
+                      params={"start": "2024-05-02", "end": "2024-05-03"}, headers=auth).json()
     assert none["buckets"] == []
-    total = client.get(f"/v1/tenants/{a}/counters").json()["total"]
+    total = client.get(f"/v1/tenants/{a}/counters", headers=auth).json()["total"]
     assert total["events"] == 31
     assert total["score_sum"] == pytest.approx(31 * 7.0)

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.integration
 
 
 def gcp_settings(local: Settings) -> Settings:
-    return local.model_copy(update={"profile": "gcp"})
+    """The gcp profile in a process whose environment names the stack's emulators (Settings
+    reads Google's variables; the session's settings clear them, so they are set here)."""
+    return local.model_copy(update={
+        "profile": "gcp",
+        "pubsub_emulator_host": f"{local.host}:{local.pubsub_port}",
+        "bigtable_emulator_host": f"{local.host}:{local.bigtable_port}"})
 
 
 def test_gcp_profile_uses_the_emulators_when_their_variables_are_set(

@@ -1,0 +1,59 @@
+"""Clients that stall mid-body get 408 and lose their connection (a processor of its own with a
+1-second body timeout)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from pulse_local.config import Settings
+from pulse_local.stack.process import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def impatient(source_fixtures: Path, pulse_settings: Settings,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    from pulse_local.ingest.testing import processor_process
+
+    log = tmp_path_factory.mktemp("impatient") / "processor.log"
+    with processor_process({"PULSE_PROCESSOR_BODY_TIMEOUT": "1"}, free_port(), log) as url:
+        parts = urlsplit(url)
+        yield str(parts.hostname), int(parts.port or 80)
+
+
+def _stall(address: tuple[str, int]) -> socket.socket:
+    """A connection that sent its headers and 10 of the 1,000 body bytes it announced."""
+    conn = socket.create_connection(address, timeout=30)
+    conn.sendall(b"POST /webhooks/typeform/tenant-0001 HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"event_id")
+    return conn
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    """Everything until the server closes the connection (the socket times out otherwise)."""
+    received = b""
+    while chunk := conn.recv(65536):
+        received += chunk
+    return received
+
+
+def test_stalled_bodies_get_408_and_the_connection_closes(
+        impatient: tuple[str, int], row_counts: Any) -> None:
+    before = row_counts()
+    stalled = [_stall(impatient) for _ in range(20)]
+    try:
+        answers = [_read_all(conn) for conn in stalled]
+    finally:
+        for conn in stalled:
+            conn.close()
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"body_timeout" in answer
+    assert row_counts() == before
