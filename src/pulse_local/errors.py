@@ -32,3 +32,7 @@ def missing_credentials(what: str) -> ConfigError:
     return ConfigError(
         f"no Google credentials for {what}: run `gcloud auth application-default login` (or "
         "set GOOGLE_APPLICATION_CREDENTIALS), or work offline with PULSE_PROFILE=local")
+
+
+class EmulatorStateError(PulseError):
+    """The emulators' state could not be saved on `down` or restored on `up`."""

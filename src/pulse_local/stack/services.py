@@ -30,6 +30,12 @@ class ServiceSpec:
     env: Callable[[Settings], dict[str, str]] = lambda s: {}
     prepare: Callable[[Settings], None] = lambda s: None
     after_ready: Callable[[Settings], None] = lambda s: None
+    #: Runs on `down` just before the service is stopped, once everything that needs it has
+    #: stopped (the emulators save their state there); returns a note for the user.
+    before_stop: Callable[[Settings], str | None] = lambda s: None
+    #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
+    #: depends on it starts (the emulators restore their state); returns a note for the user.
+    restore: Callable[[Settings], str | None] = lambda s: None
     #: Extra `subprocess.Popen` keyword arguments (the account to run as).
     popen_kwargs: Callable[[Settings], dict[str, Any]] = lambda s: {}
     depends_on: tuple[str, ...] = ()
@@ -101,6 +107,30 @@ def _apply_bigtable(settings: Settings) -> None:
         r.close_bigtable_client(admin)
 
 
+def _save_pubsub(settings: Settings) -> str:
+    from pulse_local.stack.emulator_state import save_pubsub
+
+    return save_pubsub(settings)
+
+
+def _restore_pubsub(settings: Settings) -> str | None:
+    from pulse_local.stack.emulator_state import restore_pubsub
+
+    return restore_pubsub(settings)
+
+
+def _save_bigtable(settings: Settings) -> str:
+    from pulse_local.stack.emulator_state import save_bigtable
+
+    return save_bigtable(settings)
+
+
+def _restore_bigtable(settings: Settings) -> str | None:
+    from pulse_local.stack.emulator_state import restore_bigtable
+
+    return restore_bigtable(settings)
+
+
 def native_services(settings: Settings) -> list[ServiceSpec]:
     """Every service `up` starts, in dependency order."""
     sdk = Path(os.environ["PULSE_GCLOUD_SDK_ROOT"]) if os.environ.get("PULSE_GCLOUD_SDK_ROOT") else None
@@ -131,6 +161,10 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             env=lambda s: {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"},
             probe=probes.pubsub,
             after_ready=_apply_pubsub,
+            before_stop=_save_pubsub,
+            restore=_restore_pubsub,
+            # In memory only, saved before it stops: no need to wait for the JVM (2 s).
+            stop_timeout=0.5,
         ),
         ServiceSpec(
             name="bigtable",
@@ -142,6 +176,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             ],
             probe=probes.bigtable,
             after_ready=_apply_bigtable,
+            before_stop=_save_bigtable,
+            restore=_restore_bigtable,
+            stop_timeout=0.5,
         ),
         ServiceSpec(
             name="prefect",
