@@ -16,8 +16,9 @@ On `down`, once everything that writes to an emulator has stopped, its state is 
   the saved state is older than the durable layers, so `up` says so and rebuilds Bigtable from
   the saved state plus the raw events sink, which holds every consumed event (the consumer
   lands a batch there before it writes Bigtable; the store drops events it already has).
-  What sat unconsumed in Pub/Sub then is lost with the emulator and is reported (events stored
-  in PostgreSQL that no durable layer holds) with the command that publishes them again.
+  What sat unconsumed in Pub/Sub then was lost with the emulator: once the processor is up,
+  the events of revisions stored in PostgreSQL that the raw sink lacks are published again from
+  the raw archive (`pulse_local.stack.event_gap`).
 """
 
 from __future__ import annotations
@@ -320,8 +321,10 @@ def restore_pubsub(settings: Settings) -> str | None:
     notes: list[str] = []
     if live.exists():
         notes.append("pubsub: the last run ended without `pulse-local down` (killed or "
-                     "crashed): what waited in Pub/Sub then was lost with the emulator "
-                     "(`pulse-local up` reports events stored but never consumed)")
+                     "crashed): what waited in Pub/Sub then was lost with the emulator; the "
+                     "processor republishes it once it is up (`pulse_local.stack.event_gap`)")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "gap.check").write_text(datetime.now(UTC).isoformat() + "\n")
     if saved.exists():
         by_topic: dict[str, dict[str, dict[str, Any]]] = {}
         for line in _read_lines(saved):

@@ -131,6 +131,12 @@ def _restore_bigtable(settings: Settings) -> str | None:
     return restore_bigtable(settings)
 
 
+def _republish_gap(settings: Settings) -> str | None:
+    from pulse_local.stack.event_gap import republish_after_unclean_stop
+
+    return republish_after_unclean_stop(settings)
+
+
 def native_services(settings: Settings) -> list[ServiceSpec]:
     """Every service `up` starts, in dependency order."""
     sdk = Path(os.environ["PULSE_GCLOUD_SDK_ROOT"]) if os.environ.get("PULSE_GCLOUD_SDK_ROOT") else None
@@ -203,6 +209,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_setting="PULSE_PROCESSOR_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.ingest"],
             probe=probes.processor,
+            restore=_republish_gap,
             depends_on=("postgres", "pubsub"),
             stop_timeout=5.0,
             url=lambda s: f"http://{s.host}:{s.processor_port}/webhooks/typeform/<tenant>",
