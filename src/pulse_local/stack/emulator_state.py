@@ -340,9 +340,9 @@ def restore_pubsub(settings: Settings) -> str | None:
                 future.result(timeout=CALL_TIMEOUT)
         finally:
             publisher.stop()
-        count = sum(len(m) for m in by_topic.values())
-        notes.append(f"pubsub: republished {count} unacknowledged messages saved at "
-                     f"{_saved_at(saved)}")
+        if count := sum(len(m) for m in by_topic.values()):
+            notes.append(f"pubsub: republished {count} unacknowledged messages saved at "
+                         f"{_saved_at(saved)}")
         saved.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     live.write_text(datetime.now(UTC).isoformat() + "\n")

@@ -105,7 +105,11 @@ class NativeStack:
             """A service already running must answer too (one whose dependency died, say):
             wait for it like a starting one, or fail naming it."""
             try:
+                for dep in spec.depends_on:  # restored (or failed) first
+                    ready[dep].wait()
                 self._wait_healthy(spec)
+                if spec.restore_when_running and (note := spec.restore(self.settings)):
+                    report.notes.append(note)
             except BaseException as exc:  # noqa: BLE001 - up() raises them all, named
                 failures[spec.name] = exc
             finally:

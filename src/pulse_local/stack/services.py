@@ -36,6 +36,9 @@ class ServiceSpec:
     #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
     #: depends on it starts (the emulators restore their state); returns a note for the user.
     restore: Callable[[Settings], str | None] = lambda s: None
+    #: Run `restore` on `up` when the service was already running too (a restore that is
+    #: idempotent and may be due to another service's restart).
+    restore_when_running: bool = False
     #: Extra `subprocess.Popen` keyword arguments (the account to run as).
     popen_kwargs: Callable[[Settings], dict[str, Any]] = lambda s: {}
     depends_on: tuple[str, ...] = ()
@@ -209,7 +212,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_setting="PULSE_PROCESSOR_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.ingest"],
             probe=probes.processor,
+            # due after Pub/Sub restarted from a kill, whether or not the processor did
             restore=_republish_gap,
+            restore_when_running=True,
             depends_on=("postgres", "pubsub"),
             stop_timeout=5.0,
             url=lambda s: f"http://{s.host}:{s.processor_port}/webhooks/typeform/<tenant>",
