@@ -57,7 +57,10 @@ def down() -> None:
     """
     from pulse_local.stack import stack_for
 
-    stopped = stack_for(_settings()).down()
+    stack = stack_for(_settings())
+    stopped = stack.down()
+    for note in getattr(stack, "notes", []):
+        console.print(note)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

@@ -45,3 +45,7 @@ def missing_credentials(what: str) -> ConfigError:
 
 class EmulatorEndpointMissing(ConfigError):
     """On profile local, a service found no emulator endpoint and refused to reach Google."""
+
+
+class EmulatorStateError(PulseError):
+    """The emulators' state could not be saved on `down` or restored on `up`."""

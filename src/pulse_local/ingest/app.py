@@ -14,8 +14,10 @@
       unknown question ref, answer type or value that does not fit the question,
       ``submitted_at`` outside [2000-01-01, 2100-01-01) UTC, answer values nested too deep
 503   database down after validation: verified body archived, nothing written
+503   event not published within ``publish_timeout`` (stored; the retry publishes it)
 200   stored (``created`` / ``revised``), or already stored (``duplicate``; the same event is
-      re-published) or superseded by a newer revision (``stale``; nothing published)
+      re-published) or superseded by a newer revision (``stale``: the event of the revision
+      that body was stored at is re-published, nothing when it never was stored)
 ====  =====================================================================================
 
 Every accepted (signed and valid) delivery is archived before the database write.
@@ -161,8 +163,22 @@ class Processor:
 
     async def _publish(self, items: list[tuple[bytes, dict[str, str]]]) -> list[str]:
         """Publish a group of events in as few Publish calls as the service allows, on the
-        event loop."""
-        return await self.backends.bus.apublish_many(RESPONSE_EVENTS_TOPIC, items)
+        event loop, each call bounded by the publish deadline (retries included)."""
+        return await self.backends.bus.apublish_many(RESPONSE_EVENTS_TOPIC, items,
+                                                     timeout=self.options.publish_timeout)
+
+    async def _publish_event(self, event: ResponseEvent) -> str | None:
+        """Publish one event within `ProcessorOptions.publish_timeout`; the cause of a
+        failure (never empty), None once Pub/Sub confirmed it."""
+        limit = self.options.publish_timeout
+        try:
+            await asyncio.wait_for(
+                self.publishing.submit((event.to_message(), event.attributes())), timeout=limit)
+        except TimeoutError:
+            return f"Pub/Sub did not confirm the publish within {limit:g} s"
+        except Exception as exc:  # noqa: BLE001 - any publish failure: 503, retried
+            return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        return None
 
     def _unavailable(self, what: str) -> JSONResponse:
         return _error(503, "database_unavailable",
@@ -250,18 +266,16 @@ class Processor:
         except StoreRejected as exc:
             return _error(422, "rejected_by_database", str(exc))
         event_id = None
-        if result.outcome != "stale":
+        # A stale body stored earlier publishes its own revision's event again: its first
+        # publish may have failed (the consumer drops a repeat by event id).
+        if result.outcome != "stale" or result.stored_earlier:
             event = build_event(tenant, assessment, payload, mapped, result)
             event_id = str(event.event_id)
-            try:
-                await asyncio.wait_for(
-                    self.publishing.submit((event.to_message(), event.attributes())),
-                    timeout=30)
-            except Exception as exc:  # noqa: BLE001 - any publish failure: 503, retried
-                log.error("publishing %s failed: %s", event_id, exc)
+            if (cause := await self._publish_event(event)) is not None:
+                log.error("publishing %s failed: %s", event_id, cause)
                 return _error(503, "publish_failed",
                               f"stored as response {result.response_id} but publishing the event "
-                              "failed; a retry re-publishes the same event",
+                              f"failed ({cause}); a retry re-publishes the same event"[:500],
                               headers={"Retry-After": str(self.options.retry_after_seconds)})
         return JSONResponse({
             "response_id": str(result.response_id), "revision": result.revision,
@@ -290,12 +304,24 @@ def create_app(settings: Settings, options: ProcessorOptions | None = None,
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Healthy only when both dependencies answer: the database (a query) and Pub/Sub
+        (GetTopic of the events topic), each within its deadline; 503 names the one down."""
+        retry = {"Retry-After": str(processor.options.retry_after_seconds)}
         try:
             await processor.store.ping()
         except DatabaseUnavailable as exc:
             return _error(503, "database_unavailable", f"database check failed: {exc}"[:300],
-                          headers={"Retry-After": str(processor.options.retry_after_seconds)})
-        return JSONResponse({"status": "ok", "database": "ok"})
+                          headers=retry)
+        limit = min(processor.options.publish_timeout, 2.0)
+        try:
+            await asyncio.wait_for(processor.backends.bus.acheck(RESPONSE_EVENTS_TOPIC, limit),
+                                   timeout=limit + 0.5)
+        except Exception as exc:  # noqa: BLE001 - any failure of the check: Pub/Sub is down
+            cause = (f"no answer within {limit:g} s" if isinstance(exc, TimeoutError)
+                     else f"{type(exc).__name__}: {exc}")
+            return _error(503, "pubsub_unavailable", f"Pub/Sub check failed: {cause}"[:300],
+                          headers=retry)
+        return JSONResponse({"status": "ok", "database": "ok", "pubsub": "ok"})
 
     async def typeform_webhook(request: Request) -> JSONResponse:
         return await processor.handle(request.path_params["tenant_slug"], request)

@@ -41,6 +41,11 @@ class ProcessorOptions(BaseSettings):
         description="The same before an event publish. None by default: a Publish on the event "
         "loop is cheap enough that waiting cost more than it saved (docs/source.md).",
     )
+    publish_timeout: float = Field(
+        5.0, gt=0, le=60,
+        description="Seconds an event publish may take (retries included) before the webhook "
+        "gets 503 naming the cause; also bounds the Pub/Sub check of /healthz.",
+    )
     archive_prefix: str = Field("typeform/webhooks", description="Verified deliveries.")
     pending_prefix: str = Field(
         "typeform/pending",

@@ -51,6 +51,9 @@ class WriteResult:
     outcome: Outcome
     user_id: uuid.UUID | None
     run_id: uuid.UUID | None
+    #: A ``stale`` delivery whose body was stored earlier, at `revision` (then superseded):
+    #: its event is published again, since the earlier publish may have failed.
+    stored_earlier: bool = False
 
 
 #: An assessment and its questions by Typeform form id (one row per question).
@@ -142,6 +145,24 @@ with prior as (
 )
 select id, revision, outcome, user_id, run_id from decided
 """
+#: The revision a superseded body was stored at (None: never stored), and the user and run
+#: its event named. Revisions count the token's applied deliveries (``created`` then one
+#: ``revised`` each), logged in the order they were applied (one statement at a time per
+#: token: the upsert holds the row's lock until it commits); a body applied more than once
+#: takes its latest. Only run for ``stale`` outcomes, which are rare: kept out of `_WRITE`.
+_EARLIER = """
+select (select max(n) from (
+            select payload_sha256, row_number() over (order by id) as n from webhook_deliveries
+            where response_id = %(response_id)s and tenant_id = %(tenant_id)s
+                and outcome in ('created', 'revised')) as applied
+        where payload_sha256 = %(sha)s),
+       (select id from users where tenant_id = %(tenant_id)s and external_id = %(user_ref)s),
+       (select id from assessment_runs where tenant_id = %(tenant_id)s
+            and assessment_id = %(assessment_id)s
+            and opens_at <= %(submitted_at)s and %(submitted_at)s < closes_at
+            order by opens_at desc limit 1)
+"""
+
 #: Without the indentation: psycopg caches the conversion of statements up to 4,096 characters
 #: (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is re-parsed on every call.
 _WRITE = "\n".join(line.strip() for line in _WRITE.splitlines())
@@ -303,7 +324,29 @@ class Store:
         one round trip and one commit for the group. Raises `DatabaseUnavailable` or
         `StoreRejected`; either concerns this delivery alone.
         """
-        return await self._writes.submit(write_params(tenant, assessment, payload, mapped, sha))
+        params = write_params(tenant, assessment, payload, mapped, sha)
+        result = await self._writes.submit(params)
+        if result.outcome == "stale":
+            return await self._stale(params, result)
+        return result
+
+    async def _stale(self, params: dict[str, Any], result: WriteResult) -> WriteResult:
+        """A stale delivery as the revision its body was stored at, when it was stored earlier
+        (`WriteResult.stored_earlier`): a retry after its event's publish failed must publish
+        that event (same revision, same event id) even though a later revision superseded it.
+        Otherwise ``result`` itself (a late body never stored: nothing to publish)."""
+        try:
+            async with self.pool.connection() as conn, atenant(conn, params["tenant_id"]):
+                row = await (await conn.execute(
+                    _EARLIER, {**params, "response_id": result.response_id})).fetchone()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        assert row is not None, "the query always returns one row"
+        revision, user_id, run_id = row
+        if revision is None:
+            return result
+        return WriteResult(result.response_id, revision, "stale", user_id, run_id,
+                           stored_earlier=True)
 
     async def _write_group(self, group: list[dict[str, Any]]) -> list[Settled[WriteResult]]:
         """Write a group of deliveries as ONE transaction in one round trip; when the database

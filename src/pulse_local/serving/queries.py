@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from starlette.exceptions import HTTPException
+
 from pulse_local.config import Settings
 from pulse_local.events import ResponseEvent
 from pulse_local.serving.models import (
@@ -34,7 +36,7 @@ from pulse_local.streaming.store import (
 )
 
 if TYPE_CHECKING:
-    from google.cloud.bigtable.data import BigtableDataClient, Row, Table
+    from google.cloud.bigtable.data import BigtableDataClient, ReadRowsQuery, Row, Table
 
 #: Largest page of events one call returns.
 MAX_LIMIT = 1000
@@ -42,13 +44,44 @@ MAX_LIMIT = 1000
 MAX_DAYS = 366
 
 
+#: Seconds one read may take, its retries included (the client's default is 600: with
+#: Bigtable down a request, ``/healthz`` included, hung that long), and one attempt of it.
+READ_TIMEOUT = 3.0
+READ_ATTEMPT_TIMEOUT = 1.5
+
+
+class BigtableUnavailable(HTTPException):
+    """Bigtable did not answer a read within `READ_TIMEOUT`: 503 with the cause (an
+    HTTPException, so every route answers it without a handler of its own)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(503, f"Bigtable unavailable: {cause}"[:500],
+                         headers={"Retry-After": "5"})
+
+
+class BoundedTable:
+    """A table whose reads give up after `READ_TIMEOUT` with `BigtableUnavailable`."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def read_rows(self, query: ReadRowsQuery) -> list[Row]:
+        from google.api_core.exceptions import GoogleAPIError
+
+        try:
+            return self.table.read_rows(query, operation_timeout=READ_TIMEOUT,
+                                        attempt_timeout=READ_ATTEMPT_TIMEOUT)
+        except GoogleAPIError as exc:
+            raise BigtableUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
 class ServingStore:
     """The two tables the serving layer reads, on one data client."""
 
     def __init__(self, client: BigtableDataClient, instance: str) -> None:
         self.client = client
-        self.facts: Table = client.get_table(instance, FACT_TABLE)
-        self.aggregates: Table = client.get_table(instance, AGGREGATE_TABLE)
+        self.facts = BoundedTable(client.get_table(instance, FACT_TABLE))
+        self.aggregates = BoundedTable(client.get_table(instance, AGGREGATE_TABLE))
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ServingStore:

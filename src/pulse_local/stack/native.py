@@ -27,6 +27,8 @@ class NativeStack:
         self.settings = settings
         self.services = services if services is not None else native_services(settings)
         self._by_name = {s.name: s for s in self.services}
+        #: What the last `down` has to tell (the emulators' saves).
+        self.notes: list[str] = []
 
     # Paths --------------------------------------------------------------------------------
     def pid_path(self, name: str) -> Path:
@@ -81,8 +83,6 @@ class NativeStack:
                                      spec.port_setting)
         ready = {name: threading.Event() for name in self._by_name}
         failures: dict[str, BaseException] = {}
-        for name in report.already_running:
-            ready[name].set()
 
         def bring_up(spec: ServiceSpec) -> None:
             try:
@@ -91,7 +91,8 @@ class NativeStack:
                     if dep in failures:
                         raise ServiceUnavailable(f"{spec.name} not started: {dep} failed")
                 t0 = time.perf_counter()
-                self._start_one(spec)
+                if (note := self._start_one(spec)) is not None:
+                    report.notes.append(note)
                 report.seconds[spec.name] = round(time.perf_counter() - t0, 2)
                 if spec.name not in report.restarted:
                     report.started.append(spec.name)
@@ -100,12 +101,32 @@ class NativeStack:
             finally:
                 ready[spec.name].set()
 
-        with ThreadPoolExecutor(max_workers=max(1, len(to_start))) as pool:
-            list(pool.map(bring_up, to_start))
+        def check_running(spec: ServiceSpec) -> None:
+            """A service already running must answer too (one whose dependency died, say):
+            wait for it like a starting one, or fail naming it."""
+            try:
+                for dep in spec.depends_on:  # restored (or failed) first
+                    ready[dep].wait()
+                self._wait_healthy(spec)
+                if spec.restore_when_running and (note := spec.restore(self.settings)):
+                    report.notes.append(note)
+            except BaseException as exc:  # noqa: BLE001 - up() raises them all, named
+                failures[spec.name] = exc
+            finally:
+                ready[spec.name].set()
+
+        running = [self._by_name[name] for name in report.already_running]
+        with ThreadPoolExecutor(max_workers=max(1, len(to_start) + len(running))) as pool:
+            # all at once: a running service may be waiting for one that is starting
+            for spec in running:
+                pool.submit(check_running, spec)
+            for spec in to_start:
+                pool.submit(bring_up, spec)
         # Idempotent hooks (roles, migrations, declared resources) also run for services that
         # were already up, so a `git pull` that adds a migration or a topic takes effect.
         for name in report.already_running:
-            self._by_name[name].after_ready(self.settings)
+            if name not in failures:
+                self._by_name[name].after_ready(self.settings)
         report.total_seconds = round(time.perf_counter() - began, 2)
         if failures:
             first = next(iter(failures.values()))
@@ -114,8 +135,9 @@ class NativeStack:
             raise ServiceUnavailable("\n\n".join(f"{n}: {e}" for n, e in failures.items()))
         return report
 
-    def _start_one(self, spec: ServiceSpec) -> None:
-        """Prepare, spawn, wait for the probe; on failure stop it and show the log's tail."""
+    def _start_one(self, spec: ServiceSpec) -> str | None:
+        """Prepare, spawn, wait for the probe, run its hooks (the restore's note is returned);
+        on failure stop it and show the log's tail."""
         settings = self.settings
         spec.prepare(settings)
         env = {**os.environ, **service_env(settings), **spec.env(settings)}
@@ -149,36 +171,55 @@ class NativeStack:
                 f"{self.log_path(spec.name)}:\n{process.tail(self.log_path(spec.name))}"
             )
         spec.after_ready(settings)
+        return spec.restore(settings)
+
+    def _wait_healthy(self, spec: ServiceSpec) -> None:
+        """Probe a running service until it answers, for at most its start timeout; raise
+        `ServiceUnavailable` naming it, its last probe error and its log's tail."""
+        deadline = time.monotonic() + spec.start_timeout
+        while True:
+            try:
+                spec.probe(self.settings)
+                return
+            except Exception as exc:  # noqa: BLE001 - not healthy yet: kept for the report
+                if time.monotonic() >= deadline:
+                    raise ServiceUnavailable(
+                        f"{spec.name} is running but unhealthy after {spec.start_timeout:.0f} s "
+                        f"(last probe error: {str(exc)[:300]}). Last lines of "
+                        f"{self.log_path(spec.name)}:\n{process.tail(self.log_path(spec.name))}"
+                        f"\nRestart it: `pulse-local down && pulse-local up`") from None
+                time.sleep(0.2)
 
     # Down, status, logs ---------------------------------------------------------------------
-    def down(self) -> list[str]:
-        """Stop every running service, dependents before what they need, each wave in
-        parallel; data stays."""
+    def down(self, *, save: bool = True) -> list[str]:
+        """Stop every running service, each as soon as everything that needs it has stopped
+        (all in parallel otherwise); data stays, the emulators' state is saved first (not
+        with ``save=False``: a stack about to be deleted). Notes land in `notes`."""
         stopped: list[str] = []
+        self.notes = []
+        needs = {s.name: (set(s.depends_on) | set(s.stop_after)) & self._by_name.keys()
+                 for s in self.services}
+        done = {name: threading.Event() for name in self._by_name}
 
         def stop_one(spec: ServiceSpec) -> None:
-            record = process.read_pid(self.pid_path(spec.name))
-            if record is not None and record.alive():
-                process.stop(record, spec.stop_signal, spec.stop_timeout)
-                stopped.append(spec.name)
-            self.pid_path(spec.name).unlink(missing_ok=True)
+            try:
+                for other, needed in needs.items():
+                    if spec.name in needed:
+                        done[other].wait()
+                record = process.read_pid(self.pid_path(spec.name))
+                if record is not None and record.alive():
+                    if save and (note := spec.before_stop(self.settings)) is not None:
+                        self.notes.append(note)
+                    process.stop(record, spec.stop_signal, spec.stop_timeout)
+                    stopped.append(spec.name)
+                self.pid_path(spec.name).unlink(missing_ok=True)
+            finally:
+                done[spec.name].set()
 
-        for wave in self._stop_waves():
-            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                list(pool.map(stop_one, wave))
+        with ThreadPoolExecutor(max_workers=max(1, len(self.services))) as pool:
+            for future in [pool.submit(stop_one, spec) for spec in self.services]:
+                future.result()
         return stopped
-
-    def _stop_waves(self) -> list[list[ServiceSpec]]:
-        """Group services so that each one stops before anything it depends on."""
-        needs = {s.name: set(s.depends_on) | set(s.stop_after) for s in self.services}
-        remaining = list(self.services)
-        waves: list[list[ServiceSpec]] = []
-        while remaining:
-            needed = set().union(*(needs[s.name] for s in remaining))
-            wave = [s for s in remaining if s.name not in needed] or remaining
-            waves.append(wave)
-            remaining = [s for s in remaining if s not in wave]
-        return waves
 
     def status(self) -> list[ServiceStatus]:
         """Each service's process and a real probe."""

@@ -52,7 +52,8 @@ def http_health(url: str, timeout: float = 2.0) -> None:
 
 
 def processor(settings: Settings, timeout: float = 2.0) -> None:
-    """The webhook processor's `/healthz` (it checks its database with a real query)."""
+    """The webhook processor's `/healthz` (a real query on its database and a GetTopic on
+    Pub/Sub: unhealthy while either is down)."""
     http_health(f"http://{settings.host}:{settings.processor_port}/healthz", timeout)
 
 

@@ -83,6 +83,7 @@ def spawn(
 def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
     """Stop a recorded process and its group: `sig` first, SIGKILL after `timeout` seconds."""
     if not record.alive():
+        _reap(record.pid)  # it may have exited as our child: leave no zombie
         return
     try:
         group = os.getpgid(record.pid)
@@ -91,10 +92,42 @@ def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> 
     procs = _group_members(group)
     for proc in procs:
         _signal(proc, sig if proc.pid == record.pid else signal.SIGTERM)
-    _, still = psutil.wait_procs(procs, timeout=timeout)
+    still = _wait_gone(procs, timeout)
     for proc in still:
         _signal(proc, signal.SIGKILL)
-    psutil.wait_procs(still, timeout=2.0)
+    _wait_gone(still, 2.0)
+
+
+def _running(proc: psutil.Process) -> bool:
+    """True while `proc` runs. A zombie (exited, not yet reaped by its parent) has stopped:
+    `psutil.wait_procs` counted those as alive until its timeout, ~2 s per stop wave. A zombie
+    that is our own child is reaped here (others are their parent's, or init's, to reap)."""
+    try:
+        alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # gone, or a zombie (ZombieProcess)
+        alive = False
+    return alive or not _reap(proc.pid)
+
+
+def _reap(pid: int) -> bool:
+    """Collect the exit status of `pid` if it is an exited child of ours (no wait). False
+    only for our child that cannot be collected yet (a process whose main thread exited
+    shows as a zombie until its other threads have)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:  # not our child, or already collected: nothing to do
+        return True
+
+
+def _wait_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` seconds for `procs` to exit (zombies count as exited); return the
+    ones still running."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if _running(p)]
+    return alive
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

@@ -30,6 +30,15 @@ class ServiceSpec:
     env: Callable[[Settings], dict[str, str]] = lambda s: {}
     prepare: Callable[[Settings], None] = lambda s: None
     after_ready: Callable[[Settings], None] = lambda s: None
+    #: Runs on `down` just before the service is stopped, once everything that needs it has
+    #: stopped (the emulators save their state there); returns a note for the user.
+    before_stop: Callable[[Settings], str | None] = lambda s: None
+    #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
+    #: depends on it starts (the emulators restore their state); returns a note for the user.
+    restore: Callable[[Settings], str | None] = lambda s: None
+    #: Run `restore` on `up` when the service was already running too (a restore that is
+    #: idempotent and may be due to another service's restart).
+    restore_when_running: bool = False
     #: Extra `subprocess.Popen` keyword arguments (the account to run as).
     popen_kwargs: Callable[[Settings], dict[str, Any]] = lambda s: {}
     depends_on: tuple[str, ...] = ()
@@ -101,6 +110,36 @@ def _apply_bigtable(settings: Settings) -> None:
         r.close_bigtable_client(admin)
 
 
+def _save_pubsub(settings: Settings) -> str:
+    from pulse_local.stack.emulator_state import save_pubsub
+
+    return save_pubsub(settings)
+
+
+def _restore_pubsub(settings: Settings) -> str | None:
+    from pulse_local.stack.emulator_state import restore_pubsub
+
+    return restore_pubsub(settings)
+
+
+def _save_bigtable(settings: Settings) -> str:
+    from pulse_local.stack.emulator_state import save_bigtable
+
+    return save_bigtable(settings)
+
+
+def _restore_bigtable(settings: Settings) -> str | None:
+    from pulse_local.stack.emulator_state import restore_bigtable
+
+    return restore_bigtable(settings)
+
+
+def _republish_gap(settings: Settings) -> str | None:
+    from pulse_local.stack.event_gap import republish_after_unclean_stop
+
+    return republish_after_unclean_stop(settings)
+
+
 def native_services(settings: Settings) -> list[ServiceSpec]:
     """Every service `up` starts, in dependency order."""
     sdk = Path(os.environ["PULSE_GCLOUD_SDK_ROOT"]) if os.environ.get("PULSE_GCLOUD_SDK_ROOT") else None
@@ -131,6 +170,10 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             env=lambda s: {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"},
             probe=probes.pubsub,
             after_ready=_apply_pubsub,
+            before_stop=_save_pubsub,
+            restore=_restore_pubsub,
+            # In memory only, saved before it stops: no need to wait for the JVM (2 s).
+            stop_timeout=0.5,
         ),
         ServiceSpec(
             name="bigtable",
@@ -142,6 +185,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             ],
             probe=probes.bigtable,
             after_ready=_apply_bigtable,
+            before_stop=_save_bigtable,
+            restore=_restore_bigtable,
+            stop_timeout=0.5,
         ),
         ServiceSpec(
             name="prefect",
@@ -166,6 +212,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_setting="PULSE_PROCESSOR_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.ingest"],
             probe=probes.processor,
+            # due after Pub/Sub restarted from a kill, whether or not the processor did
+            restore=_republish_gap,
+            restore_when_running=True,
             depends_on=("postgres", "pubsub"),
             stop_timeout=5.0,
             url=lambda s: f"http://{s.host}:{s.processor_port}/webhooks/typeform/<tenant>",

@@ -95,7 +95,8 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
     finally:
         if os.environ.get("PULSE_TEST_KEEP") != "1":
             flush_prefect_logs()
-            stack.down()
+            # the state directory is deleted next: nothing to save
+            stack.down(save=False) if stack.mode == "native" else stack.down()
             shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
 
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 def test_healthz(processor: str) -> None:
     import httpx
 
-    assert httpx.get(f"{processor}/healthz").json() == {"status": "ok", "database": "ok"}
+    assert httpx.get(f"{processor}/healthz").json() == {"status": "ok", "database": "ok",
+                                                     "pubsub": "ok"}
 
 
 def test_valid_webhook_is_stored_scored_and_archived(post: Any, make_webhook: Any, pg_admin: Any,

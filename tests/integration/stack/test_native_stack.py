@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from pulse_local.cli import app
 from pulse_local.config import Settings
-from pulse_local.errors import PortInUse, StackStateError
+from pulse_local.errors import PortInUse, ServiceUnavailable, StackStateError
 from pulse_local.stack import process
 from pulse_local.stack.native import NativeStack
 from pulse_local.stack.services import native_services
@@ -150,3 +150,22 @@ def test_reset_asks_and_only_yes_deletes(settings: Settings, monkeypatch: pytest
     assert done.exit_code == 0, done.output
     assert not settings.state_dir.exists()
     assert not any(process.read_pid(Path(p)) for p in [settings.state_dir / "run" / "postgres.pid"])
+
+
+def test_up_fails_naming_a_running_service_that_does_not_answer(settings: Settings) -> None:
+    """A service already running but not answering (stopped with SIGSTOP here) makes `up`
+    fail with its name and probe error, instead of reporting the stack up."""
+    import dataclasses
+
+    stack = small_stack(settings)
+    stack.up()
+    victim = _service_pids(stack)["bigtable"]
+    quick = NativeStack(settings, [dataclasses.replace(s, start_timeout=3.0)
+                                   for s in stack.services])
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        with pytest.raises(ServiceUnavailable, match="bigtable is running but unhealthy"):
+            quick.up()
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    assert sorted(quick.up().already_running) == ["bigtable", "postgres"]

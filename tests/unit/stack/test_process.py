@@ -58,3 +58,39 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     process.stop(record, timeout=0.5)
     child.wait(timeout=5)
     assert not record.alive()
+
+
+
+def test_a_zombie_counts_as_exited_when_stopping(tmp_path: Path) -> None:
+    """An exited process that its parent has not reaped (a zombie of a service's group) is
+    stopped: `psutil.wait_procs` counted it alive until the grace ran out, ~2 s per stop.
+    Real processes: a parent that never reaps its child, which exits at once."""
+    import time
+
+    import psutil
+
+    code = ("import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', "
+            "'pass']); print(child.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        zombie = psutil.Process(int(parent.stdout.readline()))
+        while zombie.status() != psutil.STATUS_ZOMBIE:  # until it has exited
+            time.sleep(0.01)
+        assert process._wait_gone([zombie], timeout=60) == []
+        assert zombie.status() == psutil.STATUS_ZOMBIE  # not ours to reap: still there
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_stop_reaps_its_own_children(tmp_path: Path) -> None:
+    """A stopped child of ours leaves no zombie behind (real process)."""
+    import os
+
+    child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"],
+                          log_path=tmp_path / "l.log", env={})
+    record = process.write_pid(tmp_path / "c.pid", child.pid, 1)
+    process.stop(record, timeout=60)
+    with pytest.raises(ChildProcessError):  # already collected by stop()
+        os.waitpid(child.pid, os.WNOHANG)
