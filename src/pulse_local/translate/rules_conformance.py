@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill
+from pulse_local.translate.rules import Rule, fail, fill, rule_extract, rule_scalar_misc, unit_of
 
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
 DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
@@ -83,6 +83,76 @@ def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _negative_length_error(function: str) -> str:
+    return f"ERROR('{function} with a negative length (BigQuery raises an error here)')"
+
+
+def rule_negative_length(node: exp.Expression) -> exp.Expression | None:
+    """LEFT/RIGHT/REPEAT/SUBSTR with a negative length raise in BigQuery; DuckDB returns a string."""
+    if isinstance(node, (exp.Left, exp.Right)):
+        length, name = node.expression, node.key.upper()
+    elif isinstance(node, exp.Repeat):
+        length, name = node.args.get("times"), "REPEAT"
+        if isinstance(node.this, exp.Null):  # REPEAT(NULL, n) is a STRING (DuckDB picks BLOB)
+            node.set("this", exp.cast(exp.Null(), exp.DataType.build("VARCHAR")))
+    elif isinstance(node, exp.Substring):
+        length, name = node.args.get("length"), "SUBSTR"
+        node = rule_scalar_misc(node) or node
+    else:
+        return None
+    if length is None or (isinstance(length, exp.Literal) and not length.is_string):
+        return node if node.meta.get("pulse_rule") else None
+    guarded = fill(f"CASE WHEN __n < 0 THEN {_negative_length_error(name)} ELSE __x END", n=length, x=node)
+    return guarded
+
+
+def rule_extract_subsecond(node: exp.Expression) -> exp.Expression | None:
+    """EXTRACT(MILLISECOND|MICROSECOND ...) is the part below the second; DuckDB counts the seconds too."""
+    if not isinstance(node, exp.Extract):
+        return None
+    part, _ = unit_of(node.this)
+    modulus = {"MILLISECOND": 1000, "MICROSECOND": 1_000_000}.get(part)
+    if modulus is None:
+        return None
+    inner = rule_extract(node) or node
+    return fill(f"CAST(__e % {modulus} AS BIGINT)", e=inner)
+
+
+def rule_corr_few_pairs(node: exp.Expression) -> exp.Expression | None:
+    """CORR over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN). Aggregate form only."""
+    if not isinstance(node, exp.Corr) or isinstance(node.parent, exp.Window):
+        return None
+    return fill(
+        "CASE WHEN COUNT(CASE WHEN __y IS NOT NULL AND __x IS NOT NULL THEN 1 END) < 2 THEN NULL "
+        "ELSE __c END",
+        y=node.this, x=node.expression, c=node,
+    )
+
+
+def _error_calls(node: exp.Expression) -> list[exp.Expression]:
+    return [n for n in node.walk() if isinstance(n, exp.Anonymous) and n.name.upper() == "ERROR"]
+
+
+def rule_safe_guards(node: exp.Expression) -> exp.Expression | None:
+    """SAFE.f(...): f's own guarded errors become NULL; an argument that can raise is rejected.
+
+    The rules above guard BigQuery's errors with DuckDB's ERROR(), which DuckDB refuses
+    inside TRY (what SAFE. becomes), and BigQuery's SAFE only covers f itself.
+    """
+    if not isinstance(node, exp.SafeFunc):
+        return None
+    inner = node.this
+    if isinstance(inner, exp.Case):
+        for branch in inner.args.get("ifs") or []:
+            if isinstance(branch.args.get("true"), exp.Anonymous) and branch.args["true"].name.upper() == "ERROR":
+                branch.set("true", exp.Null())
+    if _error_calls(inner):
+        raise fail(node, "SAFE. function whose argument can raise (division by zero, ...)",
+                   "BigQuery raises for the argument; DuckDB cannot raise inside SAFE's TRY",
+                   "Compute the argument with SAFE_DIVIDE (or a CASE) first.")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -94,4 +164,11 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Anonymous: (rule_ieee_divide,),
     exp.Lag: (rule_navigation_arguments,),
     exp.Lead: (rule_navigation_arguments,),
+    exp.Left: (rule_negative_length,),
+    exp.Right: (rule_negative_length,),
+    exp.Repeat: (rule_negative_length,),
+    exp.Substring: (rule_negative_length,),
+    exp.Extract: (rule_extract_subsecond,),
+    exp.Corr: (rule_corr_few_pairs,),
+    exp.SafeFunc: (rule_safe_guards,),
 }

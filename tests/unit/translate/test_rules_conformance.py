@@ -49,3 +49,21 @@ def test_typed_null_operand_is_fine() -> None:
 def test_navigation_function_arguments_bigquery_rejects(sql: str, construct: str) -> None:
     with pytest.raises(UntranslatableSQL, match=construct):
         bigquery_to_duckdb(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT LEFT('abc', -2)", "SELECT RIGHT('abc', n) FROM UNNEST([-1]) AS n",
+    "SELECT REPEAT('abc', -15)", "SELECT SUBSTR('abc', 1, -3)",
+])
+def test_negative_lengths_raise(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="negative length"):
+        _run(sql)
+
+
+def test_safe_turns_the_functions_own_error_into_null() -> None:
+    assert _run("SELECT SAFE.LEFT('abc', n) FROM UNNEST([-1, 2]) AS n WITH OFFSET o ORDER BY o") == [(None,), ("ab",)]
+
+
+def test_safe_with_an_argument_that_can_raise_is_rejected() -> None:
+    with pytest.raises(UntranslatableSQL, match="SAFE. function whose argument can raise"):
+        bigquery_to_duckdb("SELECT SAFE.LOG(10, x / y) FROM UNNEST([STRUCT(1 AS x, 0 AS y)])")
