@@ -201,6 +201,10 @@ def _skip_reason(test: TestFile, case: Section, tables: dict[str, _Table], sql: 
         return "no expected output"
     if case.expected.unreadable:
         return case.expected.unreadable
+    if case.expected.error and ("primary_key_mode" in case.options or "primary key" in case.expected.error.lower()):
+        return "expects the error of an enforced primary key (BigQuery tables do not enforce one)"
+    if case.expected.error and re.search(r"(?i)\b(u?int32|uint64|float)\b", case.expected.error):
+        return "expects an error of a type BigQuery does not have (INT32, UINT*, FLOAT)"
     m = _NON_BQ.search(sql)
     if m:
         return f"uses {m.group(0).strip()}, which BigQuery does not have"

@@ -153,6 +153,32 @@ def rule_safe_guards(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_top_level_select_as_struct(node: exp.Expression) -> exp.Expression | None:
+    """A statement's own ``SELECT AS STRUCT`` returns the struct's fields as columns in BigQuery."""
+    if not isinstance(node, exp.Select) or str(node.args.get("kind") or "").upper() != "STRUCT":
+        return None
+    parent = node.parent
+    while isinstance(parent, exp.SetOperation):
+        parent = parent.parent
+    if parent is not None:
+        return None
+    node.set("kind", None)
+    return None
+
+
+def rule_nth_value_n(node: exp.Expression) -> exp.Expression | None:
+    """NTH_VALUE's N must be a positive non-NULL constant in BigQuery."""
+    if not isinstance(node, exp.NthValue):
+        return None
+    n = node.args.get("offset")
+    inner = n.this if isinstance(n, exp.Paren) else n
+    if isinstance(inner, (exp.Neg, exp.Null)) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null)) or (
+        isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+    ):
+        raise fail(node, "NTH_VALUE with N <= 0 or NULL", "BigQuery raises an error for it")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -171,4 +197,6 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Extract: (rule_extract_subsecond,),
     exp.Corr: (rule_corr_few_pairs,),
     exp.SafeFunc: (rule_safe_guards,),
+    exp.Select: (rule_top_level_select_as_struct,),
+    exp.NthValue: (rule_nth_value_n,),
 }

@@ -67,3 +67,17 @@ def test_safe_turns_the_functions_own_error_into_null() -> None:
 def test_safe_with_an_argument_that_can_raise_is_rejected() -> None:
     with pytest.raises(UntranslatableSQL, match="SAFE. function whose argument can raise"):
         bigquery_to_duckdb("SELECT SAFE.LOG(10, x / y) FROM UNNEST([STRUCT(1 AS x, 0 AS y)])")
+
+
+def test_statement_level_select_as_struct_returns_columns() -> None:
+    con = duckdb.connect()
+    cur = con.execute(bigquery_to_duckdb("SELECT AS STRUCT 1 AS a, 2 AS b UNION DISTINCT SELECT AS STRUCT 1, 3"))
+    assert sorted(cur.fetchall()) == [(1, 2), (1, 3)]
+    assert [d[0] for d in cur.description] == ["a", "b"]
+    assert _run("SELECT (SELECT AS STRUCT 1 AS a, 2 AS b) AS s") == [({"a": 1, "b": 2},)]
+
+
+@pytest.mark.parametrize("n", ["0", "-1", "CAST(NULL AS INT64)"])
+def test_nth_value_needs_a_positive_n(n: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="NTH_VALUE"):
+        bigquery_to_duckdb(f"SELECT NTH_VALUE(x, {n}) OVER (ORDER BY x) FROM UNNEST([1]) AS x")
