@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run up down status env test test-unit bench lint clean chromium
+.PHONY: install run up down status env test test-unit bench conformance lint clean chromium
 
 install: $(STAMP)
 
@@ -46,6 +46,12 @@ test-unit: install
 
 bench: install  ## benchmarks: figures and ratios, never pass/fail
 	$(BIN)/python -m bench
+
+# ZetaSQL compliance cases through the translator on DuckDB: a measurement, never pass/fail.
+# Reads the files from PULSE_ZETASQL_DIR (a zetasql checkout or bare git mirror);
+# CONFORMANCE_ARGS="--wrong" lists each wrong case with its query, expected and actual result.
+conformance: install  ## translator vs ZetaSQL's compliance tests: correct / wrong / untranslatable / error / skipped
+	$(BIN)/python -m pulse_local.conformance $(CONFORMANCE_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests flows bench

@@ -609,4 +609,16 @@ RULES_BY_TYPE: dict[type, tuple[Rule, ...]] = {
 }
 
 
+def _register_conformance_rules() -> None:
+    """Put the rules learned from ZetaSQL's compliance tests ahead of the ones above."""
+    from pulse_local.translate.rules_conformance import CONFORMANCE_RULES
+
+    for node_type, rules in CONFORMANCE_RULES.items():
+        RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
+
+
+_register_conformance_rules()
+
+
 ALL_RULES: tuple[Rule, ...] = tuple(dict.fromkeys(r for rules in RULES_BY_TYPE.values() for r in rules))
+

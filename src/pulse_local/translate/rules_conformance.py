@@ -1,0 +1,202 @@
+"""Rules learned from ZetaSQL's compliance tests (`make conformance`).
+
+Each rule fixes a place where DuckDB returned an answer where BigQuery returns a
+different one or raises an error: division by zero (BigQuery raises, DuckDB gives
+inf, NaN or NULL), arithmetic on a literal NULL (rejected by BigQuery), IEEE_DIVIDE by
+a negative zero, and the navigation functions' argument checks. They are registered
+in `pulse_local.translate.rules.RULES_BY_TYPE` ahead of the older rules.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fail, fill, rule_extract, rule_scalar_misc, unit_of
+
+#: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
+DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
+
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod)
+
+
+def rule_literal_null_operand(node: exp.Expression) -> exp.Expression | None:
+    """BigQuery rejects ``1 + NULL`` ("Operands of + cannot be literal NULL"); DuckDB gives NULL."""
+    if not isinstance(node, _ARITHMETIC):
+        return None
+    for operand in (node.this, node.expression):
+        inner = operand.this if isinstance(operand, exp.Paren) else operand
+        if isinstance(inner, exp.Null):
+            raise fail(node, f"arithmetic on a literal NULL ({node.key.upper()})",
+                       "BigQuery rejects a bare NULL operand of an arithmetic operator",
+                       "Write CAST(NULL AS INT64) (or the type you mean) instead of NULL.")
+    return None
+
+
+def rule_division_by_zero(node: exp.Expression) -> exp.Expression | None:
+    """``x / 0``, ``DIV(x, 0)`` and ``MOD(x, 0)`` raise in BigQuery; DuckDB returns inf/NaN/NULL."""
+    if isinstance(node, exp.Div) and not node.args.get("safe"):
+        template = f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') ELSE __a / __b END"
+    elif isinstance(node, exp.IntDiv):
+        template = f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') ELSE __a // __b END"
+    elif isinstance(node, exp.Mod):
+        template = f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') ELSE __a % __b END"
+    else:
+        return None
+    divisor = node.expression
+    if isinstance(divisor, exp.Literal) and not divisor.is_string and divisor.name not in {"0", "0.0"}:
+        return None  # a non-zero constant divisor cannot fail
+    return fill(template, a=node.this, b=divisor)
+
+
+def rule_ieee_divide(node: exp.Expression) -> exp.Expression | None:
+    """IEEE_DIVIDE is DOUBLE division with IEEE results: DuckDB's DOUBLE ``/`` (keeps -0.0's sign)."""
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "IEEE_DIVIDE" and len(node.expressions) == 2:
+        a, b = node.expressions
+        return fill("CAST(__a AS DOUBLE) / CAST(__b AS DOUBLE)", a=a, b=b)
+    return None
+
+
+def _is_constant(node: exp.Expression) -> bool:
+    return not any(isinstance(n, (exp.Column, exp.AggFunc, exp.Window, exp.Subquery)) for n in node.walk())
+
+
+def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
+    """LAG/LEAD: BigQuery requires a non-negative, non-NULL constant offset and a constant default."""
+    if not isinstance(node, (exp.Lag, exp.Lead)):
+        return None
+    name = node.key.upper()
+    offset = node.args.get("offset")
+    if offset is not None:
+        inner = offset.this if isinstance(offset, exp.Paren) else offset
+        if isinstance(inner, (exp.Neg, exp.Null)) or (
+            isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null)
+        ):
+            raise fail(node, f"{name} with a negative or NULL offset", "BigQuery raises an error for it")
+        if not _is_constant(offset):
+            raise fail(node, f"{name} with a non-constant offset", "BigQuery requires a constant offset")
+    default = node.args.get("default")
+    if default is not None and not _is_constant(default):
+        raise fail(node, f"{name} with a non-constant default", "BigQuery requires a constant default value")
+    window = node.parent
+    if isinstance(window, exp.Window) and window.args.get("spec") is not None:
+        raise fail(node, f"{name} with a window frame", "BigQuery does not allow a frame for navigation functions")
+    return None
+
+
+def _negative_length_error(function: str) -> str:
+    return f"ERROR('{function} with a negative length (BigQuery raises an error here)')"
+
+
+def rule_negative_length(node: exp.Expression) -> exp.Expression | None:
+    """LEFT/RIGHT/REPEAT/SUBSTR with a negative length raise in BigQuery; DuckDB returns a string."""
+    if isinstance(node, (exp.Left, exp.Right)):
+        length, name = node.expression, node.key.upper()
+    elif isinstance(node, exp.Repeat):
+        length, name = node.args.get("times"), "REPEAT"
+        if isinstance(node.this, exp.Null):  # REPEAT(NULL, n) is a STRING (DuckDB picks BLOB)
+            node.set("this", exp.cast(exp.Null(), exp.DataType.build("VARCHAR")))
+    elif isinstance(node, exp.Substring):
+        length, name = node.args.get("length"), "SUBSTR"
+        node = rule_scalar_misc(node) or node
+    else:
+        return None
+    if length is None or (isinstance(length, exp.Literal) and not length.is_string):
+        return node if node.meta.get("pulse_rule") else None
+    guarded = fill(f"CASE WHEN __n < 0 THEN {_negative_length_error(name)} ELSE __x END", n=length, x=node)
+    return guarded
+
+
+def rule_extract_subsecond(node: exp.Expression) -> exp.Expression | None:
+    """EXTRACT(MILLISECOND|MICROSECOND ...) is the part below the second; DuckDB counts the seconds too."""
+    if not isinstance(node, exp.Extract):
+        return None
+    part, _ = unit_of(node.this)
+    modulus = {"MILLISECOND": 1000, "MICROSECOND": 1_000_000}.get(part)
+    if modulus is None:
+        return None
+    inner = rule_extract(node) or node
+    return fill(f"CAST(__e % {modulus} AS BIGINT)", e=inner)
+
+
+def rule_corr_few_pairs(node: exp.Expression) -> exp.Expression | None:
+    """CORR over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN). Aggregate form only."""
+    if not isinstance(node, exp.Corr) or isinstance(node.parent, exp.Window):
+        return None
+    return fill(
+        "CASE WHEN COUNT(CASE WHEN __y IS NOT NULL AND __x IS NOT NULL THEN 1 END) < 2 THEN NULL "
+        "ELSE __c END",
+        y=node.this, x=node.expression, c=node,
+    )
+
+
+def _error_calls(node: exp.Expression) -> list[exp.Expression]:
+    return [n for n in node.walk() if isinstance(n, exp.Anonymous) and n.name.upper() == "ERROR"]
+
+
+def rule_safe_guards(node: exp.Expression) -> exp.Expression | None:
+    """SAFE.f(...): f's own guarded errors become NULL; an argument that can raise is rejected.
+
+    The rules above guard BigQuery's errors with DuckDB's ERROR(), which DuckDB refuses
+    inside TRY (what SAFE. becomes), and BigQuery's SAFE only covers f itself.
+    """
+    if not isinstance(node, exp.SafeFunc):
+        return None
+    inner = node.this
+    if isinstance(inner, exp.Case):
+        for branch in inner.args.get("ifs") or []:
+            if isinstance(branch.args.get("true"), exp.Anonymous) and branch.args["true"].name.upper() == "ERROR":
+                branch.set("true", exp.Null())
+    if _error_calls(inner):
+        raise fail(node, "SAFE. function whose argument can raise (division by zero, ...)",
+                   "BigQuery raises for the argument; DuckDB cannot raise inside SAFE's TRY",
+                   "Compute the argument with SAFE_DIVIDE (or a CASE) first.")
+    return None
+
+
+def rule_top_level_select_as_struct(node: exp.Expression) -> exp.Expression | None:
+    """A statement's own ``SELECT AS STRUCT`` returns the struct's fields as columns in BigQuery."""
+    if not isinstance(node, exp.Select) or str(node.args.get("kind") or "").upper() != "STRUCT":
+        return None
+    parent = node.parent
+    while isinstance(parent, exp.SetOperation):
+        parent = parent.parent
+    if parent is not None:
+        return None
+    node.set("kind", None)
+    return None
+
+
+def rule_nth_value_n(node: exp.Expression) -> exp.Expression | None:
+    """NTH_VALUE's N must be a positive non-NULL constant in BigQuery."""
+    if not isinstance(node, exp.NthValue):
+        return None
+    n = node.args.get("offset")
+    inner = n.this if isinstance(n, exp.Paren) else n
+    if isinstance(inner, (exp.Neg, exp.Null)) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null)) or (
+        isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+    ):
+        raise fail(node, "NTH_VALUE with N <= 0 or NULL", "BigQuery raises an error for it")
+    return None
+
+
+#: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
+CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Add: (rule_literal_null_operand,),
+    exp.Sub: (rule_literal_null_operand,),
+    exp.Mul: (rule_literal_null_operand,),
+    exp.Div: (rule_literal_null_operand, rule_division_by_zero),
+    exp.IntDiv: (rule_literal_null_operand, rule_division_by_zero),
+    exp.Mod: (rule_literal_null_operand, rule_division_by_zero),
+    exp.Anonymous: (rule_ieee_divide,),
+    exp.Lag: (rule_navigation_arguments,),
+    exp.Lead: (rule_navigation_arguments,),
+    exp.Left: (rule_negative_length,),
+    exp.Right: (rule_negative_length,),
+    exp.Repeat: (rule_negative_length,),
+    exp.Substring: (rule_negative_length,),
+    exp.Extract: (rule_extract_subsecond,),
+    exp.Corr: (rule_corr_few_pairs,),
+    exp.SafeFunc: (rule_safe_guards,),
+    exp.Select: (rule_top_level_select_as_struct,),
+    exp.NthValue: (rule_nth_value_n,),
+}

@@ -1,0 +1,83 @@
+"""Rules learned from ZetaSQL's compliance tests: where BigQuery raises, so must we (real DuckDB)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb
+
+
+def _run(sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con.execute(bigquery_to_duckdb(sql)).fetchall()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 1 / 0", "SELECT 0 / 0", "SELECT 1.0 / 0", "SELECT 1.0 / -0.0",
+    "SELECT DIV(7, 0)", "SELECT MOD(7, 0)",
+    "SELECT a / b FROM UNNEST([STRUCT(1 AS a, 0 AS b)])",
+])
+def test_division_by_zero_raises(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="division by zero"):
+        _run(sql)
+
+
+def test_division_by_zero_only_raises_for_the_rows_that_divide_by_zero() -> None:
+    rows = _run("SELECT a / b FROM UNNEST([STRUCT(1 AS a, 2 AS b), STRUCT(3, 4)]) ORDER BY 1")
+    assert rows == [(0.5,), (0.75,)]
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 + NULL", "SELECT NULL * 2", "SELECT 3 - (NULL)", "SELECT 4 / NULL"])
+def test_literal_null_operand_is_rejected(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="literal NULL"):
+        bigquery_to_duckdb(sql)
+
+
+def test_typed_null_operand_is_fine() -> None:
+    assert _run("SELECT 1 + CAST(NULL AS INT64)") == [(None,)]
+
+
+@pytest.mark.parametrize(("sql", "construct"), [
+    ("SELECT LAG(x, -1) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "negative or NULL offset"),
+    ("SELECT LEAD(x, CAST(NULL AS INT64)) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "negative or NULL offset"),
+    ("SELECT LAG(x, 1, x) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "non-constant default"),
+    ("SELECT LAG(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM UNNEST([1]) AS x",
+     "window frame"),
+])
+def test_navigation_function_arguments_bigquery_rejects(sql: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT LEFT('abc', -2)", "SELECT RIGHT('abc', n) FROM UNNEST([-1]) AS n",
+    "SELECT REPEAT('abc', -15)", "SELECT SUBSTR('abc', 1, -3)",
+])
+def test_negative_lengths_raise(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="negative length"):
+        _run(sql)
+
+
+def test_safe_turns_the_functions_own_error_into_null() -> None:
+    assert _run("SELECT SAFE.LEFT('abc', n) FROM UNNEST([-1, 2]) AS n WITH OFFSET o ORDER BY o") == [(None,), ("ab",)]
+
+
+def test_safe_with_an_argument_that_can_raise_is_rejected() -> None:
+    with pytest.raises(UntranslatableSQL, match="SAFE. function whose argument can raise"):
+        bigquery_to_duckdb("SELECT SAFE.LOG(10, x / y) FROM UNNEST([STRUCT(1 AS x, 0 AS y)])")
+
+
+def test_statement_level_select_as_struct_returns_columns() -> None:
+    con = duckdb.connect()
+    cur = con.execute(bigquery_to_duckdb("SELECT AS STRUCT 1 AS a, 2 AS b UNION DISTINCT SELECT AS STRUCT 1, 3"))
+    assert sorted(cur.fetchall()) == [(1, 2), (1, 3)]
+    assert [d[0] for d in cur.description] == ["a", "b"]
+    assert _run("SELECT (SELECT AS STRUCT 1 AS a, 2 AS b) AS s") == [({"a": 1, "b": 2},)]
+
+
+@pytest.mark.parametrize("n", ["0", "-1", "CAST(NULL AS INT64)"])
+def test_nth_value_needs_a_positive_n(n: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="NTH_VALUE"):
+        bigquery_to_duckdb(f"SELECT NTH_VALUE(x, {n}) OVER (ORDER BY x) FROM UNNEST([1]) AS x")
