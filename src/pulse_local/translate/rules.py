@@ -609,4 +609,22 @@ RULES_BY_TYPE: dict[type, tuple[Rule, ...]] = {
 }
 
 
+
+def _register_family_rules() -> None:
+    """Put the rules of the family modules (rules_*.py) ahead of the ones above."""
+    from pulse_local.translate import (
+        rules_arrays,
+        rules_json,
+        rules_query,
+        rules_strings,
+        rules_time,
+    )
+
+    for module in (rules_query, rules_time, rules_json, rules_strings, rules_arrays):
+        for node_type, rules in module.RULES.items():
+            RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
+
+
+_register_family_rules()
+
 ALL_RULES: tuple[Rule, ...] = tuple(dict.fromkeys(r for rules in RULES_BY_TYPE.values() for r in rules))

@@ -1,0 +1,7 @@
+"""strings rules."""
+
+from __future__ import annotations
+
+from pulse_local.translate.rules import Rule
+
+RULES: dict[type, tuple[Rule, ...]] = {}
