@@ -616,11 +616,12 @@ def _register_family_rules() -> None:
         rules_arrays,
         rules_json,
         rules_query,
+        rules_routines,
         rules_strings,
         rules_time,
     )
 
-    for module in (rules_query, rules_time, rules_json, rules_strings, rules_arrays):
+    for module in (rules_query, rules_time, rules_json, rules_strings, rules_arrays, rules_routines):
         for node_type, rules in module.RULES.items():
             RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
 

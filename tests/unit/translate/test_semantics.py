@@ -45,6 +45,8 @@ def test_bigquery_errors_are_errors_on_duckdb(sql: str, message: str) -> None:
     ("SELECT FORMAT_TIMESTAMP('%Z', CURRENT_TIMESTAMP(), 'America/Los_Angeles')", "%Z"),
     ("SELECT APPROX_QUANTILES(x, 2 RESPECT NULLS) FROM UNNEST([1]) AS x", "RESPECT NULLS"),
     ("SELECT TO_JSON_STRING(STRUCT(1 AS a), true)", "pretty_print"),
+    ("SELECT * FROM ds.events_* WHERE _TABLE_SUFFIX > '20240101'", "wildcard table events_*"),
+    ("SELECT COUNT(*) FROM `proj.ds.events_*`", "wildcard table events_*"),
 ])
 def test_unreproduced_constructs_are_refused(sql: str, construct: str) -> None:
     with pytest.raises(UntranslatableSQL) as info:
