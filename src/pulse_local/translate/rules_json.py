@@ -62,6 +62,41 @@ def rule_json_type(node: exp.Expression) -> exp.Expression | None:
     )
 
 
+_TIMESTAMP_TYPE = "(^| )TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?([\\[,)]|$)"
+_NEVER = "^\\b\\B$"
+
+
+def _when_timestamps(pattern: str) -> str:
+    """A regex applied only when the value's type holds a TIMESTAMP (else one that never matches)."""
+    return (f"CASE WHEN regexp_matches(typeof(__x), '{_TIMESTAMP_TYPE}') "
+            f"THEN '{pattern}' ELSE '{_NEVER}' END")
+
+
+def _rewrite_passes() -> str:
+    """DuckDB's to_json text rewritten to BigQuery's, one regexp_replace per difference.
+
+    Whole floats lose `.0` (string tokens are matched first and kept); non-finite floats
+    are quoted; timestamps become ISO 8601 (`T`, `Z` for TIMESTAMP) with the fraction
+    padded to 3 or 6 digits (BigQuery prints milli- or microseconds).
+    """
+    date_time = '"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]+)?)'
+    iso = '"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.])'
+    passes = [
+        ("'(" + _STRING_TOKEN + ")|(-?[0-9]+)[.]0([^0-9eE]|$)'", "'\\1\\2\\3'"),
+        ("'\"((?:[^\"\\\\]|\\\\.)*)\"|(-?Infinity|NaN)'", "'\"\\1\\2\"'"),
+        (_when_timestamps(date_time + '[+]00"'), "'\"\\1T\\2Z\"'"),
+        (_when_timestamps(date_time + '"'), "'\"\\1T\\2\"'"),
+        (_when_timestamps(iso + '([0-9])(Z?)"'), "'\"\\1\\200\\3\"'"),
+        (_when_timestamps(iso + '([0-9]{2})(Z?)"'), "'\"\\1\\20\\3\"'"),
+        (_when_timestamps(iso + '([0-9]{4})(Z?)"'), "'\"\\1\\200\\3\"'"),
+        (_when_timestamps(iso + '([0-9]{5})(Z?)"'), "'\"\\1\\20\\3\"'"),
+    ]
+    body = "CAST(to_json(__x) AS VARCHAR)"
+    for pattern, replacement in passes:
+        body = f"regexp_replace({body}, {pattern}, {replacement}, 'g')"
+    return body
+
+
 def _bigquery_json_text(value: exp.Expression, *, quote_wide_ints: bool) -> exp.Expression:
     """DuckDB SQL giving BigQuery's JSON text for `value` (or raising at run time).
 
@@ -72,7 +107,7 @@ def _bigquery_json_text(value: exp.Expression, *, quote_wide_ints: bool) -> exp.
     wide = "|[0-9]{17,}|9[0-9]{15}" if quote_wide_ints else "|[0-9]{17,}"
     template = (
         "CASE WHEN __x IS NULL THEN 'null' "
-        "WHEN regexp_matches(typeof(__x), '(DECIMAL|BLOB|INTERVAL|UUID|MAP|UNION|BIT|HUGEINT)') "
+        "WHEN regexp_matches(typeof(__x), '(^| )(DECIMAL|BLOB|INTERVAL|UUID|MAP|UNION|BIT)([(\\[,)]|$)') "
         "THEN error('TO_JSON_STRING/TO_JSON: NUMERIC, BYTES and INTERVAL values are not encoded as BigQuery does; "
         "cast them to STRING or FLOAT64 first') "
         + ("WHEN regexp_full_match(CAST(to_json(__x) AS VARCHAR), '-?[0-9]+') "
@@ -83,21 +118,10 @@ def _bigquery_json_text(value: exp.Expression, *, quote_wide_ints: bool) -> exp.
         "'[0-9][eE]|[0-9]{16,}[.]" + wide + "') "
         "THEN error('TO_JSON_STRING/TO_JSON: a FLOAT64 in exponent notation or an integer near 2^53 is not "
         "encoded as BigQuery does') "
-        "WHEN regexp_matches(typeof(__x), 'TIMESTAMP') AND regexp_matches(typeof(__x), '(VARCHAR|JSON)') "
+        "WHEN regexp_matches(typeof(__x), '(^| )TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?([\\[,)]|$)') AND regexp_matches(typeof(__x), '(^| )(VARCHAR|JSON)([\\[,)]|$)') "
         "THEN error('TO_JSON_STRING/TO_JSON: a value holding both TIMESTAMP/DATETIME and STRING fields "
         "is not encoded as BigQuery does; format the timestamps with FORMAT_TIMESTAMP first') "
-        "ELSE "
-        "regexp_replace(regexp_replace(regexp_replace(regexp_replace("
-        "CAST(to_json(__x) AS VARCHAR), "
-        "'(" + _STRING_TOKEN + ")|(-?[0-9]+)[.]0([^0-9eE]|$)', '\\1\\2\\3', 'g'), "
-        "'\"((?:[^\"\\\\]|\\\\.)*)\"|(-?Infinity|NaN)', '\"\\1\\2\"', 'g'), "
-        "CASE WHEN regexp_matches(typeof(__x), 'TIMESTAMP') "
-        "THEN '\"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]+)?)[+]00\"' "
-        "ELSE '^\\b\\B$' END, '\"\\1T\\2Z\"', 'g'), "
-        "CASE WHEN regexp_matches(typeof(__x), 'TIMESTAMP') "
-        "THEN '\"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]+)?)\"' "
-        "ELSE '^\\b\\B$' END, '\"\\1T\\2\"', 'g') "
-        "END"
+        "ELSE " + _rewrite_passes() + " END"
     )
     return fill(template, x=value)
 
