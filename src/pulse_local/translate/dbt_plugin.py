@@ -35,6 +35,7 @@ from importlib import metadata
 from typing import Any
 
 from pulse_local.errors import PulseError
+from pulse_local.translate import session
 from pulse_local.translate.core import translate
 from pulse_local.translate.errors import UntranslatableSQL
 
@@ -201,15 +202,15 @@ class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
 
     def configure_connection(self, conn: Any) -> None:
         """BigQuery runs in UTC; then prove that translation really applies."""
-        conn.execute("SET GLOBAL TimeZone = 'UTC'")
+        session.configure(conn, global_scope=True)
         self_check(conn)
 
     def configure_cursor(self, cursor: Any) -> None:
-        """Cursors are separate DuckDB sessions: keep them in UTC; re-check the hook.
+        """Cursors are separate DuckDB sessions: keep them in UTC with the helpers; re-check the hook.
 
         dbt-duckdb keeps one database open per process, so the full self-check runs
         once; this cheap check catches the hook being removed later in the process.
         """
         if not hook_in_place():
             raise _not_applied_error()
-        cursor.execute("SET TimeZone = 'UTC'")
+        session.configure(cursor)

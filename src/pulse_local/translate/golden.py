@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from pulse_local.translate import session
 from pulse_local.translate.core import translate
 from pulse_local.translate.errors import UntranslatableSQL
 
@@ -204,9 +205,9 @@ def _sort_key(row: list[Any]) -> str:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB session configured like BigQuery (UTC)."""
+    """A fresh in-memory DuckDB session configured like BigQuery (UTC, helper functions)."""
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    session.configure(con)
     return con
 
 

@@ -609,16 +609,27 @@ RULES_BY_TYPE: dict[type, tuple[Rule, ...]] = {
 }
 
 
-def _register_conformance_rules() -> None:
-    """Put the rules learned from ZetaSQL's compliance tests ahead of the ones above."""
+def _register_module_rules() -> None:
+    """Put the rules of the family modules (rules_*.py) and those learned from ZetaSQL's
+    compliance tests ahead of the ones above."""
+    from pulse_local.translate import (
+        rules_arrays,
+        rules_json,
+        rules_query,
+        rules_routines,
+        rules_strings,
+        rules_time,
+    )
     from pulse_local.translate.rules_conformance import CONFORMANCE_RULES
 
-    for node_type, rules in CONFORMANCE_RULES.items():
-        RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
+    tables = [m.RULES for m in (rules_query, rules_time, rules_json, rules_strings, rules_arrays,
+                                rules_routines)]
+    for table in (*tables, CONFORMANCE_RULES):
+        for node_type, rules in table.items():
+            RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
 
 
-_register_conformance_rules()
-
+_register_module_rules()
 
 ALL_RULES: tuple[Rule, ...] = tuple(dict.fromkeys(r for rules in RULES_BY_TYPE.values() for r in rules))
 

@@ -127,7 +127,7 @@ def test_untranslatable_model_names_file_and_construct(built: Project, monkeypat
     assert not result.success
     messages = " ".join(str(getattr(r, "message", "")) for r in (result.result or []))
     assert "models/broken/uses_unknown_function.sql" in messages
-    assert "farm_fingerprint" in messages.lower() and "line 4" in messages
+    assert "hll_count.init" in messages.lower() and "line 4" in messages
 
 
 def test_missing_plugin_stops_the_run(built: Project, monkeypatch: pytest.MonkeyPatch) -> None:

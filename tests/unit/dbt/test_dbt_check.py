@@ -43,10 +43,10 @@ TINY = {
         from unnest(generate_date_array(date '2024-01-01', date '2024-03-01', interval 1 month)) as d
     """,
     "models/fingerprints.sql": """
-        -- BigQuery-only hashing: no DuckDB function returns the same INT64
+        -- BigQuery-only sketch: no DuckDB function returns the same BYTES
         select
             d,
-            farm_fingerprint(cast(d as string)) as fp
+            hll_count.init(cast(d as string)) as fp
         from {{ ref('months') }}
     """,
     "models/broken_syntax.sql": """
@@ -110,9 +110,9 @@ def test_each_node_translates_or_says_why(tiny: Path, settings: Settings, no_net
     fp = nodes["fingerprints"]        # model, file, line (of the .sql file), construct
     assert (fp.resource_type, fp.path, fp.line, fp.in_compiled) == (
         "model", "models/fingerprints.sql", 4, False)
-    assert "farm_fingerprint" in (fp.construct or "").lower()
+    assert "hll_count.init" in (fp.construct or "").lower()
     assert fp.describe().startswith("model fingerprints (models/fingerprints.sql, line 4, column")
-    assert fp.offending_line == "farm_fingerprint(cast(d as string)) as fp"
+    assert fp.offending_line == "hll_count.init(cast(d as string)) as fp"
 
     syntax = nodes["broken_syntax"]   # a syntax error reports the BigQuery position
     assert syntax.reason and syntax.reason.startswith("BigQuery syntax error")
@@ -137,7 +137,7 @@ def test_cli_check_exits_1_and_names_each_failure(tiny: Path, tmp_path: Path,
     text = CliRunner().invoke(app, ["dbt", "check", "--project-dir", str(tiny)])
     assert text.exit_code == 1
     assert "model fingerprints (models/fingerprints.sql, line 4, column" in text.output
-    assert "offending line: farm_fingerprint(cast(d as string)) as fp" in text.output
+    assert "offending line: hll_count.init(cast(d as string)) as fp" in text.output
 
 
 def test_the_pulse_project_translates_entirely(settings: Settings, no_network: None) -> None:

@@ -1,0 +1,304 @@
+"""BigQuery functions DuckDB lacks, implemented exactly and registered on a DuckDB connection.
+
+The translator rewrites calls such as `FARM_FINGERPRINT(s)` into calls of the helpers
+below (`bq_farm_fingerprint(s)`); `register(con)` makes them exist on a connection.
+`pulse_local.translate.session.configure` calls it, and both the dbt plugin and the
+golden runner use that, so every DuckDB session that runs translated SQL has them.
+
+- `bq_farm_fingerprint`: FarmHash Fingerprint64 (farmhashna::Hash64) of the UTF-8
+  bytes, as a signed INT64 like BigQuery's FARM_FINGERPRINT.
+- `bq_normalize` / `bq_normalize_and_casefold`: Unicode normalisation (NFC, NFKC, NFD,
+  NFKD), then full case folding for the latter (ICU's default folding, as ZetaSQL).
+- `bq_soundex`: BigQuery's SOUNDEX (non-Latin characters ignored; '' when none left).
+- `bq_json_keys`: JSON_KEYS(json[, max_depth]): the sorted, distinct key paths.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_MASK = (1 << 64) - 1
+_K0 = 0xC3A5C85C97CB3127
+_K1 = 0xB492B66FBE98F273
+_K2 = 0x9AE16A3B2F90404F
+
+
+# --------------------------------------------------------------------------- FarmHash
+
+
+def _fetch64(data: bytes, i: int) -> int:
+    return int.from_bytes(data[i:i + 8], "little")
+
+
+def _fetch32(data: bytes, i: int) -> int:
+    return int.from_bytes(data[i:i + 4], "little")
+
+
+def _rotate(value: int, shift: int) -> int:
+    return value if shift == 0 else ((value >> shift) | (value << (64 - shift))) & _MASK
+
+
+def _shift_mix(value: int) -> int:
+    return value ^ (value >> 47)
+
+
+def _hash_len16(u: int, v: int, mul: int) -> int:
+    a = ((u ^ v) * mul) & _MASK
+    a ^= a >> 47
+    b = ((v ^ a) * mul) & _MASK
+    b ^= b >> 47
+    return (b * mul) & _MASK
+
+
+def _hash_len0to16(data: bytes) -> int:
+    length = len(data)
+    if length >= 8:
+        mul = _K2 + length * 2
+        a = (_fetch64(data, 0) + _K2) & _MASK
+        b = _fetch64(data, length - 8)
+        c = (_rotate(b, 37) * mul + a) & _MASK
+        d = ((_rotate(a, 25) + b) * mul) & _MASK
+        return _hash_len16(c, d, mul)
+    if length >= 4:
+        mul = _K2 + length * 2
+        a = _fetch32(data, 0)
+        return _hash_len16((length + (a << 3)) & _MASK, _fetch32(data, length - 4), mul)
+    if length > 0:
+        a, b, c = data[0], data[length >> 1], data[length - 1]
+        y = (a + (b << 8)) & 0xFFFFFFFF
+        z = (length + (c << 2)) & 0xFFFFFFFF
+        return (_shift_mix(((y * _K2) ^ (z * _K0)) & _MASK) * _K2) & _MASK
+    return _K2
+
+
+def _hash_len17to32(data: bytes) -> int:
+    length = len(data)
+    mul = _K2 + length * 2
+    a = (_fetch64(data, 0) * _K1) & _MASK
+    b = _fetch64(data, 8)
+    c = (_fetch64(data, length - 8) * mul) & _MASK
+    d = (_fetch64(data, length - 16) * _K2) & _MASK
+    return _hash_len16(
+        (_rotate((a + b) & _MASK, 43) + _rotate(c, 30) + d) & _MASK,
+        (a + _rotate((b + _K2) & _MASK, 18) + c) & _MASK,
+        mul,
+    )
+
+
+def _hash_len33to64(data: bytes) -> int:
+    length = len(data)
+    mul = _K2 + length * 2
+    a = (_fetch64(data, 0) * _K2) & _MASK
+    b = _fetch64(data, 8)
+    c = (_fetch64(data, length - 8) * mul) & _MASK
+    d = (_fetch64(data, length - 16) * _K2) & _MASK
+    y = (_rotate((a + b) & _MASK, 43) + _rotate(c, 30) + d) & _MASK
+    z = _hash_len16(y, (a + _rotate((b + _K2) & _MASK, 18) + c) & _MASK, mul)
+    e = (_fetch64(data, 16) * mul) & _MASK
+    f = _fetch64(data, 24)
+    g = ((y + _fetch64(data, length - 32)) * mul) & _MASK
+    h = ((z + _fetch64(data, length - 24)) * mul) & _MASK
+    return _hash_len16(
+        (_rotate((e + f) & _MASK, 43) + _rotate(g, 30) + h) & _MASK,
+        (e + _rotate((f + a) & _MASK, 18) + g) & _MASK,
+        mul,
+    )
+
+
+def _weak_hash_len32_with_seeds(data: bytes, i: int, a: int, b: int) -> tuple[int, int]:
+    w, x, y, z = (_fetch64(data, i + k) for k in (0, 8, 16, 24))
+    a = (a + w) & _MASK
+    b = _rotate((b + a + z) & _MASK, 21)
+    c = a
+    a = (a + x + y) & _MASK
+    b = (b + _rotate(a, 44)) & _MASK
+    return (a + z) & _MASK, (b + c) & _MASK
+
+
+def fingerprint64(data: bytes) -> int:
+    """FarmHash Fingerprint64 of `data` as an unsigned 64-bit integer."""
+    length = len(data)
+    if length <= 16:
+        return _hash_len0to16(data)
+    if length <= 32:
+        return _hash_len17to32(data)
+    if length <= 64:
+        return _hash_len33to64(data)
+    seed = 81
+    x = seed
+    y = (seed * _K1 + 113) & _MASK
+    z = (_shift_mix((y * _K2 + 113) & _MASK) * _K2) & _MASK
+    v = (0, 0)
+    w = (0, 0)
+    x = (x * _K2 + _fetch64(data, 0)) & _MASK
+    end = ((length - 1) // 64) * 64
+    last64 = end + ((length - 1) & 63) - 63
+    s = 0
+    while True:
+        x = (_rotate((x + y + v[0] + _fetch64(data, s + 8)) & _MASK, 37) * _K1) & _MASK
+        y = (_rotate((y + v[1] + _fetch64(data, s + 48)) & _MASK, 42) * _K1) & _MASK
+        x ^= w[1]
+        y = (y + v[0] + _fetch64(data, s + 40)) & _MASK
+        z = (_rotate((z + w[0]) & _MASK, 33) * _K1) & _MASK
+        v = _weak_hash_len32_with_seeds(data, s, (v[1] * _K1) & _MASK, (x + w[0]) & _MASK)
+        w = _weak_hash_len32_with_seeds(data, s + 32, (z + w[1]) & _MASK, (y + _fetch64(data, s + 16)) & _MASK)
+        z, x = x, z
+        s += 64
+        if s == end:
+            break
+    mul = _K1 + ((z & 0xFF) << 1)
+    s = last64
+    w0 = (w[0] + ((length - 1) & 63)) & _MASK
+    v0 = (v[0] + w0) & _MASK
+    w0 = (w0 + v0) & _MASK
+    v, w = (v0, v[1]), (w0, w[1])
+    x = (_rotate((x + y + v[0] + _fetch64(data, s + 8)) & _MASK, 37) * mul) & _MASK
+    y = (_rotate((y + v[1] + _fetch64(data, s + 48)) & _MASK, 42) * mul) & _MASK
+    x ^= (w[1] * 9) & _MASK
+    y = (y + v[0] * 9 + _fetch64(data, s + 40)) & _MASK
+    z = (_rotate((z + w[0]) & _MASK, 33) * mul) & _MASK
+    v = _weak_hash_len32_with_seeds(data, s, (v[1] * mul) & _MASK, (x + w[0]) & _MASK)
+    w = _weak_hash_len32_with_seeds(data, s + 32, (z + w[1]) & _MASK, (y + _fetch64(data, s + 16)) & _MASK)
+    z, x = x, z
+    return _hash_len16(
+        (_hash_len16(v[0], w[0], mul) + _shift_mix(y) * _K0 + z) & _MASK,
+        (_hash_len16(v[1], w[1], mul) + x) & _MASK,
+        mul,
+    )
+
+
+def farm_fingerprint(value: str | bytes) -> int:
+    """BigQuery FARM_FINGERPRINT: Fingerprint64 of the UTF-8 bytes, as a signed INT64."""
+    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    result = fingerprint64(data)
+    return result - (1 << 64) if result >= 1 << 63 else result
+
+
+# --------------------------------------------------------------------------- strings
+
+
+_NORMAL_FORMS = frozenset({"NFC", "NFKC", "NFD", "NFKD"})
+
+
+def normalize(value: str, form: str) -> str:
+    """BigQuery NORMALIZE(value, form)."""
+    form = form.upper()
+    if form not in _NORMAL_FORMS:
+        raise ValueError(f"NORMALIZE: unknown normalization mode {form!r}; use NFC, NFKC, NFD or NFKD")
+    return unicodedata.normalize(form, value)  # type: ignore[arg-type]
+
+
+def normalize_and_casefold(value: str, form: str) -> str:
+    """BigQuery NORMALIZE_AND_CASEFOLD: normalise, then full Unicode case folding."""
+    return normalize(value, form).casefold()
+
+
+_SOUNDEX_CODES = {
+    **dict.fromkeys("BFPV", "1"), **dict.fromkeys("CGJKQSXZ", "2"), **dict.fromkeys("DT", "3"),
+    "L": "4", **dict.fromkeys("MN", "5"), "R": "6",
+    **dict.fromkeys("AEIOUY", "0"), **dict.fromkeys("HW", ""),
+}
+
+
+def soundex(value: str) -> str:
+    """BigQuery SOUNDEX: a letter and three digits; non-Latin characters are ignored.
+
+    American Soundex: letters coding the same as the previous kept letter are dropped,
+    H and W do not separate equal codes, vowels do.
+    """
+    letters = [c for c in value.upper() if "A" <= c <= "Z"]
+    if not letters:
+        return ""
+    first = letters[0]
+    digits: list[str] = []
+    previous = _SOUNDEX_CODES[first]
+    for char in letters[1:]:
+        code = _SOUNDEX_CODES[char]
+        if code == "":
+            continue  # H, W: transparent
+        if code != "0" and code != previous:
+            digits.append(code)
+        previous = code
+        if len(digits) == 3:
+            break
+    return first + "".join(digits).ljust(3, "0")
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _key_paths(value: Any, prefix: str, depth: int, max_depth: int | None) -> Iterator[str]:
+    if max_depth is not None and depth > max_depth:
+        return
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{_quote_key(key)}" if prefix else _quote_key(key)
+            yield path
+            yield from _key_paths(child, path, depth + 1, max_depth)
+    # Arrays are not entered: BigQuery's default mode ('strict') ignores keys inside arrays.
+
+
+def _quote_key(key: str) -> str:
+    plain = key.replace("_", "").isalnum() and key.isascii()
+    return key if plain else json.dumps(key, ensure_ascii=False)
+
+
+def json_keys(document: str, max_depth: int | None = None) -> list[str]:
+    """BigQuery JSON_KEYS(json_expr[, max_depth]) in the default 'strict' mode.
+
+    Distinct key paths (`a`, `a.b`), sorted; keys inside arrays are ignored.
+    """
+    if max_depth is not None and max_depth < 1:
+        raise ValueError("JSON_KEYS: max_depth must be positive")
+    parsed = json.loads(document)
+    return sorted(set(_key_paths(parsed, "", 1, max_depth)))
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True)
+class Helper:
+    """One helper function: its DuckDB name, Python implementation and signature."""
+
+    name: str
+    function: Callable[..., Any]
+    parameters: tuple[str, ...]
+    returns: str
+
+
+HELPERS: tuple[Helper, ...] = (
+    Helper("bq_farm_fingerprint", farm_fingerprint, ("VARCHAR",), "BIGINT"),
+    Helper("bq_farm_fingerprint_bytes", farm_fingerprint, ("BLOB",), "BIGINT"),
+    Helper("bq_normalize", normalize, ("VARCHAR", "VARCHAR"), "VARCHAR"),
+    Helper("bq_normalize_and_casefold", normalize_and_casefold, ("VARCHAR", "VARCHAR"), "VARCHAR"),
+    Helper("bq_soundex", soundex, ("VARCHAR",), "VARCHAR"),
+    Helper("bq_json_keys", lambda document: json_keys(document), ("VARCHAR",), "VARCHAR[]"),
+    Helper("bq_json_keys_depth", json_keys, ("VARCHAR", "BIGINT"), "VARCHAR[]"),
+)
+
+#: Names the translator may emit (checked by core._check_functions).
+HELPER_NAMES: frozenset[str] = frozenset(h.name for h in HELPERS)
+
+
+def register(con: Any) -> None:
+    """Create every helper on the DuckDB connection `con` (idempotent)."""
+    import duckdb
+
+    existing = {
+        row[0] for row in con.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'bq\\_%' ESCAPE '\\'"
+        ).fetchall()
+    }
+    for helper in HELPERS:
+        if helper.name in existing:
+            continue
+        con.create_function(
+            helper.name, helper.function,
+            [duckdb.sqltype(p) for p in helper.parameters], duckdb.sqltype(helper.returns),
+            side_effects=False,
+        )

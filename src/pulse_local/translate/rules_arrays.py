@@ -1,0 +1,92 @@
+"""Array rules: OFFSET/ORDINAL bounds, APPROX_QUANTILES, ARRAY_CONCAT_AGG ... LIMIT.
+
+BigQuery raises "Array index N is out of bounds" for `arr[OFFSET(i)]` / `arr[ORDINAL(i)]`
+outside the array and returns NULL only for SAFE_OFFSET / SAFE_ORDINAL; DuckDB returns
+NULL for both, and reads a negative index from the end (`[1,2,3][-1]` is 3), so
+SAFE_OFFSET(-2) would return an element. APPROX_QUANTILES(x, n) returns n + 1
+boundaries; here they are the exact nearest-rank quantiles (DuckDB QUANTILE_DISC), which
+equal BigQuery's on the documented examples and lie within BigQuery's approximation
+error otherwise (see docs/translation.md).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fail, fill
+
+_QUANTILES_MARK = "pulse_quantiles"
+
+
+def rule_array_index(node: exp.Expression) -> exp.Expression | None:
+    """arr[OFFSET(i)] / arr[ORDINAL(i)] error out of range; SAFE_ variants give NULL."""
+    if not isinstance(node, exp.Bracket) or node.args.get("offset") not in (0, 1):
+        return None
+    if len(node.expressions) != 1:
+        return None
+    base = int(node.args["offset"])
+    shift = 1 - base
+    kind = ("SAFE_" if node.args.get("safe") else "") + ("OFFSET" if base == 0 else "ORDINAL")
+    out_of_range = (
+        "NULL" if node.args.get("safe")
+        else f"error('Array index ' || CAST(__i AS VARCHAR) || ' is out of bounds ({kind})')"
+    )
+    return fill(
+        f"CASE WHEN __a IS NULL OR __i IS NULL THEN NULL "
+        f"WHEN __i < {base} OR __i >= LEN(__a) + {base} THEN {out_of_range} "
+        f"ELSE __a[__i + {shift}] END",
+        a=node.this, i=node.expressions[0],
+    )
+
+
+def rule_approx_quantiles(node: exp.Expression) -> exp.Expression | None:
+    """APPROX_QUANTILES(x, n) -> the n + 1 exact nearest-rank quantiles (NULLs ignored)."""
+    if not isinstance(node, exp.ApproxQuantiles):
+        return None
+    if isinstance(node.parent, exp.RespectNulls):
+        raise fail(node, "APPROX_QUANTILES(... RESPECT NULLS)", "NULL-respecting quantiles are not reproduced",
+                   "Drop RESPECT NULLS, or filter the NULLs out first.")
+    value, number = node.this, node.args.get("expression")
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        if len(value.expressions) != 2:
+            raise fail(node, "APPROX_QUANTILES", "it takes an expression and a number of quantiles")
+        value, number = value.expressions
+    if not (isinstance(number, exp.Literal) and number.is_int and int(number.name) > 0):
+        raise fail(node, "APPROX_QUANTILES with a non-literal number", "the number of quantiles must be a positive literal")
+    n = int(number.name)
+    fractions = ", ".join(repr(i / n) for i in range(n + 1))
+    keyword = "DISTINCT " if distinct else ""
+    out = fill(f"QUANTILE_DISC({keyword}__x, [{fractions}])", x=value)
+    out.meta[_QUANTILES_MARK] = True
+    return out
+
+
+def rule_ignore_nulls_quantiles(node: exp.Expression) -> exp.Expression | None:
+    """APPROX_QUANTILES(... IGNORE NULLS) is the default; drop the modifier."""
+    if isinstance(node, exp.IgnoreNulls) and node.this._meta and node.this.meta.get(_QUANTILES_MARK):
+        return node.this
+    return None
+
+
+def rule_array_concat_agg_limit(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_CONCAT_AGG(a [ORDER BY k] LIMIT n): concatenate the first n non-NULL arrays."""
+    if not isinstance(node, exp.ArrayConcatAgg) or not isinstance(node.this, exp.Limit):
+        return None
+    limit = node.this
+    inner = limit.this
+    value = inner.this if isinstance(inner, exp.Order) else inner
+    agg = exp.Filter(
+        this=exp.ArrayAgg(this=inner),
+        expression=exp.Where(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))),
+    )
+    sliced = exp.Anonymous(this="LIST_SLICE", expressions=[agg, exp.Literal.number(1), limit.expression])
+    return exp.Anonymous(this="FLATTEN", expressions=[sliced])
+
+
+RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Bracket: (rule_array_index,),
+    exp.ApproxQuantiles: (rule_approx_quantiles,),
+    exp.IgnoreNulls: (rule_ignore_nulls_quantiles,),
+    exp.ArrayConcatAgg: (rule_array_concat_agg_limit,),
+}

@@ -1,0 +1,123 @@
+"""Query-shape and operator rules: COUNTIF, datetime subtraction, column order of `*`.
+
+These fix translations that run on DuckDB but answer differently from BigQuery:
+COUNTIF over no TRUE input (BigQuery 0, DuckDB NULL), `DATE - DATE` (BigQuery INTERVAL,
+DuckDB BIGINT), and the column order of `SELECT *` after `JOIN ... USING` (BigQuery puts
+the USING columns first, once) and after `UNPIVOT` (BigQuery puts the value columns
+before the name column).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fill, known_type
+
+
+def rule_countif(node: exp.Expression) -> exp.Expression | None:
+    """COUNTIF(x) is 0 (INT64) when no row is TRUE, also as a window function."""
+    if not isinstance(node, exp.CountIf):
+        return None
+    condition = node.this
+    if isinstance(condition, exp.Distinct):
+        return None  # not valid BigQuery; leave sqlglot's error path alone
+    return fill("COUNT(CASE WHEN __c THEN 1 END)", c=condition)
+
+
+_DATE_TYPES = {"DATE"}
+_INSTANT_TYPES = {"TIMESTAMPTZ", "TIMESTAMP", "DATETIME", "TIMESTAMPLTZ"}
+
+
+def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
+    """DATE - DATE and TIMESTAMP - TIMESTAMP give an INTERVAL in BigQuery.
+
+    DATE - DATE becomes a whole-day interval; instant differences become an interval
+    of microseconds only (BigQuery shows 36 hours as `0-0 0 36:0:0`, not 1 day 12 h).
+    Only applied when both operand types are evident from the SQL (literals, casts,
+    date functions); a bare column keeps DuckDB's arithmetic.
+    """
+    if not isinstance(node, exp.Sub):
+        return None
+    left, right = known_type(node.this), known_type(node.expression)
+    if left in _DATE_TYPES and right in _DATE_TYPES:
+        return fill("TO_DAYS(CAST(__a - __b AS INTEGER))", a=node.this, b=node.expression)
+    if left in _INSTANT_TYPES and right in _INSTANT_TYPES:
+        return fill("TO_MICROSECONDS(EPOCH_US(__a) - EPOCH_US(__b))", a=node.this, b=node.expression)
+    return None
+
+
+def _plain_star(select: exp.Select) -> exp.Star | None:
+    for item in select.expressions:
+        if isinstance(item, exp.Star) and not any(item.args.get(k) for k in ("except_", "except", "replace", "rename")):
+            return item
+    return None
+
+
+def rule_star_after_using(node: exp.Expression) -> exp.Expression | None:
+    """SELECT * over JOIN ... USING lists the USING columns first, once (BigQuery order).
+
+    DuckDB keeps each USING column where the left input had it. When every join of
+    the FROM clause has USING, `*` becomes `k1, k2, * EXCLUDE (k1, k2)` with the keys
+    of the last join first, as BigQuery nests them.
+    """
+    if not isinstance(node, exp.Select) or node.meta.get("pulse_star_using"):
+        return None
+    joins = node.args.get("joins") or []
+    if not joins or not all(j.args.get("using") for j in joins):
+        return None
+    star = _plain_star(node)
+    if star is None:
+        return None
+    order: list[str] = []
+    for join in joins:
+        keys = [ident.name for ident in join.args["using"]]
+        order = keys + [k for k in order if k not in keys]
+    columns: list[exp.Expression] = [exp.column(name, quoted=True) for name in order]
+    rest = exp.Star(except_=[exp.column(name, quoted=True) for name in order])
+    new_items: list[exp.Expression] = []
+    for item in node.expressions:
+        if item is star:
+            new_items.extend(columns)
+            new_items.append(rest)
+        else:
+            new_items.append(item)
+    node.set("expressions", new_items)
+    node.meta["pulse_star_using"] = True
+    return node
+
+
+def rule_unpivot_columns(node: exp.Expression) -> exp.Expression | None:
+    """UNPIVOT's output lists the value columns before the name column (BigQuery).
+
+    DuckDB puts the name column first; the unpivoted source becomes a subquery that
+    moves the name column(s) to the end, keeping the source's alias.
+    """
+    if not isinstance(node, (exp.Table, exp.Subquery)):
+        return None
+    pivots = node.args.get("pivots") or []
+    unpivots = [p for p in pivots if p.args.get("unpivot")]
+    if not unpivots or len(pivots) != 1:
+        return None
+    pivot = unpivots[0]
+    names = [f.this.name for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+    if not names:
+        return None
+    alias = pivot.args.get("alias")
+    alias_name = alias.name if alias is not None and alias.name else node.alias_or_name
+    source = node.copy()
+    pivot_copy = source.args["pivots"][0]
+    pivot_copy.set("alias", None)
+    inner = exp.select(
+        exp.Star(except_=[exp.column(n, quoted=True) for n in names]),
+        *[exp.column(n, quoted=True) for n in names],
+    ).from_(source)
+    return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
+
+
+RULES: dict[type, tuple[Rule, ...]] = {
+    exp.CountIf: (rule_countif,),
+    exp.Sub: (rule_datetime_subtraction,),
+    exp.Select: (rule_star_after_using,),
+    exp.Table: (rule_unpivot_columns,),
+    exp.Subquery: (rule_unpivot_columns,),
+}

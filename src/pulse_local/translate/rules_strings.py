@@ -1,0 +1,177 @@
+"""String rules: CHR(0), CODE_POINTS_TO_STRING, FORMAT('%t'/'%T'), LPAD/RPAD errors,
+NORMALIZE / NORMALIZE_AND_CASEFOLD, and the helper-backed SOUNDEX / FARM_FINGERPRINT.
+
+BigQuery's CHR(0) is '' and CODE_POINTS_TO_STRING skips 0 and is NULL when an element
+is NULL (DuckDB gives '\\0' and skips NULLs). FORMAT's %t prints a value as text and %T
+as a GoogleSQL literal ("abc", DATE "2024-01-01", NULL); DuckDB's printf has neither.
+Functions DuckDB lacks call the exact helpers of `pulse_local.translate.functions`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fail, fill
+
+
+def rule_chr(node: exp.Expression) -> exp.Expression | None:
+    """CHR(0) is the empty string in BigQuery."""
+    if not isinstance(node, exp.Chr) or len(node.expressions) != 1 or node.args.get("charset"):
+        return None
+    return fill("CASE WHEN __c = 0 THEN '' ELSE CHR(CAST(__c AS INTEGER)) END", c=node.expressions[0])
+
+
+def rule_code_points_to_string(node: exp.Expression) -> exp.Expression | None:
+    """CODE_POINTS_TO_STRING: 0 adds nothing, a NULL element makes the result NULL."""
+    if not isinstance(node, exp.CodePointsToString):
+        return None
+    return fill(
+        "CASE WHEN __a IS NULL OR LEN(LIST_FILTER(__a, c -> c IS NULL)) > 0 THEN NULL ELSE "
+        "ARRAY_TO_STRING(LIST_TRANSFORM(__a, c -> CASE WHEN c = 0 THEN '' ELSE CHR(CAST(c AS INTEGER)) END), '') END",
+        a=node.this,
+    )
+
+
+def rule_pad(node: exp.Expression) -> exp.Expression | None:
+    """LPAD/RPAD raise on a negative length or an empty pattern (DuckDB pads or returns '')."""
+    if not isinstance(node, exp.Pad) or node.meta.get("pulse_rule") or isinstance(node.this, exp.ByteString):
+        return None
+    node.meta["pulse_rule"] = True
+    pattern = node.args.get("fill_pattern")
+    name = "LPAD" if node.args.get("is_left") else "RPAD"
+    if pattern is None:
+        pattern = exp.Literal.string(" ")
+        node.set("fill_pattern", pattern)
+    return fill(
+        f"CASE WHEN __n < 0 THEN error('{name}: return_length is negative') "
+        f"WHEN __p = '' THEN error('{name}: pattern is empty') ELSE __f END",
+        n=node.expression, p=pattern, f=node,
+    )
+
+
+# %t / %T ---------------------------------------------------------------------------
+
+_SPEC = re.compile(r"%([-+ #0']*)(\*|\d+)?(?:\.(\*|\d+))?([a-zA-Z%])")
+
+_TEXT = (
+    "CASE WHEN __x IS NULL THEN 'NULL' "
+    "WHEN regexp_matches(typeof(__x), '^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT"
+    "|BOOLEAN|VARCHAR|DATE|TIME|TIMESTAMP|TIMESTAMP WITH TIME ZONE)$') THEN CAST(__x AS VARCHAR) "
+    "WHEN typeof(__x) IN ('DOUBLE', 'FLOAT') AND CAST(__x AS VARCHAR) = 'nan' THEN 'NaN' "
+    "WHEN typeof(__x) IN ('DOUBLE', 'FLOAT') AND NOT regexp_matches(CAST(__x AS VARCHAR), '[eE]|[0-9]{16,}') "
+    "THEN CAST(__x AS VARCHAR) "
+    "ELSE error('FORMAT %t: values of type ' || typeof(__x) || ' are not printed as BigQuery does; "
+    "cast the argument to STRING first') END"
+)
+
+_LITERAL = (
+    "CASE WHEN __x IS NULL THEN 'NULL' "
+    "WHEN typeof(__x) = 'VARCHAR' AND NOT regexp_matches(CAST(__x AS VARCHAR), '[\"''\\\\\\x00-\\x1f]') "
+    "THEN '\"' || CAST(__x AS VARCHAR) || '\"' "
+    "WHEN regexp_matches(typeof(__x), '^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT"
+    "|BOOLEAN)$') THEN CAST(__x AS VARCHAR) "
+    "WHEN typeof(__x) IN ('DOUBLE', 'FLOAT') AND NOT regexp_matches(CAST(__x AS VARCHAR), '[eE]|[0-9]{16,}|nan|inf') "
+    "THEN CAST(__x AS VARCHAR) "
+    "WHEN typeof(__x) = 'DATE' THEN 'DATE \"' || CAST(__x AS VARCHAR) || '\"' "
+    "WHEN typeof(__x) = 'TIMESTAMP WITH TIME ZONE' THEN 'TIMESTAMP \"' || CAST(__x AS VARCHAR) || '\"' "
+    "WHEN typeof(__x) = 'TIMESTAMP' THEN 'DATETIME \"' || CAST(__x AS VARCHAR) || '\"' "
+    "WHEN typeof(__x) = 'TIME' THEN 'TIME \"' || CAST(__x AS VARCHAR) || '\"' "
+    "ELSE error('FORMAT %T: this ' || typeof(__x) || ' value is not printed as a BigQuery literal here; "
+    "format it explicitly') END"
+)
+
+
+def rule_format_text(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT with %t / %T: convert those arguments to BigQuery's text, print them with %s."""
+    if not isinstance(node, exp.Format) or node.meta.get("pulse_rule"):
+        return None
+    fmt = node.this
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string) or not re.search(r"%[^%]*?[tT]", fmt.this):
+        return None
+    if "%'" in fmt.this:
+        return None  # rules.rule_format rejects the grouping flag
+    args = list(node.expressions)
+    out: list[str] = []
+    index = 0
+    last = 0
+    for match in _SPEC.finditer(fmt.this):
+        flags, width, precision, conv = match.groups()
+        out.append(fmt.this[last:match.start()])
+        last = match.end()
+        if conv == "%":
+            out.append("%%")
+            continue
+        index += (width == "*") + (precision == "*")
+        if index >= len(args):
+            raise fail(node, "FORMAT", "the format has more specifiers than arguments")
+        if conv in "tT":
+            args[index] = fill(_TEXT if conv == "t" else _LITERAL, x=args[index])
+            conv = "s"
+        spec = "%" + flags + (width or "") + (f".{precision}" if precision else "") + conv
+        out.append(spec)
+        index += 1
+    out.append(fmt.this[last:])
+    new = exp.Format(this=exp.Literal.string("".join(out)), expressions=args)
+    new.meta["pulse_rule"] = True
+    return exp.Anonymous(this="PRINTF", expressions=[new.this, *new.expressions])
+
+
+# helpers ---------------------------------------------------------------------------
+
+
+def _form_name(form: exp.Expression | None | bool) -> str:
+    if form is None or form is True or form is False:
+        return "NFC"
+    return form.name.upper()
+
+
+def rule_normalize(node: exp.Expression) -> exp.Expression | None:
+    """NORMALIZE(s, NFKC/NFD/NFKD) and NORMALIZE_AND_CASEFOLD(s[, form]) via exact helpers."""
+    if not isinstance(node, exp.Normalize):
+        return None
+    form = _form_name(node.args.get("form"))
+    if form not in {"NFC", "NFKC", "NFD", "NFKD"}:
+        raise fail(node, f"normalization mode {form}", "BigQuery accepts NFC, NFKC, NFD or NFKD")
+    if node.args.get("is_casefold"):
+        return exp.Anonymous(this="bq_normalize_and_casefold", expressions=[node.this, exp.Literal.string(form)])
+    if form == "NFC":
+        return None  # rules.rule_scalar_misc: DuckDB's nfc_normalize
+    return exp.Anonymous(this="bq_normalize", expressions=[node.this, exp.Literal.string(form)])
+
+
+def rule_helper_functions(node: exp.Expression) -> exp.Expression | None:
+    """SOUNDEX, FARM_FINGERPRINT and JSON_KEYS call the helpers registered on the session."""
+    if isinstance(node, exp.Soundex):
+        return exp.Anonymous(this="bq_soundex", expressions=[node.this])
+    if isinstance(node, exp.FarmFingerprint):
+        if len(node.expressions) != 1:
+            raise fail(node, "FARM_FINGERPRINT", "it takes exactly one argument")
+        value = node.expressions[0]
+        is_bytes = isinstance(value, exp.ByteString) or (
+            isinstance(value, exp.Cast) and value.to.is_type(exp.DataType.Type.VARBINARY, exp.DataType.Type.BINARY)
+        )
+        name = "bq_farm_fingerprint_bytes" if is_bytes else "bq_farm_fingerprint"
+        return exp.Anonymous(this=name, expressions=[value])
+    if isinstance(node, exp.JSONKeysAtDepth):
+        if node.args.get("mode") is not None:
+            raise fail(node, "JSON_KEYS(..., mode)", "only the default 'strict' mode is reproduced")
+        document = exp.cast(node.this, exp.DataType.build("VARCHAR"))
+        depth = node.args.get("expression")
+        if depth is None:
+            return exp.Anonymous(this="bq_json_keys", expressions=[document])
+        return exp.Anonymous(this="bq_json_keys_depth", expressions=[document, depth])
+    return None
+
+
+RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Chr: (rule_chr,),
+    exp.CodePointsToString: (rule_code_points_to_string,),
+    exp.Pad: (rule_pad,),
+    exp.Format: (rule_format_text,),
+    exp.Normalize: (rule_normalize,),
+    exp.Soundex: (rule_helper_functions,),
+    exp.FarmFingerprint: (rule_helper_functions,),
+    exp.JSONKeysAtDepth: (rule_helper_functions,),
+}

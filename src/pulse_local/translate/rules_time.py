@@ -1,0 +1,136 @@
+"""Time-zone arguments of FORMAT_TIMESTAMP and TIMESTAMP_TRUNC.
+
+sqlglot drops FORMAT_TIMESTAMP's zone argument (the timestamp is printed in UTC) and
+truncates TIMESTAMP_TRUNC(.., HOUR, zone) by re-reading a local wall-clock time, which
+picks the wrong instant in the repeated hour of a daylight-saving change. BigQuery
+computes the civil time in the zone; for parts below DAY it subtracts the civil minutes,
+seconds and sub-seconds from the instant, for DAY and above it takes the start of the
+civil period in the zone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fail, fill, unit_of
+
+_UTC_NAMES = {"UTC", "ETC/UTC", "Z", "+00", "+00:00", "GMT"}
+
+_SUBDAY_MICROS = {
+    "MICROSECOND": 1, "MILLISECOND": 1_000, "SECOND": 1_000_000,
+    "MINUTE": 60_000_000, "HOUR": 3_600_000_000,
+}
+
+
+def _instant(value: exp.Expression) -> exp.Expression:
+    return exp.cast(value, exp.DataType.build("TIMESTAMPTZ"))
+
+
+def _is_utc(zone: exp.Expression | None) -> bool:
+    return zone is None or (isinstance(zone, exp.Literal) and zone.is_string and zone.name.upper() in _UTC_NAMES)
+
+
+def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
+    """TIMESTAMP_TRUNC(ts, part, zone) with BigQuery's civil-time semantics."""
+    if not isinstance(node, exp.TimestampTrunc):
+        return None
+    zone = node.args.get("zone")
+    if _is_utc(zone):
+        if zone is not None:
+            node.set("zone", None)
+        return None
+    part, weekday = unit_of(node.args.get("unit"))
+    ts = _instant(node.this)
+    local = fill("TIMEZONE(__z, __t)", z=zone, t=ts)
+    if part in _SUBDAY_MICROS:
+        unit = _SUBDAY_MICROS[part]
+        return fill(
+            f"__t - TO_MICROSECONDS(((EPOCH_US(__l) % {unit}) + {unit}) % {unit})", t=ts, l=local,
+        )
+    if part == "WEEK":
+        start = fill(
+            f"DATE_TRUNC('day', __l) - TO_DAYS(CAST((DAYOFWEEK(__l) - {weekday} + 7) % 7 AS INTEGER))",
+            l=local,
+        )
+    elif part in {"DAY", "MONTH", "QUARTER", "YEAR", "ISOWEEK", "ISOYEAR"}:
+        duck_part = {"ISOWEEK": "week"}.get(part, part.lower())
+        start = fill(f"DATE_TRUNC('{duck_part}', __l)", l=local)
+    else:
+        raise fail(node, f"TIMESTAMP_TRUNC(..., {part}, zone)", "this part is not a BigQuery TIMESTAMP_TRUNC part")
+    return fill("TIMEZONE(__z, CAST(__s AS TIMESTAMP))", z=zone, s=start)
+
+
+_FORMAT_TOKEN = re.compile(r"%%|%E?[zZ]|%[^%]|[^%]+|%$")
+
+
+def rule_format_timestamp_zone(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT_TIMESTAMP(fmt, ts, zone) prints the civil time in `zone`; %z is its offset."""
+    if not isinstance(node, exp.TimeToStr) or node.meta.get("pulse_zone"):
+        return None
+    name = str(node.meta.get("bigquery_name", "")).upper() if node._meta else ""
+    zone = node.args.get("zone")
+    fmt = node.args.get("format")
+    has_offset_element = isinstance(fmt, exp.Literal) and re.search(r"(?<!%)(%%)*%E?[zZ]", fmt.name or "")
+    if zone is None and not (name == "FORMAT_TIMESTAMP" and has_offset_element):
+        return None
+    if zone is None:
+        zone = exp.Literal.string("UTC")
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        if has_offset_element or not _is_utc(zone):
+            raise fail(node, "FORMAT_TIMESTAMP with a non-literal format and a time zone",
+                       "the offset elements cannot be checked", "Use a string literal as the format.")
+        return None
+    value = node.this
+    if isinstance(value, exp.TsOrDsToTimestamp):
+        value = value.this
+    ts = _instant(value)
+    local = fill("TIMEZONE(__z, __t)", z=zone, t=ts)
+    pieces: list[exp.Expression] = []
+    literal = ""
+    for token in _FORMAT_TOKEN.findall(fmt.name):
+        if token in {"%z", "%Ez", "%Z", "%EZ"}:
+            if literal:
+                pieces.append(_strftime(local, literal))
+                literal = ""
+            if token.endswith("Z"):
+                if not _is_utc(zone):
+                    raise fail(node, "FORMAT_TIMESTAMP element %Z with a time zone other than UTC",
+                               "BigQuery prints its own zone names", "Use %z (the numeric offset) instead.")
+                pieces.append(exp.Literal.string("UTC"))
+            else:
+                pieces.append(_offset(ts, local, colon=token == "%Ez"))
+        else:
+            literal += token
+    if literal or not pieces:
+        pieces.append(_strftime(local, literal))
+    result = pieces[0] if len(pieces) == 1 else exp.DPipe(this=pieces[0], expression=pieces[1], safe=True)
+    for piece in pieces[2:]:
+        result = exp.DPipe(this=result, expression=piece, safe=True)
+    return result
+
+
+def _strftime(local: exp.Expression, fmt: str) -> exp.Expression:
+    """A TimeToStr on the local wall clock; sqlglot maps the format elements to DuckDB's."""
+    fmt = fmt.replace("%R", "%H:%M").replace("%T", "%H:%M:%S").replace("%D", "%m/%d/%y")
+    out = exp.TimeToStr(this=local.copy(), format=exp.Literal.string(fmt))
+    out.meta["pulse_zone"] = True
+    out.meta["pulse_rule"] = True
+    return out
+
+
+def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Expression:
+    sep = ":" if colon else ""
+    return fill(
+        "PRINTF('%s%02d" + sep + "%02d', CASE WHEN (EPOCH_US(__l) - EPOCH_US(__t)) < 0 THEN '-' ELSE '+' END, "
+        "ABS(EPOCH_US(__l) - EPOCH_US(__t)) // 3600000000, "
+        "(ABS(EPOCH_US(__l) - EPOCH_US(__t)) // 60000000) % 60)",
+        l=local, t=ts,
+    )
+
+
+RULES: dict[type, tuple[Rule, ...]] = {
+    exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
+    exp.TimeToStr: (rule_format_timestamp_zone,),
+}

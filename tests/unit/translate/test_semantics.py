@@ -1,0 +1,75 @@
+"""BigQuery errors and refusals the golden format cannot express, checked on real DuckDB.
+
+Each query here returns an error in BigQuery (or has no faithful translation); the
+translated SQL must raise on DuckDB too (or the translator must refuse it), never
+return a value. Sessions come from `golden.connect()` (UTC and the helper functions).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb
+from pulse_local.translate.functions import farm_fingerprint, json_keys, soundex
+from pulse_local.translate.golden import connect
+
+
+def run(sql: str) -> list[tuple[object, ...]]:
+    con = connect()
+    try:
+        return con.execute(bigquery_to_duckdb(sql)).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELECT [1, 2, 3][OFFSET(3)]", "Array index 3 is out of bounds"),
+    ("SELECT [1, 2, 3][OFFSET(-1)]", "Array index -1 is out of bounds"),
+    ("SELECT [1, 2, 3][ORDINAL(0)]", "Array index 0 is out of bounds"),
+    ("SELECT x[ORDINAL(4)] FROM UNNEST([STRUCT([1, 2, 3] AS x)])", "Array index 4 is out of bounds"),
+    ("SELECT LPAD('abc', -1)", "return_length is negative"),
+    ("SELECT RPAD('abc', 5, '')", "pattern is empty"),
+    ("SELECT FORMAT('%T', [1, 2])", "FORMAT %T"),
+    ("SELECT FORMAT('%t', CAST(1.5 AS NUMERIC))", "FORMAT %t"),
+    ("SELECT TO_JSON_STRING(1e20)", "exponent notation"),
+    ("SELECT TO_JSON_STRING(STRUCT(CAST(1.5 AS NUMERIC) AS n))", "NUMERIC"),
+    ("SELECT TO_JSON_STRING(STRUCT(TIMESTAMP '2020-01-01 00:00:00+00' AS t, 'x' AS s))", "TIMESTAMP"),
+])
+def test_bigquery_errors_are_errors_on_duckdb(sql: str, message: str) -> None:
+    with pytest.raises(duckdb.Error, match=message):
+        run(sql)
+
+
+@pytest.mark.parametrize("sql, construct", [
+    ("SELECT FORMAT_TIMESTAMP('%Z', CURRENT_TIMESTAMP(), 'America/Los_Angeles')", "%Z"),
+    ("SELECT APPROX_QUANTILES(x, 2 RESPECT NULLS) FROM UNNEST([1]) AS x", "RESPECT NULLS"),
+    ("SELECT TO_JSON_STRING(STRUCT(1 AS a), true)", "pretty_print"),
+    ("SELECT * FROM ds.events_* WHERE _TABLE_SUFFIX > '20240101'", "wildcard table events_*"),
+    ("SELECT COUNT(*) FROM `proj.ds.events_*`", "wildcard table events_*"),
+])
+def test_unreproduced_constructs_are_refused(sql: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL) as info:
+        bigquery_to_duckdb(sql)
+    assert construct in info.value.construct and info.value.line == 1
+
+
+def test_farm_fingerprint_matches_documented_values() -> None:
+    # Values from Google's FARM_FINGERPRINT reference (row fingerprints of the example).
+    assert farm_fingerprint("1footrue") == -1541654101129638711
+    assert farm_fingerprint("2applefalse") == 2794438866806483259
+    assert farm_fingerprint("3true") == -4880158226897771312
+    assert farm_fingerprint("") == farm_fingerprint(b"") == -7286425919675154353
+
+
+def test_farm_fingerprint_is_deterministic_over_every_length_branch() -> None:
+    values = {n: farm_fingerprint(bytes(range(n % 256)) * (n // 256 + 1)) for n in (3, 12, 20, 40, 65, 200, 1000)}
+    assert all(-(2**63) <= v < 2**63 for v in values.values())
+    assert len(set(values.values())) == len(values)
+    assert values == {n: farm_fingerprint(bytes(range(n % 256)) * (n // 256 + 1)) for n in values}
+
+
+def test_soundex_and_json_keys() -> None:
+    assert [soundex(w) for w in ("Robert", "Rupert", "Tymczak", "Pfister", "Honeyman")] == [
+        "R163", "R163", "T522", "P236", "H555"]
+    assert json_keys('{"b": {"c": [{"d": 1}]}, "a": 1, "a.b": 2}') == ['"a.b"', "a", "b", "b.c"]
