@@ -4,18 +4,36 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run up down status env test test-unit bench conformance lint clean chromium
+.PHONY: install run rehearse up down status env test test-unit bench conformance lint clean chromium
 
-install: $(STAMP)
+# The gcp profile's offline emulators (BigQuery: bqemulator, Cloud Storage: gcp-storage-emulator)
+# live in a virtual environment of their own: bqemulator's pins clash with ours (sqlglot, grpcio-tools).
+EMU_VENV  ?= .venv-emulators
+EMU_STAMP := $(EMU_VENV)/.installed
+
+install: $(STAMP) $(EMU_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# DuckDB cannot download its spatial extension offline: install it from the PyPI wheel's file.
+$(EMU_STAMP): emulators/constraints.txt
+	@test -x $(EMU_VENV)/bin/python || $(PYTHON) -m venv $(EMU_VENV)
+	$(EMU_VENV)/bin/pip install --quiet --disable-pip-version-check -c emulators/constraints.txt \
+	  bqemulator duckdb duckdb-extension-spatial numpy gcp-storage-emulator
+	$(EMU_VENV)/bin/python -c "import duckdb, duckdb_extension_spatial as s, pathlib; \
+	  p = next(pathlib.Path(s.__file__).parent.glob('extensions/v*/spatial.duckdb_extension')); \
+	  duckdb.connect().execute(f\"INSTALL '{p}'\")"
+	@touch $(EMU_STAMP)
+
 run: install  ## stack up, then the pipeline once on fixture data, with a summary
 	$(BIN)/pulse-local up
 	$(BIN)/pulse-local run
+
+rehearse: install  ## the whole pipeline on profile gcp, every Google API on an offline emulator
+	$(BIN)/pulse-local rehearse
 
 up: install  ## start the local stack and leave it running
 	$(BIN)/pulse-local up
@@ -57,4 +75,4 @@ lint: install
 	$(BIN)/ruff check src tests flows bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(EMU_VENV) .pytest_cache

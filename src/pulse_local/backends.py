@@ -108,16 +108,26 @@ class DuckDBWarehouse:
 
 
 class BigQueryWarehouse:
-    """The warehouse on BigQuery (Application Default Credentials; client made on first use)."""
+    """The warehouse on BigQuery (Application Default Credentials; client made on first use).
 
-    def __init__(self, project: str, location: str) -> None:
-        self.project, self.location = project, location
+    With `endpoint` (``http://host:port`` of an emulator, from ``BIGQUERY_EMULATOR_HOST``) the
+    same client goes there with anonymous credentials: how the rehearsal runs this code."""
+
+    def __init__(self, project: str, location: str, endpoint: str | None = None) -> None:
+        self.project, self.location, self.endpoint = project, location, endpoint
 
     @cached_property
     def client(self) -> Any:
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import bigquery
 
+        if self.endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            return bigquery.Client(project=self.project, location=self.location,
+                                   credentials=AnonymousCredentials(),
+                                   client_options=ClientOptions(api_endpoint=self.endpoint))
         try:
             return bigquery.Client(project=self.project, location=self.location)
         except DefaultCredentialsError:
@@ -419,7 +429,8 @@ def for_profile(settings: Settings) -> Backends:
             return Backends(
                 archive=GcsArchive(settings),
                 bus=PubSubBus(settings.project, emulator_endpoints(settings).pubsub),
-                warehouse=BigQueryWarehouse(settings.project, settings.location),
+                warehouse=BigQueryWarehouse(settings.project, settings.location,
+                                            endpoint=settings.bigquery_emulator_host),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
                 run_files_here=False,

@@ -189,6 +189,47 @@ def run() -> None:
 
 
 @app.command()
+def rehearse(
+    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the rehearsal stack running.")] = False,
+) -> None:
+    """The whole pipeline on profile gcp, every Google API answered by an offline emulator.
+
+    Starts the rehearsal stack (the local stack plus the BigQuery and Cloud Storage emulators,
+    state in .pulse-rehearse/ unless PULSE_STATE_DIR is set), then: provision, fixtures through
+    the processor, CDC into BigQuery in Datastream's shape, dbt build --target gcp, streaming
+    to Bigtable, monitor_pipeline on BigQuery. Exits non-zero naming the failed stage.
+
+    Example: pulse-local rehearse
+    """
+    import os
+    import time
+
+    from pulse_local.config import PROJECT_ROOT
+    from pulse_local.rehearsal.services import rehearsal_services
+    from pulse_local.rehearsal.stages import apply_rehearsal_environment, print_summary
+    from pulse_local.rehearsal.stages import rehearse as run_rehearsal
+    from pulse_local.stack.native import NativeStack
+
+    overrides: dict[str, object] = {"profile": "gcp"}
+    if not os.environ.get("PULSE_STATE_DIR"):
+        overrides["state_dir"] = PROJECT_ROOT / ".pulse-rehearse"
+    settings = _settings(**overrides)
+    apply_rehearsal_environment(settings)  # before `up`: the services inherit the endpoints
+    stack = NativeStack(settings, rehearsal_services(settings))
+    started = time.perf_counter()
+    try:
+        stack.up()
+        stack_seconds = time.perf_counter() - started
+        summary = run_rehearsal(settings)
+        print_summary(summary, console, stack_seconds)
+    finally:
+        if not keep_stack:
+            stack.down()
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor() -> None:
     """Round trips through every service, as the `check_stack` Prefect flow.
 

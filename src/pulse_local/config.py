@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     )
     prefect_api_url: str | None = Field(None, validation_alias="PREFECT_API_URL")
 
+    # The gcp profile rehearsed offline (`pulse-local rehearse`): the BigQuery and Cloud
+    # Storage emulators the rehearsal stack adds, and Google's variables that point clients there.
+    bigquery_port: int = Field(9050, ge=1, le=65535, description="BigQuery emulator (REST).")
+    bigquery_grpc_port: int = Field(9060, ge=1, le=65535, description="BigQuery emulator (gRPC).")
+    storage_port: int = Field(9023, ge=1, le=65535, description="Cloud Storage emulator.")
+    bigquery_emulator_host: str | None = Field(
+        None, validation_alias="BIGQUERY_EMULATOR_HOST",
+        description="http://host:port of a BigQuery emulator (google-cloud-bigquery's variable).")
+    storage_emulator_host: str | None = Field(
+        None, validation_alias="STORAGE_EMULATOR_HOST",
+        description="http://host:port of a Cloud Storage emulator (google-cloud-storage's variable).")
+
     @field_validator("profile", mode="before")
     @classmethod
     def _known_profile(cls, value: object) -> object:

@@ -1,0 +1,99 @@
+"""Where the gcp profile's clients go during a rehearsal: the one place that says it.
+
+Every Google API the gcp code calls is answered by an emulator on the rehearsal stack; the code
+receives the endpoints through Google's own variables (``BIGQUERY_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``, ``PUBSUB_EMULATOR_HOST``, ``BIGTABLE_EMULATOR_HOST``) and dbt-bigquery
+through its ``api_endpoint`` (``PULSE_BIGQUERY_ENDPOINT`` in dbt/profiles.yml). A rehearsal
+refuses to start when any of them would reach a real Google host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pulse_local.config import Settings
+from pulse_local.errors import ConfigError
+
+#: A fixed bearer token for dbt-bigquery's ``oauth-secrets`` method: the emulator ignores it,
+#: and with it no credential lookup (gcloud, metadata server) happens.
+REHEARSAL_TOKEN = "offline-rehearsal"
+
+
+class RealGoogleEndpoint(ConfigError):
+    """A rehearsal would have called a real Google API."""
+
+
+@dataclass(frozen=True)
+class RehearsalEndpoints:
+    """The emulators' addresses, as each client library wants them."""
+
+    bigquery: str  # http://host:port
+    storage: str  # http://host:port
+    pubsub: str  # host:port
+    bigtable: str  # host:port
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point every client (and dbt-bigquery) at the emulators."""
+        return {
+            "BIGQUERY_EMULATOR_HOST": self.bigquery,
+            "STORAGE_EMULATOR_HOST": self.storage,
+            "PUBSUB_EMULATOR_HOST": self.pubsub,
+            "BIGTABLE_EMULATOR_HOST": self.bigtable,
+            "PULSE_BIGQUERY_ENDPOINT": self.bigquery,
+            "PULSE_BQ_METHOD": "oauth-secrets",
+            "PULSE_BQ_TOKEN": REHEARSAL_TOKEN,
+        }
+
+
+def rehearsal_endpoints(settings: Settings) -> RehearsalEndpoints:
+    """The rehearsal stack's emulators on `settings.host` and its ports."""
+    h = settings.host
+    endpoints = RehearsalEndpoints(
+        bigquery=f"http://{h}:{settings.bigquery_port}",
+        storage=f"http://{h}:{settings.storage_port}",
+        pubsub=f"{h}:{settings.pubsub_port}",
+        bigtable=f"{h}:{settings.bigtable_port}",
+    )
+    refuse_real_google(endpoints.environment())
+    return endpoints
+
+
+def _host(value: str) -> str:
+    """The host name of ``http://host:port`` or ``host:port``."""
+    return urlsplit(value if "://" in value else f"//{value}").hostname or ""
+
+
+def is_offline_host(host: str) -> bool:
+    """True for a loopback address or ``localhost``: nothing a rehearsal sends leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_real_google(environment: dict[str, str]) -> None:
+    """Raise `RealGoogleEndpoint` unless every endpoint variable names a loopback host."""
+    for name in ("BIGQUERY_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
+                 "BIGTABLE_EMULATOR_HOST", "PULSE_BIGQUERY_ENDPOINT"):
+        value = environment.get(name)
+        if not value:
+            raise RealGoogleEndpoint(
+                f"{name} is unset: the client would call Google itself. A rehearsal sets it from "
+                "PULSE_HOST and the emulator ports; run it with `pulse-local rehearse`")
+        if not is_offline_host(_host(value)):
+            raise RealGoogleEndpoint(
+                f"{name}={value} is not a loopback address: a rehearsal only talks to emulators "
+                "on this machine. Set PULSE_HOST=127.0.0.1 (the default)")
+
+
+def with_emulators(settings: Settings) -> Settings:
+    """`settings` on profile gcp with every Google endpoint set to the rehearsal's emulators
+    (what the gcp code reads: `backends.for_profile`, `emulator_endpoints`)."""
+    e = rehearsal_endpoints(settings)
+    return settings.model_copy(update={
+        "profile": "gcp", "pubsub_emulator_host": e.pubsub, "bigtable_emulator_host": e.bigtable,
+        "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage})

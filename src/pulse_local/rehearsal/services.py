@@ -1,0 +1,123 @@
+"""The rehearsal stack: the native stack plus the BigQuery and Cloud Storage emulators.
+
+They run from their own virtual environment (``.venv-emulators``, built by ``make install``:
+bqemulator's pins clash with the main one) and start only for a rehearsal, so ``make run`` and
+``make test`` do not pay for them. Readiness is a real call through the official client.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pulse_local.config import PROJECT_ROOT, Settings
+from pulse_local.errors import ToolMissing
+from pulse_local.stack.services import ServiceSpec, native_services
+
+
+def emulators_venv() -> Path:
+    """The emulators' virtual environment (``PULSE_EMULATORS_VENV`` overrides it)."""
+    return Path(os.environ.get("PULSE_EMULATORS_VENV") or PROJECT_ROOT / ".venv-emulators")
+
+
+def emulator_program(name: str) -> Path:
+    """A program of the emulators' venv, or `ToolMissing` saying how `make install` provides it."""
+    path = emulators_venv() / "bin" / name
+    if not path.is_file():
+        raise ToolMissing(
+            f"{name} is not installed at {path}: `make install` builds the emulators' virtual "
+            "environment (.venv-emulators, pins in emulators/constraints.txt); or point "
+            "PULSE_EMULATORS_VENV at one that has bqemulator and gcp-storage-emulator")
+    return path
+
+
+def bigquery_client(settings: Settings, timeout: float = 5.0) -> object:
+    """The official BigQuery client on the rehearsal's emulator (anonymous credentials)."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from pulse_local.rehearsal.endpoints import rehearsal_endpoints
+
+    return bigquery.Client(
+        project=settings.project, location=settings.location,
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=rehearsal_endpoints(settings).bigquery))
+
+
+def bigquery_ready(settings: Settings, timeout: float = 2.0) -> None:
+    """``datasets.list`` through the official client (no retries: a probe is polled)."""
+    from google.api_core.retry import Retry
+
+    client = bigquery_client(settings)
+    try:
+        list(client.list_datasets(timeout=timeout, retry=Retry(timeout=timeout)))  # type: ignore[attr-defined]
+    finally:
+        client.close()  # type: ignore[attr-defined]
+
+
+def storage_ready(settings: Settings, timeout: float = 2.0) -> None:
+    """``buckets.list`` through the official Cloud Storage client."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from pulse_local.rehearsal.endpoints import rehearsal_endpoints
+
+    client = storage.Client(project=settings.project, credentials=AnonymousCredentials(),
+                            client_options=ClientOptions(
+                                api_endpoint=rehearsal_endpoints(settings).storage))
+    list(client.list_buckets(timeout=timeout, retry=None))
+
+
+def emulator_services() -> list[ServiceSpec]:
+    """The two emulators only a rehearsal runs."""
+    return [
+        ServiceSpec(
+            name="bigquery",
+            port=lambda s: s.bigquery_port,
+            port_setting="PULSE_BIGQUERY_PORT",
+            argv=lambda s: [
+                str(emulator_program("bqemulator")), "start",
+                "--rest-host", s.host, "--rest-port", str(s.bigquery_port),
+                "--grpc-host", s.host, "--grpc-port", str(s.bigquery_grpc_port),
+                "--project", s.project, "--ephemeral",
+                "--log-format", "console", "--log-level", "warning",
+            ],
+            # Avro is optional and would be downloaded (no network): off. No OTLP export.
+            env=lambda s: {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+                           "BQEMU_TRACING_ENABLED": "false"},
+            probe=bigquery_ready,
+            start_timeout=90.0,
+            stop_timeout=5.0,
+            url=lambda s: f"http://{s.host}:{s.bigquery_port} (gRPC {s.bigquery_grpc_port})",
+        ),
+        ServiceSpec(
+            name="storage",
+            port=lambda s: s.storage_port,
+            port_setting="PULSE_STORAGE_PORT",
+            argv=lambda s: [
+                str(emulator_program("gcp-storage-emulator")), "start",
+                "--host", s.host, "--port", str(s.storage_port),
+                "--default-bucket", s.raw_bucket, "--in-memory", "--quiet",
+            ],
+            probe=storage_ready,
+            start_timeout=30.0,
+            url=lambda s: f"http://{s.host}:{s.storage_port}",
+        ),
+    ]
+
+
+def rehearsal_services(settings: Settings) -> list[ServiceSpec]:
+    """Every service of the rehearsal stack: the emulators first (the processor writes raw
+    payloads to the bucket), then the native stack's services."""
+    emulators = emulator_services()
+    names = tuple(e.name for e in emulators)
+    services = []
+    for spec in native_services(settings):
+        if spec.name == "processor":
+            from dataclasses import replace
+
+            spec = replace(spec, depends_on=(*spec.depends_on, *names))
+        services.append(spec)
+    return [*emulators, *services]

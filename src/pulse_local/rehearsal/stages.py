@@ -1,0 +1,234 @@
+"""`pulse-local rehearse`: the pipeline on profile gcp, every Google API on an offline emulator.
+
+Stages (each ``(settings) -> str``, raising on failure): provision the declared resources and the
+BigQuery datasets, fixtures through the processor (raw payloads to the Cloud Storage emulator),
+CDC into the BigQuery emulator in Datastream's shape, ``dbt build --target gcp`` through
+dbt-bigquery, streaming to Bigtable, ``monitor_pipeline`` on BigQuery. The first failure stops
+the run; the stages after it are reported NOT RUN, never green.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pulse_local.config import Settings
+from pulse_local.rehearsal.endpoints import (
+    refuse_real_google,
+    rehearsal_endpoints,
+    with_emulators,
+)
+
+#: BigQuery datasets the gcp profile uses (dbt's sources and its schemas).
+DATASETS = ("raw", "staging", "dw")
+
+
+def rehearsal_environment(settings: Settings) -> dict[str, str]:
+    """Everything a rehearsal's processes need: the stack's addresses (as `pulse-local env`),
+    profile gcp, and the emulator endpoints (checked to be loopback)."""
+    from pulse_local.stack.services import service_env
+
+    env = {**service_env(settings), "PULSE_PROFILE": "gcp",
+           **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
+    refuse_real_google(env)
+    return env
+
+
+def apply_rehearsal_environment(settings: Settings) -> None:
+    """Point this process (and the services it starts) at the rehearsal's emulators."""
+    os.environ.update(rehearsal_environment(settings))
+
+
+def _bq(settings: Settings) -> Any:
+    from pulse_local.rehearsal.services import bigquery_client
+
+    return bigquery_client(settings)
+
+
+def stage_provision(settings: Settings) -> str:
+    """The declared topics, subscriptions and tables on the emulators (profile gcp's code path),
+    the BigQuery datasets, and the raw tables as Datastream creates them."""
+    from pulse_local.rehearsal.datastream_bq import create_raw_tables
+    from pulse_local.resources import provision
+
+    reports = provision(settings, "gcp", dry_run=False, echo=lambda *a, **k: None)
+    client = _bq(settings)
+    try:
+        for dataset in DATASETS:
+            client.create_dataset(f"{settings.project}.{dataset}", exists_ok=True, timeout=30)
+        tables = create_raw_tables(client, settings.project)
+    finally:
+        client.close()
+    return (f"{'; '.join(r.summary().splitlines()[0] for r in reports)}; BigQuery datasets "
+            f"{', '.join(DATASETS)}; {len(tables)} raw tables in Datastream's shape")
+
+
+def stage_replay_fixtures(settings: Settings) -> str:
+    """Generate the fixtures and send every webhook through the processor (running on profile
+    gcp: its raw payloads go to the Cloud Storage emulator's bucket)."""
+    from google.cloud import storage
+
+    from pulse_local.pipeline import stage_fixtures, stage_replay_fixtures
+
+    generated = stage_fixtures(settings)
+    replayed = stage_replay_fixtures(settings)
+    objects = list(storage.Client(project=settings.project).bucket(settings.raw_bucket)
+                   .list_blobs(timeout=30))
+    if not objects:
+        raise RuntimeError(f"the processor archived nothing in gs://{settings.raw_bucket} "
+                           "(Cloud Storage emulator): the gcp archive path did not run")
+    return f"{generated}; {replayed}; {len(objects)} objects in gs://{settings.raw_bucket}"
+
+
+def landed_changes(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Every change the stack's CDC has landed, by table, read through its Datastream views."""
+    import duckdb
+
+    from pulse_local.cdc.views import refresh_views
+    from pulse_local.warehouse.raw import RAW_TABLES
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    with duckdb.connect() as conn:
+        tables = refresh_views(conn, settings)
+        for table in tables:
+            if table not in RAW_TABLES:
+                continue
+            cols = [c for c, _ in RAW_TABLES[table]] + ["datastream_metadata"]
+            cursor = conn.execute(
+                f'select {", ".join(chr(34) + c + chr(34) for c in cols)} from raw."{table}"')
+            out[table] = [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+def stage_cdc_to_bigquery(settings: Settings) -> str:
+    """Drain the source's changes with the stack's CDC (it plays Datastream), then land them in
+    the BigQuery emulator's ``raw.public_<table>`` in Datastream's append-only shape."""
+    from pulse_local.etl import drain_changes
+    from pulse_local.rehearsal.datastream_bq import land_rows
+
+    drained = drain_changes(settings, timeout=120)
+    client = _bq(settings)
+    landed: dict[str, int] = {}
+    try:
+        for table, rows in landed_changes(settings).items():
+            landed[table] = land_rows(client, settings.project, table, rows)
+    finally:
+        client.close()
+    if not any(landed.values()):
+        raise RuntimeError("the CDC landed no changes: nothing for dbt to read")
+    return (f"{drained['changes']} changes drained; landed in BigQuery "
+            + ", ".join(f"public_{t} {n}" for t, n in landed.items() if n))
+
+
+def stage_dbt_build(settings: Settings) -> str:
+    """``dbt build --target gcp``: dbt-bigquery against the BigQuery emulator."""
+    from pulse_local.warehouse.dbt import DbtError, run_dbt
+
+    try:
+        result = run_dbt(settings, ["build"], target="gcp",
+                         env=rehearsal_endpoints(settings).environment())
+    except DbtError as exc:
+        raise RuntimeError(str(exc)) from None
+    if not result.ok:
+        raise RuntimeError(result.summary())
+    return result.summary()
+
+
+def stage_stream_events(settings: Settings) -> str:
+    """The `stream_events` flow (profile gcp) drains the subscription into Bigtable; then
+    Bigtable is read back through the serving layer."""
+    from pulse_local.pipeline import stage_stream_events as run_stream
+
+    return run_stream(settings)
+
+
+def stage_monitor(settings: Settings) -> str:
+    """The `monitor_pipeline` flow on profile gcp: its warehouse checks run on BigQuery."""
+    from pulse_local.pipeline import stage_monitor as run_monitor
+
+    return run_monitor(settings)
+
+
+STAGES: list[tuple[str, Callable[[Settings], str]]] = [
+    ("provision", stage_provision),
+    ("replay_fixtures", stage_replay_fixtures),
+    ("cdc_to_bigquery", stage_cdc_to_bigquery),
+    ("dbt_build_gcp", stage_dbt_build),
+    ("stream_events", stage_stream_events),
+    ("monitor_pipeline", stage_monitor),
+]
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    status: str  # "ok" | "FAILED" | "NOT RUN"
+    seconds: float
+    detail: str
+
+
+@dataclass
+class RehearsalSummary:
+    stages: list[StageOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.stages) and all(s.status == "ok" for s in self.stages)
+
+    @property
+    def failed(self) -> StageOutcome | None:
+        return next((s for s in self.stages if s.status == "FAILED"), None)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+
+def rehearse(settings: Settings, stages: list[tuple[str, Callable[[Settings], str]]] | None = None
+             ) -> RehearsalSummary:
+    """Run the stages in order on the running rehearsal stack; stop at the first failure."""
+    if settings.profile != "gcp":
+        from pulse_local.errors import ConfigError
+
+        raise ConfigError("a rehearsal runs profile gcp: load its settings with profile='gcp'")
+    settings = with_emulators(settings)
+    apply_rehearsal_environment(settings)
+    summary = RehearsalSummary()
+    failed = False
+    for name, stage in stages or STAGES:
+        if failed:
+            summary.stages.append(StageOutcome(name, "NOT RUN", 0.0, "an earlier stage failed"))
+            continue
+        started = time.perf_counter()
+        try:
+            detail = stage(settings)
+            summary.stages.append(StageOutcome(name, "ok", time.perf_counter() - started, detail))
+        except Exception as exc:  # noqa: BLE001 - the stage's cause goes into the summary
+            failed = True
+            summary.stages.append(StageOutcome(name, "FAILED", time.perf_counter() - started,
+                                               f"{type(exc).__name__}: {exc}"))
+    return summary
+
+
+def print_summary(summary: RehearsalSummary, console: Console, stack_seconds: float) -> None:
+    """The table `make rehearse` prints: each stage, its result and time."""
+    colour = {"ok": "green", "FAILED": "red", "NOT RUN": "yellow"}
+    table = Table("stage", "result", "seconds", "detail",
+                  title="pulse-local rehearse (profile gcp, offline emulators)")
+    for s in summary.stages:
+        table.add_row(s.name, f"[{colour[s.status]}]{s.status}[/]", f"{s.seconds:.1f}",
+                      s.detail[:2000])
+    console.print(table)
+    if summary.ok:
+        console.print(f"[green]rehearsal ok[/] in {summary.seconds:.1f}s after the stack was up "
+                      f"({stack_seconds:.1f}s to start it)")
+    else:
+        failed = summary.failed
+        console.print(f"[red]rehearsal FAILED at {failed.name if failed else '?'}[/] after "
+                      f"{summary.seconds:.1f}s ({stack_seconds:.1f}s to start the stack)")
