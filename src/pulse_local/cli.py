@@ -146,7 +146,9 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
     if not yes and not typer.confirm(f"Delete {state} and every piece of local data in it?"):
         raise typer.Exit(1)
     if state.exists():
-        stack_for(settings).down()
+        stack = stack_for(settings)
+        # everything is deleted next: the emulators' state is not saved first
+        stack.down(save=False) if stack.mode == "native" else stack.down()
         shutil.rmtree(state)
     console.print(f"removed {state}")
 

@@ -312,10 +312,15 @@ def create_app(settings: Settings, options: ProcessorOptions | None = None,
         except DatabaseUnavailable as exc:
             return _error(503, "database_unavailable", f"database check failed: {exc}"[:300],
                           headers=retry)
+        from google.api_core.exceptions import PermissionDenied
+
         limit = min(processor.options.publish_timeout, 2.0)
         try:
             await asyncio.wait_for(processor.backends.bus.acheck(RESPONSE_EVENTS_TOPIC, limit),
                                    timeout=limit + 0.5)
+        except PermissionDenied:
+            # Pub/Sub answered: on GCP a publisher-only account may not read the topic
+            return JSONResponse({"status": "ok", "database": "ok", "pubsub": "ok"})
         except Exception as exc:  # noqa: BLE001 - any failure of the check: Pub/Sub is down
             cause = (f"no answer within {limit:g} s" if isinstance(exc, TimeoutError)
                      else f"{type(exc).__name__}: {exc}")

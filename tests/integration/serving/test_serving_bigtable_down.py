@@ -30,3 +30,39 @@ def test_bigtable_down_answers_503_with_the_cause(pulse_settings: Settings) -> N
     assert detail.startswith("Bigtable unavailable: ") and len(detail) > len(
         "Bigtable unavailable: ")
     assert counters.headers["Retry-After"] == "5"
+
+
+def test_serving_answers_again_once_bigtable_is_back() -> None:
+    """Bigtable killed and restarted on the same port (its own emulator): the serving app
+    answers 503 meanwhile, then 200 again without a restart of its own."""
+    import os
+    import signal
+    import time
+
+    from pulse_local.stack.native import NativeStack
+    from pulse_local.stack.services import native_services
+    from pulse_local.testing.plugin import make_test_settings
+
+    settings = make_test_settings()
+    settings = settings.model_copy(update={
+        "bigtable_emulator_host": f"{settings.host}:{settings.bigtable_port}"})
+    stack = NativeStack(settings, [s for s in native_services(settings) if s.name == "bigtable"])
+    stack.up()
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/healthz").status_code == 200
+            pid = next(s.pid for s in stack.status() if s.pid)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            down = [client.get("/healthz").status_code for _ in range(5)]
+            time.sleep(8)  # down a while, as in the probe that found the hang
+            assert down == [503] * 5
+            stack.up()
+            deadline = time.monotonic() + 30
+            status = client.get("/healthz").status_code
+            while status != 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                status = client.get("/healthz").status_code
+            assert status == 200
+    finally:
+        stack.down(save=False)
