@@ -9,6 +9,8 @@ in `pulse_local.translate.rules.RULES_BY_TYPE` ahead of the older rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from pulse_local.translate.rules import Rule, fail, fill, rule_extract, rule_scalar_misc, unit_of
@@ -179,6 +181,73 @@ def rule_nth_value_n(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+_GROUPING_LISTS = (exp.GroupingSets, exp.Rollup, exp.Cube, exp.Tuple)
+
+
+def _grouping_resolver(select: exp.Expression) -> Callable[[exp.Expression], exp.Expression]:
+    """Map a grouping item to what it names: an ordinal or a select-list alias -> the expression."""
+    projections = list(select.expressions) if isinstance(select, exp.Select) else []
+    aliases = {p.alias.lower(): p.this for p in projections if isinstance(p, exp.Alias)}
+
+    def resolve(item: exp.Expression) -> exp.Expression:
+        if isinstance(item, exp.Literal) and item.is_int and 1 <= int(item.name) <= len(projections):
+            chosen = projections[int(item.name) - 1]
+            return chosen.this if isinstance(chosen, exp.Alias) else chosen
+        if isinstance(item, exp.Column) and not item.table and item.name.lower() in aliases:
+            return aliases[item.name.lower()]
+        return item
+
+    return resolve
+
+
+def _leaves(node: exp.Expression, resolve: Callable[[exp.Expression], exp.Expression]) -> list[exp.Expression]:
+    if isinstance(node, _GROUPING_LISTS):
+        return [leaf for item in node.expressions for leaf in _leaves(item, resolve)]
+    if isinstance(node, exp.Paren):
+        return _leaves(node.this, resolve)
+    return [resolve(node)]
+
+
+def rule_grouping_sets(node: exp.Expression) -> exp.Expression | None:
+    """GROUPING SETS / ROLLUP / CUBE cases where DuckDB groups differently from BigQuery.
+
+    BigQuery computes a select expression over a grouped column (``a + 1`` next to ``a``)
+    from that column, DuckDB matches it to the grouping item ``a + 1`` instead; and a
+    ROLLUP/CUBE that repeats an item yields other grouping sets. Both are rejected.
+    """
+    if not isinstance(node, exp.Group) or not any(isinstance(e, _GROUPING_LISTS[:3]) for e in node.expressions):
+        return None
+    resolve = _grouping_resolver(node.parent) if node.parent is not None else (lambda e: e)
+    for multi in node.find_all(exp.Rollup, exp.Cube):
+        keys = [tuple(leaf.sql() for leaf in _leaves(item, resolve)) for item in multi.expressions]
+        if len(set(keys)) != len(keys):
+            raise fail(node, f"{multi.key.upper()} with a repeated item",
+                       "DuckDB builds other grouping sets from repeated items than BigQuery",
+                       "List each item once.")
+    for sets in node.find_all(exp.GroupingSets):
+        keys = [tuple(leaf.sql() for leaf in _leaves(item, resolve)) for item in sets.expressions]
+        if len(set(keys)) != len(keys):
+            raise fail(node, "GROUPING SETS with a repeated set",
+                       "BigQuery returns each repeated set's rows again, DuckDB once",
+                       "List each grouping set once.")
+    for lst in list(node.find_all(*_GROUPING_LISTS)):
+        for item in list(lst.expressions):
+            if isinstance(item, exp.Literal) and item.is_int:
+                target = resolve(item)
+                if target is item or isinstance(target, exp.Literal):
+                    raise fail(node, f"grouping item {item.name}", "an ordinal naming a constant (or no column)",
+                               "Group by the column or expression itself.")
+                item.replace(target.copy())
+    leaves = [leaf for e in node.expressions for leaf in _leaves(e, resolve)]
+    columns = {leaf.sql() for leaf in leaves if isinstance(leaf, exp.Column)}
+    for leaf in leaves:
+        if not isinstance(leaf, exp.Column) and any(c.sql() in columns for c in leaf.find_all(exp.Column)):
+            raise fail(node, f"grouping item {leaf.sql(dialect='bigquery')} next to one of its columns",
+                       "BigQuery computes the expression from the grouped column, DuckDB groups by it",
+                       "Group by the column only and compute the expression in the select list.")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -199,4 +268,5 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.SafeFunc: (rule_safe_guards,),
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
+    exp.Group: (rule_grouping_sets,),
 }
