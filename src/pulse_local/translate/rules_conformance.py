@@ -248,6 +248,48 @@ def rule_grouping_sets(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _is_null_constant(node: exp.Expression | None) -> bool:
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.Null) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null))
+
+
+def rule_not_null_literal(node: exp.Expression) -> exp.Expression | None:
+    """``NOT NULL`` (a bare NULL operand) is rejected by BigQuery."""
+    if isinstance(node, exp.Not):
+        inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
+        if isinstance(inner, exp.Null):
+            raise fail(node, "NOT of a literal NULL", "BigQuery rejects a bare NULL operand of NOT",
+                       "Write CAST(NULL AS BOOL) instead of NULL.")
+    return None
+
+
+_NUMBERING = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.PercentRank, exp.CumeDist, exp.Ntile)
+
+
+def rule_window_checks(node: exp.Expression) -> exp.Expression | None:
+    """Window forms BigQuery rejects and DuckDB runs: numbering functions with a frame,
+    NTILE of a NULL or non-positive constant, a NULL frame offset."""
+    if isinstance(node, exp.WindowSpec):
+        for side in ("start", "end"):
+            if _is_null_constant(node.args.get(side)):
+                raise fail(node, "window frame with a NULL offset", "BigQuery raises an error for it")
+        return None
+    if not isinstance(node, exp.Window):
+        return None
+    function = node.this
+    if isinstance(function, _NUMBERING) and node.args.get("spec") is not None:
+        raise fail(node, f"{function.sql_name()} with a window frame",
+                   "BigQuery does not allow a frame for numbering functions")
+    if isinstance(function, exp.Ntile):
+        n = function.this
+        inner = n.this if isinstance(n, exp.Paren) else n
+        if _is_null_constant(n) or isinstance(inner, exp.Neg) or (
+            isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+        ):
+            raise fail(node, "NTILE with a NULL or non-positive bucket count", "BigQuery raises an error for it")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -269,4 +311,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),
+    exp.Not: (rule_not_null_literal,),
+    exp.Window: (rule_window_checks,),
+    exp.WindowSpec: (rule_window_checks,),
 }

@@ -98,3 +98,22 @@ def test_grouping_set_ordinals_name_select_expressions() -> None:
     rows = _run("SELECT UPPER(b) AS u, c, COUNT(*) FROM UNNEST([STRUCT('x' AS b, TRUE AS c), STRUCT('y', TRUE)]) "
                 "GROUP BY GROUPING SETS((1, c), 2) ORDER BY 1, 2")
     assert rows == [(None, True, 2), ("X", True, 1), ("Y", True, 1)]
+
+
+@pytest.mark.parametrize(("sql", "construct"), [
+    ("SELECT NOT NULL", "NOT of a literal NULL"),
+    ("SELECT ROW_NUMBER() OVER (ORDER BY x ROWS 2 PRECEDING) FROM UNNEST([1]) AS x", "ROW_NUMBER with a window frame"),
+    ("SELECT NTILE(CAST(NULL AS INT64)) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
+    ("SELECT NTILE(0) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
+    (("SELECT SUM(x) OVER (ORDER BY x RANGE BETWEEN CAST(NULL AS INT64) PRECEDING AND CURRENT ROW) "
+     "FROM UNNEST([1]) AS x"), "NULL offset"),
+])
+def test_window_forms_bigquery_rejects(sql: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(sql)
+
+
+def test_window_forms_bigquery_accepts_still_run() -> None:
+    rows = _run("SELECT x, NTILE(2) OVER (ORDER BY x) AS t, SUM(x) OVER (ORDER BY x ROWS 1 PRECEDING) AS s "
+                "FROM UNNEST([1, 2, 3]) AS x ORDER BY x")
+    assert rows == [(1, 1, 1), (2, 1, 3), (3, 2, 5)]
