@@ -253,16 +253,6 @@ def _is_null_constant(node: exp.Expression | None) -> bool:
     return isinstance(inner, exp.Null) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null))
 
 
-def rule_not_null_literal(node: exp.Expression) -> exp.Expression | None:
-    """``NOT NULL`` (a bare NULL operand) is rejected by BigQuery."""
-    if isinstance(node, exp.Not):
-        inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
-        if isinstance(inner, exp.Null):
-            raise fail(node, "NOT of a literal NULL", "BigQuery rejects a bare NULL operand of NOT",
-                       "Write CAST(NULL AS BOOL) instead of NULL.")
-    return None
-
-
 _NUMBERING = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.PercentRank, exp.CumeDist, exp.Ntile)
 
 
@@ -311,7 +301,6 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),
-    exp.Not: (rule_not_null_literal,),
     exp.Window: (rule_window_checks,),
     exp.WindowSpec: (rule_window_checks,),
 }

@@ -101,7 +101,6 @@ def test_grouping_set_ordinals_name_select_expressions() -> None:
 
 
 @pytest.mark.parametrize(("sql", "construct"), [
-    ("SELECT NOT NULL", "NOT of a literal NULL"),
     ("SELECT ROW_NUMBER() OVER (ORDER BY x ROWS 2 PRECEDING) FROM UNNEST([1]) AS x", "ROW_NUMBER with a window frame"),
     ("SELECT NTILE(CAST(NULL AS INT64)) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
     ("SELECT NTILE(0) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
