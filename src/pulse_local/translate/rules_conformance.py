@@ -13,7 +13,15 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill, rule_extract, rule_scalar_misc, unit_of
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+    known_type,
+    rule_extract,
+    rule_scalar_misc,
+    unit_of,
+)
 
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
 DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
@@ -280,6 +288,42 @@ def rule_window_checks(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _fractional_format(value: str, head: str, tail: str = "") -> str:
+    """STRFTIME of `value` with 0, 3 or 6 fractional digits, as BigQuery prints them."""
+    return (
+        f"CASE WHEN MICROSECOND({value}) % 1000000 = 0 THEN STRFTIME({value}, '{head}{tail}') "
+        f"WHEN MICROSECOND({value}) % 1000 = 0 THEN STRFTIME({value}, '{head}.%g{tail}') "
+        f"ELSE STRFTIME({value}, '{head}.%f{tail}') END"
+    )
+
+
+_CIVIL_STRINGS = {
+    "DATE": "CAST(__x AS VARCHAR)",
+    "TIMESTAMP": _fractional_format("__x", "%Y-%m-%d %H:%M:%S"),  # BigQuery DATETIME
+    "TIMESTAMPTZ": _fractional_format("__x", "%Y-%m-%d %H:%M:%S", "+00"),  # session is UTC
+    "TIME": _fractional_format("(DATE '1970-01-01' + __x)", "%H:%M:%S"),
+}
+
+
+def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
+    """STRING(x) / CAST(x AS STRING) of a DATE, DATETIME, TIME or TIMESTAMP whose type is visible.
+
+    BigQuery prints 0, 3 or 6 fractional digits and no offset for DATE/DATETIME/TIME;
+    DuckDB's cast trims digits ('.1') and STRING() added '+00' to every argument.
+    """
+    if isinstance(node, exp.String):
+        zone = node.args.get("zone")
+        if zone is not None and not (isinstance(zone, exp.Literal) and zone.name.upper() in {"UTC", "+00", "Z"}):
+            return None
+        value = node.this
+    elif isinstance(node, exp.Cast) and node.to.is_type("text", "varchar") and not isinstance(node, exp.TryCast):
+        value = node.this
+    else:
+        return None
+    template = _CIVIL_STRINGS.get(known_type(value) or "")
+    return fill(template, x=value) if template else None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -302,5 +346,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),
     exp.Window: (rule_window_checks,),
+    exp.String: (rule_civil_string,),
+    exp.Cast: (rule_civil_string,),
     exp.WindowSpec: (rule_window_checks,),
 }
