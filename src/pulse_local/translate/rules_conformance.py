@@ -9,9 +9,19 @@ in `pulse_local.translate.rules.RULES_BY_TYPE` ahead of the older rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill, rule_extract, rule_scalar_misc, unit_of
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+    known_type,
+    rule_extract,
+    rule_scalar_misc,
+    unit_of,
+)
 
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
 DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
@@ -179,6 +189,141 @@ def rule_nth_value_n(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+_GROUPING_LISTS = (exp.GroupingSets, exp.Rollup, exp.Cube, exp.Tuple)
+
+
+def _grouping_resolver(select: exp.Expression) -> Callable[[exp.Expression], exp.Expression]:
+    """Map a grouping item to what it names: an ordinal or a select-list alias -> the expression."""
+    projections = list(select.expressions) if isinstance(select, exp.Select) else []
+    aliases = {p.alias.lower(): p.this for p in projections if isinstance(p, exp.Alias)}
+
+    def resolve(item: exp.Expression) -> exp.Expression:
+        if isinstance(item, exp.Literal) and item.is_int and 1 <= int(item.name) <= len(projections):
+            chosen = projections[int(item.name) - 1]
+            return chosen.this if isinstance(chosen, exp.Alias) else chosen
+        if isinstance(item, exp.Column) and not item.table and item.name.lower() in aliases:
+            return aliases[item.name.lower()]
+        return item
+
+    return resolve
+
+
+def _leaves(node: exp.Expression, resolve: Callable[[exp.Expression], exp.Expression]) -> list[exp.Expression]:
+    if isinstance(node, _GROUPING_LISTS):
+        return [leaf for item in node.expressions for leaf in _leaves(item, resolve)]
+    if isinstance(node, exp.Paren):
+        return _leaves(node.this, resolve)
+    return [resolve(node)]
+
+
+def rule_grouping_sets(node: exp.Expression) -> exp.Expression | None:
+    """GROUPING SETS / ROLLUP / CUBE cases where DuckDB groups differently from BigQuery.
+
+    BigQuery computes a select expression over a grouped column (``a + 1`` next to ``a``)
+    from that column, DuckDB matches it to the grouping item ``a + 1`` instead; and a
+    ROLLUP/CUBE that repeats an item yields other grouping sets. Both are rejected.
+    """
+    if not isinstance(node, exp.Group) or not any(isinstance(e, _GROUPING_LISTS[:3]) for e in node.expressions):
+        return None
+    resolve = _grouping_resolver(node.parent) if node.parent is not None else (lambda e: e)
+    for multi in node.find_all(exp.Rollup, exp.Cube):
+        keys = [tuple(leaf.sql() for leaf in _leaves(item, resolve)) for item in multi.expressions]
+        if len(set(keys)) != len(keys):
+            raise fail(node, f"{multi.key.upper()} with a repeated item",
+                       "DuckDB builds other grouping sets from repeated items than BigQuery",
+                       "List each item once.")
+    for sets in node.find_all(exp.GroupingSets):
+        keys = [tuple(leaf.sql() for leaf in _leaves(item, resolve)) for item in sets.expressions]
+        if len(set(keys)) != len(keys):
+            raise fail(node, "GROUPING SETS with a repeated set",
+                       "BigQuery returns each repeated set's rows again, DuckDB once",
+                       "List each grouping set once.")
+    for lst in list(node.find_all(*_GROUPING_LISTS)):
+        for item in list(lst.expressions):
+            if isinstance(item, exp.Literal) and item.is_int:
+                target = resolve(item)
+                if target is item or isinstance(target, exp.Literal):
+                    raise fail(node, f"grouping item {item.name}", "an ordinal naming a constant (or no column)",
+                               "Group by the column or expression itself.")
+                item.replace(target.copy())
+    leaves = [leaf for e in node.expressions for leaf in _leaves(e, resolve)]
+    columns = {leaf.sql() for leaf in leaves if isinstance(leaf, exp.Column)}
+    for leaf in leaves:
+        if not isinstance(leaf, exp.Column) and any(c.sql() in columns for c in leaf.find_all(exp.Column)):
+            raise fail(node, f"grouping item {leaf.sql(dialect='bigquery')} next to one of its columns",
+                       "BigQuery computes the expression from the grouped column, DuckDB groups by it",
+                       "Group by the column only and compute the expression in the select list.")
+    return None
+
+
+def _is_null_constant(node: exp.Expression | None) -> bool:
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.Null) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null))
+
+
+_NUMBERING = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.PercentRank, exp.CumeDist, exp.Ntile)
+
+
+def rule_window_checks(node: exp.Expression) -> exp.Expression | None:
+    """Window forms BigQuery rejects and DuckDB runs: numbering functions with a frame,
+    NTILE of a NULL or non-positive constant, a NULL frame offset."""
+    if isinstance(node, exp.WindowSpec):
+        for side in ("start", "end"):
+            if _is_null_constant(node.args.get(side)):
+                raise fail(node, "window frame with a NULL offset", "BigQuery raises an error for it")
+        return None
+    if not isinstance(node, exp.Window):
+        return None
+    function = node.this
+    if isinstance(function, _NUMBERING) and node.args.get("spec") is not None:
+        raise fail(node, f"{function.sql_name()} with a window frame",
+                   "BigQuery does not allow a frame for numbering functions")
+    if isinstance(function, exp.Ntile):
+        n = function.this
+        inner = n.this if isinstance(n, exp.Paren) else n
+        if _is_null_constant(n) or isinstance(inner, exp.Neg) or (
+            isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+        ):
+            raise fail(node, "NTILE with a NULL or non-positive bucket count", "BigQuery raises an error for it")
+    return None
+
+
+def _fractional_format(value: str, head: str, tail: str = "") -> str:
+    """STRFTIME of `value` with 0, 3 or 6 fractional digits, as BigQuery prints them."""
+    return (
+        f"CASE WHEN MICROSECOND({value}) % 1000000 = 0 THEN STRFTIME({value}, '{head}{tail}') "
+        f"WHEN MICROSECOND({value}) % 1000 = 0 THEN STRFTIME({value}, '{head}.%g{tail}') "
+        f"ELSE STRFTIME({value}, '{head}.%f{tail}') END"
+    )
+
+
+_CIVIL_STRINGS = {
+    "DATE": "CAST(__x AS VARCHAR)",
+    "TIMESTAMP": _fractional_format("__x", "%Y-%m-%d %H:%M:%S"),  # BigQuery DATETIME
+    "TIMESTAMPTZ": _fractional_format("__x", "%Y-%m-%d %H:%M:%S", "+00"),  # session is UTC
+    "TIME": _fractional_format("(DATE '1970-01-01' + __x)", "%H:%M:%S"),
+}
+
+
+def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
+    """STRING(x) / CAST(x AS STRING) of a DATE, DATETIME, TIME or TIMESTAMP whose type is visible.
+
+    BigQuery prints 0, 3 or 6 fractional digits and no offset for DATE/DATETIME/TIME;
+    DuckDB's cast trims digits ('.1') and STRING() added '+00' to every argument.
+    """
+    if isinstance(node, exp.String):
+        zone = node.args.get("zone")
+        if zone is not None and not (isinstance(zone, exp.Literal) and zone.name.upper() in {"UTC", "+00", "Z"}):
+            return None
+        value = node.this
+    elif isinstance(node, exp.Cast) and node.to.is_type("text", "varchar") and not isinstance(node, exp.TryCast):
+        value = node.this
+    else:
+        return None
+    template = _CIVIL_STRINGS.get(known_type(value) or "")
+    return fill(template, x=value) if template else None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -199,4 +344,9 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.SafeFunc: (rule_safe_guards,),
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
+    exp.Group: (rule_grouping_sets,),
+    exp.Window: (rule_window_checks,),
+    exp.String: (rule_civil_string,),
+    exp.Cast: (rule_civil_string,),
+    exp.WindowSpec: (rule_window_checks,),
 }

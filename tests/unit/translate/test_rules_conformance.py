@@ -81,3 +81,38 @@ def test_statement_level_select_as_struct_returns_columns() -> None:
 def test_nth_value_needs_a_positive_n(n: str) -> None:
     with pytest.raises(UntranslatableSQL, match="NTH_VALUE"):
         bigquery_to_duckdb(f"SELECT NTH_VALUE(x, {n}) OVER (ORDER BY x) FROM UNNEST([1]) AS x")
+
+
+@pytest.mark.parametrize(("group_by", "construct"), [
+    ("GROUPING SETS(a, a + 1)", "next to one of its columns"),
+    ("ROLLUP(a, 1)", "repeated item"),
+    ("GROUPING SETS(a, (a), b)", "repeated set"),
+])
+def test_grouping_sets_bigquery_groups_differently(group_by: str, construct: str) -> None:
+    sql = f"SELECT a, a + 1, COUNT(*) FROM UNNEST([STRUCT(1 AS a, 'x' AS b)]) GROUP BY {group_by}"
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(sql)
+
+
+def test_grouping_set_ordinals_name_select_expressions() -> None:
+    rows = _run("SELECT UPPER(b) AS u, c, COUNT(*) FROM UNNEST([STRUCT('x' AS b, TRUE AS c), STRUCT('y', TRUE)]) "
+                "GROUP BY GROUPING SETS((1, c), 2) ORDER BY 1, 2")
+    assert rows == [(None, True, 2), ("X", True, 1), ("Y", True, 1)]
+
+
+@pytest.mark.parametrize(("sql", "construct"), [
+    ("SELECT ROW_NUMBER() OVER (ORDER BY x ROWS 2 PRECEDING) FROM UNNEST([1]) AS x", "ROW_NUMBER with a window frame"),
+    ("SELECT NTILE(CAST(NULL AS INT64)) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
+    ("SELECT NTILE(0) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "NTILE"),
+    (("SELECT SUM(x) OVER (ORDER BY x RANGE BETWEEN CAST(NULL AS INT64) PRECEDING AND CURRENT ROW) "
+     "FROM UNNEST([1]) AS x"), "NULL offset"),
+])
+def test_window_forms_bigquery_rejects(sql: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(sql)
+
+
+def test_window_forms_bigquery_accepts_still_run() -> None:
+    rows = _run("SELECT x, NTILE(2) OVER (ORDER BY x) AS t, SUM(x) OVER (ORDER BY x ROWS 1 PRECEDING) AS s "
+                "FROM UNNEST([1, 2, 3]) AS x ORDER BY x")
+    assert rows == [(1, 1, 1), (2, 1, 3), (3, 2, 5)]
