@@ -84,7 +84,38 @@ def rule_array_concat_agg_limit(node: exp.Expression) -> exp.Expression | None:
     return exp.Anonymous(this="FLATTEN", expressions=[sliced])
 
 
+def rule_unnest_alias_fields(node: exp.Expression) -> exp.Expression | None:
+    """FROM UNNEST(array) AS p: `p` is the element, and a struct's fields are columns too.
+
+    BigQuery's UNNEST is a value table: `p` names the element (the whole struct) and
+    `key` (or `p.key`) a field; `SELECT *` lists the fields. DuckDB's
+    `UNNEST(a) AS _t(p)` exposes only `p`. `(SELECT UNNEST(a, max_depth := 2) AS p) AS p`
+    gives the fields as columns of table `p` (which DuckDB also reads as the row
+    struct), and a single column `p` for scalar arrays (BigQuery has no arrays of arrays).
+    Not applied to outer joins (see below).
+    """
+    if not isinstance(node, exp.Unnest) or node.args.get("offset") or len(node.expressions) != 1:
+        return None
+    if not isinstance(node.parent, (exp.From, exp.Join)):
+        return None
+    alias = node.args.get("alias")
+    if alias is None:
+        return None
+    columns = alias.columns
+    name = columns[0].name if len(columns) == 1 else (alias.name if not columns else "")
+    if not name:
+        return None
+    if isinstance(node.parent, exp.Join) and node.parent.args.get("side"):
+        # LEFT JOIN: DuckDB would read the missing row as a struct of NULLs, BigQuery as
+        # NULL; keep sqlglot's translation (the alias works, bare fields fail loudly).
+        return None
+    inner = fill("SELECT UNNEST(__a, max_depth := 2) AS __pulse_alias", a=node.expressions[0])
+    inner.expressions[0].set("alias", exp.to_identifier(name))
+    return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(name)))
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Unnest: (rule_unnest_alias_fields,),
     exp.Bracket: (rule_array_index,),
     exp.ApproxQuantiles: (rule_approx_quantiles,),
     exp.IgnoreNulls: (rule_ignore_nulls_quantiles,),

@@ -47,8 +47,9 @@ def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
 
 
 def _plain_star(select: exp.Select) -> exp.Star | None:
+    """The unqualified `*` (optionally with EXCEPT) of `select`, if any."""
     for item in select.expressions:
-        if isinstance(item, exp.Star) and not any(item.args.get(k) for k in ("except_", "except", "replace", "rename")):
+        if isinstance(item, exp.Star) and not any(item.args.get(k) for k in ("replace", "rename", "ilike")):
             return item
     return None
 
@@ -72,8 +73,9 @@ def rule_star_after_using(node: exp.Expression) -> exp.Expression | None:
     for join in joins:
         keys = [ident.name for ident in join.args["using"]]
         order = keys + [k for k in order if k not in keys]
-    columns: list[exp.Expression] = [exp.column(name, quoted=True) for name in order]
-    rest = exp.Star(except_=[exp.column(name, quoted=True) for name in order])
+    excepted = [c.name for c in star.args.get("except_") or []]
+    columns: list[exp.Expression] = [exp.column(name, quoted=True) for name in order if name not in excepted]
+    rest = exp.Star(except_=[exp.column(name, quoted=True) for name in dict.fromkeys(order + excepted)])
     new_items: list[exp.Expression] = []
     for item in node.expressions:
         if item is star:

@@ -73,3 +73,20 @@ def test_soundex_and_json_keys() -> None:
     assert [soundex(w) for w in ("Robert", "Rupert", "Tymczak", "Pfister", "Honeyman")] == [
         "R163", "R163", "T522", "P236", "H555"]
     assert json_keys('{"b": {"c": [{"d": 1}]}, "a": 1, "a.b": 2}') == ['"a.b"', "a", "b", "b.c"]
+
+
+def test_session_configuration_is_idempotent_and_reaches_cursors() -> None:
+    from pulse_local.translate import session
+    from pulse_local.translate.functions import HELPER_NAMES
+
+    con = duckdb.connect()
+    try:
+        session.configure(con, global_scope=True)
+        session.configure(con)  # a second call must not fail on existing functions
+        cursor = con.cursor()
+        session.configure(cursor)
+        names = {r[0] for r in cursor.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
+        assert HELPER_NAMES <= names
+        assert cursor.execute("SELECT current_setting('TimeZone'), bq_soundex('Lavine')").fetchone() == ("UTC", "L150")
+    finally:
+        con.close()
