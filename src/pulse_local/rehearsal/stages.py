@@ -35,6 +35,12 @@ def rehearsal_environment(settings: Settings) -> dict[str, str]:
     from pulse_local.stack.services import service_env
 
     env = {**service_env(settings), "PULSE_PROFILE": "gcp",
+           # the gcp settings every service process reads (the processor archives to the bucket)
+           "PULSE_RAW_BUCKET": settings.raw_bucket, "PULSE_LOCATION": settings.location,
+           "PULSE_BIGTABLE_INSTANCE": settings.bigtable_instance,
+           "PULSE_BIGQUERY_PORT": str(settings.bigquery_port),
+           "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
+           "PULSE_STORAGE_PORT": str(settings.storage_port),
            **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
     refuse_real_google(env)
     return env
