@@ -1,7 +1,8 @@
 {#- Helpers for the raw layer written by Google Datastream (append-only mode): every change
     of a source row is one row with a `datastream_metadata` struct
     (uuid, source_timestamp = epoch milliseconds, change_sequence_number, change_type in
-    INSERT / UPDATE-INSERT / UPDATE-DELETE / DELETE, is_deleted). BigQuery SQL. -#}
+    INSERT / UPDATE-INSERT / UPDATE-DELETE / DELETE, sort_keys). That mode has no is_deleted
+    field: deletes are read from change_type. BigQuery SQL. -#}
 
 {#- Order of changes of one source row, newest first. At equal source_timestamp and sequence
     number the new image of an update (UPDATE-INSERT) wins over its old image (UPDATE-DELETE). -#}
@@ -14,8 +15,7 @@
 {#- True for a change row that removes the source row (a delete or the old image of an update
     that moved the key). -#}
 {% macro datastream_is_delete() -%}
-    (datastream_metadata.change_type in ('DELETE', 'UPDATE-DELETE')
-     or coalesce(datastream_metadata.is_deleted, false))
+    (datastream_metadata.change_type in ('DELETE', 'UPDATE-DELETE'))
 {%- endmacro %}
 
 {#- The current state of every source row: the newest change row per key, dropped when that

@@ -151,18 +151,22 @@ class LocalDirArchive:
 
 
 class GcsArchive:
-    """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable)."""
+    """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable).
+    ``PULSE_RAW_BUCKET`` must be set (`GcpSettingMissing` before the first call otherwise)."""
 
-    def __init__(self, bucket: str) -> None:
-        self.bucket_name = bucket
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bucket_name = settings.raw_bucket
 
     @cached_property
     def bucket(self) -> Any:
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import storage
 
+        self.settings.require_gcp("raw_bucket")
+
         try:
-            return storage.Client().bucket(self.bucket_name)
+            return storage.Client(project=self.settings.project).bucket(self.bucket_name)
         except DefaultCredentialsError:
             raise missing_credentials("Cloud Storage") from None
 
@@ -289,10 +293,19 @@ class PubSubBus:
 
 
 class ChangeStreams(Protocol):
-    """Capability: make the declared change streams (emulators/datastream/stream.yaml) exist."""
+    """Capability: the declared change streams (emulators/datastream/stream.yaml): make them
+    exist, wait until they carried what the source committed, say how far behind they are."""
 
     def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
         """Create the streams (Datastream API bodies by stream id); return what was done."""
+        ...
+
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """Return once the raw layer holds every change committed before the call."""
+        ...
+
+    def lag(self, settings: Settings) -> Any:
+        """How far behind the raw layer is (`cdc.Lag` locally, `DatastreamLag` on GCP)."""
         ...
 
 
@@ -304,15 +317,41 @@ class LocalCdcService:
                 "(`python -m pulse_local.cdc serve`, started by `pulse-local up`) reads the same "
                 "emulators/datastream/stream.yaml")
 
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """The local CDC engine's drain (waits for the service when it holds the slot)."""
+        from pulse_local.cdc import drain
+
+        report = drain(settings, timeout=timeout)
+        return {"changes": report.changes, "backfilled_rows": report.backfilled_rows,
+                "transactions": report.transactions, "files": report.files,
+                "waited_for_service": report.waited_for_service, "seconds": report.seconds}
+
+    def lag(self, settings: Settings) -> Any:
+        from pulse_local.cdc import lag
+
+        return lag(settings)
+
 
 class DatastreamStreams:
-    """On GCP, Datastream streams created through its API (google-cloud-datastream)."""
+    """On GCP, Datastream streams through its API (google-cloud-datastream). The local CDC
+    engine never runs here: it would consume Datastream's slot."""
 
     def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
         from pulse_local.cdc.provision import create_streams
 
-        create_streams(settings, {k: dict(v) for k, v in streams.items()})
-        return f"created Datastream streams: {', '.join(streams)}"
+        done = create_streams(settings, {k: dict(v) for k, v in streams.items()})
+        return "Datastream: " + "; ".join(done)
+
+    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
+        """Every stream RUNNING, then its slot confirmed past the WAL position of the call."""
+        from pulse_local.cdc.provision import wait_for_datastream
+
+        return wait_for_datastream(settings, timeout=timeout)
+
+    def lag(self, settings: Settings) -> Any:
+        from pulse_local.cdc.provision import datastream_lag
+
+        return datastream_lag(settings)
 
 
 @dataclass(frozen=True)
@@ -327,9 +366,12 @@ class Backends:
     raw_events: RawEventSink
     #: Who runs the declared change streams: the local cdc service, or Datastream.
     change_streams: ChangeStreams
-    #: How raw tables are named: ``raw.<table>`` locally, ``raw.public_<table>`` as Datastream
-    #: names them in BigQuery (dbt's sources do the same by target type).
-    raw_table_prefix: str = ""
+    #: How raw tables are named: ``raw.public_<table>``, as Datastream names them in BigQuery
+    #: and the local CDC names its views (dbt's sources do the same).
+    raw_table_prefix: str = "public_"
+    #: Whether the stack's run files (the consumer's status file, dbt's run_results.json) are
+    #: on this machine. Not on GCP: a Cloud Run job has none of them.
+    run_files_here: bool = True
 
 
 def for_profile(settings: Settings) -> Backends:
@@ -344,14 +386,15 @@ def for_profile(settings: Settings) -> Backends:
                 change_streams=LocalCdcService(),
             )
         case "gcp":
+            settings.require_gcp("project")  # before any client exists
             return Backends(
-                archive=GcsArchive(settings.raw_bucket),
+                archive=GcsArchive(settings),
                 bus=PubSubBus(settings.project),
                 warehouse=BigQueryWarehouse(settings.project, settings.location,
                                             endpoint=settings.bigquery_emulator_host),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
-                raw_table_prefix="public_",
+                run_files_here=False,
             )
     assert_never(settings.profile)
 

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pulse_local.errors import ConfigError
+from pulse_local.errors import ConfigError, GcpSettingMissing
 
 OptionsT = TypeVar("OptionsT", bound=BaseSettings)
 
@@ -23,6 +23,25 @@ StackMode = Literal["native", "docker", "auto"]
 
 #: The project root: the directory holding pyproject.toml, dbt/, emulators/ ...
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: Settings the gcp profile needs set explicitly: field -> (variable, what it is for). Their
+#: local defaults would point at the wrong thing on GCP (``pulse-raw`` is someone else's global
+#: bucket name; the DSNs would go to 127.0.0.1).
+GCP_REQUIRED: dict[str, tuple[str, str]] = {
+    "project": ("PULSE_PROJECT", "the GCP project id every Google client works in"),
+    "raw_bucket": (
+        "PULSE_RAW_BUCKET",
+        ("the Cloud Storage bucket raw webhook payloads are archived to (bucket names are "
+        "global: pick one your project owns)")),
+    "database_url": (
+        "PULSE_DATABASE_URL",
+        ("the Cloud SQL DSN of the application role (row-level security applies to it), e.g. "
+        "through the Cloud SQL proxy")),
+    "admin_database_url": (
+        "PULSE_ADMIN_DATABASE_URL",
+        ("the Cloud SQL DSN of the owner role (migrations, the publication and replication "
+        "slot)")),
+}
 
 
 class Settings(BaseSettings):
@@ -38,6 +57,9 @@ class Settings(BaseSettings):
     location: str = Field("europe-west1", description="BigQuery / Datastream location.")
     bigtable_instance: str = Field("pulse", description="Bigtable instance id.")
     raw_bucket: str = Field("pulse-raw", description="GCS bucket for raw payloads (gcp profile).")
+    project_number: str | None = Field(
+        None, description="GCP project number (gcp provisioning: the Pub/Sub service agent's "
+        "name); looked up through Resource Manager when unset.")
 
     host: str = Field("127.0.0.1", description="Address the native services listen on.")
     postgres_port: int = Field(54329, ge=1, le=65535)
@@ -92,6 +114,20 @@ class Settings(BaseSettings):
             )
         return value.strip().lower() if isinstance(value, str) else value
 
+    def require_gcp(self, *fields: str) -> None:
+        """On the gcp profile, raise `GcpSettingMissing` for the first of `fields` (names in
+        `GCP_REQUIRED`) that was not set explicitly (environment, .env or argument). No-op on
+        the local profile, where the defaults are the stack's own."""
+        if self.profile != "gcp":
+            return
+        for name in fields:
+            variable, purpose = GCP_REQUIRED[name]
+            if name not in self.model_fields_set or getattr(self, name) in (None, ""):
+                raise GcpSettingMissing(
+                    f"{variable} is not set: on PULSE_PROFILE=gcp it is {purpose}, and the "
+                    f"local default would silently point elsewhere. Set {variable} (environment "
+                    "or .env), or work offline with PULSE_PROFILE=local")
+
     # Derived addresses -------------------------------------------------------------------
     @property
     def duckdb_path(self) -> Path:
@@ -104,16 +140,25 @@ class Settings(BaseSettings):
         return self.state_dir / "bucket"
 
     def app_dsn(self) -> str:
-        """DSN of the application role (row-level security applies to it)."""
+        """DSN of the application role (row-level security applies to it); on gcp
+        ``PULSE_DATABASE_URL`` is required (`GcpSettingMissing`)."""
+        self.require_gcp("database_url")
         return self.database_url or (
             f"postgresql://{self.db_app_user}:{self.db_app_password}"
             f"@{self.host}:{self.postgres_port}/{self.db_name}"
         )
 
     def admin_dsn(self, database: str | None = None) -> str:
-        """DSN of the owner role (migrations, publication, replication slot)."""
+        """DSN of the owner role (migrations, publication, replication slot); on gcp
+        ``PULSE_ADMIN_DATABASE_URL`` is required (`GcpSettingMissing`), and another
+        `database` than its own cannot be derived from it."""
+        self.require_gcp("admin_database_url")
         if self.admin_database_url and database is None:
             return self.admin_database_url
+        if self.profile == "gcp":
+            raise GcpSettingMissing(
+                f"no DSN for database {database!r} on PULSE_PROFILE=gcp: only "
+                "PULSE_ADMIN_DATABASE_URL's own database is reachable; connect to it instead")
         return (
             f"postgresql://{self.db_admin_user}:{self.db_admin_password}"
             f"@{self.host}:{self.postgres_port}/{database or self.db_name}"

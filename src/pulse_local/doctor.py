@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pulse_local.config import Settings
 
@@ -108,19 +109,30 @@ def check_bigtable(settings: Settings) -> str:
     return "wrote and read a cell"
 
 
-def check_warehouse(settings: Settings) -> str:
-    """Create a table in the warehouse, query it, drop it."""
-    from pulse_local.backends import for_profile
+#: The dataset (DuckDB schema) the warehouse round trip writes its table into: BigQuery has no
+#: table outside a dataset, so the name is always qualified. dbt's staging dataset exists on
+#: both profiles once provisioned (`create schema if not exists` covers a fresh DuckDB file).
+DOCTOR_DATASET = "staging"
 
-    warehouse = for_profile(settings).warehouse
-    name = f"doctor_{uuid.uuid4().hex[:8]}"
+
+def warehouse_roundtrip(warehouse: Any) -> str:
+    """Create a table in `warehouse` (a `Warehouse`), query it, drop it."""
+    name = f"{DOCTOR_DATASET}.doctor_{uuid.uuid4().hex[:8]}"
     rows = warehouse.query(
+        f"create schema if not exists {DOCTOR_DATASET}; "
         f"create table {name} as select 41 + 1 as answer; select answer from {name}; "
     )
     warehouse.query(f"drop table {name}")
     if rows != [(42,)]:
         raise RuntimeError(f"expected [(42,)], got {rows}")
     return f"created, queried and dropped {name}"
+
+
+def check_warehouse(settings: Settings) -> str:
+    """Create a table in the warehouse, query it, drop it."""
+    from pulse_local.backends import for_profile
+
+    return warehouse_roundtrip(for_profile(settings).warehouse)
 
 
 CHECKS: list[tuple[str, str, Callable[[Settings], str]]] = [

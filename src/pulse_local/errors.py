@@ -27,6 +27,15 @@ class StackStateError(PulseError):
     """The state directory cannot be used as it is."""
 
 
+class NotAvailableOnProfile(PulseError):
+    """What was asked for does not exist on this profile (e.g. a local status file on a Cloud
+    Run job); the message says where to look instead."""
+
+
+class GcpSettingMissing(ConfigError):
+    """A setting the gcp profile needs is unset (its local default would point elsewhere)."""
+
+
 def missing_credentials(what: str) -> ConfigError:
     """The error for a GCP client built without Application Default Credentials."""
     return ConfigError(

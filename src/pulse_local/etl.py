@@ -81,20 +81,13 @@ def check_source(settings: Settings) -> dict[str, int]:
 
 
 def drain_changes(settings: Settings, timeout: float = 300.0) -> dict[str, object]:
-    """Land every change committed so far in the raw layer (the CDC batch mode).
+    """Land every change committed so far in the raw layer, through the profile's change
+    streams: locally the CDC batch mode (waits for the stack's `cdc` service when it holds the
+    slot); on GCP a wait on Datastream (streams RUNNING, slots caught up), never the local
+    engine."""
+    from pulse_local.backends import for_profile
 
-    When the stack's `cdc` service holds the slot this waits until it has landed everything."""
-    from pulse_local.cdc import drain
-
-    report = drain(settings, timeout=timeout)
-    return {
-        "changes": report.changes,
-        "backfilled_rows": report.backfilled_rows,
-        "transactions": report.transactions,
-        "files": report.files,
-        "waited_for_service": report.waited_for_service,
-        "seconds": report.seconds,
-    }
+    return for_profile(settings).change_streams.catch_up(settings, timeout=timeout)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ select
     timestamp_millis(datastream_metadata.source_timestamp) as changed_at,
     datastream_metadata.change_sequence_number as change_sequence,
     datastream_metadata.change_type as change_type,
-    (datastream_metadata.change_type = 'DELETE'
-     or coalesce(datastream_metadata.is_deleted, false)) as is_delete
+    (datastream_metadata.change_type = 'DELETE') as is_delete
 from {{ source('raw', 'users') }}
 where datastream_metadata.change_type != 'UPDATE-DELETE'

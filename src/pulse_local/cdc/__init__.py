@@ -1,7 +1,8 @@
 """Change data capture: a local Datastream.
 
 PostgreSQL publication --(pgoutput, logical replication slot)--> Parquet files in Datastream's
-BigQuery shape under ``<state_dir>/warehouse/raw/<table>/`` --> DuckDB views ``raw.<table>``.
+BigQuery shape (`pulse_local.cdc.datastream`) under ``<state_dir>/warehouse/raw/<schema>_<table>/``
+--> DuckDB views ``raw.<schema>_<table>`` (``raw.public_users``), as Datastream names them.
 
 Public API::
 

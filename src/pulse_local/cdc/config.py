@@ -34,6 +34,10 @@ class SourceConfig(BaseModel):
     #: Copy existing rows before streaming changes (Datastream's backfill_all / backfill_none).
     backfill: bool = True
     max_concurrent_backfill_tasks: int = Field(4, ge=1, le=50)
+    #: GCP: Secret Manager secret holding the password of the Datastream login (the user of
+    #: PULSE_ADMIN_DATABASE_URL); the connection profile refers to it, the password is never
+    #: read or printed here.
+    password_secret: str = "pulse-datastream-password"
 
     @field_validator("publication", "replication_slot")
     @classmethod

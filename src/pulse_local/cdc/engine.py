@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from pulse_local.cdc.config import StreamConfig, load_stream_config
+from pulse_local.cdc.datastream import BACKFILL_CHANGE_TYPE, destination_table
 from pulse_local.cdc.errors import (
     RESYNC_HINT,
     CdcError,
@@ -119,9 +120,16 @@ class _Batch:
 
 
 def raw_table_name(config: StreamConfig, namespace: str, name: str) -> str:
-    """Raw relation name of a source table: the table name in the configured schema, else
-    ``<schema>_<table>`` (Datastream's naming in a single target dataset)."""
-    return name if namespace == config.source.schema_name else f"{namespace}_{name}"
+    """Raw relation name of a source table: ``<schema>_<table>``, as Datastream names it in a
+    single target dataset (`pulse_local.cdc.datastream.destination_table`)."""
+    return destination_table(namespace, name)
+
+
+def table_mode(config: StreamConfig, namespace: str, name: str) -> str:
+    """The write mode stream.yaml declares for a source table (its ``tables`` keys are table
+    names in the configured schema, ``<schema>_<table>`` for other schemas)."""
+    key = name if namespace == config.source.schema_name else destination_table(namespace, name)
+    return config.mode_of(key)
 
 
 def _admin_connect(settings: Settings) -> psycopg.Connection[Any]:
@@ -286,7 +294,7 @@ class Capture:
             for namespace, name, columns, row_filter in catalog.published_tables(self.publication):
                 schema = catalog.table_schema(namespace, name, columns)
                 table = raw_table_name(self.config, namespace, name)
-                self.layer.write_schema(table, schema, self.config.mode_of(table))
+                self.layer.write_schema(table, schema, table_mode(self.config, namespace, name))
                 if self.config.source.backfill:
                     rows_total += self._copy_table(conn, table, schema, row_filter,
                                                    consistent_point, started_ms)
@@ -322,7 +330,7 @@ class Capture:
                     batch = TableRows(schema)
                     for row in rows:
                         count += 1
-                        batch.append(row, lsn, count, INSERT, False, started_ms)
+                        batch.append(row, lsn, count, BACKFILL_CHANGE_TYPE, started_ms)
                     self.layer.write_file(table, batch, lsn, lsn, chunk=chunk)
                     chunk += 1
                     if len(rows) < BACKFILL_CHUNK:
@@ -425,7 +433,7 @@ class Capture:
                 table, schema = self.relations[msg.relation_id]
                 txn.seq += 1
                 self._rows(txn, table, schema).append(
-                    msg.new, txn.final_lsn, txn.seq, INSERT, False, txn.commit_ms)
+                    msg.new, txn.final_lsn, txn.seq, INSERT, txn.commit_ms)
                 txn.changes += 1
         elif isinstance(msg, Update):
             if txn is not None and not txn.skip:
@@ -436,7 +444,7 @@ class Capture:
                 txn.seq += 1
                 self._rows(txn, table, schema).append(
                     [None if v is UNCHANGED else v for v in msg.old],
-                    txn.final_lsn, txn.seq, DELETE, True, txn.commit_ms)
+                    txn.final_lsn, txn.seq, DELETE, txn.commit_ms)
                 txn.changes += 1
         elif isinstance(msg, Begin):
             assert self.state is not None
@@ -452,7 +460,7 @@ class Capture:
                     table, schema = self.relations[rel_id]
                     txn.seq += 1
                     self._rows(txn, table, schema).append(
-                        [None] * len(schema.columns), txn.final_lsn, txn.seq, TRUNCATE, True,
+                        [None] * len(schema.columns), txn.final_lsn, txn.seq, TRUNCATE,
                         txn.commit_ms)
                     txn.changes += 1
         elif (isinstance(msg, Message) and msg.prefix == DRAIN_PREFIX
@@ -493,11 +501,11 @@ class Capture:
         if msg.old is not None:
             txn.seq += 1
             rows.append([None if v is UNCHANGED else v for v in msg.old],
-                        txn.final_lsn, txn.seq, UPDATE_DELETE, True, txn.commit_ms)
+                        txn.final_lsn, txn.seq, UPDATE_DELETE, txn.commit_ms)
             txn.changes += 1
         txn.seq += 1
         rows.append(new, txn.final_lsn, txn.seq, UPDATE_INSERT,  # type: ignore[arg-type]
-                    False, txn.commit_ms, unchanged)
+                    txn.commit_ms, unchanged)
         txn.changes += 1
 
     def _commit(self, msg: Commit) -> None:
@@ -547,10 +555,11 @@ class Capture:
                        if c.name == p.name and c.type.duckdb_type != p.type.duckdb_type]
             if changed:
                 raise SchemaError(
-                    f"column type of {table}.{', '.join(changed)} changed while capturing; the "
-                    "landed files keep the old type. Re-synchronise the table's raw data with "
+                    f"column type of {rel.name}.{', '.join(changed)} changed while capturing "
+                    f"(schema {rel.namespace}, raw table {table}); the landed files keep the "
+                    "old type. Re-synchronise the table's raw data with "
                     f"`{RESYNC_HINT}` after the migration")
-        self.layer.write_schema(table, schema, self.config.mode_of(table))
+        self.layer.write_schema(table, schema, table_mode(self.config, rel.namespace, rel.name))
         self.known[table] = schema
 
     def flush(self, wait: bool = True) -> None:

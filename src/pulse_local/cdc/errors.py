@@ -26,3 +26,7 @@ class SlotBusyError(CdcError):
 
 class SchemaError(CdcError):
     """A source table cannot be represented (type change, no publication...)."""
+
+
+class RawLayerVersionError(CdcError):
+    """The landed raw layer was written by another version of the CDC (another shape)."""

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pulse_local.cdc import datastream
 from pulse_local.cdc.bulk import decode_frames
-from pulse_local.cdc.errors import CdcError
+from pulse_local.cdc.errors import RESYNC_HINT, CdcError, RawLayerVersionError
 from pulse_local.cdc.lsn import format_lsn, lsn_hex, parse_lsn
 from pulse_local.cdc.pgoutput import UNCHANGED, DecodeError, decode_tuple_data
 from pulse_local.cdc.schema import TableSchema
@@ -42,13 +43,15 @@ HEARTBEAT_FILE = "_cdc_heartbeat.json"
 SCHEMA_FILE = "_schema.json"
 #: ``<first>-<last>[-<chunk>].parquet``
 FILE_NAME = re.compile(r"^([0-9A-F]{16})-([0-9A-F]{16})(?:-(\d+))?\.parquet$")
-STATE_VERSION = 1
+#: 2: ``datastream_metadata`` exactly as Datastream's append-only mode (no ``is_deleted``),
+#: views named ``<schema>_<table>``. A layer of another version needs a resync.
+STATE_VERSION = 2
 #: Where the TupleData of an Insert/Update('N')/Delete starts in its XLogData frame:
 #: 'w' + 24 header bytes, message type, relation id (4), tuple marker.
 FRAME_TUPLE_OFFSET = 31
 
 #: Change types (Datastream's, plus TRUNCATE which only the merged views use).
-CHANGE_TYPES = ("INSERT", "UPDATE-INSERT", "UPDATE-DELETE", "DELETE", "TRUNCATE")
+CHANGE_TYPES = (*datastream.CHANGE_TYPES, "TRUNCATE")
 INSERT, UPDATE_INSERT, UPDATE_DELETE, DELETE, TRUNCATE = CHANGE_TYPES
 _TYPE_CODE = {name: i for i, name in enumerate(CHANGE_TYPES)}
 
@@ -133,7 +136,6 @@ class TableRows:
     lsn: list[int] = field(default_factory=list)
     seq: list[int] = field(default_factory=list)
     change_type: list[str] = field(default_factory=list)
-    is_deleted: list[bool] = field(default_factory=list)
     source_ts: list[int] = field(default_factory=list)
     unchanged: list[list[str] | None] = field(default_factory=list)
     #: Undecoded XLogData frames (Insert, Update without old tuple, Delete): their TupleData
@@ -164,18 +166,17 @@ class TableRows:
             values = decode_tuple_data(frame, FRAME_TUPLE_OFFSET)[0]
             unchanged = [c.name for c, v in zip(self.schema.columns, values) if v is UNCHANGED]
             self.append([None if v is UNCHANGED else v for v in values],  # type: ignore[misc]
-                        lsn, seq, change_type, change_type == DELETE, ts, unchanged or None)
+                        lsn, seq, change_type, ts, unchanged or None)
         self.frames = []
         self.frame_lsn, self.frame_seq = array("Q"), array("I")
         self.frame_type, self.frame_ts = array("B"), array("q")
 
     def append(self, row: Sequence[str | None], lsn: int, seq: int, change_type: str,
-               deleted: bool, source_ts: int, unchanged: list[str] | None = None) -> None:
+               source_ts: int, unchanged: list[str] | None = None) -> None:
         self.rows.append(row)
         self.lsn.append(lsn)
         self.seq.append(seq)
         self.change_type.append(change_type)
-        self.is_deleted.append(deleted)
         self.source_ts.append(source_ts)
         self.unchanged.append(unchanged)
 
@@ -185,7 +186,6 @@ class TableRows:
         self.lsn.extend(other.lsn)
         self.seq.extend(other.seq)
         self.change_type.extend(other.change_type)
-        self.is_deleted.extend(other.is_deleted)
         self.source_ts.extend(other.source_ts)
         self.unchanged.extend(other.unchanged)
         self.frames.extend(other.frames)
@@ -209,8 +209,7 @@ class TableRows:
         out = TableRows(schema, [tuple(None if i is None else r[i] for i in index)
                                  for r in self.rows])
         out.lsn, out.seq, out.change_type = self.lsn, self.seq, self.change_type
-        out.is_deleted, out.source_ts, out.unchanged = (self.is_deleted, self.source_ts,
-                                                        self.unchanged)
+        out.source_ts, out.unchanged = self.source_ts, self.unchanged
         return out
 
 
@@ -253,6 +252,14 @@ class RawLayer:
         except (OSError, ValueError) as exc:
             raise CdcError(f"{self.state_path} is unreadable ({exc}): re-synchronise with "
                            "`python -m pulse_local.cdc resync`") from None
+        if data.get("version") != STATE_VERSION:
+            raise RawLayerVersionError(
+                f"{self.root} was landed by another version of the CDC (raw layer version "
+                f"{data.get('version', 1)}, this one writes {STATE_VERSION}: "
+                "datastream_metadata without is_deleted, as Datastream's append-only mode, and "
+                "views named <schema>_<table>); its files cannot be read as they are. "
+                f"Rebuild it from the source with `{RESYNC_HINT}` (stop the CDC service first: "
+                "`pulse-local down`, then `pulse-local up` after the resync)")
         return StreamState.from_json(data)
 
     def write_state(self, state: StreamState) -> None:
@@ -409,7 +416,7 @@ class RawLayer:
                 "substr(__csn, 13, 4) || substr(__csn, 18, 8))")
         metadata = (f"{{'uuid': {uuid}, 'source_timestamp': __ts, "
                     "'change_sequence_number': __csn, 'change_type': __ct, "
-                    "'is_deleted': __del, 'sort_keys': [__csn]} AS datastream_metadata")
+                    "'sort_keys': [__csn]} AS datastream_metadata")
         source = ("(SELECT *, format('{:016X}-{:08X}', __lsn, __seq) AS __csn FROM batch)")
         return (f"SELECT {', '.join([*casts, metadata])}, __unch AS _pulse_unchanged "
                 f"FROM {source}")
@@ -424,13 +431,12 @@ def _sql_path(path: Path) -> str:
 
 
 def _metadata_arrays(lsn: Sequence[int], seq: Sequence[int], change_type: Sequence[str],
-                     deleted: Sequence[bool] | np.ndarray, source_ts: Sequence[int],
+                     source_ts: Sequence[int],
                      unchanged: Sequence[list[str] | None]) -> dict[str, pa.Array]:
     return {
         "__lsn": pa.array(lsn, type=pa.uint64()),
         "__seq": pa.array(seq, type=pa.uint32()),
         "__ct": pa.array(change_type, type=pa.large_string()),
-        "__del": pa.array(deleted, type=pa.bool_()),
         "__ts": pa.array(source_ts, type=pa.int64()),
         "__unch": pa.array(unchanged, type=pa.list_(pa.large_string())),
     }
@@ -443,8 +449,8 @@ def _rows_table(rows: TableRows) -> pa.Table:
         if spec.type.needs_prepare:
             values = [spec.type.prepare(v) for v in values]
         arrays[spec.name] = pa.array(values, type=pa.large_string())
-    arrays.update(_metadata_arrays(rows.lsn, rows.seq, rows.change_type, rows.is_deleted,
-                                   rows.source_ts, rows.unchanged))
+    arrays.update(_metadata_arrays(rows.lsn, rows.seq, rows.change_type, rows.source_ts,
+                                   rows.unchanged))
     return pa.table(arrays)
 
 
@@ -466,7 +472,6 @@ def _frames_table(rows: TableRows) -> pa.Table:
         "__lsn": pa.array(np.frombuffer(rows.frame_lsn, dtype=np.uint64)),
         "__seq": pa.array(np.frombuffer(rows.frame_seq, dtype=np.uint32)),
         "__ct": pa.array(np.array(CHANGE_TYPES, dtype=object)[codes], type=pa.large_string()),
-        "__del": pa.array(codes == _TYPE_CODE[DELETE]),
         "__ts": pa.array(np.frombuffer(rows.frame_ts, dtype=np.int64)),
         "__unch": pa.array(unchanged, type=pa.list_(pa.large_string())),
     })

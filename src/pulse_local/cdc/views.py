@@ -4,11 +4,15 @@ reads files landed in GCS through external tables.
 For each landed table ``t`` (in schema ``raw`` by default):
 
 * ``raw.t__changes`` - every change event (backfill rows are INSERTs), values of TOASTed columns
-  that an UPDATE reported unchanged filled in from the row's previous version, and the full
-  metadata (uuid, source_timestamp, change_sequence_number, change_type, is_deleted, sort_keys);
-* ``raw.t`` - Datastream's destination table: in **merge** mode the latest version of each row
-  (deleted rows gone) with ``datastream_metadata {uuid, source_timestamp}``; in **append-only**
-  mode every change event; keyless tables are append-only with ``is_deleted`` (Datastream's rule).
+  that an UPDATE reported unchanged filled in from the row's previous version, and the
+  append-only metadata (uuid, source_timestamp, change_sequence_number, change_type, sort_keys);
+* ``raw.t`` - Datastream's destination table: in **append-only** mode every change event with
+  exactly that metadata (no ``is_deleted``); in **merge** mode the latest version of each row
+  (deleted rows gone) with ``datastream_metadata {uuid, source_timestamp}``, and keyless tables
+  append-only with ``{uuid, source_timestamp, is_deleted}`` (Datastream's rule).
+
+``t`` is ``<schema>_<table>`` (``public_users``), Datastream's name in a single target dataset.
+The shapes are declared once, in `pulse_local.cdc.datastream`.
 
 Views read the files at query time and show only committed flushes (file names at or below the
 watermark in ``_cdc_state.json``), so a query never sees a half-landed batch. Call
@@ -20,12 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 from pulse_local.cdc.config import StreamConfig, load_stream_config
+from pulse_local.cdc.datastream import DELETE, INSERT, UPDATE_DELETE, UPDATE_INSERT
 from pulse_local.cdc.errors import CdcError
 from pulse_local.cdc.landing import RawLayer
 from pulse_local.config import Settings
 
 _NAME_LSN = r"([0-9A-F]{16})-[0-9A-F]{16}(-[0-9]+)?\.parquet$"
 _TOASTABLE_KINDS = ("string", "json", "bytes", "array")
+#: Change rows that carry a live image of the source row (not a delete, an old image or a
+#: local TRUNCATE marker).
+_LIVE = f"datastream_metadata.change_type IN ('{INSERT}', '{UPDATE_INSERT}')"
+_REMOVED = f"datastream_metadata.change_type IN ('{DELETE}', '{UPDATE_DELETE}')"
 
 
 def _ident(name: str) -> str:
@@ -65,7 +74,7 @@ def changes_view_sql(layer: RawLayer, table: str, columns: list[dict[str, Any]],
         toastable = column["kind"] in _TOASTABLE_KINDS or column["type_oid"] == 1700
         if key and toastable and column["name"] not in key:
             flag = f"list_contains(_pulse_unchanged, {_literal(column['name'])})"
-            previous = (f"last_value(CASE WHEN NOT datastream_metadata.is_deleted AND NOT "
+            previous = (f"last_value(CASE WHEN {_LIVE} AND NOT "
                         f"coalesce({flag}, false) THEN {{'v': {name}}} END IGNORE NULLS) "
                         f"OVER ({window})")
             select.append(f"CASE WHEN coalesce({flag}, false) THEN ({previous}).v "
@@ -89,12 +98,12 @@ def datastream_view_sql(changes_view: str, columns: list[str], key: tuple[str, .
             f"{meta}.source_timestamp}} AS {meta} FROM {changes_view} "
             f"WHERE {meta}.change_sequence_number > {last_truncate} "
             f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_ident(k) for k in key)} "
-            f"ORDER BY {meta}.change_sequence_number DESC) = 1 AND NOT {meta}.is_deleted"
+            f"ORDER BY {meta}.change_sequence_number DESC) = 1 AND {_LIVE}"
         )
     if mode == "merge":  # no key: append-only with is_deleted, as Datastream does
         return (
             f"SELECT {cols}, {{'uuid': {meta}.uuid, 'source_timestamp': {meta}.source_timestamp, "
-            f"'is_deleted': {meta}.is_deleted}} AS {meta} FROM {changes_view} "
+            f"'is_deleted': {_REMOVED}}} AS {meta} FROM {changes_view} "
             f"WHERE {meta}.change_type <> 'TRUNCATE'"
         )
     return f"SELECT {cols}, {meta} FROM {changes_view} WHERE {meta}.change_type <> 'TRUNCATE'"
@@ -108,6 +117,7 @@ def refresh_views(conn: Any, settings: Settings, config: StreamConfig | None = N
     Cheap (no data is read). Call it after the service landed a new table or column."""
     config = config or load_stream_config()
     layer = RawLayer(config.raw_dir(settings), config.name)
+    layer.read_state()  # a layer landed in another shape: RawLayerVersionError, never garbage
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
     tables = {r[0] for r in conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "

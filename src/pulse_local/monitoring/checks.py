@@ -19,7 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pulse_local.cdc.datastream import removing_sql
 from pulse_local.config import Settings, load_options
+from pulse_local.errors import NotAvailableOnProfile
 from pulse_local.monitoring.config import (
     CdcSpec,
     ConsumerSpec,
@@ -60,14 +62,21 @@ class Probes:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: Where the status file is (for messages only).
     consumer_status_path: str = ""
-    #: Prefix of raw table names in this warehouse ("" locally, "public_" as Datastream names
-    #: them in BigQuery), from the backend factory; a prefix set in monitoring.yaml wins.
+    #: Prefix of raw table names in this warehouse (``public_``: Datastream's
+    #: <schema>_<table>, on both profiles), from the backend factory (`probes_for`); a prefix
+    #: set in monitoring.yaml wins. Empty for fakes that name their tables ``raw.<table>``.
     raw_table_prefix: str = ""
+    #: Source tables Datastream lands in ``raw`` (the stream declaration's tables): only these
+    #: get the prefix; other raw tables (``pubsub_response_events``, written by a BigQuery
+    #: subscription) keep their name. None: every ``raw.*`` table (fakes).
+    datastream_tables: frozenset[str] | None = None
 
     def raw_relation(self, relation: str, prefix: str | None = None) -> str:
         """``raw.<table>`` as this warehouse names it."""
         dataset, _, table = relation.partition(".")
         if dataset != "raw" or not table:
+            return relation
+        if self.datastream_tables is not None and table not in self.datastream_tables:
             return relation
         return f"raw.{self.raw_table_prefix if prefix is None else prefix}{table}"
 
@@ -85,11 +94,18 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
 
     options = options or load_options(MonitorOptions)
     status_file = status_path(settings)
+    backends = for_profile(settings)
 
-    def cdc_lag() -> Any:
-        from pulse_local.cdc import lag
+    def on_this_machine(what: str, read: Callable[[], Any]) -> Callable[[], Any]:
+        if backends.run_files_here:
+            return read
 
-        return lag(settings)
+        def unavailable() -> Any:
+            raise NotAvailableOnProfile(
+                f"{what} is not available on profile {settings.profile}: it is a file of the "
+                "local stack, which a Cloud Run job does not have; look at the job's logs "
+                "(Cloud Logging) and its Prefect flow run instead")
+        return unavailable
 
     @functools.cache
     def stream_config() -> Any:
@@ -100,17 +116,20 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
     return Probes(
         warehouse=warehouse_query(settings, lock_wait_seconds=options.lock_wait_seconds),
         source=PostgresSource(settings.admin_dsn()),
-        cdc_lag=cdc_lag,
+        cdc_lag=lambda: backends.change_streams.lag(settings),
         dead_letters=PubSubDeadLetters(settings.project,
                                        emulator_endpoints(settings).pubsub),
-        consumer_status=lambda: read_status_file(status_file),
+        consumer_status=on_this_machine("the streaming consumer's status file",
+                                        lambda: read_status_file(status_file)),
         raw_mode=lambda table: str(stream_config().mode_of(table)),
         slot=lambda: str(stream_config().source.replication_slot),
         default_dead_letter_subscription=lambda: default_dead_letter_subscription(
             settings.profile),
-        dbt_run_results=lambda: latest_run_results(settings),
+        dbt_run_results=on_this_machine("dbt's run_results.json",
+                                        lambda: latest_run_results(settings)),
         consumer_status_path=str(status_file),
-        raw_table_prefix=for_profile(settings).raw_table_prefix,
+        raw_table_prefix=backends.raw_table_prefix,
+        datastream_tables=frozenset(stream_config().tables) or None,
     )
 
 
@@ -161,7 +180,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def could_not(name: str, group: str, exc: BaseException, where_to_look: str) -> CheckResult:
-    """A check that could not run: failed, severity error, the cause as detail."""
+    """A check that could not run: failed, severity error, the cause as detail. What does not
+    exist on this profile is said so, as a warning: never green, never a false alarm."""
+    if isinstance(exc, NotAvailableOnProfile):
+        return CheckResult(name, False, "warning", str(exc), None, where_to_look, group)
     return CheckResult(name, False, "error", f"could not check: {_first_line(exc)}", None,
                        where_to_look, group)
 
@@ -270,21 +292,27 @@ def evaluate_count(name: str, source_label: str, source: Any, target_label: str,
 def raw_current_count_sql(relation: str, key: Sequence[str], mode: str) -> str:
     """BigQuery SQL counting the current (non-deleted) rows of a Datastream raw table.
 
-    merge: Datastream applied the changes, ``count(*)``. append-only: the newest change per
-    key (as dbt's ``datastream_current`` macro orders them) that is not a delete.
+    merge: Datastream applied the changes, ``count(*)``; a keyless table is append-only there,
+    with ``is_deleted``: rows added minus rows deleted. append-only (no ``is_deleted`` in that
+    mode, `pulse_local.cdc.datastream`): with a key, the newest change per key (as dbt's
+    ``datastream_current`` macro orders them) that is not a delete; without one, images added
+    (INSERT, UPDATE-INSERT) minus images removed (DELETE, UPDATE-DELETE).
     """
     meta = "datastream_metadata"
-    if mode == "merge":
+    removed = removing_sql(f"{meta}.change_type")
+    if mode == "merge" and key:
         return f"select count(*) from {relation}"
-    if not key:  # keyless tables are append-only with is_deleted (Datastream's rule)
-        return f"select countif(not coalesce({meta}.is_deleted, false)) from {relation}"
+    if mode == "merge":
+        return (f"select countif(not {meta}.is_deleted) - countif({meta}.is_deleted) "
+                f"from {relation}")
+    if not key:
+        return f"select countif(not ({removed})) - countif({removed}) from {relation}"
     return (
-        f"select count(*) from (select {meta}.change_type as change_type, "
-        f"coalesce({meta}.is_deleted, false) as is_deleted from {relation} where true "
-        f"qualify row_number() over (partition by {', '.join(key)} order by "
+        f"select count(*) from (select {meta}.change_type as change_type from {relation} "
+        f"where true qualify row_number() over (partition by {', '.join(key)} order by "
         f"{meta}.source_timestamp desc, {meta}.change_sequence_number desc, "
         f"case {meta}.change_type when 'UPDATE-DELETE' then 0 else 1 end desc) = 1) "
-        "where not (change_type in ('DELETE', 'UPDATE-DELETE') or is_deleted)"
+        f"where not ({removing_sql('change_type')})"
     )
 
 
@@ -410,7 +438,31 @@ def cdc_checks(config: MonitorConfig, probes: Probes) -> list[CheckResult]:
     except Exception as exc:  # noqa: BLE001
         return [could_not("cdc:lag", "cdc", exc,
                           spec.where_to_look or "`pulse-local logs cdc`")]
+    if hasattr(lag, "states"):  # Datastream (gcp): stream states and slot bytes
+        return [evaluate_datastream_lag(spec, lag)]
     return [evaluate_cdc_lag(spec, lag, probes.now())]
+
+
+def evaluate_datastream_lag(spec: CdcSpec, lag: Any) -> CheckResult:
+    """`cdc.provision.DatastreamLag`: every stream RUNNING, every slot present and within
+    the byte thresholds. (Seconds behind need Datastream's own metrics: not measured here.)"""
+    name = "cdc:lag"
+    where = spec.where_to_look or ("`gcloud datastream streams describe <id>`; "
+                                   "`python -m pulse_local.cdc lag`")
+    measured = lag.summary()
+    if any(state != "RUNNING" for state in lag.states.values()):
+        return CheckResult(name, False, "error", f"{measured}: a stream is not running", None,
+                           where, "cdc")
+    if any(b is None for b in lag.bytes_behind.values()):
+        return CheckResult(name, False, "error", f"{measured}: a replication slot is missing",
+                           None, where, "cdc")
+    worst = max((b for b in lag.bytes_behind.values() if b is not None), default=0)
+    for severity, limit in (("error", spec.error_bytes_behind),
+                            ("warning", spec.warn_bytes_behind)):
+        if limit is not None and worst > limit:
+            return CheckResult(name, False, severity,  # type: ignore[arg-type]
+                               f"{measured} (> {limit} bytes)", None, where, "cdc")
+    return CheckResult(name, True, "info", measured, None, where, "cdc")
 
 
 # --------------------------------------------------------------------------------------

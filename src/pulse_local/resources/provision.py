@@ -15,6 +15,7 @@ from pulse_local.resources.clients import (
     pubsub_clients,
     pubsub_endpoint,
 )
+from pulse_local.resources.gcp import apply_gcp, gcp_clients, plan_gcp
 from pulse_local.resources.loader import load_bigtable, load_pubsub
 from pulse_local.resources.pubsub import apply_pubsub, plan_pubsub
 from pulse_local.resources.report import ApplyReport
@@ -33,7 +34,9 @@ def provision(
     bigtable_file: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[ApplyReport]:
-    """Apply the Pub/Sub then the Bigtable declarations; returns one report per service.
+    """Apply the GCP prerequisites (gcp profile: datasets, the BigQuery subscription's table and
+    its writer, the raw bucket; `pulse_local.resources.gcp`), then the Pub/Sub and the Bigtable
+    declarations; returns one report per service.
 
     ``profile`` defaults to ``settings.profile``; it selects the declarations (their
     ``profiles:``) and, when no emulator variable is set, the endpoint (local -> the stack's
@@ -49,6 +52,7 @@ def provision(
 
     if dry_run:
         reports = [
+            *([plan_gcp(settings, pubsub_decl)] if profile == "gcp" else []),
             plan_pubsub(pubsub_decl, settings.project, profile),
             plan_bigtable(bigtable_decl, settings.project, settings.bigtable_instance),
         ]
@@ -60,6 +64,9 @@ def provision(
             echo(report.summary())
         return reports
 
+    prerequisites = []
+    if profile == "gcp":  # the subscription's table must exist before the subscription
+        prerequisites.append(apply_gcp(settings, pubsub_decl, gcp_clients(settings)))
     publisher, subscriber = pubsub_clients(ps_endpoint)
     try:
         pubsub_report = apply_pubsub(pubsub_decl, publisher, subscriber, settings.project, profile)
@@ -71,4 +78,4 @@ def provision(
         bigtable_report = apply_bigtable(bigtable_decl, admin, settings.bigtable_instance)
     finally:
         close_bigtable_client(admin)
-    return [pubsub_report, bigtable_report]
+    return [*prerequisites, pubsub_report, bigtable_report]

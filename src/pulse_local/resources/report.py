@@ -33,7 +33,7 @@ class ApplyReport:
     ``skipped`` lists the declarations the profile filter left out (``kind:name``).
     """
 
-    service: Literal["pubsub", "bigtable"]
+    service: Literal["pubsub", "bigtable", "gcp"]
     target: str
     results: list[ResourceResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)

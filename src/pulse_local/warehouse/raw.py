@@ -1,17 +1,18 @@
 """The raw layer as the dbt project reads it: Google Datastream's BigQuery shape.
 
 Datastream (append-only mode) writes one row per change of a source row into
-``raw.<table>``: the source columns typed as Datastream maps PostgreSQL to BigQuery
+``raw.public_<table>``: the source columns typed as Datastream maps PostgreSQL to BigQuery
 (uuid/text -> STRING, integer/bigint -> INT64, numeric -> NUMERIC, timestamptz ->
 TIMESTAMP, jsonb -> JSON, boolean -> BOOL, date -> DATE) plus::
 
     datastream_metadata STRUCT<uuid STRING, source_timestamp INT64 (epoch ms),
                                change_sequence_number STRING, change_type STRING,
-                               is_deleted BOOL>
+                               sort_keys ARRAY<STRING>>
 
 ``change_type`` is INSERT, UPDATE-INSERT (new image of an update), UPDATE-DELETE (old
-image of an update) or DELETE. Locally DuckDB stands in for BigQuery (STRING -> VARCHAR,
-INT64 -> BIGINT, NUMERIC -> DECIMAL(38,9), TIMESTAMP -> TIMESTAMPTZ, JSON -> JSON).
+image of an update) or DELETE; there is no ``is_deleted`` in this mode. The shape is declared
+once, in `pulse_local.cdc.datastream`. Locally DuckDB stands in for BigQuery (STRING ->
+VARCHAR, INT64 -> BIGINT, NUMERIC -> DECIMAL(38,9), TIMESTAMP -> TIMESTAMPTZ, JSON -> JSON).
 
 This module holds that shape (`RAW_TABLES`), DDL to create empty raw tables in a DuckDB
 file (`create_raw_tables`) and a fast SQL generator of a synthetic raw data set of any
@@ -22,25 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
-#: BigQuery type -> the DuckDB type that stands in for it locally.
-DUCKDB_TYPES = {
-    "STRING": "VARCHAR",
-    "INT64": "BIGINT",
-    "NUMERIC": "DECIMAL(38, 9)",
-    "TIMESTAMP": "TIMESTAMPTZ",
-    "JSON": "JSON",
-    "BOOL": "BOOLEAN",
-    "DATE": "DATE",
-}
+from pulse_local.cdc.datastream import (
+    DUCKDB_TYPES,
+    destination_table,
+    metadata_type_bigquery,
+    metadata_type_duckdb,
+)
 
-METADATA_BQ = (
-    "STRUCT<uuid STRING, source_timestamp INT64, change_sequence_number STRING, "
-    "change_type STRING, is_deleted BOOL>"
-)
-METADATA_DUCKDB = (
-    "STRUCT(uuid VARCHAR, source_timestamp BIGINT, change_sequence_number VARCHAR, "
-    "change_type VARCHAR, is_deleted BOOLEAN)"
-)
+METADATA_BQ = metadata_type_bigquery("append-only")
+METADATA_DUCKDB = metadata_type_duckdb("append-only")
+#: The source schema whose tables Datastream lands (``raw.public_<table>``).
+SOURCE_SCHEMA = "public"
 
 #: Source tables published to CDC and their columns with Datastream's BigQuery types
 #: (from src/pulse_local/source/migrations/0001_schema.sql; webhook_secrets is never published).
@@ -105,10 +98,16 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def raw_table_name(table: str) -> str:
+    """Datastream's name of source table `table` in the raw dataset (``public_<table>``)."""
+    return destination_table(SOURCE_SCHEMA, table)
+
+
 def raw_table_ddl(table: str, schema: str = "raw") -> str:
     """DuckDB ``CREATE TABLE`` for an empty raw table in Datastream's shape."""
     cols = ", ".join(f'"{name}" {DUCKDB_TYPES[bq]}' for name, bq in RAW_TABLES[table])
-    return f'CREATE TABLE IF NOT EXISTS {schema}."{table}" ({cols}, datastream_metadata {METADATA_DUCKDB})'
+    return (f'CREATE TABLE IF NOT EXISTS {schema}."{raw_table_name(table)}" ({cols}, '
+            f"datastream_metadata {METADATA_DUCKDB})")
 
 
 def create_raw_tables(con: Any, schema: str = "raw") -> None:
@@ -127,12 +126,13 @@ EPOCH_MS = 1725235200000
 
 _META = (
     "{{'uuid': {uuid}, 'source_timestamp': {ts}, 'change_sequence_number': "
-    "lpad(to_hex(CAST({seq} AS BIGINT)), 16, '0'), 'change_type': {ctype}, 'is_deleted': {deleted}}}"
+    "lpad(to_hex(CAST({seq} AS BIGINT)), 16, '0'), 'change_type': {ctype}, "
+    "'sort_keys': [lpad(to_hex(CAST({seq} AS BIGINT)), 16, '0')]}}"
 )
 
 
-def _meta(uuid: str, ts: str, seq: str, ctype: str = "'INSERT'", deleted: str = "false") -> str:
-    return _META.format(uuid=uuid, ts=ts, seq=seq, ctype=ctype, deleted=deleted)
+def _meta(uuid: str, ts: str, seq: str, ctype: str = "'INSERT'") -> str:
+    return _META.format(uuid=uuid, ts=ts, seq=seq, ctype=ctype)
 
 
 def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
@@ -154,12 +154,12 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
     ts = lambda ms_expr: f"make_timestamptz(CAST(({EPOCH_MS} + ({ms_expr})) * 1000 AS BIGINT))"
 
     con.execute(f"""
-        INSERT INTO {s}.organizations
+        INSERT INTO {s}.public_organizations
         SELECT 'org-' || i, 'tenant-' || i, 'Tenant ' || i, {ts('i * 1000')}, {ts('i * 1000')},
                {_meta("'m-org-' || i", f'{EPOCH_MS} + i * 1000', 'i')}
         FROM range({n_ten}) t(i)""")
     con.execute(f"""
-        INSERT INTO {s}.teams
+        INSERT INTO {s}.public_teams
         SELECT 'team-' || t || '-' || k, 'org-' || t, 'Team ' || k, {ts('t * 1000')},
                {_meta("'m-team-' || t || '-' || k", f'{EPOCH_MS} + t * 1000', 't * 8 + k')}
         FROM range({n_ten}) a(t), range(5) b(k)""")
@@ -172,7 +172,7 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
         'team-' || (u // {users_per_tenant}) || '-' || (u % 5) AS team_id,
         {ts('u')} AS created_at"""
     con.execute(f"""
-        INSERT INTO {s}.users
+        INSERT INTO {s}.public_users
         SELECT {user_cols}, {ts('u')},
                {_meta("'m-user-' || u", f'{EPOCH_MS} + u', '1000000 + u')}
         FROM range({n_users}) t(u)""")
@@ -180,23 +180,23 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
     change_ms = 21 * 86400 * 1000
     for ctype, dept_shift in (("UPDATE-DELETE", 0), ("UPDATE-INSERT", 1)):
         con.execute(f"""
-            INSERT INTO {s}.users
+            INSERT INTO {s}.public_users
             SELECT 'user-' || u, 'org-' || (u // {users_per_tenant}), 'ext-' || u,
                    'user' || u || '@example.com', 'User ' || u,
                    {depts}[1 + (u + {dept_shift}) % 6], {roles}[1 + u % 5], {locs}[1 + u % 6],
                    'team-' || (u // {users_per_tenant}) || '-' || (u % 5), {ts('u')},
                    {ts(f'{change_ms} + u')},
                    {_meta("'m-userc-' || u", f'{EPOCH_MS} + {change_ms} + u', '2000000 + u',
-                          f"'{ctype}'", 'true' if ctype == 'UPDATE-DELETE' else 'false')}
+                          f"'{ctype}'")}
             FROM range({n_users}) t(u) WHERE u % 10 = 3""")
     con.execute(f"""
-        INSERT INTO {s}.assessments
+        INSERT INTO {s}.public_assessments
         SELECT 'asmt-' || t, 'org-' || t, 'form-' || t, 'Engagement pulse', 'active',
                {ts('t')}, {ts('t')}, {_meta("'m-asmt-' || t", f'{EPOCH_MS} + t', '3000000 + t')}
         FROM range({n_ten}) a(t)""")
     # 8 questions: q0..q4 scored 1-5 (q2, q4 reverse keyed; q3 weight 2), q5 yes/no, q6 text, q7 choice.
     con.execute(f"""
-        INSERT INTO {s}.questions
+        INSERT INTO {s}.public_questions
         SELECT 'q-' || t || '-' || k, 'org-' || t, 'asmt-' || t, 'ref_' || k, 'Question ' || k,
                CASE WHEN k < 5 THEN 'opinion_scale' WHEN k = 5 THEN 'yes_no'
                     WHEN k = 6 THEN 'long_text' ELSE 'multiple_choice' END,
@@ -205,13 +205,13 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
                {_meta("'m-q-' || t || '-' || k", f'{EPOCH_MS} + t', '3100000 + t * 8 + k')}
         FROM range({n_ten}) a(t), range(8) b(k)""")
     con.execute(f"""
-        INSERT INTO {s}.assessment_runs
+        INSERT INTO {s}.public_assessment_runs
         SELECT 'run-' || t || '-' || r, 'org-' || t, 'asmt-' || t, 'Run ' || r,
                {ts('r * 14 * 86400000')}, {ts('(r * 14 + 13) * 86400000')}, {ts('t')},
                {_meta("'m-run-' || t || '-' || r", f'{EPOCH_MS} + t', '3200000 + t * 4 + r')}
         FROM range({n_ten}) a(t), range(4) b(r)""")
     con.execute(f"""
-        INSERT INTO {s}.run_participants
+        INSERT INTO {s}.public_run_participants
         SELECT 'org-' || (u // {users_per_tenant}), 'run-' || (u // {users_per_tenant}) || '-' || r,
                'user-' || u, {ts('r * 14 * 86400000')},
                {_meta("'m-rp-' || u || '-' || r", f'{EPOCH_MS} + r * 14 * 86400000',
@@ -237,7 +237,7 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
         FROM _resp, range(8) b(k)
         WHERE complete OR k <> 3""")
     con.execute(f"""
-        INSERT INTO {s}.responses
+        INSERT INTO {s}.public_responses
         SELECT {resp_cols}, n, total, maximum,
                '{{"source": "bench"}}'::JSON, lpad(printf('%x', i), 64, '0'), 1,
                {ts('sub_ms + 5000')}, {ts('sub_ms + 5000')},
@@ -247,7 +247,7 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
             FROM _ans GROUP BY i
         ) USING (i)""")
     con.execute(f"""
-        INSERT INTO {s}.answers
+        INSERT INTO {s}.public_answers
         SELECT i * 8 + k, 'org-' || t, 'resp-' || i, 'q-' || t || '-' || k,
                CASE WHEN k < 5 THEN 'number' WHEN k = 5 THEN 'boolean' WHEN k = 6 THEN 'text'
                     ELSE 'choice' END,
@@ -258,7 +258,7 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
         FROM _ans""")
     # 2 % revised an hour later: the old image (UPDATE-DELETE) and the new one (revision 2).
     con.execute(f"""
-        INSERT INTO {s}.responses
+        INSERT INTO {s}.public_responses
         SELECT id, tenant_id, assessment_id, run_id, user_id, typeform_token, typeform_event_id,
                landed_at, submitted_at, is_complete, answer_count, total_score, max_score, hidden,
                payload_sha256, CASE WHEN ct = 'UPDATE-INSERT' THEN 2 ELSE revision END, received_at,
@@ -266,26 +266,30 @@ def generate_raw(con: Any, responses: int = 2000, *, tenants: int | None = None,
                {{'uuid': datastream_metadata.uuid || '-' || ct, 'source_timestamp':
                  datastream_metadata.source_timestamp + 3600000, 'change_sequence_number':
                  lpad(printf('%x', 90000000 + CAST(substr(id, 6) AS BIGINT)), 16, '0'),
-                 'change_type': ct, 'is_deleted': ct = 'UPDATE-DELETE'}}
-        FROM {s}.responses, (VALUES ('UPDATE-DELETE'), ('UPDATE-INSERT')) v(ct)
+                 'change_type': ct, 'sort_keys': [lpad(printf('%x', 90000000 +
+                 CAST(substr(id, 6) AS BIGINT)), 16, '0')]}}
+        FROM {s}.public_responses, (VALUES ('UPDATE-DELETE'), ('UPDATE-INSERT')) v(ct)
         WHERE hash(CAST(substr(id, 6) AS BIGINT) * 13) % 50 = 0""")
     # 0.5 % deleted: the response and its answers (cascade).
     con.execute(f"""
-        INSERT INTO {s}.responses
+        INSERT INTO {s}.public_responses
         SELECT * REPLACE ({{'uuid': datastream_metadata.uuid || '-del', 'source_timestamp':
                  datastream_metadata.source_timestamp + 7200000, 'change_sequence_number':
                  lpad(printf('%x', 95000000 + CAST(substr(id, 6) AS BIGINT)), 16, '0'),
-                 'change_type': 'DELETE', 'is_deleted': true}} AS datastream_metadata)
-        FROM {s}.responses
+                 'change_type': 'DELETE', 'sort_keys': [lpad(printf('%x', 95000000 +
+                 CAST(substr(id, 6) AS BIGINT)), 16, '0')]}} AS datastream_metadata)
+        FROM {s}.public_responses
         WHERE datastream_metadata.change_type = 'INSERT'
           AND hash(CAST(substr(id, 6) AS BIGINT) * 17) % 200 = 0""")
     con.execute(f"""
-        INSERT INTO {s}.answers
+        INSERT INTO {s}.public_answers
         SELECT a.* REPLACE ({{'uuid': a.datastream_metadata.uuid || '-del', 'source_timestamp':
                  a.datastream_metadata.source_timestamp + 7200000, 'change_sequence_number':
                  lpad(printf('%x', 95000000 + CAST(substr(a.response_id, 6) AS BIGINT)), 16, '0'),
-                 'change_type': 'DELETE', 'is_deleted': true}} AS datastream_metadata)
-        FROM {s}.answers a
+                 'change_type': 'DELETE', 'sort_keys': [lpad(printf('%x', 95000000 +
+                 CAST(substr(a.response_id, 6) AS BIGINT)), 16, '0')]}} AS datastream_metadata)
+        FROM {s}.public_answers a
         WHERE hash(CAST(substr(a.response_id, 6) AS BIGINT) * 17) % 200 = 0""")
     con.execute("DROP TABLE _resp; DROP TABLE _ans")
-    return {t: con.execute(f'SELECT count(*) FROM {s}."{t}"').fetchone()[0] for t in RAW_TABLES}
+    return {t: con.execute(f'SELECT count(*) FROM {s}."{raw_table_name(t)}"').fetchone()[0]
+            for t in RAW_TABLES}

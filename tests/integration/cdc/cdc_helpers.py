@@ -73,10 +73,12 @@ class CdcCase:
         return con
 
     def raw(self, table: str, columns: str = "*", view: str | None = None) -> list[tuple[Any, ...]]:
-        """Rows of ``raw.<table>`` (the merged view in merge mode), ordered by the first column."""
+        """Rows of ``raw.public_<table>`` (Datastream's name; the merged view in merge mode), or
+        of ``raw.public_<view>``, ordered by the first column."""
         con = self.duck()
         try:
-            return con.execute(f'SELECT {columns} FROM raw."{view or table}" ORDER BY 1').fetchall()
+            return con.execute(
+                f'SELECT {columns} FROM raw."public_{view or table}" ORDER BY 1').fetchall()
         finally:
             con.close()
 

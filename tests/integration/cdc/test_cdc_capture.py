@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from cdc_helpers import CdcCase, normalise
 
-from pulse_local.cdc import SchemaError, SlotLostError, resync
+from pulse_local.cdc import SchemaError, SlotLostError, datastream, resync
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def test_types_land_as_datastream_maps_them(cdc_case: CdcCase) -> None:
     con = cdc_case.duck()
     types = dict(con.execute(
         "select column_name, data_type from information_schema.columns "
-        f"where table_schema = 'raw' and table_name = '{table}'").fetchall())
+        f"where table_schema = 'raw' and table_name = 'public_{table}'").fetchall())
     assert types == {
         "id": "BIGINT", "i2": "BIGINT", "f8": "DOUBLE", "n": "VARCHAR", "d": "DATE",
         "t": "TIME", "ts": "TIMESTAMP WITH TIME ZONE", "tstz": "TIMESTAMP WITH TIME ZONE",
@@ -100,7 +100,7 @@ def test_types_land_as_datastream_maps_them(cdc_case: CdcCase) -> None:
         "nums": "JSON", "flag": "BOOLEAN", "v": "VARCHAR",
         "datastream_metadata": "STRUCT(uuid VARCHAR, source_timestamp BIGINT)",
     }
-    row = con.execute(f'select n, tstz::varchar, b, tags, nums, iv from raw."{table}" '
+    row = con.execute(f'select n, tstz::varchar, b, tags, nums, iv from raw."public_{table}" '
                       "where id = 1").fetchone()
     assert row[0] == "123.456789012345678901"  # unconstrained numeric: STRING, lossless
     assert row[1] == "2024-01-01 08:00:00+00"
@@ -126,7 +126,7 @@ def test_unchanged_toast_keeps_the_previous_value(cdc_case: CdcCase) -> None:
     con = cdc_case.duck()
     flagged = con.execute(
         "select count(*) from read_parquet(?) where list_contains(_pulse_unchanged, 'big')",
-        [str(cdc_case.root / "raw" / table / "*.parquet")]).fetchone()
+        [str(cdc_case.root / "raw" / f"public_{table}" / "*.parquet")]).fetchone()
     assert flagged == (2,)  # PostgreSQL did report them unchanged ('u')
 
 
@@ -167,7 +167,8 @@ def test_replica_identity_nothing_refuses_deletes_and_keeps_inserts(cdc_case: Cd
     _assert_same(cdc_case, table, "id, note")
 
 
-def test_table_without_primary_key_is_append_only_with_is_deleted(cdc_case: CdcCase) -> None:
+def test_table_without_primary_key_is_append_only_with_is_deleted_in_merge_mode(
+        cdc_case: CdcCase) -> None:
     table = cdc_case.t("keyless")
     cdc_case.admin.execute(f"create table {table} (a int, b text)")
     cdc_case.admin.execute(f"alter table {table} replica identity full")
@@ -274,3 +275,60 @@ def test_shape_changes_inside_a_transaction_and_dropped_columns(cdc_case: CdcCas
     rows = cdc_case.raw(table, "id, name, extra, ok")
     assert rows == [(1, "n1", None, False), (2, "n2", None, True), (3, "again", None, None),
                     (4, "new shape", "x", None), (5, "no ok", "y", None)]
+
+
+def test_append_only_table_is_exactly_datastreams_shape(cdc_case: CdcCase) -> None:
+    """Append-only mode on real PostgreSQL changes: the table is named ``public_<table>``, its
+    ``datastream_metadata`` has exactly the documented fields and types (no ``is_deleted``),
+    the backfill writes INSERTs, an update its new image, a delete a DELETE."""
+    cdc_case.mode = "append-only"
+    table = _create_items(cdc_case, rows=2)
+    cdc_case.publish(table)
+    cdc_case.drain()
+    cdc_case.admin.execute(f"update {table} set name = 'two' where id = 2")
+    cdc_case.admin.execute(f"delete from {table} where id = 1")
+    cdc_case.drain()
+    con = cdc_case.duck()
+    try:
+        described = con.execute(
+            "select data_type from information_schema.columns where table_schema = 'raw' "
+            f"and table_name = 'public_{table}' and column_name = 'datastream_metadata'").fetchall()
+        assert described == [(datastream.metadata_type_duckdb("append-only"),)]
+        fields = [f for (f,) in con.execute(
+            f'select unnest(struct_keys(datastream_metadata)) from raw."public_{table}" '
+            "limit 5").fetchall()]
+        assert fields == [name for name, _ in datastream.APPEND_ONLY_METADATA]
+        events = con.execute(
+            f'select id, datastream_metadata.change_type from raw."public_{table}" order by '
+            "datastream_metadata.source_timestamp, datastream_metadata.change_sequence_number"
+        ).fetchall()
+    finally:
+        con.close()
+    backfill = datastream.BACKFILL_CHANGE_TYPE
+    assert sorted(events[:2]) == [(1, backfill), (2, backfill)]
+    assert events[2:] == [(2, "UPDATE-INSERT"), (1, "DELETE")]
+
+
+def test_gcp_provisioning_creates_the_slot_once_and_needs_the_publication(
+        cdc_case: CdcCase) -> None:
+    """What `create_streams` runs against Cloud SQL before Datastream, on real PostgreSQL."""
+    from pulse_local.cdc import CdcError
+    from pulse_local.cdc.provision import ensure_replication
+
+    table = _create_items(cdc_case)
+    cdc_case.publish(table)
+    slot = f"ds_{cdc_case.name}"
+    dsn = cdc_case.settings.admin_dsn()
+    try:
+        assert ensure_replication(dsn, cdc_case.publication, [slot]) == [
+            f"created replication slot {slot}"]
+        assert ensure_replication(dsn, cdc_case.publication, [slot]) == [
+            f"replication slot {slot} exists"]
+        plugin = cdc_case.admin.execute("select plugin from pg_replication_slots "
+                                        "where slot_name = %s", (slot,)).fetchone()
+        assert plugin == ("pgoutput",)
+        with pytest.raises(CdcError, match="publication 'nope' does not exist"):
+            ensure_replication(dsn, "nope", [slot])
+    finally:
+        cdc_case.admin.execute("select pg_drop_replication_slot(slot_name) from "
+                               "pg_replication_slots where slot_name = %s", (slot,))

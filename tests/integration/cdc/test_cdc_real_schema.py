@@ -35,16 +35,19 @@ def test_every_published_table_lands(pulse_stack: Any, pulse_settings: Settings,
         try:
             report = drain(pulse_settings, config)
             con = duckdb.connect()
-            assert sorted(refresh_views(con, pulse_settings, config)) == published
+            assert sorted(refresh_views(con, pulse_settings, config)) == [
+                f"public_{t}" for t in published]
             assert report.backfilled_rows >= 0
             for table in published:
                 source_columns = [r[0] for r in admin.execute(
                     "select attname from pg_attribute where attrelid = %s::regclass "
                     "and attnum > 0 and not attisdropped order by attnum", (table,))]
-                raw_columns = [r[0] for r in con.execute(f'describe raw."{table}"').fetchall()]
+                raw_columns = [r[0] for r in con.execute(
+                    f'describe raw."public_{table}"').fetchall()]
                 assert raw_columns == [*source_columns, "datastream_metadata"]
                 count = admin.execute(f"select count(*) from {table}").fetchone()
-                assert con.execute(f'select count(*) from raw."{table}"').fetchone() == count
+                assert con.execute(
+                    f'select count(*) from raw."public_{table}"').fetchone() == count
         finally:
             admin.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
                           "where slot_name = 'cdc_test_real_schema' and not active")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pulse_local.warehouse.raw import RAW_TABLES, create_raw_tables
+from pulse_local.warehouse.raw import RAW_TABLES, create_raw_tables, raw_table_name
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 9, 2, tzinfo=UTC)
@@ -102,16 +102,16 @@ class ChangeLog:
                 continue
             names = [n for n, _ in cols]
             placeholders = ", ".join("?" for _ in names)
-            sql = (f'INSERT INTO raw."{table}" VALUES ({placeholders}, '
+            sql = (f'INSERT INTO raw."{raw_table_name(table)}" VALUES ({placeholders}, '
                    "{'uuid': ?, 'source_timestamp': ?, 'change_sequence_number': ?, "
-                   "'change_type': ?, 'is_deleted': ?})")
+                   "'change_type': ?, 'sort_keys': [?]})")
             params = []
             for c in rows:
                 values = [json.dumps(v) if bq == "JSON" and v is not None else v
                           for (n, bq), v in zip(cols, (c.row[n] for n in names))]
                 params.append([
                     *values, str(uuid.uuid4()), int(c.at.timestamp() * 1000), c.csn,
-                    c.change_type, c.change_type in ("DELETE", "UPDATE-DELETE"),
+                    c.change_type, c.csn,
                 ])
             con.executemany(sql, params)
         self.written = len(self.changes)

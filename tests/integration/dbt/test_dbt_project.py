@@ -32,6 +32,7 @@ from dbt_rawdata import (
 
 from pulse_local.config import Settings
 from pulse_local.warehouse import DbtResult, compile_gcp_offline, run_dbt
+from pulse_local.warehouse.dbt import bigquery_parse_errors
 
 pytestmark = pytest.mark.integration
 
@@ -234,6 +235,9 @@ def test_gcp_target_parses_and_compiles_offline_as_bigquery(warehouse: Warehouse
     compiled = {n.name: n.compiled_code for n in result.nodes if n.compiled_code}
     assert MODELS <= set(compiled)
     assert "`pulse-offline`.`raw`.`public_users`" in compiled["stg_user_changes"]  # Datastream's name
+    # append-only mode has no datastream_metadata.is_deleted: a view reading it would not create
+    assert not [name for name, sql in compiled.items() if "is_deleted" in sql]
+    assert all(bigquery_parse_errors(sql) == [] for sql in compiled.values())
     assert "`pulse-offline`.`staging`.`stg_responses`" in compiled["fact_response"]
     assert "/* pulse-local" not in compiled["fact_response"]               # BigQuery SQL, untranslated
     manifest = json.loads((warehouse.root / "gcp-work" / "target" / "manifest.json").read_text())

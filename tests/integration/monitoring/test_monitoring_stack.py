@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 EXPECTED_CHECKS = {
     "freshness:raw.responses", "freshness:raw.answers", "freshness:raw.pubsub_response_events",
     "freshness:dw.fact_response",
-    *(f"completeness:raw.{t}" for t in ("organizations", "teams", "users", "assessments",
+    *(f"completeness:raw.public_{t}" for t in ("organizations", "teams", "users", "assessments",
                                         "questions", "assessment_runs", "run_participants",
                                         "responses", "answers")),
     "completeness:responses_in_fact_response", "completeness:completed_responses_in_fact_response",
@@ -48,8 +48,8 @@ def test_green_after_data_went_through_every_layer(pipeline: Settings) -> None:
     with psycopg.connect(pipeline.admin_dsn()) as conn:
         responses = conn.execute("select count(*) from responses").fetchone()[0]  # type: ignore[index]
     assert responses > 900  # the fixture set really is there
-    assert report.check("completeness:raw.responses").detail == (
-        f"source responses {responses} rows, raw.responses {responses}")
+    assert report.check("completeness:raw.public_responses").detail == (
+        f"source responses {responses} rows, raw.public_responses {responses}")
     assert report.check("completeness:responses_in_fact_response").detail == (
         f"source {responses} rows, warehouse {responses}")
     dbt = report.check("dbt:run_results")
@@ -74,7 +74,7 @@ def _newest_raw_response(settings: Settings) -> datetime:
     from pulse_local.monitoring.warehouse import warehouse_query
 
     newest = warehouse_query(settings)(
-        "select max(timestamp_millis(datastream_metadata.source_timestamp)) from raw.responses")
+        "select max(timestamp_millis(datastream_metadata.source_timestamp)) from raw.public_responses")
     return newest[0][0]
 
 
@@ -128,7 +128,7 @@ def test_source_row_missing_from_the_warehouse_fails_completeness(
     assert all(c.severity == "error" for c in failed.values())
     assert "fact_response" in failed["completeness:responses_in_fact_response"].where_to_look
     # the CDC service landed the row before raw was counted (the check waits for the slot)
-    assert report.check("completeness:raw.responses").ok, report.summary()
+    assert report.check("completeness:raw.public_responses").ok, report.summary()
 
 
 def _streaming(settings: Settings) -> MonitorReport:

@@ -3,6 +3,8 @@ described from it."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -83,26 +85,40 @@ def test_mixed_modes_need_two_streams() -> None:
         "postgresql_schemas"][0]["postgresql_tables"] == [{"table": "b"}]
 
 
-def test_print_or_create_prints_the_gcloud_command(capsys: pytest.CaptureFixture[str]) -> None:
-    text = print_or_create(Settings(profile="local"), dry_run=True)
-    assert "gcloud datastream streams create pulse-postgres-raw" in text
-    assert "--postgresql-source-config=" in text and '"replicationSlot":"pulse_datastream"' in text
+def test_print_or_create_prints_the_gcloud_command(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """gcloud's --postgresql-source-config / --bigquery-destination-config take file paths:
+    the command names files holding the configs (camelCase JSON), never inline JSON."""
+    settings = Settings(profile="local", state_dir=tmp_path)
+    text = print_or_create(settings, dry_run=True)
+    command = next(line for line in text.splitlines()
+                   if line.startswith("gcloud datastream streams create pulse-postgres-raw"))
+    flags = dict(part.split("=", 1) for part in shlex.split(command) if "=" in part)
+    source = Path(flags["--postgresql-source-config"])
+    destination = Path(flags["--bigquery-destination-config"])
+    assert source.parent == tmp_path / "datastream" and destination.is_file()
+    assert json.loads(source.read_text())["replicationSlot"] == "pulse_datastream"
+    assert json.loads(destination.read_text())["singleTargetDataset"] == {
+        "datasetId": "pulse-local:raw"}
+    assert "{" not in command  # no inline JSON
     assert "--backfill-all" in text and "nothing to create" not in text
     assert capsys.readouterr().out.strip() == text.strip()
 
 
-def test_provisioning_on_local_creates_nothing_and_says_so(capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
+def test_provisioning_on_local_creates_nothing_and_says_so(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
     """The local backend's change streams are the stack's cdc service: nothing to create."""
-    text = print_or_create(Settings(profile="local"), dry_run=False)
+    text = print_or_create(Settings(profile="local", state_dir=tmp_path), dry_run=False)
     assert "nothing to create" in text and "cdc service" in text
     assert capsys.readouterr().out.strip() == text.strip()
 
 
 def test_command_line_describe_and_config_errors(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from pulse_local.cdc.__main__ import main
 
+    monkeypatch.setenv("PULSE_STATE_DIR", str(tmp_path / "state"))
     assert main(["describe"]) == 0
     assert "gcloud datastream streams create" in capsys.readouterr().out
     bad = tmp_path / "stream.yaml"

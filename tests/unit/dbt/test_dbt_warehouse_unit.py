@@ -127,12 +127,11 @@ def test_parse_errors_as_bigquery() -> None:
 def test_raw_tables_have_datastream_shape() -> None:
     con = duckdb.connect()
     create_raw_tables(con)
-    cols = con.execute("DESCRIBE raw.users").fetchall()
+    cols = con.execute("DESCRIBE raw.public_users").fetchall()
     meta = {c[0]: c[1] for c in cols}["datastream_metadata"]
-    for field in ("uuid VARCHAR", "source_timestamp BIGINT", "change_sequence_number VARCHAR",
-                  "change_type VARCHAR", "is_deleted BOOLEAN"):
-        assert field in meta
-    assert {c[0]: c[1] for c in con.execute("DESCRIBE raw.answers").fetchall()}["value_number"] == "DECIMAL(38,9)"
+    assert meta == ("STRUCT(uuid VARCHAR, source_timestamp BIGINT, change_sequence_number VARCHAR, "
+                    "change_type VARCHAR, sort_keys VARCHAR[])")
+    assert {c[0]: c[1] for c in con.execute("DESCRIBE raw.public_answers").fetchall()}["value_number"] == "DECIMAL(38,9)"
 
 
 def test_generate_raw_small_is_consistent() -> None:
@@ -140,12 +139,12 @@ def test_generate_raw_small_is_consistent() -> None:
     counts = generate_raw(con, 1000, users_per_tenant=50)
     assert set(counts) == set(RAW_TABLES)
     live = con.execute("""
-        SELECT id FROM raw.responses
+        SELECT id FROM raw.public_responses
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY datastream_metadata.source_timestamp DESC,
             datastream_metadata.change_sequence_number DESC) = 1 AND datastream_metadata.change_type != 'DELETE'
     """).fetchall()
     assert 950 < len(live) <= 1000
-    types = {r[0] for r in con.execute("SELECT DISTINCT datastream_metadata.change_type FROM raw.users").fetchall()}
+    types = {r[0] for r in con.execute("SELECT DISTINCT datastream_metadata.change_type FROM raw.public_users").fetchall()}
     assert types == {"INSERT", "UPDATE-DELETE", "UPDATE-INSERT"}
 
 
@@ -161,7 +160,7 @@ def test_raw_sources_are_append_only_in_the_stream_and_named_per_warehouse() -> 
              for t in read}
     assert modes == {t: "append-only" for t in read}, modes
     prefixes = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["raw_table_prefixes"]
-    assert prefixes == {"bigquery": "public_", "duckdb": ""}
+    assert prefixes == {"bigquery": "public_", "duckdb": "public_"}  # Datastream's names, both
     for table in sources["tables"]:
         assert table["identifier"] == (
             "{{ var('raw_table_prefix', var('raw_table_prefixes')[target.type]) }}" + table["name"])

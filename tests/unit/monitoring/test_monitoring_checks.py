@@ -111,14 +111,14 @@ def _datastream_rows(conn: Any) -> None:
     4 updated with the old image at the same timestamp (UPDATE-DELETE must not win)."""
     conn.execute("create schema raw")
     conn.execute("""create table raw.responses as select * from (values
-        ('1', {'source_timestamp': 1000, 'change_sequence_number': 'a', 'change_type': 'INSERT', 'is_deleted': false}),
-        ('2', {'source_timestamp': 1000, 'change_sequence_number': 'b', 'change_type': 'INSERT', 'is_deleted': false}),
-        ('2', {'source_timestamp': 2000, 'change_sequence_number': 'c', 'change_type': 'UPDATE-INSERT', 'is_deleted': false}),
-        ('3', {'source_timestamp': 1000, 'change_sequence_number': 'd', 'change_type': 'INSERT', 'is_deleted': false}),
-        ('3', {'source_timestamp': 3000, 'change_sequence_number': 'e', 'change_type': 'DELETE', 'is_deleted': true}),
-        ('4', {'source_timestamp': 1000, 'change_sequence_number': 'f', 'change_type': 'INSERT', 'is_deleted': false}),
-        ('4', {'source_timestamp': 4000, 'change_sequence_number': 'g', 'change_type': 'UPDATE-DELETE', 'is_deleted': false}),
-        ('4', {'source_timestamp': 4000, 'change_sequence_number': 'g', 'change_type': 'UPDATE-INSERT', 'is_deleted': false})
+        ('1', {'source_timestamp': 1000, 'change_sequence_number': 'a', 'change_type': 'INSERT'}),
+        ('2', {'source_timestamp': 1000, 'change_sequence_number': 'b', 'change_type': 'INSERT'}),
+        ('2', {'source_timestamp': 2000, 'change_sequence_number': 'c', 'change_type': 'UPDATE-INSERT'}),
+        ('3', {'source_timestamp': 1000, 'change_sequence_number': 'd', 'change_type': 'INSERT'}),
+        ('3', {'source_timestamp': 3000, 'change_sequence_number': 'e', 'change_type': 'DELETE'}),
+        ('4', {'source_timestamp': 1000, 'change_sequence_number': 'f', 'change_type': 'INSERT'}),
+        ('4', {'source_timestamp': 4000, 'change_sequence_number': 'g', 'change_type': 'UPDATE-DELETE'}),
+        ('4', {'source_timestamp': 4000, 'change_sequence_number': 'g', 'change_type': 'UPDATE-INSERT'})
         ) t(id, datastream_metadata)""")
 
 
@@ -129,6 +129,10 @@ def test_raw_current_count_merges_append_only_changes_to_the_latest_state() -> N
     assert conn.execute(bigquery_to_duckdb(sql)).fetchone() == (3,)  # 1, 2, 4
     assert conn.execute(bigquery_to_duckdb(
         raw_current_count_sql("raw.responses", ["id"], "merge"))).fetchone() == (8,)
+    # keyless, append-only (no is_deleted in that mode): 6 images added, 1 DELETE and 1
+    # UPDATE-DELETE removed
+    assert conn.execute(bigquery_to_duckdb(
+        raw_current_count_sql("raw.responses", [], "append-only"))).fetchone() == (4,)
 
 
 # ------------------------------------------------------------------ CDC lag

@@ -18,8 +18,10 @@ def test_dry_run_against_gcp_prints_the_plan(capsys: pytest.CaptureFixture[str])
     reports = provision(_settings(project="pulse-prod"), "gcp", dry_run=True)
     out = capsys.readouterr().out
     assert "would apply Pub/Sub on GCP and Bigtable on GCP; nothing was called" in out
-    pubsub, bigtable = reports
-    assert {r.action for r in pubsub.results + bigtable.results} == {"planned"}
+    prerequisites, pubsub, bigtable = reports  # datasets, subscription table, bucket first
+    assert prerequisites.service == "gcp"
+    assert {r.action for r in prerequisites.results + pubsub.results + bigtable.results} == {
+        "planned"}
     assert "response-events-bigquery" in pubsub.names("planned", "subscription")
     assert "pulse-prod.raw.pubsub_response_events" in out
     assert "dead_letter=response-events-dlq after 20 attempts" in out
