@@ -35,14 +35,14 @@ DOCUMENTED_METADATA = [("uuid", "STRING"), ("source_timestamp", "INTEGER"),
 @pytest.fixture(scope="module")
 def rehearsal() -> Iterator[tuple[Settings, Any]]:
     """A rehearsal stack up, and the summary of the stages that run today."""
-    base = make_test_settings()
-    settings = with_emulators(base.model_copy(update={
-        "profile": "gcp", "stack": "native", "fixture_scale": 1, "raw_bucket": "rehearse-raw",
+    base = make_test_settings().model_copy(update={
+        "stack": "native", "fixture_scale": 1, "raw_bucket": "rehearse-raw",
         "project": "rehearse-test", "bigquery_port": free_port(),
-        "bigquery_grpc_port": free_port(), "storage_port": free_port()}))
+        "bigquery_grpc_port": free_port(), "storage_port": free_port()})
+    settings = with_emulators(base)
     saved = dict(os.environ)
     st.apply_rehearsal_environment(settings)
-    stack = NativeStack(settings, rehearsal_services(settings))
+    stack = NativeStack(base, rehearsal_services(settings))
     try:
         stack.up()
         summary = st.rehearse(settings, [
@@ -84,9 +84,8 @@ def test_raw_tables_in_bigquery_have_datastreams_metadata(rehearsal: tuple[Setti
 
 
 def test_raw_payloads_are_in_the_storage_emulator(rehearsal: tuple[Settings, Any]) -> None:
-    from google.cloud import storage
+    from pulse_local.backends import storage_client
 
     settings, _ = rehearsal
-    blobs = list(storage.Client(project=settings.project).bucket(settings.raw_bucket)
-                 .list_blobs(timeout=30))
+    blobs = list(storage_client(settings).bucket(settings.raw_bucket).list_blobs(timeout=30))
     assert blobs and all(b.name.endswith(".jsonl") for b in blobs)

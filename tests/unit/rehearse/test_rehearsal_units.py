@@ -93,7 +93,7 @@ def test_a_failed_stage_stops_the_run_and_later_ones_are_not_run(monkeypatch) ->
     def boom(settings: Settings) -> str:
         raise RuntimeError("no table")
 
-    summary = st.rehearse(Settings(profile="gcp"), [("a", lambda s: "fine"), ("b", boom),
+    summary = st.rehearse(with_emulators(Settings()), [("a", lambda s: "fine"), ("b", boom),
                                                     ("c", lambda s: "never")])
     assert [(s.name, s.status) for s in summary.stages] == [
         ("a", "ok"), ("b", "FAILED"), ("c", "NOT RUN")]
