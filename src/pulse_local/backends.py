@@ -107,6 +107,45 @@ class DuckDBWarehouse:
         return duckdb_query_bigquery_sql(self.path, sql, lock_wait_seconds=lock_wait_seconds)
 
 
+def bigquery_client(project: str, location: str, endpoint: str | None = None) -> Any:
+    """google-cloud-bigquery's client: Google with Application Default Credentials, or, with
+    `endpoint` (``http://host:port`` of an emulator, ``BIGQUERY_EMULATOR_HOST`` in Settings),
+    that emulator with anonymous credentials. Every BigQuery client of the gcp code is made here."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import bigquery
+
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=project, location=location,
+                               credentials=AnonymousCredentials(),
+                               client_options=ClientOptions(api_endpoint=endpoint))
+    try:
+        return bigquery.Client(project=project, location=location)
+    except DefaultCredentialsError:
+        raise missing_credentials("BigQuery") from None
+
+
+def storage_client(settings: Settings) -> Any:
+    """google-cloud-storage's client: Google with Application Default Credentials, or the
+    emulator at ``STORAGE_EMULATOR_HOST`` (Settings) with anonymous credentials."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    if settings.storage_emulator_host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=settings.project, credentials=AnonymousCredentials(),
+                              client_options=ClientOptions(
+                                  api_endpoint=settings.storage_emulator_host))
+    try:
+        return storage.Client(project=settings.project)
+    except DefaultCredentialsError:
+        raise missing_credentials("Cloud Storage") from None
+
+
 class BigQueryWarehouse:
     """The warehouse on BigQuery (Application Default Credentials; client made on first use).
 
@@ -118,20 +157,7 @@ class BigQueryWarehouse:
 
     @cached_property
     def client(self) -> Any:
-        from google.auth.exceptions import DefaultCredentialsError
-        from google.cloud import bigquery
-
-        if self.endpoint:
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-
-            return bigquery.Client(project=self.project, location=self.location,
-                                   credentials=AnonymousCredentials(),
-                                   client_options=ClientOptions(api_endpoint=self.endpoint))
-        try:
-            return bigquery.Client(project=self.project, location=self.location)
-        except DefaultCredentialsError:
-            raise missing_credentials("BigQuery") from None
+        return bigquery_client(self.project, self.location, self.endpoint)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row.values()) for row in self.client.query(sql).result()]
@@ -170,15 +196,9 @@ class GcsArchive:
 
     @cached_property
     def bucket(self) -> Any:
-        from google.auth.exceptions import DefaultCredentialsError
-        from google.cloud import storage
-
         self.settings.require_gcp("raw_bucket")
 
-        try:
-            return storage.Client(project=self.settings.project).bucket(self.bucket_name)
-        except DefaultCredentialsError:
-            raise missing_credentials("Cloud Storage") from None
+        return storage_client(self.settings).bucket(self.bucket_name)
 
     def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
         import uuid

@@ -207,17 +207,22 @@ def rehearse(
     import time
 
     from pulse_local.config import PROJECT_ROOT
+    from pulse_local.rehearsal.endpoints import with_emulators
     from pulse_local.rehearsal.services import rehearsal_services
     from pulse_local.rehearsal.stages import apply_rehearsal_environment, print_summary
     from pulse_local.rehearsal.stages import rehearse as run_rehearsal
     from pulse_local.stack.native import NativeStack
 
-    overrides: dict[str, object] = {"profile": "gcp"}
+    # The stack runs as the local one does (its PostgreSQL plays Cloud SQL); the pipeline runs
+    # on profile gcp with every endpoint on the stack's emulators.
+    overrides: dict[str, object] = {"profile": "local", "database_url": None,
+                                    "admin_database_url": None}
     if not os.environ.get("PULSE_STATE_DIR"):
         overrides["state_dir"] = PROJECT_ROOT / ".pulse-rehearse"
-    settings = _settings(**overrides)
+    stack_settings = load_settings(**overrides)
+    settings = with_emulators(stack_settings)
     apply_rehearsal_environment(settings)  # before `up`: the services inherit the endpoints
-    stack = NativeStack(settings, rehearsal_services(settings))
+    stack = NativeStack(stack_settings, rehearsal_services(settings))
     started = time.perf_counter()
     try:
         stack.up()

@@ -10,7 +10,9 @@ select
     extract(dayofweek from d) as day_of_week,
     format_date('%A', d) as day_name,
     extract(isoweek from d) as iso_week_number,
-    date_trunc(d, isoweek) as iso_week_start,
+    -- the Monday of d's ISO week, as date_trunc(d, isoweek) gives it; written out because the
+    -- BigQuery emulator of `make rehearse` cannot translate date_trunc(<unnest column>, isoweek)
+    date_sub(d, interval mod(extract(dayofweek from d) + 5, 7) day) as iso_week_start,
     date_trunc(d, month) as month_start,
     extract(dayofweek from d) in (1, 7) as is_weekend
 from unnest(

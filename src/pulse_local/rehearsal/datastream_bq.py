@@ -20,19 +20,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pulse_local.cdc.datastream import APPEND_ONLY_METADATA, destination_table
 from pulse_local.warehouse.raw import RAW_TABLES
 
-#: The fields of ``datastream_metadata`` in append-only mode, in Datastream's order and types.
-METADATA_FIELDS: tuple[tuple[str, str], ...] = (
-    ("uuid", "STRING"),
-    ("source_timestamp", "INT64"),
-    ("change_sequence_number", "STRING"),
-    ("change_type", "STRING"),
-    ("sort_keys", "ARRAY<STRING>"),
-)
+#: The fields of ``datastream_metadata`` in append-only mode (stated once, in cdc.datastream).
+METADATA_FIELDS = APPEND_ONLY_METADATA
 
 #: Datastream's table-name prefix for the PostgreSQL schema ``public``.
-TABLE_PREFIX = "public_"
+TABLE_PREFIX = destination_table("public", "")
 
 
 def metadata_type() -> str:

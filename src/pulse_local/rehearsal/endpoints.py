@@ -91,9 +91,21 @@ def refuse_real_google(environment: dict[str, str]) -> None:
 
 
 def with_emulators(settings: Settings) -> Settings:
-    """`settings` on profile gcp with every Google endpoint set to the rehearsal's emulators
-    (what the gcp code reads: `backends.for_profile`, `emulator_endpoints`)."""
+    """The rehearsal's gcp settings, from the rehearsal stack's own (`settings`): profile gcp,
+    every Google endpoint set to the stack's emulators (what `backends` and `resources` read),
+    and the gcp settings that have no default on GCP set explicitly to the stack's: the
+    PostgreSQL DSNs (the stack plays Cloud SQL) and a project number (no Resource Manager)."""
     e = rehearsal_endpoints(settings)
+    local = settings.model_copy(update={"profile": "local"})
     return settings.model_copy(update={
         "profile": "gcp", "pubsub_emulator_host": e.pubsub, "bigtable_emulator_host": e.bigtable,
-        "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage})
+        "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
+        "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
+        "project_number": settings.project_number or "000000000000",
+        "project": settings.project, "raw_bucket": settings.raw_bucket})
+
+
+def stack_settings(settings: Settings) -> Settings:
+    """The settings the rehearsal stack itself runs with (profile local: PostgreSQL, Prefect
+    and the emulators are the stack's own, reached through its ports)."""
+    return settings.model_copy(update={"profile": "local"})

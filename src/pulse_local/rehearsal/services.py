@@ -31,18 +31,13 @@ def emulator_program(name: str) -> Path:
     return path
 
 
-def bigquery_client(settings: Settings, timeout: float = 5.0) -> object:
+def bigquery_client(settings: Settings) -> object:
     """The official BigQuery client on the rehearsal's emulator (anonymous credentials)."""
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
-
+    from pulse_local.backends import bigquery_client as make_client
     from pulse_local.rehearsal.endpoints import rehearsal_endpoints
 
-    return bigquery.Client(
-        project=settings.project, location=settings.location,
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=rehearsal_endpoints(settings).bigquery))
+    return make_client(settings.project, settings.location,
+                       rehearsal_endpoints(settings).bigquery)
 
 
 def bigquery_ready(settings: Settings, timeout: float = 2.0) -> None:
@@ -108,16 +103,27 @@ def emulator_services() -> list[ServiceSpec]:
     ]
 
 
-def rehearsal_services(settings: Settings) -> list[ServiceSpec]:
+#: Services that run the gcp code in the cloud (Cloud Run): on profile gcp in a rehearsal. The
+#: others are the stack's own (PostgreSQL plays Cloud SQL, the cdc service plays Datastream).
+GCP_SERVICES = ("processor", "streaming", "serving")
+
+
+def rehearsal_services(gcp_settings: Settings) -> list[ServiceSpec]:
     """Every service of the rehearsal stack: the emulators first (the processor writes raw
-    payloads to the bucket), then the native stack's services."""
+    payloads to the bucket), then the native stack's, the Cloud Run ones on profile gcp with the
+    emulators' endpoints (`gcp_settings`: `endpoints.with_emulators`)."""
+    from dataclasses import replace
+
+    from pulse_local.rehearsal.stages import rehearsal_environment
+
+    gcp_env = rehearsal_environment(gcp_settings)
     emulators = emulator_services()
     names = tuple(e.name for e in emulators)
     services = []
-    for spec in native_services(settings):
+    for spec in native_services(gcp_settings):
+        if spec.name in GCP_SERVICES:
+            spec = replace(spec, env=lambda s, own=spec.env: {**own(s), **gcp_env})
         if spec.name == "processor":
-            from dataclasses import replace
-
             spec = replace(spec, depends_on=(*spec.depends_on, *names))
         services.append(spec)
     return [*emulators, *services]

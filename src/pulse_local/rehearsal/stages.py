@@ -19,14 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse_local.config import Settings
-from pulse_local.rehearsal.endpoints import (
-    refuse_real_google,
-    rehearsal_endpoints,
-    with_emulators,
-)
-
-#: BigQuery datasets the gcp profile uses (dbt's sources and its schemas).
-DATASETS = ("raw", "staging", "dw")
+from pulse_local.rehearsal.endpoints import refuse_real_google, rehearsal_endpoints
 
 
 def rehearsal_environment(settings: Settings) -> dict[str, str]:
@@ -35,6 +28,13 @@ def rehearsal_environment(settings: Settings) -> dict[str, str]:
     from pulse_local.stack.services import service_env
 
     env = {**service_env(settings), "PULSE_PROFILE": "gcp",
+           # the gcp settings every service process reads (the processor archives to the bucket)
+           "PULSE_RAW_BUCKET": settings.raw_bucket, "PULSE_LOCATION": settings.location,
+           "PULSE_BIGTABLE_INSTANCE": settings.bigtable_instance,
+           "PULSE_BIGQUERY_PORT": str(settings.bigquery_port),
+           "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
+           "PULSE_STORAGE_PORT": str(settings.storage_port),
+           "PULSE_PROJECT_NUMBER": settings.project_number or "",
            **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
     refuse_real_google(env)
     return env
@@ -60,26 +60,22 @@ def stage_provision(settings: Settings) -> str:
     reports = provision(settings, "gcp", dry_run=False, echo=lambda *a, **k: None)
     client = _bq(settings)
     try:
-        for dataset in DATASETS:
-            client.create_dataset(f"{settings.project}.{dataset}", exists_ok=True, timeout=30)
         tables = create_raw_tables(client, settings.project)
     finally:
         client.close()
-    return (f"{'; '.join(r.summary().splitlines()[0] for r in reports)}; BigQuery datasets "
-            f"{', '.join(DATASETS)}; {len(tables)} raw tables in Datastream's shape")
+    return (f"{'; '.join(r.summary().splitlines()[0] for r in reports)}; "
+            f"{len(tables)} raw tables in Datastream's shape")
 
 
 def stage_replay_fixtures(settings: Settings) -> str:
     """Generate the fixtures and send every webhook through the processor (running on profile
     gcp: its raw payloads go to the Cloud Storage emulator's bucket)."""
-    from google.cloud import storage
-
+    from pulse_local.backends import storage_client
     from pulse_local.pipeline import stage_fixtures, stage_replay_fixtures
 
     generated = stage_fixtures(settings)
     replayed = stage_replay_fixtures(settings)
-    objects = list(storage.Client(project=settings.project).bucket(settings.raw_bucket)
-                   .list_blobs(timeout=30))
+    objects = list(storage_client(settings).bucket(settings.raw_bucket).list_blobs(timeout=30))
     if not objects:
         raise RuntimeError(f"the processor archived nothing in gs://{settings.raw_bucket} "
                            "(Cloud Storage emulator): the gcp archive path did not run")
@@ -91,17 +87,19 @@ def landed_changes(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     import duckdb
 
     from pulse_local.cdc.views import refresh_views
+    from pulse_local.rehearsal.datastream_bq import TABLE_PREFIX
     from pulse_local.warehouse.raw import RAW_TABLES
 
     out: dict[str, list[dict[str, Any]]] = {}
     with duckdb.connect() as conn:
         tables = refresh_views(conn, settings)
-        for table in tables:
+        for view in tables:  # Datastream's names: public_<table>
+            table = view.removeprefix(TABLE_PREFIX)
             if table not in RAW_TABLES:
                 continue
             cols = [c for c, _ in RAW_TABLES[table]] + ["datastream_metadata"]
             cursor = conn.execute(
-                f'select {", ".join(chr(34) + c + chr(34) for c in cols)} from raw."{table}"')
+                f'select {", ".join(chr(34) + c + chr(34) for c in cols)} from raw."{view}"')
             out[table] = [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
     return out
 
@@ -109,10 +107,13 @@ def landed_changes(settings: Settings) -> dict[str, list[dict[str, Any]]]:
 def stage_cdc_to_bigquery(settings: Settings) -> str:
     """Drain the source's changes with the stack's CDC (it plays Datastream), then land them in
     the BigQuery emulator's ``raw.public_<table>`` in Datastream's append-only shape."""
-    from pulse_local.etl import drain_changes
+    from pulse_local.cdc import drain
     from pulse_local.rehearsal.datastream_bq import land_rows
+    from pulse_local.rehearsal.endpoints import stack_settings
 
-    drained = drain_changes(settings, timeout=120)
+    # the stack's CDC engine (profile local) plays Datastream; on gcp the ETL waits on
+    # Datastream's API instead, which has no emulator
+    drained = drain(stack_settings(settings), timeout=120)
     client = _bq(settings)
     landed: dict[str, int] = {}
     try:
@@ -122,7 +123,7 @@ def stage_cdc_to_bigquery(settings: Settings) -> str:
         client.close()
     if not any(landed.values()):
         raise RuntimeError("the CDC landed no changes: nothing for dbt to read")
-    return (f"{drained['changes']} changes drained; landed in BigQuery "
+    return (f"{drained.changes} changes drained; landed in BigQuery "
             + ", ".join(f"public_{t} {n}" for t, n in landed.items() if n))
 
 
@@ -135,7 +136,7 @@ def stage_dbt_build(settings: Settings) -> str:
                          env=rehearsal_endpoints(settings).environment())
     except DbtError as exc:
         raise RuntimeError(str(exc)) from None
-    if not result.ok:
+    if not result.success:
         raise RuntimeError(result.summary())
     return result.summary()
 
@@ -193,11 +194,11 @@ class RehearsalSummary:
 def rehearse(settings: Settings, stages: list[tuple[str, Callable[[Settings], str]]] | None = None
              ) -> RehearsalSummary:
     """Run the stages in order on the running rehearsal stack; stop at the first failure."""
-    if settings.profile != "gcp":
+    if settings.profile != "gcp" or not settings.bigquery_emulator_host:
         from pulse_local.errors import ConfigError
 
-        raise ConfigError("a rehearsal runs profile gcp: load its settings with profile='gcp'")
-    settings = with_emulators(settings)
+        raise ConfigError("a rehearsal runs profile gcp on the emulators: pass the settings "
+                          "of `pulse_local.rehearsal.endpoints.with_emulators(stack settings)`")
     apply_rehearsal_environment(settings)
     summary = RehearsalSummary()
     failed = False

@@ -146,9 +146,8 @@ def _grant_writer(bq: Any, dataset_ref: str, email: str, report: ApplyReport) ->
 
 
 def gcp_clients(settings: Settings) -> GcpClients:
-    """The real clients (Application Default Credentials; ``BIGQUERY_EMULATOR_HOST`` /
-    ``STORAGE_EMULATOR_HOST`` are honoured by the libraries themselves)."""
-    from google.cloud import bigquery, storage
+    """The real clients (Application Default Credentials), or the emulators named by
+    Settings' ``BIGQUERY_EMULATOR_HOST`` / ``STORAGE_EMULATOR_HOST`` (the rehearsal)."""
 
     def project_number() -> str:
         if settings.project_number:
@@ -159,5 +158,8 @@ def gcp_clients(settings: Settings) -> GcpClients:
             name=f"projects/{settings.project}")
         return str(project.name).rsplit("/", 1)[1]
 
-    return GcpClients(bigquery.Client(project=settings.project, location=settings.location),
-                      storage.Client(project=settings.project), project_number)
+    from pulse_local.backends import bigquery_client, storage_client
+
+    return GcpClients(bigquery_client(settings.project, settings.location,
+                                      settings.bigquery_emulator_host),
+                      storage_client(settings), project_number)

@@ -1,0 +1,107 @@
+"""Unit tests of the rehearsal's pieces that need no service: the endpoint guard, Datastream's
+row shape, the stage runner (fed with fake stages, said where), the missing-emulator error."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from pulse_local.config import Settings
+from pulse_local.errors import ToolMissing
+from pulse_local.rehearsal import stages as st
+from pulse_local.rehearsal.datastream_bq import datastream_row, metadata_type, raw_table_ddl
+from pulse_local.rehearsal.endpoints import (
+    RealGoogleEndpoint,
+    refuse_real_google,
+    rehearsal_endpoints,
+    with_emulators,
+)
+from pulse_local.rehearsal.services import emulator_program
+
+
+def test_endpoints_are_the_stacks_loopback_emulators() -> None:
+    env = rehearsal_endpoints(Settings(bigquery_port=1111, storage_port=2222)).environment()
+    assert env["BIGQUERY_EMULATOR_HOST"] == "http://127.0.0.1:1111"
+    assert env["PULSE_BIGQUERY_ENDPOINT"] == env["BIGQUERY_EMULATOR_HOST"]
+    assert env["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:2222"
+
+
+@pytest.mark.parametrize("name,value", [
+    ("BIGQUERY_EMULATOR_HOST", "https://bigquery.googleapis.com"),
+    ("PULSE_BIGQUERY_ENDPOINT", "https://bigquery.googleapis.com"),
+    ("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com"),
+    ("PUBSUB_EMULATOR_HOST", "pubsub.googleapis.com:443"),
+    ("BIGTABLE_EMULATOR_HOST", "10.0.0.5:8086"),
+])
+def test_a_real_or_remote_endpoint_is_refused(name: str, value: str) -> None:
+    env = rehearsal_endpoints(Settings()).environment()
+    refuse_real_google(env)  # the rehearsal's own endpoints pass
+    with pytest.raises(RealGoogleEndpoint, match=name):
+        refuse_real_google({**env, name: value})
+
+
+def test_an_unset_endpoint_is_refused() -> None:
+    env = rehearsal_endpoints(Settings()).environment()
+    del env["BIGTABLE_EMULATOR_HOST"]
+    with pytest.raises(RealGoogleEndpoint, match="BIGTABLE_EMULATOR_HOST is unset"):
+        refuse_real_google(env)
+
+
+def test_a_non_loopback_host_setting_is_refused() -> None:
+    with pytest.raises(RealGoogleEndpoint, match="loopback"):
+        rehearsal_endpoints(Settings(host="0.0.0.0"))
+
+
+def test_settings_with_emulators_carry_every_endpoint() -> None:
+    s = with_emulators(Settings(profile="local"))
+    assert s.profile == "gcp"
+    assert (s.pubsub_emulator_host, s.bigtable_emulator_host) == ("127.0.0.1:8085", "127.0.0.1:8086")
+    assert s.bigquery_emulator_host == "http://127.0.0.1:9050"
+
+
+def test_metadata_struct_is_datastreams_append_only_shape() -> None:
+    assert metadata_type() == ("STRUCT<uuid STRING, source_timestamp INT64, change_sequence_number "
+                               "STRING, change_type STRING, sort_keys ARRAY<STRING>>")
+    ddl = raw_table_ddl("p", "users")
+    assert "`p.raw.public_users`" in ddl and "is_deleted" not in ddl
+
+
+def test_datastream_row_types_values_and_drops_is_deleted() -> None:
+    row = {"id": 7, "tenant_id": "t", "response_id": "r", "question_id": "q", "answer_type": "n",
+           "value_number": Decimal("2.50"), "value_json": {"a": 1}, "value_bool": True,
+           "datastream_metadata": {"uuid": "u", "source_timestamp": 5,
+                                   "change_sequence_number": "0A", "change_type": "INSERT",
+                                   "is_deleted": False}}
+    out = datastream_row("answers", row)
+    assert out["id"] == 7 and out["value_number"] == "2.50" and out["value_json"] == '{"a": 1}'
+    assert out["value_text"] is None
+    assert out["datastream_metadata"] == {"uuid": "u", "source_timestamp": 5,
+                                          "change_sequence_number": "0A", "change_type": "INSERT",
+                                          "sort_keys": ["5", "0A"]}
+    ts = datastream_row("teams", {"id": "x", "created_at": datetime(2026, 1, 2, tzinfo=UTC),
+                                  "datastream_metadata": row["datastream_metadata"]})
+    assert ts["created_at"] == "2026-01-02T00:00:00+00:00"
+
+
+def test_a_failed_stage_stops_the_run_and_later_ones_are_not_run(monkeypatch) -> None:
+    # fake stages (plain functions): only the runner's bookkeeping is under test; the runner
+    # points os.environ at the emulators, so it gets a copy here
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    def boom(settings: Settings) -> str:
+        raise RuntimeError("no table")
+
+    summary = st.rehearse(with_emulators(Settings()), [("a", lambda s: "fine"), ("b", boom),
+                                                    ("c", lambda s: "never")])
+    assert [(s.name, s.status) for s in summary.stages] == [
+        ("a", "ok"), ("b", "FAILED"), ("c", "NOT RUN")]
+    assert not summary.ok and summary.failed is not None and summary.failed.name == "b"
+    assert "RuntimeError: no table" in summary.failed.detail
+
+
+def test_a_missing_emulator_says_make_install_provides_it(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PULSE_EMULATORS_VENV", str(tmp_path))
+    with pytest.raises(ToolMissing, match="make install"):
+        emulator_program("bqemulator")
