@@ -14,75 +14,41 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
-from pulse_local.config import Profile, Settings
-from pulse_local.errors import missing_credentials
-from pulse_local.streaming.sink import (
-    LocalParquetSink,
-    NullRawEventSink,
+# The capabilities and the endpoints live below this module (re-exported for its callers).
+from pulse_local.capabilities import (
+    Backends,
+    ChangeStreams,
+    MessageBus,
+    RawArchive,
     RawEventSink,
-    raw_events_dir,
+    RawMessage,
+    Warehouse,
 )
+from pulse_local.config import Settings
+from pulse_local.endpoints import (
+    EmulatorEndpoints,
+    client_environment,
+    emulator_endpoints,
+    require_emulator_endpoints,
+    use_profile,
+)
+from pulse_local.errors import missing_credentials
+from pulse_local.resources.clients import bigquery_client, storage_client
+from pulse_local.streaming.sink import LocalParquetSink, NullRawEventSink, raw_events_dir
 
 if TYPE_CHECKING:
     from pulse_local.serving.auth import TokenVerifier
 
-
-class RawArchive(Protocol):
-    """Capability: append raw payloads (JSON lines) to the raw bucket, partitioned by date."""
-
-    def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
-        """Append records under ``{prefix}/dt={day}/``; return the object's URI."""
-        ...
-
-
-class MessageBus(Protocol):
-    """Capability: publish a message to a topic and wait until the service has it."""
-
-    def publish(self, topic: str, data: bytes, **attributes: str) -> str:
-        """Publish; return the message id once the service acknowledged it."""
-        ...
-
-    def submit(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
-        """Publish without blocking; the future gives the message id once acknowledged (for
-        asyncio callers: ``await asyncio.wrap_future(bus.submit(...))``)."""
-        ...
-
-    def publish_many(self, topic: str,
-                     messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> list[str]:
-        """Publish ``(data, attributes)`` pairs in as few calls as the service allows; return
-        their message ids once acknowledged (for bulk loads: no per-message futures)."""
-        ...
-
-    async def apublish_many(self, topic: str,
-                            messages: Sequence[tuple[bytes, Mapping[str, str]]], *,
-                            timeout: float = 60.0) -> list[str]:
-        """`publish_many` for asyncio callers, on the running event loop (no worker thread);
-        each Publish call (its retries included) gives up after `timeout` seconds."""
-        ...
-
-    async def acheck(self, topic: str, timeout: float) -> None:
-        """A real call (GetTopic) on the running event loop; raises when the service does not
-        answer within `timeout` seconds or the topic is missing."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release what `apublish_many` opened on the running event loop (idempotent)."""
-        ...
-
-
-class Warehouse(Protocol):
-    """Capability: run SQL in the analytical warehouse and return the rows."""
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run one or more statements; return the rows of the last one."""
-        ...
-
-    def query_bigquery_sql(self, sql: str, *, lock_wait_seconds: float = 10.0
-                           ) -> list[tuple[Any, ...]]:
-        """Read with BigQuery Standard SQL (the same text on both profiles); return the rows."""
-        ...
+__all__ = [
+    "Backends", "BigQueryWarehouse", "ChangeStreams", "DatastreamStreams", "DuckDBWarehouse",
+    "EmulatorEndpoints", "GcsArchive", "LocalCdcService", "LocalDirArchive", "MessageBus",
+    "PubSubBus", "RawArchive", "RawEventSink", "RawMessage", "ServingSecurity", "Warehouse",
+    "bigquery_client", "client_environment", "emulator_endpoints", "for_profile",
+    "require_emulator_endpoints", "serving_caller", "serving_security", "storage_client",
+    "use_profile",
+]
 
 
 class DuckDBWarehouse:
@@ -105,45 +71,6 @@ class DuckDBWarehouse:
         from pulse_local.monitoring.warehouse import duckdb_query_bigquery_sql
 
         return duckdb_query_bigquery_sql(self.path, sql, lock_wait_seconds=lock_wait_seconds)
-
-
-def bigquery_client(project: str, location: str, endpoint: str | None = None) -> Any:
-    """google-cloud-bigquery's client: Google with Application Default Credentials, or, with
-    `endpoint` (``http://host:port`` of an emulator, ``BIGQUERY_EMULATOR_HOST`` in Settings),
-    that emulator with anonymous credentials. Every BigQuery client of the gcp code is made here."""
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import bigquery
-
-    if endpoint:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(project=project, location=location,
-                               credentials=AnonymousCredentials(),
-                               client_options=ClientOptions(api_endpoint=endpoint))
-    try:
-        return bigquery.Client(project=project, location=location)
-    except DefaultCredentialsError:
-        raise missing_credentials("BigQuery") from None
-
-
-def storage_client(settings: Settings) -> Any:
-    """google-cloud-storage's client: Google with Application Default Credentials, or the
-    emulator at ``STORAGE_EMULATOR_HOST`` (Settings) with anonymous credentials."""
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
-
-    if settings.storage_emulator_host:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project=settings.project, credentials=AnonymousCredentials(),
-                              client_options=ClientOptions(
-                                  api_endpoint=settings.storage_emulator_host))
-    try:
-        return storage.Client(project=settings.project)
-    except DefaultCredentialsError:
-        raise missing_credentials("Cloud Storage") from None
 
 
 class BigQueryWarehouse:
@@ -351,23 +278,6 @@ class PubSubBus:
         return self._async[1]
 
 
-class ChangeStreams(Protocol):
-    """Capability: the declared change streams (emulators/datastream/stream.yaml): make them
-    exist, wait until they carried what the source committed, say how far behind they are."""
-
-    def create(self, settings: Settings, streams: Mapping[str, Mapping[str, Any]]) -> str:
-        """Create the streams (Datastream API bodies by stream id); return what was done."""
-        ...
-
-    def catch_up(self, settings: Settings, timeout: float = 300.0) -> dict[str, object]:
-        """Return once the raw layer holds every change committed before the call."""
-        ...
-
-    def lag(self, settings: Settings) -> Any:
-        """How far behind the raw layer is (`cdc.Lag` locally, `DatastreamLag` on GCP)."""
-        ...
-
-
 class LocalCdcService:
     """Locally the stack's `cdc` service reads stream.yaml itself: nothing to create."""
 
@@ -413,26 +323,6 @@ class DatastreamStreams:
         return datastream_lag(settings)
 
 
-@dataclass(frozen=True)
-class Backends:
-    """What differs between profiles, built once per process."""
-
-    archive: RawArchive
-    bus: MessageBus
-    warehouse: Warehouse
-    #: Where consumed Pub/Sub messages land in the raw dataset. On GCP a BigQuery subscription
-    #: (declared in emulators/pubsub/resources.yaml) does it, so the consumer's sink is a no-op.
-    raw_events: RawEventSink
-    #: Who runs the declared change streams: the local cdc service, or Datastream.
-    change_streams: ChangeStreams
-    #: How raw tables are named: ``raw.public_<table>``, as Datastream names them in BigQuery
-    #: and the local CDC names its views (dbt's sources do the same).
-    raw_table_prefix: str = "public_"
-    #: Whether the stack's run files (the consumer's status file, dbt's run_results.json) are
-    #: on this machine. Not on GCP: a Cloud Run job has none of them.
-    run_files_here: bool = True
-
-
 def for_profile(settings: Settings) -> Backends:
     """Build the backends for `settings.profile`."""
     match settings.profile:
@@ -456,77 +346,6 @@ def for_profile(settings: Settings) -> Backends:
                 run_files_here=False,
             )
     assert_never(settings.profile)
-
-
-@dataclass(frozen=True)
-class EmulatorEndpoints:
-    """Where Google's clients go: ``host:port`` of an emulator, or None for Google itself."""
-
-    pubsub: str | None
-    bigtable: str | None
-
-
-def emulator_endpoints(settings: Settings, profile: Profile | None = None) -> EmulatorEndpoints:
-    """Google's emulator variables win on every profile (that is how CI runs the gcp code on
-    the emulators); without them ``local`` means the stack's own emulators, so local work can
-    never reach a real project by accident, and ``gcp`` means Google."""
-    match profile or settings.profile:
-        case "local":
-            return EmulatorEndpoints(
-                settings.pubsub_emulator_host or f"{settings.host}:{settings.pubsub_port}",
-                settings.bigtable_emulator_host or f"{settings.host}:{settings.bigtable_port}",
-            )
-        case "gcp":
-            return EmulatorEndpoints(settings.pubsub_emulator_host, settings.bigtable_emulator_host)
-    assert_never(profile or settings.profile)
-
-
-def require_emulator_endpoints(settings: Settings, command: str, *, pubsub: bool = False,
-                               bigtable: bool = False) -> None:
-    """On ``local``, refuse to start a service whose Google clients have no emulator endpoint.
-
-    A service process (processor, consumer, serving) must be told where the emulators are,
-    by `pulse-local up` or ``eval "$(pulse-local env)"``; without that, Google's clients would
-    fall back to the production endpoints. Raises `EmulatorEndpointMissing` naming the missing
-    variables and the commands that set them. On ``gcp`` nothing is required."""
-    from pulse_local.errors import EmulatorEndpointMissing
-
-    if settings.profile != "local":
-        return
-    missing = [name for name, wanted, value in (
-        ("PUBSUB_EMULATOR_HOST", pubsub, settings.pubsub_emulator_host),
-        ("BIGTABLE_EMULATOR_HOST", bigtable, settings.bigtable_emulator_host)) if wanted and not value]
-    if missing:
-        raise EmulatorEndpointMissing(
-            f"PULSE_PROFILE=local but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
-            f" not set: `{command}` refuses to start rather than reach Google's production "
-            "endpoints. Start it with the stack (`pulse-local up`), or first run "
-            '`eval "$(pulse-local env)"`')
-
-
-def client_environment(settings: Settings) -> dict[str, str]:
-    """Environment variables that point Google's clients and Prefect at this profile's services.
-
-    ``local``: the stack's emulators and Prefect server. ``gcp``: nothing; the clients use
-    Application Default Credentials and whatever ``PREFECT_API_URL`` the user configured.
-    Variables already set in the environment win (an IDE or CI can override any of them).
-    """
-    match settings.profile:
-        case "local":
-            from pulse_local.stack.services import service_env
-
-            return service_env(settings)
-        case "gcp":
-            return {}
-    assert_never(settings.profile)
-
-
-def use_profile(settings: Settings) -> None:
-    """Apply `client_environment` to this process (call once when a command or flow starts)."""
-    import os
-
-    for key, value in client_environment(settings).items():
-        os.environ.setdefault(key, value)
 
 
 @dataclass(frozen=True)

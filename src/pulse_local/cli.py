@@ -172,9 +172,11 @@ def provision(
     for report in apply_all(settings, settings.profile, dry_run=dry_run, echo=console.print):
         if not dry_run:
             console.print(report.summary())
+    from pulse_local.backends import for_profile
     from pulse_local.cdc.provision import print_or_create
 
-    print_or_create(settings, dry_run=dry_run)
+    print_or_create(settings, dry_run=dry_run,
+                    change_streams=None if dry_run else for_profile(settings).change_streams)
 
 
 @app.command()

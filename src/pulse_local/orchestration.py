@@ -91,7 +91,7 @@ def registered_deployments(api_url: str, timeout: float = 2.0) -> set[str]:
 
 def deployments_ready(settings: Settings, timeout: float = 2.0) -> None:
     """Probe: every deployment of this profile is registered (raises otherwise)."""
-    from pulse_local.stack.services import prefect_api_url
+    from pulse_local.endpoints import prefect_api_url
 
     have = registered_deployments(prefect_api_url(settings), timeout)
     want = {f"{d.flow}/{deployment_name(d.flow, settings.profile)}" for d in DEPLOYMENTS}
@@ -104,7 +104,7 @@ def serve_deployments(settings: Settings, api_wait: float = 120.0) -> None:
     """Register this profile's deployments and run their flows when triggered (blocks)."""
     from prefect import serve
 
-    from pulse_local.stack.services import prefect_api_url
+    from pulse_local.endpoints import prefect_api_url
 
     deadline = time.monotonic() + api_wait
     while True:  # the stack starts us beside Prefect, not after it: wait for its API
@@ -199,8 +199,8 @@ def main() -> None:
     runs inherit this process's environment, so it must point at the emulators on local)."""
     import sys
 
-    from pulse_local.backends import require_emulator_endpoints
     from pulse_local.config import load_settings
+    from pulse_local.endpoints import require_emulator_endpoints
 
     try:
         settings = load_settings()

@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "lag":
             print(cdc.lag(settings, config).summary())
         else:
-            provision.print_or_create(settings, dry_run=not args.create, config=config)
+            from pulse_local.backends import for_profile
+
+            provision.print_or_create(
+                settings, dry_run=not args.create, config=config,
+                change_streams=for_profile(settings).change_streams if args.create else None)
     except PulseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

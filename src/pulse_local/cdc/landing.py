@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pulse_local.cdc import datastream
+import pulse_local.cdc.datastream as datastream  # noqa: PLR0402 (no package import: circle)
 from pulse_local.cdc.bulk import decode_frames
 from pulse_local.cdc.errors import RESYNC_HINT, CdcError, RawLayerVersionError
 from pulse_local.cdc.lsn import format_lsn, lsn_hex, parse_lsn

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulse_local.capabilities import ChangeStreams
 from pulse_local.cdc.config import Mode, StreamConfig, load_stream_config
 from pulse_local.cdc.errors import CdcError
 from pulse_local.config import Settings
@@ -150,10 +151,15 @@ def config_dir(settings: Settings) -> Path:
 
 
 def print_or_create(settings: Settings, dry_run: bool = True,
-                    config: StreamConfig | None = None) -> str:
+                    config: StreamConfig | None = None,
+                    change_streams: ChangeStreams | None = None) -> str:
     """Print the stream bodies and gcloud commands (and return the text). With
-    ``dry_run=False``, make the streams exist through the profile's change-stream backend
-    (on gcp: connection profiles, slots, streams, started; see `apply_streams`)."""
+    ``dry_run=False``, make the streams exist through `change_streams`, the profile's
+    change-stream backend (``backends.for_profile(settings).change_streams``; on gcp:
+    connection profiles, slots, streams, started; see `apply_streams`)."""
+    if not dry_run and change_streams is None:
+        raise TypeError("print_or_create(dry_run=False) needs change_streams: pass "
+                        "backends.for_profile(settings).change_streams")
     config = config or load_stream_config()
     streams = describe_streams(config, settings)
     lines = []
@@ -166,10 +172,8 @@ def print_or_create(settings: Settings, dry_run: bool = True,
         lines.append("")
     text = "\n".join(lines)
     print(text)
-    if not dry_run:
-        from pulse_local.backends import for_profile
-
-        done = for_profile(settings).change_streams.create(settings, streams)
+    if change_streams is not None and not dry_run:
+        done = change_streams.create(settings, streams)
         print(done)
         text += "\n" + done
     return text

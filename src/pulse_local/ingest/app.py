@@ -38,10 +38,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import pulse_local.ingest.signature as signature  # noqa: PLR0402 (no package import: circle)
 from pulse_local.backends import Backends, for_profile
 from pulse_local.config import Settings, load_options
 from pulse_local.events import RESPONSE_EVENTS_TOPIC, ResponseEvent, response_event_id
-from pulse_local.ingest import signature
 from pulse_local.ingest.grouping import Grouper, Outcome
 from pulse_local.ingest.models import PayloadError, TypeformWebhook, validate_body
 from pulse_local.ingest.options import ProcessorOptions

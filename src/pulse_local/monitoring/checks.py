@@ -114,7 +114,8 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
         return load_stream_config()
 
     return Probes(
-        warehouse=warehouse_query(settings, lock_wait_seconds=options.lock_wait_seconds),
+        warehouse=warehouse_query(backends.warehouse,
+                                  lock_wait_seconds=options.lock_wait_seconds),
         source=PostgresSource(settings.admin_dsn()),
         cdc_lag=lambda: backends.change_streams.lag(settings),
         dead_letters=PubSubDeadLetters(settings.project,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pulse_local.capabilities import Warehouse
 from pulse_local.errors import PulseError
 from pulse_local.warehouse.dbt import WarehouseLocked
 
@@ -33,16 +34,14 @@ class WarehouseMissing(PulseError):
     """The local warehouse file does not exist yet."""
 
 
-def query_bigquery_sql(warehouse: Any, sql: str, *, lock_wait_seconds: float = 10.0) -> list[tuple[Any, ...]]:
+def query_bigquery_sql(warehouse: Warehouse, sql: str, *, lock_wait_seconds: float = 10.0) -> list[tuple[Any, ...]]:
     """Run BigQuery Standard SQL `sql` on `warehouse` and return the rows."""
     return list(warehouse.query_bigquery_sql(sql, lock_wait_seconds=lock_wait_seconds))
 
 
-def warehouse_query(settings: Any, *, lock_wait_seconds: float = 10.0) -> QueryFn:
-    """A query function over the warehouse of `settings`' profile (built by the backend factory)."""
-    from pulse_local.backends import for_profile
-
-    warehouse = for_profile(settings).warehouse
+def warehouse_query(warehouse: Warehouse, *, lock_wait_seconds: float = 10.0) -> QueryFn:
+    """A query function over `warehouse` (the profile's, from
+    ``backends.for_profile(settings).warehouse``)."""
     return lambda sql: query_bigquery_sql(warehouse, sql, lock_wait_seconds=lock_wait_seconds)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pulse_local.config import Settings
+from pulse_local.endpoints import service_env
 from pulse_local.errors import ConfigError
 
 #: A fixed bearer token for dbt-bigquery's ``oauth-secrets`` method: the emulator ignores it,
@@ -109,3 +110,19 @@ def stack_settings(settings: Settings) -> Settings:
     """The settings the rehearsal stack itself runs with (profile local: PostgreSQL, Prefect
     and the emulators are the stack's own, reached through its ports)."""
     return settings.model_copy(update={"profile": "local"})
+
+
+def rehearsal_environment(settings: Settings) -> dict[str, str]:
+    """Everything a rehearsal's processes need: the stack's addresses (as `pulse-local env`),
+    profile gcp, and the emulator endpoints (checked to be loopback)."""
+    env = {**service_env(settings), "PULSE_PROFILE": "gcp",
+           # the gcp settings every service process reads (the processor archives to the bucket)
+           "PULSE_RAW_BUCKET": settings.raw_bucket, "PULSE_LOCATION": settings.location,
+           "PULSE_BIGTABLE_INSTANCE": settings.bigtable_instance,
+           "PULSE_BIGQUERY_PORT": str(settings.bigquery_port),
+           "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
+           "PULSE_STORAGE_PORT": str(settings.storage_port),
+           "PULSE_PROJECT_NUMBER": settings.project_number or "",
+           **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
+    refuse_real_google(env)
+    return env

@@ -33,8 +33,8 @@ def emulator_program(name: str) -> Path:
 
 def bigquery_client(settings: Settings) -> object:
     """The official BigQuery client on the rehearsal's emulator (anonymous credentials)."""
-    from pulse_local.backends import bigquery_client as make_client
     from pulse_local.rehearsal.endpoints import rehearsal_endpoints
+    from pulse_local.resources.clients import bigquery_client as make_client
 
     return make_client(settings.project, settings.location,
                        rehearsal_endpoints(settings).bigquery)
@@ -114,7 +114,7 @@ def rehearsal_services(gcp_settings: Settings) -> list[ServiceSpec]:
     emulators' endpoints (`gcp_settings`: `endpoints.with_emulators`)."""
     from dataclasses import replace
 
-    from pulse_local.rehearsal.stages import rehearsal_environment
+    from pulse_local.rehearsal.endpoints import rehearsal_environment
 
     gcp_env = rehearsal_environment(gcp_settings)
     emulators = emulator_services()

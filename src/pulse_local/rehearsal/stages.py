@@ -19,25 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse_local.config import Settings
-from pulse_local.rehearsal.endpoints import refuse_real_google, rehearsal_endpoints
-
-
-def rehearsal_environment(settings: Settings) -> dict[str, str]:
-    """Everything a rehearsal's processes need: the stack's addresses (as `pulse-local env`),
-    profile gcp, and the emulator endpoints (checked to be loopback)."""
-    from pulse_local.stack.services import service_env
-
-    env = {**service_env(settings), "PULSE_PROFILE": "gcp",
-           # the gcp settings every service process reads (the processor archives to the bucket)
-           "PULSE_RAW_BUCKET": settings.raw_bucket, "PULSE_LOCATION": settings.location,
-           "PULSE_BIGTABLE_INSTANCE": settings.bigtable_instance,
-           "PULSE_BIGQUERY_PORT": str(settings.bigquery_port),
-           "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
-           "PULSE_STORAGE_PORT": str(settings.storage_port),
-           "PULSE_PROJECT_NUMBER": settings.project_number or "",
-           **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
-    refuse_real_google(env)
-    return env
+from pulse_local.rehearsal.endpoints import (
+    rehearsal_endpoints,
+    rehearsal_environment,
+)
 
 
 def apply_rehearsal_environment(settings: Settings) -> None:
@@ -70,8 +55,8 @@ def stage_provision(settings: Settings) -> str:
 def stage_replay_fixtures(settings: Settings) -> str:
     """Generate the fixtures and send every webhook through the processor (running on profile
     gcp: its raw payloads go to the Cloud Storage emulator's bucket)."""
-    from pulse_local.backends import storage_client
     from pulse_local.pipeline import stage_fixtures, stage_replay_fixtures
+    from pulse_local.resources.clients import storage_client
 
     generated = stage_fixtures(settings)
     replayed = stage_replay_fixtures(settings)

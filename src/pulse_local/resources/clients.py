@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pulse_local.config import Profile, Settings
+from pulse_local.endpoints import emulator_endpoints
 from pulse_local.errors import missing_credentials
 
 if TYPE_CHECKING:
@@ -19,16 +20,12 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 def pubsub_endpoint(settings: Settings, profile: Profile) -> str | None:
-    """The Pub/Sub emulator to use, or None for GCP (decided by the backend factory)."""
-    from pulse_local.backends import emulator_endpoints
-
+    """The Pub/Sub emulator to use, or None for GCP (`endpoints.emulator_endpoints`)."""
     return emulator_endpoints(settings, profile).pubsub
 
 
 def bigtable_endpoint(settings: Settings, profile: Profile) -> str | None:
-    """The Bigtable emulator to use, or None for GCP (decided by the backend factory)."""
-    from pulse_local.backends import emulator_endpoints
-
+    """The Bigtable emulator to use, or None for GCP (`endpoints.emulator_endpoints`)."""
     return emulator_endpoints(settings, profile).bigtable
 
 
@@ -114,3 +111,42 @@ def close_bigtable_client(client: BigtableClient) -> None:
     """
     client.table_admin_client.transport.close()
     client.table_data_client.transport.close()
+
+
+def bigquery_client(project: str, location: str, endpoint: str | None = None) -> Any:
+    """google-cloud-bigquery's client: Google with Application Default Credentials, or, with
+    `endpoint` (``http://host:port`` of an emulator, ``BIGQUERY_EMULATOR_HOST`` in Settings),
+    that emulator with anonymous credentials. Every BigQuery client of the gcp code is made here."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import bigquery
+
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=project, location=location,
+                               credentials=AnonymousCredentials(),
+                               client_options=ClientOptions(api_endpoint=endpoint))
+    try:
+        return bigquery.Client(project=project, location=location)
+    except DefaultCredentialsError:
+        raise missing_credentials("BigQuery") from None
+
+
+def storage_client(settings: Settings) -> Any:
+    """google-cloud-storage's client: Google with Application Default Credentials, or the
+    emulator at ``STORAGE_EMULATOR_HOST`` (Settings) with anonymous credentials."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    if settings.storage_emulator_host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=settings.project, credentials=AnonymousCredentials(),
+                              client_options=ClientOptions(
+                                  api_endpoint=settings.storage_emulator_host))
+    try:
+        return storage.Client(project=settings.project)
+    except DefaultCredentialsError:
+        raise missing_credentials("Cloud Storage") from None

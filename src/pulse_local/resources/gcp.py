@@ -158,7 +158,7 @@ def gcp_clients(settings: Settings) -> GcpClients:
             name=f"projects/{settings.project}")
         return str(project.name).rsplit("/", 1)[1]
 
-    from pulse_local.backends import bigquery_client, storage_client
+    from pulse_local.resources.clients import bigquery_client, storage_client
 
     return GcpClients(bigquery_client(settings.project, settings.location,
                                       settings.bigquery_emulator_host),

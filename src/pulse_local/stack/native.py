@@ -8,9 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pulse_local.stack.process as process  # noqa: PLR0402 (no package import: circle)
 from pulse_local.config import Settings
 from pulse_local.errors import PulseError, ServiceUnavailable, StackStateError
-from pulse_local.stack import process
 from pulse_local.stack.base import ServiceStatus, StartReport
 from pulse_local.stack.services import ServiceSpec, native_services, service_env
 

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pulse_local.stack.tools as tools  # noqa: PLR0402 (no package import: circle)
 from pulse_local.config import Settings
 from pulse_local.errors import StackStateError
-from pulse_local.stack import tools
 
 
 def cluster_dir(settings: Settings) -> Path:

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulse_local.config import PROJECT_ROOT, Settings
-from pulse_local.stack import postgres as pg
-from pulse_local.stack import probes, tools
+import pulse_local.stack.postgres as pg
+import pulse_local.stack.probes as probes  # noqa: PLR0402 (no package import: circle)
+import pulse_local.stack.tools as tools  # noqa: PLR0402 (no package import: circle)
+from pulse_local.config import Settings
+
+# Where the stack's services are is a leaf module (`endpoints`); re-exported for callers here.
+from pulse_local.endpoints import prefect_api_url, service_env
+
+__all__ = ["ServiceSpec", "native_services", "prefect_api_url", "prefect_db_dsn", "prefect_db_url",
+           "service_env"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,6 @@ def prefect_db_dsn(settings: Settings) -> str:
         f"postgresql://{settings.db_admin_user}:{settings.db_admin_password}"
         f"@{settings.host}:{settings.postgres_port}/prefect"
     )
-
-
-def prefect_api_url(settings: Settings) -> str:
-    return f"http://{settings.host}:{settings.prefect_port}/api"
 
 
 def _prefect_env(settings: Settings) -> dict[str, str]:
@@ -300,26 +303,3 @@ def _deployments_ready(settings: Settings) -> None:
     from pulse_local.orchestration import deployments_ready
 
     deployments_ready(settings)
-
-
-def service_env(settings: Settings) -> dict[str, str]:
-    """What a shell, IDE or child process needs to reach the stack (`pulse-local env`)."""
-    return {
-        "PULSE_PROFILE": settings.profile,
-        "PULSE_STATE_DIR": str(settings.state_dir),
-        "PULSE_PROJECT": settings.project,
-        "PULSE_HOST": settings.host,
-        "PULSE_POSTGRES_PORT": str(settings.postgres_port),
-        "PULSE_PUBSUB_PORT": str(settings.pubsub_port),
-        "PULSE_BIGTABLE_PORT": str(settings.bigtable_port),
-        "PULSE_PREFECT_PORT": str(settings.prefect_port),
-        "PULSE_PROCESSOR_PORT": str(settings.processor_port),
-        "PULSE_SERVING_PORT": str(settings.serving_port),
-        "PULSE_DATABASE_URL": settings.app_dsn(),
-        "PULSE_ADMIN_DATABASE_URL": settings.admin_dsn(),
-        "PUBSUB_EMULATOR_HOST": f"{settings.host}:{settings.pubsub_port}",
-        "PUBSUB_PROJECT_ID": settings.project,
-        "BIGTABLE_EMULATOR_HOST": f"{settings.host}:{settings.bigtable_port}",
-        "PREFECT_API_URL": prefect_api_url(settings),
-        "PROJECT_ROOT": str(PROJECT_ROOT),
-    }

@@ -15,6 +15,7 @@ from pulse_local.streaming.consumer import (
     consume,
     consumer_ready,
     serve,
+    sink_for,
     status_path,
 )
 from pulse_local.streaming.options import DeadLetterConfig, StreamingOptions, dead_letter_config
@@ -26,7 +27,6 @@ from pulse_local.streaming.sink import (
     ensure_views,
     raw_events_dir,
     read_raw,
-    sink_for,
 )
 
 __all__ = [

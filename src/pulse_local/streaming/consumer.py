@@ -44,7 +44,7 @@ from pulse_local.streaming.options import (
     declared_ack_deadline,
 )
 from pulse_local.streaming.quality import run_checks
-from pulse_local.streaming.sink import RawEventSink, RawMessage, sink_for
+from pulse_local.streaming.sink import RawEventSink, RawMessage
 from pulse_local.streaming.store import Delivered, EventStore
 
 if TYPE_CHECKING:
@@ -96,6 +96,14 @@ def _attribute(value: str) -> str:
 def _publish_time(message: Message) -> datetime:
     ts = message.publish_time
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def sink_for(settings: Settings) -> RawEventSink:
+    """The raw sink of the settings' profile, from the backend factory (the consumer is a
+    service's entry point; the sink module itself knows no profile)."""
+    from pulse_local.backends import for_profile
+
+    return for_profile(settings).raw_events
 
 
 class Consumer:

@@ -16,13 +16,16 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from pulse_local.capabilities import RawEventSink, RawMessage
 from pulse_local.config import Settings
+
+__all__ = ["RAW_TABLE", "LocalParquetSink", "NullRawEventSink", "RawEventSink", "RawMessage",
+           "ensure_views", "raw_events_dir", "read_raw", "view_sql"]
 
 #: Folder name = BigQuery table name of the raw dataset.
 RAW_TABLE = "pubsub_response_events"
@@ -30,25 +33,6 @@ RAW_TABLE = "pubsub_response_events"
 #: The ``attributes`` column's JSON text (keys sorted). One encoder for every row:
 #: ``json.dumps(..., sort_keys=True)`` builds a new one per call, a third of the sink's CPU.
 _attributes_json = json.JSONEncoder(sort_keys=True).encode
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """One row of the raw table (the columns a BigQuery subscription with metadata writes)."""
-
-    subscription_name: str
-    message_id: str
-    publish_time: datetime
-    data: bytes
-    attributes: Mapping[str, str]
-
-
-class RawEventSink(Protocol):
-    """Capability: land raw Pub/Sub messages in the warehouse's raw dataset."""
-
-    def write(self, records: Sequence[RawMessage]) -> None:
-        """Store the records durably before returning (the caller acks afterwards)."""
-        ...
 
 
 class NullRawEventSink:
@@ -128,13 +112,6 @@ def raw_events_dir(settings: Settings) -> Path:
     return settings.state_dir / "warehouse" / "raw" / RAW_TABLE
 
 
-def sink_for(settings: Settings) -> RawEventSink:
-    """The sink of the settings' profile, from the backend factory."""
-    from pulse_local.backends import for_profile
-
-    return for_profile(settings).raw_events
-
-
 def view_sql(root: Path, schema: str = "raw") -> str:
     """DuckDB statements creating ``<schema>.pubsub_response_events`` (every stored row, the
     BigQuery table's shape) and ``<schema>.pubsub_response_events_dedup`` (one row per event id,
@@ -157,11 +134,13 @@ create or replace view {schema}.{RAW_TABLE}_dedup as
 
 def ensure_views(settings: Settings) -> None:
     """Create the views in the local warehouse file (a short-lived DuckDB connection)."""
-    from pulse_local.backends import DuckDBWarehouse
+    import duckdb
 
     root = raw_events_dir(settings)
     LocalParquetSink(root).ensure()  # the schema file, so the views resolve before any message
-    DuckDBWarehouse(settings.duckdb_path).query(view_sql(root))
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        conn.execute(view_sql(root))
 
 
 def read_raw(root: Path, *, dedup: bool = True, where: str = "true") -> list[tuple[Any, ...]]:

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pulse_local.streaming.keys as keys  # noqa: PLR0402 (no package import: circle)
 from pulse_local.config import Settings
 from pulse_local.events import ResponseEvent
-from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
 from pulse_local.streaming.quality import QualityResult
 from pulse_local.streaming.rpc import (

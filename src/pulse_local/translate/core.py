@@ -14,7 +14,8 @@ from sqlglot.tokens import TokenType
 
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.functions import HELPER_NAMES
-from pulse_local.translate.rules import RULES_BY_TYPE, fail, position
+from pulse_local.translate.registry import RULES_BY_TYPE
+from pulse_local.translate.rules import fail, position
 
 #: Function namespaces of BigQuery that have no DuckDB counterpart at all.
 UNSUPPORTED_NAMESPACES = frozenset(

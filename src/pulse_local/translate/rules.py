@@ -565,6 +565,8 @@ def rule_create(node: exp.Expression) -> exp.Expression | None:
 
 
 
+#: The first rules, by node type; `registry` puts the family modules' rules (rules_*.py) ahead
+#: of these, in this same dict, and is what the translator reads.
 RULES_BY_TYPE: dict[type, tuple[Rule, ...]] = {
     exp.DateTrunc: (rule_date_trunc,),
     exp.TimestampTrunc: (rule_date_trunc,),
@@ -607,29 +609,3 @@ RULES_BY_TYPE: dict[type, tuple[Rule, ...]] = {
     exp.Anonymous: (rule_ieee_divide, rule_array_functions, rule_scalar_misc),
     exp.Create: (rule_create,),
 }
-
-
-def _register_module_rules() -> None:
-    """Put the rules of the family modules (rules_*.py) and those learned from ZetaSQL's
-    compliance tests ahead of the ones above."""
-    from pulse_local.translate import (
-        rules_arrays,
-        rules_json,
-        rules_query,
-        rules_routines,
-        rules_strings,
-        rules_time,
-    )
-    from pulse_local.translate.rules_conformance import CONFORMANCE_RULES
-
-    tables = [m.RULES for m in (rules_query, rules_time, rules_json, rules_strings, rules_arrays,
-                                rules_routines)]
-    for table in (*tables, CONFORMANCE_RULES):
-        for node_type, rules in table.items():
-            RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())
-
-
-_register_module_rules()
-
-ALL_RULES: tuple[Rule, ...] = tuple(dict.fromkeys(r for rules in RULES_BY_TYPE.values() for r in rules))
-

@@ -324,7 +324,7 @@ def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
     return fill(template, x=value) if template else None
 
 
-#: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
+#: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
     exp.Sub: (rule_literal_null_operand,),

@@ -71,9 +71,10 @@ def test_flow_green_returns_a_summary(pipeline: Settings) -> None:
 
 
 def _newest_raw_response(settings: Settings) -> datetime:
+    from pulse_local.backends import for_profile
     from pulse_local.monitoring.warehouse import warehouse_query
 
-    newest = warehouse_query(settings)(
+    newest = warehouse_query(for_profile(settings).warehouse)(
         "select max(timestamp_millis(datastream_metadata.source_timestamp)) from raw.public_responses")
     return newest[0][0]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pulse_local.backends import for_profile
 from pulse_local.cdc.config import STREAM_FILE, StreamConfig, load_stream_config
 from pulse_local.cdc.errors import CdcConfigError
 from pulse_local.cdc.provision import describe_stream, describe_streams, print_or_create
@@ -108,7 +109,9 @@ def test_print_or_create_prints_the_gcloud_command(capsys: pytest.CaptureFixture
 def test_provisioning_on_local_creates_nothing_and_says_so(capsys: pytest.CaptureFixture[str],
                                                            tmp_path: Path) -> None:
     """The local backend's change streams are the stack's cdc service: nothing to create."""
-    text = print_or_create(Settings(profile="local", state_dir=tmp_path), dry_run=False)
+    settings = Settings(profile="local", state_dir=tmp_path)
+    text = print_or_create(settings, dry_run=False,
+                           change_streams=for_profile(settings).change_streams)
     assert "nothing to create" in text and "cdc service" in text
     assert capsys.readouterr().out.strip() == text.strip()
 
