@@ -58,7 +58,8 @@ def _consumed_event_ids(settings: Settings) -> set[str]:
     from pulse_local.streaming.sink import raw_events_dir, read_raw
 
     root = raw_events_dir(settings)
-    if not root.exists():
+    # no file yet (the consumer makes the folder, then its schema file): nothing consumed
+    if not root.exists() or next(root.rglob("*.parquet"), None) is None:
         return set()
     return {json.loads(attributes).get("event_id", "")
             for *_, attributes in read_raw(root)}
