@@ -73,6 +73,7 @@ conformance: install  ## translator vs ZetaSQL's compliance tests: correct / wro
 
 lint: install
 	$(BIN)/ruff check src tests flows bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) .pytest_cache

@@ -137,7 +137,7 @@ def storage_client(settings: Settings) -> Any:
     """google-cloud-storage's client: Google with Application Default Credentials, or the
     emulator at ``STORAGE_EMULATOR_HOST`` (Settings) with anonymous credentials."""
     from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     if settings.storage_emulator_host:
         from google.api_core.client_options import ClientOptions
