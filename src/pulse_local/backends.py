@@ -1,8 +1,11 @@
-"""The backend factory: the one place that branches on the profile.
+"""The backend factory: the implementations of each profile and `for_profile`, which picks them.
 
-Pub/Sub and Bigtable are the same classes on both profiles (the official emulators speak the real
-APIs); their endpoints come from `emulator_endpoints` and are passed to the clients explicitly. What
-really differs is the raw bucket (a local directory or GCS) and the warehouse (DuckDB or BigQuery).
+The capabilities they implement are in `pulse_local.capabilities`; where the clients go is
+`pulse_local.endpoints` (both below this module, re-exported here). Pub/Sub and Bigtable are the
+same classes on both profiles (the official emulators speak the real APIs); their endpoints come
+from `emulator_endpoints` and are passed to the clients explicitly. What really differs is the
+raw bucket (a local directory or GCS) and the warehouse (DuckDB or BigQuery). Nothing this module
+imports may import it back (tests/unit/test_import_graph.py).
 """
 
 from __future__ import annotations
