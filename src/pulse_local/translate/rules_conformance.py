@@ -324,6 +324,56 @@ def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
     return fill(template, x=value) if template else None
 
 
+_NUMERIC = "DECIMAL(38, 9)"
+
+
+def _float_literal_cast(node: exp.Expression) -> exp.Cast | None:
+    """The DOUBLE cast rules.rule_float_literal put around a float literal (also under a minus)."""
+    inner = node.this if isinstance(node, exp.Neg) else node
+    if isinstance(inner, exp.Cast) and inner.to.is_type("double") and isinstance(inner.this, exp.Literal):
+        return inner
+    return None
+
+
+def _is_numeric(node: exp.Expression) -> bool:
+    inner = node.this if isinstance(node, exp.Alias) else node
+    return isinstance(inner, exp.Cast) and inner.to.this == exp.DataType.Type.DECIMAL
+
+
+def _coerce_literals(items: list[exp.Expression]) -> None:
+    """BigQuery coerces float literals to NUMERIC next to a NUMERIC value; DOUBLE would win on DuckDB."""
+    if not any(_is_numeric(item) for item in items):
+        return
+    for item in items:
+        cast = _float_literal_cast(item.this if isinstance(item, exp.Alias) else item)
+        if cast is not None:
+            cast.set("to", exp.DataType.build(_NUMERIC))
+
+
+def _union_branches(node: exp.Expression) -> list[exp.Select] | None:
+    if isinstance(node, exp.Union):
+        left, right = _union_branches(node.this), _union_branches(node.expression)
+        return None if left is None or right is None else left + right
+    if isinstance(node, exp.Subquery):
+        return _union_branches(node.this)
+    return [node] if isinstance(node, exp.Select) else None
+
+
+def rule_numeric_literal_coercion(node: exp.Expression) -> exp.Expression | None:
+    """Float literals in a UNION column or an array literal that also holds a NUMERIC become NUMERIC."""
+    if isinstance(node, exp.Array):
+        _coerce_literals(list(node.expressions))
+        return None
+    if not isinstance(node, exp.Union) or isinstance(node.parent, exp.Union):
+        return None
+    branches = _union_branches(node)
+    if not branches or len({len(b.expressions) for b in branches}) != 1:
+        return None
+    for position in range(len(branches[0].expressions)):
+        _coerce_literals([b.expressions[position] for b in branches])
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -348,5 +398,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Window: (rule_window_checks,),
     exp.String: (rule_civil_string,),
     exp.Cast: (rule_civil_string,),
+    exp.Union: (rule_numeric_literal_coercion,),
+    exp.Array: (rule_numeric_literal_coercion,),
     exp.WindowSpec: (rule_window_checks,),
 }
