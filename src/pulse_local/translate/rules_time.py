@@ -63,6 +63,22 @@ def rule_timestamp_from_civil(node: exp.Expression) -> exp.Expression | None:
     return civil_to_instant(value, node.args["zone"])
 
 
+def rule_parse_timestamp_zone(node: exp.Expression) -> exp.Expression | None:
+    """PARSE_TIMESTAMP(fmt, s, zone): sqlglot dropped the zone (the text was read as UTC)."""
+    if not isinstance(node, exp.StrToTime) or _is_utc(node.args.get("zone")):
+        return None
+    fmt = node.args.get("format")
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        raise fail(node, "PARSE_TIMESTAMP with a non-literal format and a time zone",
+                   "whether the text carries its own offset cannot be checked", "Use a string literal as the format.")
+    zone = node.args["zone"]
+    civil = node.copy()
+    civil.set("zone", None)
+    if re.search(r"%E?[zZ]|%Ez", fmt.name):
+        return exp.cast(civil, exp.DataType.build("TIMESTAMPTZ"))  # the text's own offset wins
+    return civil_to_instant(civil, zone)
+
+
 def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
     """TIMESTAMP_TRUNC(ts, part, zone) with BigQuery's civil-time semantics."""
     if not isinstance(node, exp.TimestampTrunc):
@@ -162,6 +178,7 @@ def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Ex
 
 
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.StrToTime: (rule_parse_timestamp_zone,),
     exp.Timestamp: (rule_timestamp_from_civil,),
     exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
     exp.TimeToStr: (rule_format_timestamp_zone,),
