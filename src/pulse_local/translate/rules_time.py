@@ -79,6 +79,26 @@ def rule_parse_timestamp_zone(node: exp.Expression) -> exp.Expression | None:
     return civil_to_instant(civil, zone)
 
 
+_STRING_IN_ZONE = (
+    "STRFTIME(TIMEZONE(__z, __t), '%Y-%m-%d %H:%M:%S') "
+    "|| CASE WHEN ((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 = 0 THEN '' "
+    "WHEN ((EPOCH_US(__t) % 1000000) + 1000000) % 1000 = 0 "
+    "THEN '.' || LPAD(CAST(((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 // 1000 AS VARCHAR), 3, '0') "
+    "ELSE '.' || LPAD(CAST(((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 AS VARCHAR), 6, '0') END "
+    "|| CASE WHEN EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t) < 0 THEN '-' ELSE '+' END "
+    "|| LPAD(CAST(ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 3600000000 AS VARCHAR), 2, '0') "
+    "|| CASE WHEN (ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 60000000) % 60 = 0 THEN '' "
+    "ELSE ':' || LPAD(CAST((ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 60000000) % 60 AS VARCHAR), 2, '0') END"
+)
+
+
+def rule_string_in_zone(node: exp.Expression) -> exp.Expression | None:
+    """STRING(ts, zone): civil time in `zone`, fraction in 0/3/6 digits, offset `-07` / `+05:30`."""
+    if not isinstance(node, exp.String) or _is_utc(node.args.get("zone")):
+        return None
+    return exp.cast(fill(_STRING_IN_ZONE, t=_instant(node.this), z=node.args["zone"]), exp.DataType.build("VARCHAR"))
+
+
 def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
     """TIMESTAMP_TRUNC(ts, part, zone) with BigQuery's civil-time semantics."""
     if not isinstance(node, exp.TimestampTrunc):
@@ -178,6 +198,7 @@ def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Ex
 
 
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.String: (rule_string_in_zone,),
     exp.StrToTime: (rule_parse_timestamp_zone,),
     exp.Timestamp: (rule_timestamp_from_civil,),
     exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
