@@ -27,6 +27,18 @@ def rule_countif(node: exp.Expression) -> exp.Expression | None:
 _DATE_TYPES = {"DATE"}
 _INSTANT_TYPES = {"TIMESTAMPTZ", "TIMESTAMP", "DATETIME", "TIMESTAMPLTZ"}
 
+#: Functions whose BigQuery result type is evident, beyond `rules.known_type`.
+_RESULT_TYPES: dict[type, str] = {
+    exp.LastDay: "DATE", exp.StrToDate: "DATE", exp.DateFromParts: "DATE",
+    exp.Timestamp: "TIMESTAMPTZ", exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
+    exp.TimestampFromParts: "TIMESTAMP", exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
+}
+
+
+def _evident_type(node: exp.Expression) -> str | None:
+    """The BigQuery type of `node` when the SQL shows it (casts, literals, date functions)."""
+    return known_type(node) or _RESULT_TYPES.get(type(node))
+
 
 def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
     """DATE - DATE and TIMESTAMP - TIMESTAMP give an INTERVAL in BigQuery.
@@ -38,7 +50,7 @@ def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
     """
     if not isinstance(node, exp.Sub):
         return None
-    left, right = known_type(node.this), known_type(node.expression)
+    left, right = _evident_type(node.this), _evident_type(node.expression)
     if left in _DATE_TYPES and right in _DATE_TYPES:
         return fill("TO_DAYS(CAST(__a - __b AS INTEGER))", a=node.this, b=node.expression)
     if left in _INSTANT_TYPES and right in _INSTANT_TYPES:
