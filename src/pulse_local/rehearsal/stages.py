@@ -232,8 +232,11 @@ def rehearse(settings: Settings, stages: list[tuple[str, Callable[[Settings], st
 
 
 #: What no emulator answers, so a green rehearsal has not executed it (printed with every summary).
-NOT_REHEARSED = ("Datastream's API (stream creation, states, slot lag: the stack's cdc service "
-                 "plays Datastream)", "Cloud Run jobs of the <flow>-gcp deployments")
+NOT_REHEARSED = (
+    ("Datastream's API (stream creation, states, slot lag: the stack's cdc service plays "
+     "Datastream)"),
+    "Cloud Run jobs of the <flow>-gcp deployments",
+)
 
 
 def print_summary(summary: RehearsalSummary, console: Console, stack_seconds: float) -> None:
