@@ -25,6 +25,10 @@ class RealGoogleEndpoint(ConfigError):
     """A rehearsal would have called a real Google API."""
 
 
+class NoEmulator(ConfigError):
+    """A rehearsal reached an API that has no emulator (it would have called Google)."""
+
+
 @dataclass(frozen=True)
 class RehearsalEndpoints:
     """The emulators' addresses, as each client library wants them."""
@@ -101,7 +105,7 @@ def with_emulators(settings: Settings) -> Settings:
         "profile": "gcp", "pubsub_emulator_host": e.pubsub, "bigtable_emulator_host": e.bigtable,
         "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
         "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
-        "project_number": settings.project_number or "000000000000",
+        "project_number": settings.project_number or "000000000000", "rehearsal": True,
         "project": settings.project, "raw_bucket": settings.raw_bucket})
 
 

@@ -105,3 +105,26 @@ def test_a_missing_emulator_says_make_install_provides_it(monkeypatch, tmp_path)
     monkeypatch.setenv("PULSE_EMULATORS_VENV", str(tmp_path))
     with pytest.raises(ToolMissing, match="make install"):
         emulator_program("bqemulator")
+
+
+def test_datastream_refuses_to_be_called_in_a_rehearsal() -> None:
+    from pulse_local.cdc.provision import datastream_client
+    from pulse_local.rehearsal.endpoints import NoEmulator
+
+    with pytest.raises(NoEmulator, match="no emulator"):
+        datastream_client(with_emulators(Settings()))
+
+
+def test_a_played_bigquery_subscription_row_has_the_subscription_columns() -> None:
+    from types import SimpleNamespace
+
+    from pulse_local.rehearsal.bq_subscription import bigquery_subscriptions, subscription_row
+    from pulse_local.resources.gcp import SUBSCRIPTION_TABLE_SCHEMA
+
+    assert bigquery_subscriptions(Settings()) == {
+        "response-events-bigquery": "raw.pubsub_response_events"}
+    message = SimpleNamespace(message_id="1", publish_time=datetime(2026, 1, 1, tzinfo=UTC),
+                              data=b'{"a": 1}', attributes={"tenant": "t"})
+    row = subscription_row("projects/p/subscriptions/s", message)
+    assert list(row) == [n for n, _ in SUBSCRIPTION_TABLE_SCHEMA]
+    assert row["data"] == '{"a": 1}' and row["attributes"] == '{"tenant": "t"}'
