@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -37,6 +38,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", f"{s.host}:{s.bigtable_port}")
     yield s
     NativeStack(s).down(save=False)
+    shutil.rmtree(s.state_dir, ignore_errors=True)
 
 
 def _bigtable_cells(settings: Settings) -> list[tuple[str, str, list[list[Any]]]]:
