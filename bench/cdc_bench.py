@@ -24,6 +24,7 @@ import yaml
 
 from pulse_local.cdc import drain
 from pulse_local.cdc.config import StreamConfig
+from pulse_local.cdc.datastream import destination_table
 from pulse_local.cdc.landing import FILE_NAME, RawLayer
 from pulse_local.config import Settings
 from pulse_local.stack.native import NativeStack
@@ -82,9 +83,9 @@ def latency(settings: Settings) -> tuple[float, float, int]:
     def watch() -> None:
         seen: set[str] = set()
         while not stop.is_set():
-            _visible_ids(layer, "lat", seen, found)
+            _visible_ids(layer, destination_table("public", "lat"), seen, found)
             time.sleep(0.005)
-        _visible_ids(layer, "lat", seen, found)
+        _visible_ids(layer, destination_table("public", "lat"), seen, found)
 
     try:
         deadline = time.monotonic() + 30

@@ -340,14 +340,15 @@ def datastream_client() -> Any:
 @dataclass(frozen=True)
 class DatastreamLag:
     """Datastream's side of the CDC on GCP: each stream's state and, from the source, how many
-    WAL bytes each stream's replication slot is behind (None: slot missing)."""
+    WAL bytes each stream's replication slot is behind (None: slot missing, or never
+    confirmed by Datastream)."""
 
     states: dict[str, str]
     bytes_behind: dict[str, int | None]
 
     def summary(self) -> str:
         streams = ", ".join(f"{sid} {state}" for sid, state in self.states.items())
-        slots = ", ".join(f"{slot} {'missing' if b is None else f'{b} WAL bytes behind'}"
+        slots = ", ".join(f"{slot} {'missing or never confirmed' if b is None else f'{b} WAL bytes behind'}"
                           for slot, b in self.bytes_behind.items())
         return f"Datastream streams: {streams}; slots: {slots}"
 
@@ -396,7 +397,7 @@ def datastream_lag(settings: Settings, config: StreamConfig | None = None,
             row = conn.execute(
                 "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
                 "from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
-            behind[slot] = None if row is None else int(row[0] or 0)
+            behind[slot] = None if row is None or row[0] is None else int(row[0])
     return DatastreamLag(states, behind)
 
 

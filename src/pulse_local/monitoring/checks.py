@@ -454,8 +454,8 @@ def evaluate_datastream_lag(spec: CdcSpec, lag: Any) -> CheckResult:
         return CheckResult(name, False, "error", f"{measured}: a stream is not running", None,
                            where, "cdc")
     if any(b is None for b in lag.bytes_behind.values()):
-        return CheckResult(name, False, "error", f"{measured}: a replication slot is missing",
-                           None, where, "cdc")
+        return CheckResult(name, False, "error", f"{measured}: a replication slot is missing "
+                           "or Datastream never confirmed a position on it", None, where, "cdc")
     worst = max((b for b in lag.bytes_behind.values() if b is not None), default=0)
     for severity, limit in (("error", spec.error_bytes_behind),
                             ("warning", spec.warn_bytes_behind)):
