@@ -16,7 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 def gcp_settings(local: Settings) -> Settings:
-    return local.model_copy(update={"profile": "gcp"})
+    """The session stack's settings on profile gcp, with the settings gcp requires set
+    explicitly (to the stack's own values)."""
+    return local.model_copy(update={
+        "profile": "gcp", "project": local.project, "raw_bucket": local.raw_bucket,
+        "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn()})
 
 
 def test_gcp_profile_uses_the_emulators_when_their_variables_are_set(
