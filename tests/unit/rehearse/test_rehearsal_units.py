@@ -108,11 +108,11 @@ def test_a_missing_emulator_says_make_install_provides_it(monkeypatch, tmp_path)
 
 
 def test_datastream_refuses_to_be_called_in_a_rehearsal() -> None:
-    from pulse_local.cdc.provision import datastream_client
+    from pulse_local.cdc.provision import stream_states
     from pulse_local.rehearsal.endpoints import NoEmulator
 
     with pytest.raises(NoEmulator, match="no emulator"):
-        datastream_client(with_emulators(Settings()))
+        stream_states(with_emulators(Settings()))
 
 
 def test_a_played_bigquery_subscription_row_has_the_subscription_columns() -> None:
