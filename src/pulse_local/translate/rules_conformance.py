@@ -374,6 +374,13 @@ def rule_numeric_literal_coercion(node: exp.Expression) -> exp.Expression | None
     return None
 
 
+def rule_limit_null(node: exp.Expression) -> exp.Expression | None:
+    """LIMIT NULL / OFFSET NULL raise in BigQuery; DuckDB treats them as no limit / no offset."""
+    if isinstance(node, (exp.Limit, exp.Offset)) and _is_null_constant(node.expression):
+        raise fail(node, f"{node.key.upper()} NULL", "BigQuery requires a non-NULL count")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -400,5 +407,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Cast: (rule_civil_string,),
     exp.Union: (rule_numeric_literal_coercion,),
     exp.Array: (rule_numeric_literal_coercion,),
+    exp.Limit: (rule_limit_null,),
+    exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
 }
