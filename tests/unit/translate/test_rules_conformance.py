@@ -126,3 +126,12 @@ def test_limit_null_is_rejected(sql: str) -> None:
 
 def test_limit_and_offset_still_work() -> None:
     assert _run("SELECT x FROM UNNEST([1, 2, 3]) AS x ORDER BY x LIMIT 1 OFFSET 1") == [(2,)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT GENERATE_ARRAY(1, 5, 0)",
+    "SELECT GENERATE_DATE_ARRAY('2020-01-01', '2020-02-01', INTERVAL 0 DAY)",
+])
+def test_generate_array_zero_step_is_rejected(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="zero step"):
+        bigquery_to_duckdb(sql)
