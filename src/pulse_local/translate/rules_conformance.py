@@ -374,6 +374,29 @@ def rule_numeric_literal_coercion(node: exp.Expression) -> exp.Expression | None
     return None
 
 
+def rule_limit_null(node: exp.Expression) -> exp.Expression | None:
+    """LIMIT NULL / OFFSET NULL raise in BigQuery; DuckDB treats them as no limit / no offset."""
+    if isinstance(node, (exp.Limit, exp.Offset)) and _is_null_constant(node.expression):
+        raise fail(node, f"{node.key.upper()} NULL", "BigQuery requires a non-NULL count")
+    return None
+
+
+def _is_zero_constant(node: exp.Expression | None) -> bool:
+    inner = node.this if isinstance(node, (exp.Paren, exp.Interval)) else node
+    inner = inner.this if isinstance(inner, exp.Paren) else inner
+    if isinstance(inner, exp.Cast):
+        inner = inner.this
+    return isinstance(inner, exp.Literal) and inner.name.strip() in {"0", "0.0"}
+
+
+def rule_generate_array_step(node: exp.Expression) -> exp.Expression | None:
+    """GENERATE_ARRAY / GENERATE_DATE_ARRAY with a zero step raise in BigQuery."""
+    if isinstance(node, (exp.GenerateSeries, exp.GenerateDateArray)) and _is_zero_constant(node.args.get("step")):
+        name = "GENERATE_DATE_ARRAY" if isinstance(node, exp.GenerateDateArray) else "GENERATE_ARRAY"
+        raise fail(node, f"{name} with a zero step", "BigQuery raises an error for it")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -400,5 +423,9 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Cast: (rule_civil_string,),
     exp.Union: (rule_numeric_literal_coercion,),
     exp.Array: (rule_numeric_literal_coercion,),
+    exp.Limit: (rule_limit_null,),
+    exp.GenerateSeries: (rule_generate_array_step,),
+    exp.GenerateDateArray: (rule_generate_array_step,),
+    exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
 }
