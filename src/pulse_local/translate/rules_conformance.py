@@ -397,6 +397,17 @@ def rule_generate_array_step(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_aggregate_limit_zero(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_AGG / STRING_AGG(... LIMIT 0) aggregate nothing: NULL in BigQuery (DuckDB: [] or '')."""
+    if not isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) or not isinstance(node.this, exp.Limit):
+        return None
+    count = node.this.expression
+    if not _is_zero_constant(count):
+        return None
+    node.set("this", node.this.this)
+    return fill("CASE WHEN FALSE THEN __a END", a=node)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -425,6 +436,8 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Array: (rule_numeric_literal_coercion,),
     exp.Limit: (rule_limit_null,),
     exp.GenerateSeries: (rule_generate_array_step,),
+    exp.ArrayAgg: (rule_aggregate_limit_zero,),
+    exp.GroupConcat: (rule_aggregate_limit_zero,),
     exp.GenerateDateArray: (rule_generate_array_step,),
     exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
