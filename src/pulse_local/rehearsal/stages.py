@@ -123,8 +123,9 @@ def stage_cdc_to_bigquery(settings: Settings) -> str:
         client.close()
     if not any(landed.values()):
         raise RuntimeError("the CDC landed no changes: nothing for dbt to read")
-    how = "landed by the cdc service" if drained.waited_for_service else "drained"
-    return (f"{drained.changes} changes {how}; rows in BigQuery "
+    how = ("the cdc service had landed every change" if drained.waited_for_service
+           else f"{drained.changes} changes drained")
+    return (f"{how}; rows in BigQuery "
             + ", ".join(f"public_{t} {n}" for t, n in landed.items() if n))
 
 
