@@ -123,8 +123,9 @@ def stage_cdc_to_bigquery(settings: Settings) -> str:
         client.close()
     if not any(landed.values()):
         raise RuntimeError("the CDC landed no changes: nothing for dbt to read")
-    how = "landed by the cdc service" if drained.waited_for_service else "drained"
-    return (f"{drained.changes} changes {how}; rows in BigQuery "
+    how = ("the cdc service had landed every change" if drained.waited_for_service
+           else f"{drained.changes} changes drained")
+    return (f"{how}; rows in BigQuery "
             + ", ".join(f"public_{t} {n}" for t, n in landed.items() if n))
 
 
@@ -170,6 +171,23 @@ def stage_monitor(settings: Settings) -> str:
             "Datastream's API, which has no emulator)")
 
 
+def stage_cloud_run_jobs(settings: Settings) -> str:
+    """Each ``<flow>-gcp`` deployment's Cloud Run job rendered from prefect-gcp's
+    ``cloud-run-v2`` base job template (offline: Cloud Run has no emulator), checked for what a
+    flow run needs (`rehearsal.cloud_run.REQUIREMENTS`)."""
+    from pulse_local.rehearsal.cloud_run import REQUIREMENTS, check_gcp_jobs
+
+    gaps = check_gcp_jobs(settings)
+    lacking = sorted({g for flow_gaps in gaps.values() for g in flow_gaps})
+    if lacking:
+        flows = ", ".join(f for f, g in gaps.items() if g)
+        raise RuntimeError(
+            f"the Cloud Run jobs of {flows} lack: "
+            + "; ".join(f"{g} ({REQUIREMENTS[g]})" for g in lacking)
+            + ". Declare them in flows/deployments.yaml's gcp_work_pool.job_variables")
+    return f"{len(gaps)} jobs rendered from prefect-gcp's cloud-run-v2 template: complete"
+
+
 STAGES: list[tuple[str, Callable[[Settings], str]]] = [
     ("provision", stage_provision),
     ("replay_fixtures", stage_replay_fixtures),
@@ -177,6 +195,7 @@ STAGES: list[tuple[str, Callable[[Settings], str]]] = [
     ("dbt_build_gcp", stage_dbt_build),
     ("stream_events", stage_stream_events),
     ("monitor_pipeline", stage_monitor),
+    ("cloud_run_jobs", stage_cloud_run_jobs),
 ]
 
 
@@ -235,7 +254,7 @@ def rehearse(settings: Settings, stages: list[tuple[str, Callable[[Settings], st
 NOT_REHEARSED = (
     ("Datastream's API (stream creation, states, slot lag: the stack's cdc service plays "
      "Datastream)"),
-    "Cloud Run jobs of the <flow>-gcp deployments",
+    "Cloud Run itself (the jobs are rendered and checked, not run)",
 )
 
 

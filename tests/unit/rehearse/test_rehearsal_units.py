@@ -128,3 +128,30 @@ def test_a_played_bigquery_subscription_row_has_the_subscription_columns() -> No
     row = subscription_row("projects/p/subscriptions/s", message)
     assert list(row) == [n for n, _ in SUBSCRIPTION_TABLE_SCHEMA]
     assert row["data"] == '{"a": 1}' and row["attributes"] == '{"tenant": "t"}'
+
+
+def test_cloud_run_job_rendered_from_prefect_gcps_template_carries_what_was_declared() -> None:
+    # prefect-gcp's real cloud-run-v2 template and configuration class, rendered offline
+    from pulse_local.rehearsal.cloud_run import missing, render_job
+
+    settings = Settings(project="proj-x", location="europe-west1")
+    secret = {"secret": "db-url", "version": "latest"}
+    job = render_job({
+        "image": "europe-west1-docker.pkg.dev/proj-x/pulse/pulse-local:1", "region": "europe-west1",
+        "service_account_name": "flows@proj-x.iam.gserviceaccount.com", "memory": "2Gi",
+        "env": {"PULSE_PROJECT": "proj-x", "PULSE_BIGTABLE_INSTANCE": "pulse",
+                "PULSE_RAW_BUCKET": "proj-x-raw"},
+        "env_from_secrets": {"PULSE_DATABASE_URL": secret, "PULSE_ADMIN_DATABASE_URL": secret}})
+    body = job.job_body["template"]["template"]
+    assert body["serviceAccount"] == "flows@proj-x.iam.gserviceaccount.com"
+    assert body["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert missing(job, settings) == []
+
+
+def test_cloud_run_job_check_names_what_a_job_lacks() -> None:
+    from pulse_local.rehearsal.cloud_run import missing, render_job
+
+    job = render_job({"image": "img", "env": {"PULSE_DATABASE_URL": "postgresql://plain"}})
+    assert missing(job, Settings(project="p", location="europe-west1")) == [
+        "project", "region", "bigtable instance", "bucket", "service account",
+        "secrets by reference"]
