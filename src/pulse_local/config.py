@@ -113,6 +113,9 @@ class Settings(BaseSettings):
 
     # The gcp profile rehearsed offline (`pulse-local rehearse`): the BigQuery and Cloud
     # Storage emulators the rehearsal stack adds, and Google's variables that point clients there.
+    rehearsal: bool = Field(
+        False, description="Set by `pulse-local rehearse`: APIs without an emulator (Datastream) "
+        "refuse to be called instead of reaching Google.")
     bigquery_port: int = Field(9050, ge=1, le=65535, description="BigQuery emulator (REST).")
     bigquery_grpc_port: int = Field(9060, ge=1, le=65535, description="BigQuery emulator (gRPC).")
     storage_port: int = Field(9023, ge=1, le=65535, description="Cloud Storage emulator.")

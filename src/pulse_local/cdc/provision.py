@@ -315,15 +315,26 @@ def create_streams(settings: Settings, streams: dict[str, dict[str, Any]],
     first, from `pulse_local.resources.gcp`)."""
     config = config or load_stream_config()
     settings.require_gcp("project", "admin_database_url")
+    refuse_in_rehearsal(settings)
     slots = [body["source_config"]["postgresql_source_config"]["replication_slot"]
              for body in streams.values()]
     done = ensure_replication(settings.admin_dsn(), config.source.publication, slots)
-    return done + apply_streams(settings, config, streams, _datastream().DatastreamClient())
+    return done + apply_streams(settings, config, streams, datastream_client())
 
 
 # --------------------------------------------------------------------------------------
 # GCP: is Datastream keeping up? (the ETL flow's CDC step and monitoring's cdc:lag)
 # --------------------------------------------------------------------------------------
+
+def refuse_in_rehearsal(settings: Settings) -> None:
+    """In an offline rehearsal (`Settings.rehearsal`) raise `NoEmulator`: Datastream has no
+    emulator, and a rehearsal never calls Google."""
+    if settings.rehearsal:
+        from pulse_local.rehearsal.endpoints import NoEmulator
+
+        raise NoEmulator("Datastream's API has no emulator: an offline rehearsal cannot ask it "
+                         "for stream states or slot lag (the stack's cdc service plays Datastream)")
+
 
 def datastream_client() -> Any:
     """The Datastream API client (Application Default Credentials)."""
@@ -351,6 +362,8 @@ def stream_states(settings: Settings, config: StreamConfig | None = None,
     """State of every declared stream (``RUNNING``, ``PAUSED``, ...; ``MISSING`` when the
     stream does not exist), from the Datastream API."""
     config = config or load_stream_config()
+    if client is None:
+        refuse_in_rehearsal(settings)
     client = client or datastream_client()
     parent = f"projects/{settings.project}/locations/{settings.location}"
     states = {}

@@ -26,6 +26,7 @@ class Expected:
     type: SqlType | None = None
     value: Any = None
     unreadable: str | None = None  # why the value could not be read (unsupported type, ...)
+    text: str = ""  # the expected output as written
 
 
 @dataclass
@@ -107,10 +108,10 @@ def parse_expected(text: str) -> Expected:
     try:
         t, value, _end = parse_typed(body)
     except FormatError as err:
-        return Expected(unreadable=str(err))
+        return Expected(unreadable=str(err), text=body)
     except (ValueError, IndexError) as err:
-        return Expected(unreadable=f"unreadable value ({err})")
-    return Expected(type=t, value=value)
+        return Expected(unreadable=f"unreadable value ({err})", text=body)
+    return Expected(type=t, value=value, text=body)
 
 
 def parse_test_file(name: str, text: str) -> TestFile:

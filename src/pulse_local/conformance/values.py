@@ -104,12 +104,17 @@ class Interval:
 _TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9.]*|<|>|,|\(|\)|\d+)")
 
 
-class _Reader:
-    """A cursor over the text of a typed value."""
+#: Stands for a value of an unsupported type read in lenient mode (table loading).
+UNSUPPORTED = object()
 
-    def __init__(self, text: str, pos: int = 0) -> None:
+
+class _Reader:
+    """A cursor over the text of a typed value; `lenient` skips values of unsupported types."""
+
+    def __init__(self, text: str, pos: int = 0, lenient: bool = False) -> None:
         self.text = text
         self.pos = pos
+        self.lenient = lenient
 
     def skip_ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -272,6 +277,8 @@ def _read_value(r: _Reader, t: SqlType | None) -> Any:
             return None
     if t is None:
         raise FormatError(f"value without a type at {r.pos}")
+    if r.lenient and t.name not in FAMILIES:
+        return _skip_value(r)
     family = t.family
     if family == "array":
         r.expect("[")
@@ -365,11 +372,41 @@ class JsonValue:
     value: Any
 
 
-def parse_typed(text: str) -> tuple[SqlType, Any, int]:
-    """Parse ``TYPE VALUE`` at the start of `text`: (type, value, end position)."""
-    r = _Reader(text)
+def _skip_value(r: _Reader) -> object:
+    """Step over one value of an unsupported type (ENUM name, PROTO {...}, RANGE [a, b), UUID)."""
+    r.skip_ws()
+    depth, quote = 0, ""
+    while r.pos < len(r.text):
+        ch = r.text[r.pos]
+        if quote:
+            if ch == "\\":
+                r.pos += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{[(":
+            depth += 1
+        elif ch in "}])":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch == "," and depth == 0:
+            break
+        r.pos += 1
+    return UNSUPPORTED
+
+
+def parse_typed(text: str, *, lenient: bool = False) -> tuple[SqlType, Any, int]:
+    """Parse ``TYPE VALUE`` at the start of `text`: (type, value, end position).
+
+    `lenient` reads values of unsupported types as `UNSUPPORTED` instead of failing
+    (a table can still be loaded without those columns).
+    """
+    r = _Reader(text, lenient=lenient)
     t = _read_type(r)
-    t.check_supported() if t.name != "ARRAY" or t.element is not None else None
+    if not lenient and (t.name != "ARRAY" or t.element is not None):
+        t.check_supported()
     value = _read_value(r, t)
     return t, value, r.pos
 

@@ -26,6 +26,10 @@ class RealGoogleEndpoint(ConfigError):
     """A rehearsal would have called a real Google API."""
 
 
+class NoEmulator(ConfigError):
+    """A rehearsal reached an API that has no emulator (it would have called Google)."""
+
+
 @dataclass(frozen=True)
 class RehearsalEndpoints:
     """The emulators' addresses, as each client library wants them."""
@@ -102,7 +106,7 @@ def with_emulators(settings: Settings) -> Settings:
         "profile": "gcp", "pubsub_emulator_host": e.pubsub, "bigtable_emulator_host": e.bigtable,
         "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
         "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
-        "project_number": settings.project_number or "000000000000",
+        "project_number": settings.project_number or "000000000000", "rehearsal": True,
         "project": settings.project, "raw_bucket": settings.raw_bucket})
 
 
@@ -122,7 +126,7 @@ def rehearsal_environment(settings: Settings) -> dict[str, str]:
            "PULSE_BIGQUERY_PORT": str(settings.bigquery_port),
            "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
            "PULSE_STORAGE_PORT": str(settings.storage_port),
-           "PULSE_PROJECT_NUMBER": settings.project_number or "",
+           "PULSE_PROJECT_NUMBER": settings.project_number or "", "PULSE_REHEARSAL": "true",
            **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
     refuse_real_google(env)
     return env

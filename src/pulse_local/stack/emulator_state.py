@@ -260,22 +260,36 @@ def _write_batch(store: Any, batch: list[Any], report: Rebuilt) -> None:
 
 
 # Pub/Sub -------------------------------------------------------------------------------------
-def _backlog(subscriber: Any, subscription: str) -> Iterator[Any]:
+def _backlog(subscriber: Any, subscription: str, until: float = 0.0) -> Iterator[Any]:
     """Every message waiting in `subscription`, pulled and never acknowledged (each message
-    once: a pulled one is leased, and repeats are dropped by message id)."""
+    once: a pulled one is leased, and repeats are dropped by message id). With `until` (a
+    `time.monotonic` value), pulls go on until then: messages leased by a consumer that was
+    killed come back when their lease runs out."""
+    import warnings
+
     seen: set[str] = set()
     while True:
-        pulled = subscriber.pull(subscription=subscription, max_messages=1000,
-                                 return_immediately=True, timeout=CALL_TIMEOUT)
+        with warnings.catch_warnings():
+            # deprecated, but the one way to a Pull that does not wait for messages
+            warnings.filterwarnings("ignore", "The return_immediately flag",
+                                    DeprecationWarning)
+            pulled = subscriber.pull(subscription=subscription, max_messages=1000,
+                                     return_immediately=True, timeout=CALL_TIMEOUT)
         fresh = [m.message for m in pulled.received_messages if m.message.message_id not in seen]
         if not fresh:
-            return
+            if time.monotonic() >= until:
+                return
+            time.sleep(0.2)
         for message in fresh:
             seen.add(message.message_id)
             yield message
 
 
-def _pubsub_messages(settings: Settings) -> Iterator[dict[str, Any]]:
+#: Longest wait for leases of a killed consumer to run out (the consumer's lease is 10 s).
+LEASE_WAIT_MAX = 15.0
+
+
+def _pubsub_messages(settings: Settings, wait_for_leases: bool) -> Iterator[dict[str, Any]]:
     from pulse_local.resources import close_pubsub_clients, pubsub_clients
 
     publisher, subscriber = pubsub_clients(f"{settings.host}:{settings.pubsub_port}")
@@ -285,7 +299,9 @@ def _pubsub_messages(settings: Settings) -> Iterator[dict[str, Any]]:
         for sub in subscriptions:
             if not sub.topic or sub.topic == "_deleted-topic_":
                 continue
-            for message in _backlog(subscriber, sub.name):
+            until = (time.monotonic() + min(sub.ack_deadline_seconds, LEASE_WAIT_MAX) + 1
+                     if wait_for_leases else 0.0)
+            for message in _backlog(subscriber, sub.name, until):
                 yield {"s": sub.name, "t": sub.topic, "id": message.message_id,
                        "d": _b64(message.data), "a": dict(message.attributes),
                        "o": message.ordering_key}
@@ -293,12 +309,14 @@ def _pubsub_messages(settings: Settings) -> Iterator[dict[str, Any]]:
         close_pubsub_clients(publisher, subscriber)
 
 
-def save_pubsub(settings: Settings) -> str:
-    """Save every subscription's unacknowledged backlog; clears the ``live`` mark."""
+def save_pubsub(settings: Settings, *, wait_for_leases: bool = False) -> str:
+    """Save every subscription's unacknowledged backlog; clears the ``live`` mark. After a
+    consumer was killed (`wait_for_leases`), waits for the leases it held to run out (up to
+    `LEASE_WAIT_MAX` s a subscription), so the messages it held are saved too."""
     path = state_dir(settings) / "pubsub.jsonl.gz"
     began = time.perf_counter()
     try:
-        count = _write_lines(path, _pubsub_messages(settings))
+        count = _write_lines(path, _pubsub_messages(settings, wait_for_leases))
     except PulseError:
         raise
     except Exception as exc:

@@ -200,6 +200,7 @@ class NativeStack:
         needs = {s.name: (set(s.depends_on) | set(s.stop_after)) & self._by_name.keys()
                  for s in self.services}
         done = {name: threading.Event() for name in self._by_name}
+        killed: set[str] = set()
 
         def stop_one(spec: ServiceSpec) -> None:
             try:
@@ -208,9 +209,15 @@ class NativeStack:
                         done[other].wait()
                 record = process.read_pid(self.pid_path(spec.name))
                 if record is not None and record.alive():
-                    if save and (note := spec.before_stop(self.settings)) is not None:
+                    # a user of this service that had to be killed may have left work behind
+                    # (Pub/Sub messages it held come back only when their lease runs out)
+                    after_kill = any(spec.name in needs[other] for other in killed)
+                    if save and (note := spec.before_stop(self.settings, after_kill)):
                         self.notes.append(note)
-                    process.stop(record, spec.stop_signal, spec.stop_timeout)
+                    if process.stop(record, spec.stop_signal, spec.stop_timeout):
+                        killed.add(spec.name)
+                        self.notes.append(f"{spec.name} did not stop within "
+                                          f"{spec.stop_timeout:g} s and was killed")
                     stopped.append(spec.name)
                 self.pid_path(spec.name).unlink(missing_ok=True)
             finally:

@@ -80,15 +80,16 @@ def spawn(
         )
 
 
-def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
-    """Stop a recorded process and its group: `sig` first, SIGKILL after `timeout` seconds."""
+def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
+    """Stop a recorded process and its group: `sig` first, SIGKILL after `timeout` seconds.
+    True when some process of the group had to be killed (it did not stop cleanly)."""
     if not record.alive():
         _reap(record.pid)  # it may have exited as our child: leave no zombie
-        return
+        return False
     try:
         group = os.getpgid(record.pid)
     except ProcessLookupError:
-        return
+        return False
     procs = _group_members(group)
     for proc in procs:
         _signal(proc, sig if proc.pid == record.pid else signal.SIGTERM)
@@ -96,6 +97,7 @@ def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> 
     for proc in still:
         _signal(proc, signal.SIGKILL)
     _wait_gone(still, 2.0)
+    return bool(still)
 
 
 def _running(proc: psutil.Process) -> bool:

@@ -38,8 +38,9 @@ class ServiceSpec:
     prepare: Callable[[Settings], None] = lambda s: None
     after_ready: Callable[[Settings], None] = lambda s: None
     #: Runs on `down` just before the service is stopped, once everything that needs it has
-    #: stopped (the emulators save their state there); returns a note for the user.
-    before_stop: Callable[[Settings], str | None] = lambda s: None
+    #: stopped (the emulators save their state there), told whether one of those had to be
+    #: killed; returns a note for the user.
+    before_stop: Callable[[Settings, bool], str | None] = lambda s, after_kill: None
     #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
     #: depends on it starts (the emulators restore their state); returns a note for the user.
     restore: Callable[[Settings], str | None] = lambda s: None
@@ -113,10 +114,10 @@ def _apply_bigtable(settings: Settings) -> None:
         r.close_bigtable_client(admin)
 
 
-def _save_pubsub(settings: Settings) -> str:
+def _save_pubsub(settings: Settings, after_kill: bool) -> str:
     from pulse_local.stack.emulator_state import save_pubsub
 
-    return save_pubsub(settings)
+    return save_pubsub(settings, wait_for_leases=after_kill)
 
 
 def _restore_pubsub(settings: Settings) -> str | None:
@@ -125,7 +126,7 @@ def _restore_pubsub(settings: Settings) -> str | None:
     return restore_pubsub(settings)
 
 
-def _save_bigtable(settings: Settings) -> str:
+def _save_bigtable(settings: Settings, after_kill: bool) -> str:
     from pulse_local.stack.emulator_state import save_bigtable
 
     return save_bigtable(settings)

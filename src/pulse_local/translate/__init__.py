@@ -25,8 +25,10 @@ def bigquery_to_duckdb(sql: str) -> str:
     as ``CREATE OR REPLACE TABLE ... AS``, ``CREATE TEMP FUNCTION``); the result holds
     the same statements separated by ``;``. Results are cached per input text.
 
-    The DuckDB session must use ``SET TimeZone = 'UTC'`` (BigQuery's default time zone)
-    for TIMESTAMP results to match; the dbt plugin does this.
+    The DuckDB session must be prepared with `pulse_local.translate.session.configure`
+    (UTC, BigQuery's default time zone, and the helper functions such as
+    ``bq_farm_fingerprint`` that translations of BigQuery-only functions call); the dbt
+    plugin and the golden runner do this.
 
     Raises:
         UntranslatableSQL: on a BigQuery syntax error (with its line and column) or on a

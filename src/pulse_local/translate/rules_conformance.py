@@ -324,6 +324,90 @@ def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
     return fill(template, x=value) if template else None
 
 
+_NUMERIC = "DECIMAL(38, 9)"
+
+
+def _float_literal_cast(node: exp.Expression) -> exp.Cast | None:
+    """The DOUBLE cast rules.rule_float_literal put around a float literal (also under a minus)."""
+    inner = node.this if isinstance(node, exp.Neg) else node
+    if isinstance(inner, exp.Cast) and inner.to.is_type("double") and isinstance(inner.this, exp.Literal):
+        return inner
+    return None
+
+
+def _is_numeric(node: exp.Expression) -> bool:
+    inner = node.this if isinstance(node, exp.Alias) else node
+    return isinstance(inner, exp.Cast) and inner.to.this == exp.DataType.Type.DECIMAL
+
+
+def _coerce_literals(items: list[exp.Expression]) -> None:
+    """BigQuery coerces float literals to NUMERIC next to a NUMERIC value; DOUBLE would win on DuckDB."""
+    if not any(_is_numeric(item) for item in items):
+        return
+    for item in items:
+        cast = _float_literal_cast(item.this if isinstance(item, exp.Alias) else item)
+        if cast is not None:
+            cast.set("to", exp.DataType.build(_NUMERIC))
+
+
+def _union_branches(node: exp.Expression) -> list[exp.Select] | None:
+    if isinstance(node, exp.Union):
+        left, right = _union_branches(node.this), _union_branches(node.expression)
+        return None if left is None or right is None else left + right
+    if isinstance(node, exp.Subquery):
+        return _union_branches(node.this)
+    return [node] if isinstance(node, exp.Select) else None
+
+
+def rule_numeric_literal_coercion(node: exp.Expression) -> exp.Expression | None:
+    """Float literals in a UNION column or an array literal that also holds a NUMERIC become NUMERIC."""
+    if isinstance(node, exp.Array):
+        _coerce_literals(list(node.expressions))
+        return None
+    if not isinstance(node, exp.Union) or isinstance(node.parent, exp.Union):
+        return None
+    branches = _union_branches(node)
+    if not branches or len({len(b.expressions) for b in branches}) != 1:
+        return None
+    for position in range(len(branches[0].expressions)):
+        _coerce_literals([b.expressions[position] for b in branches])
+    return None
+
+
+def rule_limit_null(node: exp.Expression) -> exp.Expression | None:
+    """LIMIT NULL / OFFSET NULL raise in BigQuery; DuckDB treats them as no limit / no offset."""
+    if isinstance(node, (exp.Limit, exp.Offset)) and _is_null_constant(node.expression):
+        raise fail(node, f"{node.key.upper()} NULL", "BigQuery requires a non-NULL count")
+    return None
+
+
+def _is_zero_constant(node: exp.Expression | None) -> bool:
+    inner = node.this if isinstance(node, (exp.Paren, exp.Interval)) else node
+    inner = inner.this if isinstance(inner, exp.Paren) else inner
+    if isinstance(inner, exp.Cast):
+        inner = inner.this
+    return isinstance(inner, exp.Literal) and inner.name.strip() in {"0", "0.0"}
+
+
+def rule_generate_array_step(node: exp.Expression) -> exp.Expression | None:
+    """GENERATE_ARRAY / GENERATE_DATE_ARRAY with a zero step raise in BigQuery."""
+    if isinstance(node, (exp.GenerateSeries, exp.GenerateDateArray)) and _is_zero_constant(node.args.get("step")):
+        name = "GENERATE_DATE_ARRAY" if isinstance(node, exp.GenerateDateArray) else "GENERATE_ARRAY"
+        raise fail(node, f"{name} with a zero step", "BigQuery raises an error for it")
+    return None
+
+
+def rule_aggregate_limit_zero(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_AGG / STRING_AGG(... LIMIT 0) aggregate nothing: NULL in BigQuery (DuckDB: [] or '')."""
+    if not isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) or not isinstance(node.this, exp.Limit):
+        return None
+    count = node.this.expression
+    if not _is_zero_constant(count):
+        return None
+    node.set("this", node.this.this)
+    return fill("CASE WHEN FALSE THEN __a END", a=node)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -348,5 +432,13 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Window: (rule_window_checks,),
     exp.String: (rule_civil_string,),
     exp.Cast: (rule_civil_string,),
+    exp.Union: (rule_numeric_literal_coercion,),
+    exp.Array: (rule_numeric_literal_coercion,),
+    exp.Limit: (rule_limit_null,),
+    exp.GenerateSeries: (rule_generate_array_step,),
+    exp.ArrayAgg: (rule_aggregate_limit_zero,),
+    exp.GroupConcat: (rule_aggregate_limit_zero,),
+    exp.GenerateDateArray: (rule_generate_array_step,),
+    exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
 }

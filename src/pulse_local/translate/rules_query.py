@@ -27,6 +27,18 @@ def rule_countif(node: exp.Expression) -> exp.Expression | None:
 _DATE_TYPES = {"DATE"}
 _INSTANT_TYPES = {"TIMESTAMPTZ", "TIMESTAMP", "DATETIME", "TIMESTAMPLTZ"}
 
+#: Functions whose BigQuery result type is evident, beyond `rules.known_type`.
+_RESULT_TYPES: dict[type, str] = {
+    exp.LastDay: "DATE", exp.StrToDate: "DATE", exp.DateFromParts: "DATE",
+    exp.Timestamp: "TIMESTAMPTZ", exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
+    exp.TimestampFromParts: "TIMESTAMP", exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
+}
+
+
+def _evident_type(node: exp.Expression) -> str | None:
+    """The BigQuery type of `node` when the SQL shows it (casts, literals, date functions)."""
+    return known_type(node) or _RESULT_TYPES.get(type(node))
+
 
 def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
     """DATE - DATE and TIMESTAMP - TIMESTAMP give an INTERVAL in BigQuery.
@@ -38,7 +50,7 @@ def rule_datetime_subtraction(node: exp.Expression) -> exp.Expression | None:
     """
     if not isinstance(node, exp.Sub):
         return None
-    left, right = known_type(node.this), known_type(node.expression)
+    left, right = _evident_type(node.this), _evident_type(node.expression)
     if left in _DATE_TYPES and right in _DATE_TYPES:
         return fill("TO_DAYS(CAST(__a - __b AS INTEGER))", a=node.this, b=node.expression)
     if left in _INSTANT_TYPES and right in _INSTANT_TYPES:
@@ -59,23 +71,36 @@ def rule_star_after_using(node: exp.Expression) -> exp.Expression | None:
 
     DuckDB keeps each USING column where the left input had it. When every join of
     the FROM clause has USING, `*` becomes `k1, k2, * EXCLUDE (k1, k2)` with the keys
-    of the last join first, as BigQuery nests them.
+    of the last join first, as BigQuery nests them. When only the first join has USING
+    (then ON or cross joins), `k, * EXCLUDE (a.k, b.k)`. Other mixes keep DuckDB's order.
     """
     if not isinstance(node, exp.Select) or node.meta.get("pulse_star_using"):
         return None
     joins = node.args.get("joins") or []
-    if not joins or not all(j.args.get("using") for j in joins):
-        return None
     star = _plain_star(node)
-    if star is None:
+    if not joins or star is None:
         return None
-    order: list[str] = []
-    for join in joins:
-        keys = [ident.name for ident in join.args["using"]]
-        order = keys + [k for k in order if k not in keys]
     excepted = [c.name for c in star.args.get("except_") or []]
+    if all(j.args.get("using") for j in joins):
+        order: list[str] = []
+        for join in joins:
+            keys = [ident.name for ident in join.args["using"]]
+            order = keys + [k for k in order if k not in keys]
+        dropped = [exp.column(name, quoted=True) for name in dict.fromkeys(order + excepted)]
+    else:
+        # FROM a JOIN b USING (k) followed by ON/cross joins: drop a.k and b.k only, so
+        # a later table's own column k stays (BigQuery lists it too).
+        first = joins[0]
+        source = node.args.get("from_")
+        left = source.this.alias_or_name if source is not None else ""
+        right = first.this.alias_or_name
+        if not first.args.get("using") or any(j.args.get("using") for j in joins[1:]) or not (left and right):
+            return None
+        order = [ident.name for ident in first.args["using"]]
+        dropped = [exp.column(k, table=t, quoted=True) for k in order for t in (left, right)]
+        dropped += [exp.column(name, quoted=True) for name in excepted if name not in order]
     columns: list[exp.Expression] = [exp.column(name, quoted=True) for name in order if name not in excepted]
-    rest = exp.Star(except_=[exp.column(name, quoted=True) for name in dict.fromkeys(order + excepted)])
+    rest = exp.Star(except_=dropped)
     new_items: list[exp.Expression] = []
     for item in node.expressions:
         if item is star:

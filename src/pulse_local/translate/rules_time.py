@@ -32,6 +32,73 @@ def _is_utc(zone: exp.Expression | None) -> bool:
     return zone is None or (isinstance(zone, exp.Literal) and zone.is_string and zone.name.upper() in _UTC_NAMES)
 
 
+_OFFSET_US = "(EPOCH_US(TIMEZONE(__z, {i})) - EPOCH_US({i}))"
+_EARLY = "CAST(__c AS TIMESTAMPTZ) - TO_MICROSECONDS(" + _OFFSET_US.format(i="CAST(__c AS TIMESTAMPTZ) - INTERVAL 1 DAY") + ")"
+_LATE = "CAST(__c AS TIMESTAMPTZ) - TO_MICROSECONDS(" + _OFFSET_US.format(i="CAST(__c AS TIMESTAMPTZ) + INTERVAL 1 DAY") + ")"
+_CIVIL_TO_INSTANT = (
+    f"CASE WHEN TIMEZONE(__z, {_EARLY}) = __c THEN {_EARLY} "
+    f"WHEN TIMEZONE(__z, {_LATE}) = __c THEN {_LATE} ELSE {_EARLY} END"
+)
+
+
+def civil_to_instant(civil: exp.Expression, zone: exp.Expression) -> exp.Expression:
+    """The instant of civil time `civil` (DuckDB TIMESTAMP) in `zone`, as ZetaSQL picks it.
+
+    ZetaSQL takes absl's `pre` instant: a repeated civil time (the hour after clocks go
+    back) is read with the offset before the change (the earlier instant), a skipped one
+    (the hour clocks jump over) too. DuckDB picks the later instant for repeated times.
+    The offsets one day before and after bound the change (zones change at most once a
+    day): the early offset is used unless only the late one reproduces the civil time.
+    """
+    return fill(_CIVIL_TO_INSTANT, c=exp.cast(civil, exp.DataType.build("TIMESTAMP")), z=zone)
+
+
+def rule_timestamp_from_civil(node: exp.Expression) -> exp.Expression | None:
+    """TIMESTAMP(string_or_datetime, zone): the civil time read in `zone` (repeated hour: earlier)."""
+    if not isinstance(node, exp.Timestamp) or _is_utc(node.args.get("zone")):
+        return None
+    value = node.this
+    if isinstance(value, exp.Literal) and value.is_string and re.search(r"([+-]\d\d(:?\d\d)?|Z|UTC)$", value.name.strip()):
+        return None  # the string carries its own offset
+    return civil_to_instant(value, node.args["zone"])
+
+
+def rule_parse_timestamp_zone(node: exp.Expression) -> exp.Expression | None:
+    """PARSE_TIMESTAMP(fmt, s, zone): sqlglot dropped the zone (the text was read as UTC)."""
+    if not isinstance(node, exp.StrToTime) or _is_utc(node.args.get("zone")):
+        return None
+    fmt = node.args.get("format")
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        raise fail(node, "PARSE_TIMESTAMP with a non-literal format and a time zone",
+                   "whether the text carries its own offset cannot be checked", "Use a string literal as the format.")
+    zone = node.args["zone"]
+    civil = node.copy()
+    civil.set("zone", None)
+    if re.search(r"%E?[zZ]|%Ez", fmt.name):
+        return exp.cast(civil, exp.DataType.build("TIMESTAMPTZ"))  # the text's own offset wins
+    return civil_to_instant(civil, zone)
+
+
+_STRING_IN_ZONE = (
+    "STRFTIME(TIMEZONE(__z, __t), '%Y-%m-%d %H:%M:%S') "
+    "|| CASE WHEN ((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 = 0 THEN '' "
+    "WHEN ((EPOCH_US(__t) % 1000000) + 1000000) % 1000 = 0 "
+    "THEN '.' || LPAD(CAST(((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 // 1000 AS VARCHAR), 3, '0') "
+    "ELSE '.' || LPAD(CAST(((EPOCH_US(__t) % 1000000) + 1000000) % 1000000 AS VARCHAR), 6, '0') END "
+    "|| CASE WHEN EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t) < 0 THEN '-' ELSE '+' END "
+    "|| LPAD(CAST(ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 3600000000 AS VARCHAR), 2, '0') "
+    "|| CASE WHEN (ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 60000000) % 60 = 0 THEN '' "
+    "ELSE ':' || LPAD(CAST((ABS(EPOCH_US(TIMEZONE(__z, __t)) - EPOCH_US(__t)) // 60000000) % 60 AS VARCHAR), 2, '0') END"
+)
+
+
+def rule_string_in_zone(node: exp.Expression) -> exp.Expression | None:
+    """STRING(ts, zone): civil time in `zone`, fraction in 0/3/6 digits, offset `-07` / `+05:30`."""
+    if not isinstance(node, exp.String) or _is_utc(node.args.get("zone")):
+        return None
+    return exp.cast(fill(_STRING_IN_ZONE, t=_instant(node.this), z=node.args["zone"]), exp.DataType.build("VARCHAR"))
+
+
 def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
     """TIMESTAMP_TRUNC(ts, part, zone) with BigQuery's civil-time semantics."""
     if not isinstance(node, exp.TimestampTrunc):
@@ -59,7 +126,7 @@ def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
         start = fill(f"DATE_TRUNC('{duck_part}', __l)", l=local)
     else:
         raise fail(node, f"TIMESTAMP_TRUNC(..., {part}, zone)", "this part is not a BigQuery TIMESTAMP_TRUNC part")
-    return fill("TIMEZONE(__z, CAST(__s AS TIMESTAMP))", z=zone, s=start)
+    return civil_to_instant(start, zone)
 
 
 _FORMAT_TOKEN = re.compile(r"%%|%E?[zZ]|%[^%]|[^%]+|%$")
@@ -131,6 +198,9 @@ def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Ex
 
 
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.String: (rule_string_in_zone,),
+    exp.StrToTime: (rule_parse_timestamp_zone,),
+    exp.Timestamp: (rule_timestamp_from_civil,),
     exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
     exp.TimeToStr: (rule_format_timestamp_zone,),
 }

@@ -36,6 +36,7 @@ def test_serving_answers_again_once_bigtable_is_back() -> None:
     """Bigtable killed and restarted on the same port (its own emulator): the serving app
     answers 503 meanwhile, then 200 again without a restart of its own."""
     import os
+    import shutil
     import signal
     import time
 
@@ -66,3 +67,4 @@ def test_serving_answers_again_once_bigtable_is_back() -> None:
             assert status == 200
     finally:
         stack.down(save=False)
+        shutil.rmtree(settings.state_dir, ignore_errors=True)

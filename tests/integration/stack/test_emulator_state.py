@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -37,6 +38,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", f"{s.host}:{s.bigtable_port}")
     yield s
     NativeStack(s).down(save=False)
+    shutil.rmtree(s.state_dir, ignore_errors=True)
 
 
 def _bigtable_cells(settings: Settings) -> list[tuple[str, str, list[list[Any]]]]:
@@ -208,3 +210,33 @@ def test_events_lost_with_pubsub_in_a_kill_9_are_published_again(
             break
         time.sleep(0.5)
     assert set(consumed) == stored
+
+
+def test_down_with_a_hung_consumer_saves_the_messages_it_held(settings: Settings) -> None:
+    """A consumer that does not stop in time (frozen with SIGSTOP here, after its streams
+    took messages) is killed by `down`; the messages it held come back to the subscription
+    only when their lease runs out, and the save waits for them: after `up`, every event is
+    counted once."""
+    import dataclasses
+
+    from pulse_local.streaming.testing import event_stream, publish_events
+
+    specs = [dataclasses.replace(s, stop_timeout=0.5) if s.name == "streaming" else s
+             for s in native_services(settings) if s.name in {"pubsub", "bigtable", "streaming"}]
+    stack = NativeStack(settings, specs)
+    stack.up()
+    tenant = uuid.uuid4()
+    record = next(s for s in stack.status() if s.name == "streaming")
+    assert record.pid is not None
+    os.killpg(os.getpgid(record.pid), signal.SIGSTOP)
+    publish_events(_publisher(), settings.project, event_stream(50, tenant, seed=3))
+    time.sleep(2)  # the frozen consumer's open streams receive (and lease) them
+
+    stack.down()
+    notes = " ".join(stack.notes)
+    assert "streaming did not stop within 0.5 s and was killed" in notes, notes
+    assert "pubsub: saved 50 unacknowledged messages" in notes, notes
+    stack.up()
+    assert _wait_total(settings, tenant, 50) == 50
+    time.sleep(2)  # nothing more arrives: no event counted twice
+    assert _wait_total(settings, tenant, 50) == 50

@@ -16,10 +16,12 @@ pytestmark = pytest.mark.integration
 
 
 def gcp_settings(local: Settings) -> Settings:
-    """The gcp profile in a process whose environment names the stack's emulators (Settings
-    reads Google's variables; the session's settings clear them, so they are set here)."""
+    """The session stack's settings on profile gcp: the settings gcp requires set explicitly
+    (to the stack's own values), and the stack's emulators named (Settings reads Google's
+    variables; the session's settings clear them, so they are set here)."""
     return local.model_copy(update={
-        "profile": "gcp",
+        "profile": "gcp", "project": local.project, "raw_bucket": local.raw_bucket,
+        "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
         "pubsub_emulator_host": f"{local.host}:{local.pubsub_port}",
         "bigtable_emulator_host": f"{local.host}:{local.bigtable_port}"})
 

@@ -126,3 +126,13 @@ def test_unreadable_values_say_why() -> None:
     assert "sub-microsecond" in (parse_expected("ARRAY<STRUCT<TIME>>[{12:00:00.123456789}]").unreadable or "")
     with pytest.raises(FormatError):
         parse_value("12", parse_type("STRING"))
+
+
+def test_lenient_reading_steps_over_unsupported_values() -> None:
+    from pulse_local.conformance.values import UNSUPPORTED, parse_typed
+
+    text = 'ARRAY<STRUCT<id INT64, e ENUM<x.E>, r RANGE<DATE>, s STRING>>[{1, E_ONE, [2020-01-01, NULL), "a,b"}]'
+    with pytest.raises(FormatError):
+        parse_typed(text)
+    _t, value, _end = parse_typed(text, lenient=True)
+    assert value.items == [(1, UNSUPPORTED, UNSUPPORTED, "a,b")]

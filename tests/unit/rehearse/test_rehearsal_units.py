@@ -105,3 +105,53 @@ def test_a_missing_emulator_says_make_install_provides_it(monkeypatch, tmp_path)
     monkeypatch.setenv("PULSE_EMULATORS_VENV", str(tmp_path))
     with pytest.raises(ToolMissing, match="make install"):
         emulator_program("bqemulator")
+
+
+def test_datastream_refuses_to_be_called_in_a_rehearsal() -> None:
+    from pulse_local.cdc.provision import stream_states
+    from pulse_local.rehearsal.endpoints import NoEmulator
+
+    with pytest.raises(NoEmulator, match="no emulator"):
+        stream_states(with_emulators(Settings()))
+
+
+def test_a_played_bigquery_subscription_row_has_the_subscription_columns() -> None:
+    from types import SimpleNamespace
+
+    from pulse_local.rehearsal.bq_subscription import bigquery_subscriptions, subscription_row
+    from pulse_local.resources.gcp import SUBSCRIPTION_TABLE_SCHEMA
+
+    assert bigquery_subscriptions(Settings()) == {
+        "response-events-bigquery": "raw.pubsub_response_events"}
+    message = SimpleNamespace(message_id="1", publish_time=datetime(2026, 1, 1, tzinfo=UTC),
+                              data=b'{"a": 1}', attributes={"tenant": "t"})
+    row = subscription_row("projects/p/subscriptions/s", message)
+    assert list(row) == [n for n, _ in SUBSCRIPTION_TABLE_SCHEMA]
+    assert row["data"] == '{"a": 1}' and row["attributes"] == '{"tenant": "t"}'
+
+
+def test_cloud_run_job_rendered_from_prefect_gcps_template_carries_what_was_declared() -> None:
+    # prefect-gcp's real cloud-run-v2 template and configuration class, rendered offline
+    from pulse_local.rehearsal.cloud_run import missing, render_job
+
+    settings = Settings(project="proj-x", location="europe-west1")
+    secret = {"secret": "db-url", "version": "latest"}
+    job = render_job({
+        "image": "europe-west1-docker.pkg.dev/proj-x/pulse/pulse-local:1", "region": "europe-west1",
+        "service_account_name": "flows@proj-x.iam.gserviceaccount.com", "memory": "2Gi",
+        "env": {"PULSE_PROJECT": "proj-x", "PULSE_BIGTABLE_INSTANCE": "pulse",
+                "PULSE_RAW_BUCKET": "proj-x-raw"},
+        "env_from_secrets": {"PULSE_DATABASE_URL": secret, "PULSE_ADMIN_DATABASE_URL": secret}})
+    body = job.job_body["template"]["template"]
+    assert body["serviceAccount"] == "flows@proj-x.iam.gserviceaccount.com"
+    assert body["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert missing(job, settings) == []
+
+
+def test_cloud_run_job_check_names_what_a_job_lacks() -> None:
+    from pulse_local.rehearsal.cloud_run import missing, render_job
+
+    job = render_job({"image": "img", "env": {"PULSE_DATABASE_URL": "postgresql://plain"}})
+    assert missing(job, Settings(project="p", location="europe-west1")) == [
+        "project", "region", "bigtable instance", "bucket", "service account",
+        "secrets by reference"]

@@ -116,3 +116,22 @@ def test_window_forms_bigquery_accepts_still_run() -> None:
     rows = _run("SELECT x, NTILE(2) OVER (ORDER BY x) AS t, SUM(x) OVER (ORDER BY x ROWS 1 PRECEDING) AS s "
                 "FROM UNNEST([1, 2, 3]) AS x ORDER BY x")
     assert rows == [(1, 1, 1), (2, 1, 3), (3, 2, 5)]
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 LIMIT NULL", "SELECT 1 LIMIT 1 OFFSET (NULL)"])
+def test_limit_null_is_rejected(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="NULL"):
+        bigquery_to_duckdb(sql)
+
+
+def test_limit_and_offset_still_work() -> None:
+    assert _run("SELECT x FROM UNNEST([1, 2, 3]) AS x ORDER BY x LIMIT 1 OFFSET 1") == [(2,)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT GENERATE_ARRAY(1, 5, 0)",
+    "SELECT GENERATE_DATE_ARRAY('2020-01-01', '2020-02-01', INTERVAL 0 DAY)",
+])
+def test_generate_array_zero_step_is_rejected(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL, match="zero step"):
+        bigquery_to_duckdb(sql)

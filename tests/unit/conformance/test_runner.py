@@ -1,0 +1,91 @@
+"""The runner's classification, end to end on a small file written for this test (real DuckDB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pulse_local.conformance.runner import run_file, run_file_isolated
+from pulse_local.conformance.source import TESTDATA, ComplianceSource
+
+SAMPLE = """\
+[default_time_zone=UTC]
+[prepare_database]
+CREATE TABLE Fruit AS SELECT 1 AS id, "apple" AS name, 1.5 AS price
+--
+ARRAY<STRUCT<id INT64, name STRING, price DOUBLE>>[{1, "apple", 1.5}, {2, "pear", NULL}]
+==
+[name=right_answer]
+SELECT name FROM Fruit WHERE price > 1
+--
+ARRAY<STRUCT<name STRING>>[{"apple"}]
+==
+[name=wrong_on_purpose]
+SELECT COUNT(*) FROM Fruit
+--
+ARRAY<STRUCT<INT64>>[{3}]
+==
+[name=error_expected_and_raised]
+SELECT 1 / 0
+--
+ERROR: generic::out_of_range: division by zero: 1 / 0
+==
+[name=error_expected_result_returned]
+SELECT 1
+--
+ERROR: generic::invalid_argument: made up for this test
+==
+[name=untranslatable_case]
+SELECT NTILE(0) OVER (ORDER BY id) FROM Fruit
+--
+ARRAY<STRUCT<INT64>>[{1}, {1}]
+==
+[name=feature_out_of_scope]
+[required_features=PIPES]
+FROM Fruit |> SELECT id
+--
+ARRAY<STRUCT<id INT64>>[unknown order:{1}, {2}]
+==
+[name=dml_update]
+UPDATE Fruit SET price = 2 WHERE id = 2
+--
+STRUCT<num_rows_modified INT64, all_rows ARRAY<>>{
+  1,
+  ARRAY<STRUCT<id INT64, name STRING, price DOUBLE>>[unknown order:{1, "apple", 1.5}, {2, "pear", 2}]
+}
+==
+[name=table_unchanged_after_dml]
+SELECT price FROM Fruit WHERE id = 2
+--
+ARRAY<STRUCT<price DOUBLE>>[{NULL}]
+"""
+
+EXPECTED = {
+    "right_answer": "correct",
+    "wrong_on_purpose": "wrong",
+    "error_expected_and_raised": "correct",
+    "error_expected_result_returned": "wrong",
+    "untranslatable_case": "untranslatable",
+    "feature_out_of_scope": "skipped",
+    "dml_update": "correct",
+    "table_unchanged_after_dml": "correct",
+}
+
+
+def _source(tmp_path: Path) -> ComplianceSource:
+    testdata = tmp_path / TESTDATA
+    testdata.mkdir(parents=True)
+    (testdata / "sample.test").write_text(SAMPLE, encoding="utf-8")
+    return ComplianceSource(tmp_path)
+
+
+def test_outcomes(tmp_path: Path) -> None:
+    report = run_file(_source(tmp_path), "sample")
+    got = {r.name: r.outcome for r in report.results}
+    assert got == EXPECTED, [(r.name, r.outcome, r.reason) for r in report.results]
+    skipped = next(r for r in report.results if r.name == "feature_out_of_scope")
+    assert "PIPES" in skipped.reason
+
+
+def test_isolated_run_gives_the_same_outcomes(tmp_path: Path) -> None:
+    report = run_file_isolated(_source(tmp_path), "sample")
+    assert {r.name: r.outcome for r in report.results} == EXPECTED
