@@ -289,6 +289,8 @@ class SaveReport:
     seconds: float
     file_bytes: int
     notes: list[str] = field(default_factory=list)
+    #: Seconds per step: down, copy, up.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _running(stack: Any) -> list[str]:
@@ -331,11 +333,15 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
                             "`pulse-local up` and load data first")
     was_running = _running(stack)
     notes: list[str] = []
+    phases: dict[str, float] = {}
     if "postgres" in was_running:
         migrations, responses = _postgres_facts(settings)
     if was_running:
+        t0 = time.perf_counter()
         stack.down()
+        phases["down"] = time.perf_counter() - t0
         notes += getattr(stack, "notes", [])
+    t0 = time.perf_counter()
     try:
         if "postgres" not in was_running:
             alone = _postgres_alone(stack)
@@ -352,10 +358,14 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
             responses=responses)
         _write(path, state, manifest)
     finally:
+        phases["copy"] = time.perf_counter() - t0
         if was_running:
+            t0 = time.perf_counter()
             report = stack.up()
+            phases["up"] = time.perf_counter() - t0
             notes += report.notes
-    return SaveReport(path, manifest, time.perf_counter() - began, path.stat().st_size, notes)
+    return SaveReport(path, manifest, time.perf_counter() - began, path.stat().st_size, notes,
+                      phases)
 
 
 def _state_layout(state: Path) -> int:
@@ -556,6 +566,8 @@ class RestoreReport:
     manifest: Manifest
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: Seconds per step: verify (into the staging directory), down, swap, up.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _sibling(state: Path, tag: str) -> Path:
@@ -592,7 +604,9 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
         raise SnapshotError(
             f"{aside} exists: it holds the state from before an interrupted restore. Move it "
             f"back to {state} or delete it, then restore again")
+    t0 = time.perf_counter()
     manifest = extract_verified(path, staging, settings)
+    phases = {"verify": time.perf_counter() - t0}
     notes = [(f"verified {len(manifest.files)} files ({manifest.size_bytes / 1e6:.1f} MB) of "
               f"snapshot {manifest.name!r} taken {manifest.created_at}")]
     known = max(code_migrations())
@@ -600,8 +614,11 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
         notes.append(f"snapshot schema level {manifest.migration_level}, this code's {known}: "
                      "`up` applies the missing migrations")
     was_running = bool(_running(stack))
+    t0 = time.perf_counter()
     if was_running:
         stack.down()
+    phases["down"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     old_mode = 0o755
     had_state = state.exists() and any(state.iterdir())
     if state.exists():
@@ -616,6 +633,8 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
     if (aside / "secrets").is_dir():  # this machine's key, never the snapshot's
         shutil.copytree(aside / "secrets", state / "secrets")
     _fix_permissions(state, old_mode)
+    phases["swap"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     try:
         report = stack.up()
     except BaseException as exc:
@@ -624,10 +643,11 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
             f"the stack did not start on snapshot {manifest.name!r} ({exc}); the previous "
             f"state is back in {state}" + (" and running" if was_running else "")
             + f"; the restored copy is in {_sibling(state, 'restore-failed')}") from exc
+    phases["up"] = time.perf_counter() - t0
     if had_state:
         shutil.rmtree(aside)
     notes += report.notes
-    return RestoreReport(manifest, time.perf_counter() - began, notes)
+    return RestoreReport(manifest, time.perf_counter() - began, notes, phases)
 
 
 def _put_back(stack: Any, state: Path, aside: Path, had_state: bool, was_running: bool) -> None:
