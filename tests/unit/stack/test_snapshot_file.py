@@ -235,3 +235,25 @@ def test_unknown_snapshots_are_named_errors(settings: Settings) -> None:
 def test_the_default_directory_is_beside_the_state_directory(tmp_path: Path) -> None:
     s = Settings(state_dir=tmp_path / "x" / ".pulse")
     assert snapshot.snapshot_dir(s) == tmp_path / "x" / ".pulse-snapshots"
+
+
+def test_the_commands_list_and_delete_snapshots(settings: Settings,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pulse_local.cli import app
+    from pulse_local.stack import snapshot_commands
+
+    monkeypatch.setattr(snapshot_commands.console, "width", 200)  # one line a snapshot
+    _saved(settings)
+    monkeypatch.setenv("PULSE_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("PULSE_SNAPSHOT_DIR", str(settings.snapshot_dir))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["snapshot", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "t1" in listed.output and "scale 2 seed 42" in listed.output
+    deleted = runner.invoke(app, ["snapshot", "delete", "t1"])
+    assert deleted.exit_code == 0 and not snapshot.snapshot_path(settings, "t1").exists()
+    for command in ("save", "restore", "list", "delete"):
+        helped = runner.invoke(app, ["snapshot", command, "--help"])
+        assert "Example:" in helped.output, command
