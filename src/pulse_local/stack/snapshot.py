@@ -633,6 +633,7 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
     if (aside / "secrets").is_dir():  # this machine's key, never the snapshot's
         shutil.copytree(aside / "secrets", state / "secrets")
     _fix_permissions(state, old_mode)
+    _rebase_views(settings)
     phases["swap"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     try:
@@ -648,6 +649,24 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
         shutil.rmtree(aside)
     notes += report.notes
     return RestoreReport(manifest, time.perf_counter() - began, notes, phases)
+
+
+def _rebase_views(settings: Settings) -> None:
+    """The warehouse's raw views name the files' absolute paths: point them at this state
+    directory (the snapshot may come from another path or machine), as dbt does at start."""
+    if not settings.duckdb_path.exists():
+        return
+    import duckdb
+
+    from pulse_local.cdc import load_stream_config, refresh_views
+    from pulse_local.streaming.sink import raw_events_dir, view_sql
+
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        events = raw_events_dir(settings)
+        if events.is_dir() and any(events.rglob("*.parquet")):
+            conn.execute(view_sql(events))
+        if load_stream_config().raw_dir(settings).is_dir():
+            refresh_views(conn, settings)
 
 
 def _put_back(stack: Any, state: Path, aside: Path, had_state: bool, was_running: bool) -> None:

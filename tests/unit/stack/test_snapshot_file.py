@@ -257,3 +257,26 @@ def test_the_commands_list_and_delete_snapshots(settings: Settings,
     for command in ("save", "restore", "list", "delete"):
         helped = runner.invoke(app, ["snapshot", command, "--help"])
         assert "Example:" in helped.output, command
+
+
+def test_restored_warehouse_views_read_the_new_state_directory(tmp_path: Path) -> None:
+    """A warehouse copied from another path: its raw views are pointed at the new one (real
+    DuckDB; the old directory is deleted, so a view left behind would fail)."""
+    import duckdb
+
+    from pulse_local.streaming.sink import RAW_TABLE, raw_events_dir, view_sql
+
+    old = Settings(state_dir=tmp_path / "old")
+    events = raw_events_dir(old)
+    events.mkdir(parents=True)
+    old.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(old.duckdb_path)) as conn:
+        conn.execute(f"copy (select 'sub' as subscription_name, 'm1' as message_id, "
+                     f"now() as publish_time, '{{}}' as data, '{{}}' as attributes) "
+                     f"to '{events / 'part-0.parquet'}' (format parquet)")
+        conn.execute(view_sql(events))
+    new = Settings(state_dir=tmp_path / "new")
+    old.state_dir.rename(new.state_dir)
+    snapshot._rebase_views(new)
+    with duckdb.connect(str(new.duckdb_path)) as conn:
+        assert conn.execute(f"select count(*) from raw.{RAW_TABLE}").fetchone() == (1,)
