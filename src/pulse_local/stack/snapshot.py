@@ -220,13 +220,43 @@ def _names(settings: Settings) -> dict[str, str]:
 # Walking and hashing the state directory -----------------------------------------------------
 def _members(state: Path) -> Iterator[Path]:
     """Every directory and file of the state directory a snapshot holds, parents first."""
+    skip = _recycled_wal(state / "postgres" / "data")
     for top in sorted(state.iterdir()):
         if top.name in EXCLUDED_TOP:
             continue
-        yield from _walk(top)
+        yield from _walk(top, skip)
 
 
-def _walk(path: Path) -> Iterator[Path]:
+_WAL_SEGMENT = re.compile(r"^[0-9A-F]{24}$")
+
+
+def _recycled_wal(data: Path) -> frozenset[Path]:
+    """WAL segments after the one holding the last checkpoint: after a clean shutdown they are
+    recycled files PostgreSQL overwrites before it reads them (``min_wal_size`` keeps 80 MB of
+    them). Older segments stay: the replication slot may need them. When pg_controldata cannot
+    tell, nothing is skipped."""
+    from pulse_local.stack import postgres as pg
+
+    wal = data / "pg_wal"
+    if not wal.is_dir():
+        return frozenset()
+    try:
+        out = subprocess.run([str(pg._binaries().tool("pg_controldata")), "-D", str(data)],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError, PulseError):
+        return frozenset()
+    state = re.search(r"Database cluster state:\s+(.+)", out)
+    redo = re.search(r"Latest checkpoint's REDO WAL file:\s+([0-9A-F]{24})", out)
+    if not state or state[1].strip() != "shut down" or not redo:
+        return frozenset()
+    timeline = redo[1][:8]
+    return frozenset(p for p in wal.iterdir() if _WAL_SEGMENT.match(p.name)
+                     and p.name[:8] == timeline and p.name > redo[1])
+
+
+def _walk(path: Path, skip: frozenset[Path] = frozenset()) -> Iterator[Path]:
+    if path in skip:
+        return
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
         raise SnapshotError(
@@ -235,7 +265,7 @@ def _walk(path: Path) -> Iterator[Path]:
     if stat.S_ISDIR(mode):
         yield path
         for child in sorted(path.iterdir()):
-            yield from _walk(child)
+            yield from _walk(child, skip)
     elif stat.S_ISREG(mode) and path.name not in EXCLUDED_NAMES:
         yield path
     # sockets, fifos and devices are machine-specific: never copied

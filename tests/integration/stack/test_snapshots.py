@@ -75,6 +75,22 @@ def _raw_events(settings: Settings) -> list[str]:
     return sorted(json.loads(r[4])["event_id"] for r in read_raw(root)) if root.exists() else []
 
 
+def _cdc_responses(settings: Settings) -> set[str]:
+    """Response ids in the CDC raw layer; fails if a change event landed twice."""
+    import duckdb
+
+    from pulse_local.cdc import refresh_views
+
+    with duckdb.connect() as conn:
+        refresh_views(conn, settings)
+        total, distinct = conn.execute(
+            "select count(*), count(distinct datastream_metadata.change_sequence_number) "
+            "from raw.public_responses").fetchone()
+        assert total == distinct, f"{total - distinct} change events landed twice"
+        return {r[0] for r in conn.execute(
+            "select distinct id::text from raw.public_responses").fetchall()}
+
+
 def _counters(settings: Settings, tenants: list[uuid.UUID]) -> dict[str, Any]:
     from pulse_local.streaming.testing import fact_event_ids, tenant_total
 
@@ -143,6 +159,12 @@ def test_restore_brings_every_layer_back_and_a_damaged_file_is_refused(
     assert {s.name for s in stack.status() if s.health == "healthy"} == PIPELINE
     assert _postgres(settings) == saved_point["postgres"]
     assert not (settings.state_dir.parent / f".{settings.state_dir.name}.restoring").exists()
+
+    # after the restore CDC resumes from the snapshot's slot position: new changes land, once
+    _post(settings, deliveries[120:150])
+    after = _settled(settings)
+    assert len(after["events"]) == after["postgres"]["events"] > saved_point["postgres"]["events"]
+    assert _cdc_responses(settings) == {r[0] for r in after["postgres"]["responses"]}
 
     # the pytest plugin's PULSE_TEST_SNAPSHOT path: the file into a new, empty state directory
     stack.down()
