@@ -170,12 +170,19 @@ def test_restore_brings_every_layer_back_and_a_damaged_file_is_refused(
     stack.down()
     fresh = make_test_settings().model_copy(update={
         name: getattr(settings, name) for name in ("postgres_port", "pubsub_port",
-                                                   "bigtable_port", "processor_port")})
+                                                   "bigtable_port", "processor_port",
+                                                   "snapshot_dir")})
     other = NativeStack(fresh, [s for s in native_services(fresh) if s.name in PIPELINE])
     try:
         start_from_snapshot(fresh, other, str(report.path))
         assert not (fresh.state_dir / "secrets").exists()
         assert _settled(fresh) == saved_point
+        # a stopped stack is snapshotted too (PostgreSQL alone, briefly, for the manifest)
+        other.down()
+        cold = snapshot.save(fresh, "cold", stack=other)
+        assert cold.manifest.responses == report.manifest.responses
+        assert cold.manifest.migrations == report.manifest.migrations
+        assert all(s.health == "down" for s in other.status())
     finally:
         other.down(save=False)
         shutil.rmtree(fresh.state_dir, ignore_errors=True)
