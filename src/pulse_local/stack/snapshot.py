@@ -658,15 +658,15 @@ def restore(settings: Settings, ref: str, *, stack: Any = None) -> RestoreReport
         else:
             state.rmdir()
     staging.rename(state)
-    for sub in ("run", "logs"):
-        (state / sub).mkdir(exist_ok=True)
-    if (aside / "secrets").is_dir():  # this machine's key, never the snapshot's
-        shutil.copytree(aside / "secrets", state / "secrets")
-    _fix_permissions(state, old_mode)
-    _rebase_views(settings)
-    phases["swap"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     try:
+        for sub in ("run", "logs"):
+            (state / sub).mkdir(exist_ok=True)
+        if (aside / "secrets").is_dir():  # this machine's key, never the snapshot's
+            shutil.copytree(aside / "secrets", state / "secrets")
+        _fix_permissions(state, old_mode)
+        _rebase_views(settings)
+        phases["swap"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         report = stack.up()
     except BaseException as exc:
         _put_back(stack, state, aside, had_state, was_running)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -280,3 +281,44 @@ def test_restored_warehouse_views_read_the_new_state_directory(tmp_path: Path) -
     snapshot._rebase_views(new)
     with duckdb.connect(str(new.duckdb_path)) as conn:
         assert conn.execute(f"select count(*) from raw.{RAW_TABLE}").fetchone() == (1,)
+
+
+class _StackThatFailsToStart:
+    """A fake stack (no processes): nothing runs, `up` fails, `down` records its calls."""
+
+    mode = "native"
+
+    def __init__(self) -> None:
+        self.services: list[object] = []
+        self.downs: list[bool] = []
+
+    def pid_path(self, name: str) -> Path:
+        raise AssertionError("no services")
+
+    def up(self) -> None:
+        raise RuntimeError("PostgreSQL would not start")
+
+    def down(self, *, save: bool = True) -> list[str]:
+        self.downs.append(save)
+        return []
+
+
+def test_a_restore_whose_stack_fails_puts_the_old_state_back(settings: Settings) -> None:
+    """Fake stack, real files: the swap is undone when anything after it fails (here the
+    made-up warehouse file, which is no DuckDB database, or else `up`)."""
+    path = _saved(settings)
+    state = settings.state_dir
+    shutil.rmtree(state)
+    state.mkdir()
+    (state / "mine.txt").write_text("the state before the restore")
+    (state / "secrets").mkdir()
+    (state / "secrets" / "serving-token.key").write_text("this machine's key")
+    stack = _StackThatFailsToStart()
+    with pytest.raises(SnapshotError, match="previous state is back"):
+        snapshot.restore(settings, str(path), stack=stack)
+    assert (state / "mine.txt").read_text() == "the state before the restore"
+    assert (state / "secrets" / "serving-token.key").read_text() == "this machine's key"
+    failed = state.parent / f".{state.name}.restore-failed"
+    assert (failed / "STATE_VERSION").exists() and not (failed / "mine.txt").exists()
+    assert not (state.parent / f".{state.name}.before-restore").exists()
+    assert stack.downs == [False]
