@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["stack", "translate", "ingest", "cdc", "streaming", "serving", "dbt", "pipeline"]
+BENCHES = ["stack", "snapshot", "translate", "ingest", "cdc", "streaming", "serving", "dbt", "pipeline"]
 
 
 def main(argv: list[str]) -> int:

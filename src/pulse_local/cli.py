@@ -283,6 +283,17 @@ def _register_warehouse_commands() -> None:
 
 _register_warehouse_commands()
 
+
+def _register_snapshot_commands() -> None:
+    """`snapshot save|restore|list|delete` (pulse_local.stack.snapshot_commands)."""
+    from pulse_local.stack.snapshot_commands import snapshot_app
+
+    app.add_typer(snapshot_app, name="snapshot",
+                  help="Whole-stack snapshots: save, restore, list, delete.")
+
+
+_register_snapshot_commands()
+
 deployments_app = typer.Typer(no_args_is_help=True, help="The project's Prefect deployments.")
 app.add_typer(deployments_app, name="deployments")
 

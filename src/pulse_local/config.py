@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     profile: Profile = Field("local", description="Backends to use: local stand-ins or real GCP.")
     stack: StackMode = Field("auto", description="How `up` runs services: native processes or docker.")
     state_dir: Path = Field(PROJECT_ROOT / ".pulse", description="Data, logs and pids of the stack.")
+    snapshot_dir: Path | None = Field(None, description="Where `pulse-local snapshot` keeps its "
+                                      "files (default: .pulse-snapshots/ beside the state directory).")
 
     project: str = Field("pulse-local", description="GCP project id (any id works on emulators).")
     location: str = Field("europe-west1", description="BigQuery / Datastream location.")
