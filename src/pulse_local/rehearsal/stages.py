@@ -184,7 +184,8 @@ def stage_cloud_run_jobs(settings: Settings) -> str:
         raise RuntimeError(
             f"the Cloud Run jobs of {flows} lack: "
             + "; ".join(f"{g} ({REQUIREMENTS[g]})" for g in lacking)
-            + ". Declare them in flows/deployments.yaml's gcp_work_pool.job_variables")
+            + ". They are built in pulse_local.gcp_jobs.gcp_job_variables from the settings "
+            "and flows/deployments.yaml's gcp_work_pool")
     return f"{len(gaps)} jobs rendered from prefect-gcp's cloud-run-v2 template: complete"
 
 
