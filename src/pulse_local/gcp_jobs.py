@@ -13,7 +13,6 @@ before any call to Prefect or Google.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -60,11 +59,22 @@ def secret_reference(variable: str, reference: str) -> dict[str, str]:
     return {"secret": secret, "version": version}
 
 
+def prefect_credentials() -> dict[str, str]:
+    """The Prefect credentials this process's Prefect client uses (environment or Prefect
+    profile), by variable name; unset ones left out."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    values = {"PREFECT_API_AUTH_STRING": PREFECT_API_AUTH_STRING.value(),
+              "PREFECT_API_KEY": PREFECT_API_KEY.value()}
+    return {k: v for k, v in values.items() if v}
+
+
 def run_secrets(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
     """``env_from_secrets`` of every job: ``PULSE_RUN_SECRETS`` checked. The DSNs are required;
     when this process authenticates to Prefect (``PREFECT_API_AUTH_STRING`` or
-    ``PREFECT_API_KEY``) the job must get the same credential from Secret Manager too."""
-    environ = os.environ if environ is None else environ
+    ``PREFECT_API_KEY``, from `environ` or else Prefect's settings) the job must get the same
+    credential from Secret Manager too."""
+    environ = prefect_credentials() if environ is None else environ
     secrets = dict(settings.run_secrets)
     for variable in secrets:
         if not _ENV_NAME.match(variable):
