@@ -43,7 +43,8 @@ def _required(settings: Settings, field: str, variable: str, purpose: str) -> An
                                and field not in settings.model_fields_set):
         raise GcpSettingMissing(
             f"{variable} is not set: the gcp deployments' Cloud Run jobs need {purpose}. Set "
-            f"{variable} (environment or .env) and run `pulse-local deployments register` again")
+            f"{variable} (environment or .env), then run `pulse-local deployments register` (or "
+            "`consumer-pool`) again")
     return value
 
 
@@ -179,18 +180,21 @@ def gcp_job_variables(settings: Settings, declared: dict[str, Any] | None = None
 CONSUMER_WITHHELD = frozenset(REQUIRED_SECRETS) | frozenset(PREFECT_CREDENTIALS)
 
 
+#: The consumer's worker pool id (Cloud Run resource names: lower case, digits, hyphens).
+CONSUMER_POOL_ID = "pulse-streaming"
+
+
 def consumer_worker_pool(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The streaming consumer's deployment target on GCP: a Cloud Run worker pool (always-on
-    instances without an HTTP port, which a Pub/Sub pull consumer is), as the body of Cloud
-    Run Admin API v2's ``projects.locations.workerPools.create``, from the same job variables
-    (image, service account, plain env, secrets by reference, memory and CPU), minus the
-    database and Prefect credentials the consumer has no use for (`CONSUMER_WITHHELD`)."""
+    instances without an HTTP port, which a Pub/Sub pull consumer is), as the JSON body of
+    Cloud Run Admin API v2's ``projects.locations.workerPools.create``, from the same job
+    variables (image, service account, plain env, secrets by reference, memory and CPU), minus
+    the database and Prefect credentials the consumer has no use for (`CONSUMER_WITHHELD`)."""
     v = gcp_job_variables(settings, environ=environ)
     env = [{"name": k, "value": val} for k, val in v["env"].items()]
     env += [{"name": k, "valueSource": {"secretKeyRef": ref}}
             for k, ref in v["env_from_secrets"].items() if k not in CONSUMER_WITHHELD]
     return {
-        "name": f"projects/{settings.project}/locations/{v['region']}/workerPools/pulse-streaming",
         "scaling": {"manualInstanceCount": 1},
         "template": {
             "serviceAccount": v["service_account_name"],
@@ -203,3 +207,18 @@ def consumer_worker_pool(settings: Settings, environ: dict[str, str] | None = No
             }],
         },
     }
+
+
+def consumer_worker_pool_request(settings: Settings, environ: dict[str, str] | None = None) -> Any:
+    """`consumer_worker_pool` as google-cloud-run's ``CreateWorkerPoolRequest`` (parent
+    ``projects/P/locations/REGION``, id `CONSUMER_POOL_ID`). Parsing the body into the API's
+    own message checks every field name and type offline; nothing is sent."""
+    import json
+
+    from google.cloud import run_v2
+
+    body = consumer_worker_pool(settings, environ)
+    return run_v2.CreateWorkerPoolRequest(
+        parent=f"projects/{settings.project}/locations/{run_region(settings)}",
+        worker_pool_id=CONSUMER_POOL_ID,
+        worker_pool=run_v2.WorkerPool.from_json(json.dumps(body)))

@@ -105,3 +105,30 @@ def check_gcp_jobs(settings: Settings) -> dict[str, list[str]]:
 
     variables = gcp_job_variables(settings)
     return {d.flow: missing(render_job(variables, d.flow), settings) for d in DEPLOYMENTS}
+
+
+def check_consumer_pool(settings: Settings) -> list[str]:
+    """The streaming consumer's Cloud Run worker pool (`gcp_jobs.consumer_worker_pool_request`,
+    parsed into google-cloud-run's own message): the `REQUIREMENTS` it does not meet. It holds
+    no database secret and no Cloud SQL mount, so those two are not asked of it."""
+    from pulse_local.gcp_jobs import SECRET_ENV, consumer_worker_pool_request
+
+    pool = consumer_worker_pool_request(settings).worker_pool
+    container = pool.template.containers[0]
+    env = {e.name: e.value for e in container.env if e.value}
+    gaps = []
+    if f"/{settings.project}/" not in container.image:
+        gaps.append("image")
+    if env.get("PULSE_PROJECT") != settings.project:
+        gaps.append("project")
+    if env.get("PULSE_BIGTABLE_INSTANCE") != settings.bigtable_instance:
+        gaps.append("bigtable instance")
+    if env.get("PULSE_RAW_BUCKET") != settings.raw_bucket:
+        gaps.append("bucket")
+    if not pool.template.service_account:
+        gaps.append("service account")
+    if not container.resources.limits.get("memory"):
+        gaps.append("memory")
+    if set(env) & SECRET_ENV:
+        gaps.append("secrets by reference")
+    return gaps

@@ -212,9 +212,10 @@ def stage_cloud_run_jobs(settings: Settings) -> str:
     """Each ``<flow>-gcp`` deployment's Cloud Run job rendered from prefect-gcp's
     ``cloud-run-v2`` base job template (offline: Cloud Run has no emulator), checked for what a
     flow run needs (`rehearsal.cloud_run.REQUIREMENTS`)."""
-    from pulse_local.rehearsal.cloud_run import REQUIREMENTS, check_gcp_jobs
+    from pulse_local.rehearsal.cloud_run import REQUIREMENTS, check_consumer_pool, check_gcp_jobs
 
     gaps = check_gcp_jobs(settings)
+    gaps["streaming consumer (worker pool)"] = check_consumer_pool(settings)
     lacking = sorted({g for flow_gaps in gaps.values() for g in flow_gaps})
     if lacking:
         flows = ", ".join(f for f, g in gaps.items() if g)
@@ -223,7 +224,9 @@ def stage_cloud_run_jobs(settings: Settings) -> str:
             + "; ".join(f"{g} ({REQUIREMENTS[g]})" for g in lacking)
             + ". They are built in pulse_local.gcp_jobs.gcp_job_variables from the settings "
             "and flows/deployments.yaml's gcp_work_pool")
-    return f"{len(gaps)} jobs rendered from prefect-gcp's cloud-run-v2 template: complete"
+    return (f"{len(gaps) - 1} jobs rendered from prefect-gcp's cloud-run-v2 template and the "
+            "streaming consumer's worker pool (parsed as google-cloud-run's "
+            "CreateWorkerPoolRequest): complete")
 
 
 STAGES: list[tuple[str, Callable[[Settings], str]]] = [

@@ -12,7 +12,11 @@ import pytest
 
 from pulse_local.config import Settings
 from pulse_local.errors import ConfigError, GcpSettingMissing
-from pulse_local.gcp_jobs import consumer_worker_pool, gcp_job_variables
+from pulse_local.gcp_jobs import (
+    consumer_worker_pool,
+    consumer_worker_pool_request,
+    gcp_job_variables,
+)
 from pulse_local.orchestration import DEPLOYMENTS, prefect_auth_headers, register_gcp_deployments
 from pulse_local.rehearsal.cloud_run import missing, render_job
 
@@ -158,7 +162,6 @@ def test_prefect_auth_headers_are_those_of_prefects_client() -> None:
 def test_the_streaming_consumer_has_a_cloud_run_worker_pool() -> None:
     secrets = {**Settings().run_secrets, "PULSE_ALERT_WEBHOOK_URL": "alert-hook"}
     pool = consumer_worker_pool(_settings(run_secrets=secrets), environ={})
-    assert pool["name"] == "projects/acme-data/locations/europe-west1/workerPools/pulse-streaming"
     template = pool["template"]
     container = template["containers"][0]
     assert container["command"] == ["python", "-m", "pulse_local.streaming", "consume"]
@@ -171,3 +174,23 @@ def test_the_streaming_consumer_has_a_cloud_run_worker_pool() -> None:
     # it never touches Cloud SQL: no DSN, no socket volume
     assert "PULSE_DATABASE_URL" not in env and "volumes" not in template
     assert "hunter2" not in json.dumps(pool)
+
+
+def test_the_worker_pool_parses_as_cloud_runs_own_create_request() -> None:
+    # google-cloud-run's message types: an unknown or mistyped field would raise ParseError
+    request = consumer_worker_pool_request(_settings(), environ={})
+    assert request.parent == "projects/acme-data/locations/europe-west1"
+    assert request.worker_pool_id == "pulse-streaming"
+    pool = request.worker_pool
+    assert pool.scaling.manual_instance_count == 1
+    container = pool.template.containers[0]
+    assert pool.template.service_account == "pulse-flows@acme-data.iam.gserviceaccount.com"
+    assert dict(container.resources.limits) == {"memory": "4Gi", "cpu": "1"}
+    assert {e.name: e.value for e in container.env}["PULSE_RAW_BUCKET"] == "acme-data-raw"
+
+
+def test_the_rehearsals_worker_pool_check_passes_a_complete_pool() -> None:
+    from pulse_local.rehearsal.cloud_run import check_consumer_pool
+
+    assert check_consumer_pool(_settings(run_secrets={**Settings().run_secrets,
+                                                      "PREFECT_API_KEY": "k"})) == []
