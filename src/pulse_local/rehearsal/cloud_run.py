@@ -62,6 +62,14 @@ def render_job(job_variables: dict[str, Any], flow: str | None = None) -> Any:
     return config
 
 
+def _image_ok(image: str, settings: Settings) -> bool:
+    """`PULSE_IMAGE` when set, else an image of the project's registry, placeholders filled."""
+    if settings.image:
+        return image == settings.image
+    return bool(image) and "{" not in image and "PROJECT" not in image \
+        and f"/{settings.project}/" in image
+
+
 def missing(config: Any, settings: Settings) -> list[str]:
     """The `REQUIREMENTS` a rendered job does not meet (read from the rendered Cloud Run job
     body, the thing Cloud Run receives)."""
@@ -74,8 +82,7 @@ def missing(config: Any, settings: Settings) -> list[str]:
     by_reference = {e["name"] for e in entries
                     if e.get("valueSource", {}).get("secretKeyRef", {}).get("secret")}
     gaps = []
-    if not container.get("image") or "PROJECT" in str(container.get("image")) \
-            or f"/{settings.project}/" not in str(container.get("image")):
+    if not _image_ok(str(container.get("image") or ""), settings):
         gaps.append("image")
     if env.get("PULSE_PROJECT") != settings.project:
         gaps.append("project")
@@ -117,7 +124,7 @@ def check_consumer_pool(settings: Settings) -> list[str]:
     container = pool.template.containers[0]
     env = {e.name: e.value for e in container.env if e.value}
     gaps = []
-    if f"/{settings.project}/" not in container.image:
+    if not _image_ok(container.image, settings):
         gaps.append("image")
     if env.get("PULSE_PROJECT") != settings.project:
         gaps.append("project")

@@ -194,3 +194,11 @@ def test_the_rehearsals_worker_pool_check_passes_a_complete_pool() -> None:
 
     assert check_consumer_pool(_settings(run_secrets={**Settings().run_secrets,
                                                       "PREFECT_API_KEY": "k"})) == []
+
+
+def test_an_image_of_a_shared_registry_is_taken_as_set() -> None:
+    settings = _settings(image="europe-docker.pkg.dev/shared-builds/pulse/pulse-local:1.4")
+    job = render_job(gcp_job_variables(settings, environ={}), "check_stack")
+    assert job.job_body["template"]["template"]["containers"][0]["image"] == settings.image
+    assert missing(job, settings) == []
+    assert "image" in missing(job, _settings(image="europe-docker.pkg.dev/other/p/i:2"))
