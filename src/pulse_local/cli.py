@@ -330,6 +330,24 @@ def deployments_register(
     console.print(f"registered {len(names)} deployments: {', '.join(names)}")
 
 
+@deployments_app.command("consumer-pool")
+def deployments_consumer_pool() -> None:
+    """Print the streaming consumer's Cloud Run worker pool (its GCP deployment target) as the
+    JSON body of Cloud Run Admin API v2 `workerPools.create`, built from the same settings as
+    the `<flow>-gcp` jobs (secrets by Secret Manager reference). Nothing is sent.
+
+    Example: pulse-local deployments consumer-pool > pool.json
+    """
+    from google.cloud import run_v2
+
+    from pulse_local.gcp_jobs import consumer_worker_pool_request
+
+    request = consumer_worker_pool_request(_settings())
+    console.print_json(run_v2.WorkerPool.to_json(request.worker_pool))
+    err.print(f"POST https://run.googleapis.com/v2/{request.parent}/workerPools?"
+              f"workerPoolId={request.worker_pool_id}", highlight=False)
+
+
 def main() -> None:
     """Entry point: named errors become one red line and exit code 2, not a traceback."""
     try:

@@ -98,7 +98,8 @@ def with_emulators(settings: Settings) -> Settings:
     """The rehearsal's gcp settings, from the rehearsal stack's own (`settings`): profile gcp,
     every Google endpoint set to the stack's emulators (what `backends` and `resources` read),
     and the gcp settings that have no default on GCP set explicitly to the stack's: the
-    PostgreSQL DSNs (the stack plays Cloud SQL) and a project number (no Resource Manager)."""
+    PostgreSQL DSNs (the stack plays Cloud SQL), a project number (no Resource Manager), and the
+    Cloud Run jobs' service account and Cloud SQL instance (rendered, never created)."""
     e = rehearsal_endpoints(settings)
     local = settings.model_copy(update={"profile": "local"})
     return settings.model_copy(update={
@@ -106,7 +107,13 @@ def with_emulators(settings: Settings) -> Settings:
         "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
         "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
         "project_number": settings.project_number or "000000000000", "rehearsal": True,
-        "project": settings.project, "raw_bucket": settings.raw_bucket})
+        "project": settings.project, "raw_bucket": settings.raw_bucket,
+        # what a deployment's jobs run as and connect to (rendered only: Cloud Run has no
+        # emulator); a real registration must set both (`gcp_jobs`, GcpSettingMissing)
+        "run_service_account": settings.run_service_account
+        or f"pulse-run@{settings.project}.iam.gserviceaccount.com",
+        "cloudsql_instance": settings.cloudsql_instance
+        or f"{settings.project}:{settings.region or settings.location}:pulse"})
 
 
 def stack_settings(settings: Settings) -> Settings:
