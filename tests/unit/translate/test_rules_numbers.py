@@ -1,0 +1,36 @@
+"""INT64/NUMERIC overflow of SUM: BigQuery raises, so must we (real DuckDB, rules_numbers.py)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pulse_local.translate import bigquery_to_duckdb, session
+
+
+def _run(sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect()
+    session.configure(con)
+    return con.execute(bigquery_to_duckdb(sql)).fetchall()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT SUM(x) FROM UNNEST([9223372036854775807, 1]) AS x",
+    "SELECT SUM(DISTINCT x) FROM UNNEST([-9223372036854775807, -2]) AS x",
+    "SELECT SUM(x) OVER (ORDER BY x) FROM UNNEST([9223372036854775806, 1, 2]) AS x",
+])
+def test_int64_sum_overflow_raises(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="INT64"):
+        _run(sql)
+
+
+def test_numeric_sum_overflow_raises() -> None:
+    with pytest.raises(duckdb.Error, match="DECIMAL"):
+        _run("SELECT SUM(x) FROM UNNEST([CAST('99999999999999999999999999999' AS NUMERIC), CAST('1' AS NUMERIC)]) AS x")
+
+
+def test_sums_in_range_are_unchanged() -> None:
+    assert _run("SELECT SUM(x) FROM UNNEST([-9223372036854775807, -1]) AS x") == [(-9223372036854775808,)]
+    numeric = _run("SELECT SUM(x) FROM UNNEST([CAST('99999999999999999999999999998' AS NUMERIC), CAST('1.5' AS NUMERIC)]) AS x")
+    assert str(numeric[0][0]) == "99999999999999999999999999999.500000000"
+    assert _run("SELECT SUM(x) FROM UNNEST([1.5, 1e308]) AS x") == [(1e308,)]
