@@ -10,6 +10,8 @@ a CAST fail) so that HAVING and QUALIFY may still name their aliases.
 
 - `SUM` of INT64 raises "int64 overflow" in BigQuery; DuckDB sums into HUGEINT and
   returns a number no INT64 can hold. A NUMERIC sum beyond NUMERIC's range raises too.
+- A comparison with NaN (=, <, >, <=, >=, BETWEEN) is FALSE in BigQuery and `!=` is
+  TRUE; DuckDB treats NaN as a value equal to itself and greater than all others.
 - BigQuery orders NaN before every other FLOAT64 (after NULL when ascending); DuckDB
   treats NaN as the greatest value. `ORDER BY` keys (of a query and of a window without
   a RANGE frame) get a leading NaN key; `MIN` is NaN when any input is NaN, as `MAX`.
@@ -24,17 +26,20 @@ from pulse_local.translate.rules import Rule, fill
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
 _NAN_TEXTS = "('nan', '-nan')"
 
-#: TRUE when __v is a FLOAT64 NaN; FALSE for every other value of any type.
-IS_NAN = f"(TYPEOF(__v) IN {_FLOAT_TYPES} AND CAST(__v AS VARCHAR) IN {_NAN_TEXTS})"
+#: TRUE when __v is a FLOAT64 NaN; FALSE for every other value (NULL too) of any type.
+IS_NAN = f"(TYPEOF(__v) IN {_FLOAT_TYPES} AND COALESCE(CAST(__v AS VARCHAR) IN {_NAN_TEXTS}, FALSE))"
 
 #: Sort key putting NaN before the other FLOAT64 values: NULL, FALSE (NaN), TRUE.
 NAN_KEY = f"CASE WHEN TYPEOF(__v) IN {_FLOAT_TYPES} THEN CAST(__v AS VARCHAR) NOT IN {_NAN_TEXTS} ELSE TRUE END"
 
-#: __s unchanged, but a CAST fails when an INT64 sum (HUGEINT) or a NUMERIC sum is out of range.
+#: __s unchanged, but a CAST fails when an INT64 sum (HUGEINT) or a NUMERIC sum is out of
+#: range, or when a FLOAT64 sum is infinite although no input is (__i: BOOL_OR(ISINF(x))).
 SUM_CHECK = (
     "CASE WHEN TYPEOF(__s) = 'HUGEINT' AND CAST(CAST(__s AS VARCHAR) AS BIGINT) IS NULL THEN NULL "
     "WHEN TYPEOF(__s) = 'DECIMAL(38,9)' AND CAST(CAST(__s AS VARCHAR) AS DECIMAL(38, 9)) IS NULL THEN NULL "
-    "ELSE __s END"
+    "WHEN TYPEOF(__s) = 'DOUBLE' AND ISINF(__s) AND NOT COALESCE(__i, FALSE) THEN (CASE WHEN "
+    "CAST('double overflow: the FLOAT64 SUM is infinite (BigQuery raises this error): ' || CAST(__s AS VARCHAR) "
+    "AS DOUBLE) IS NULL THEN NULL END) ELSE __s END"
 )
 
 
@@ -58,9 +63,12 @@ def rule_sum_overflow(node: exp.Expression) -> exp.Expression | None:
     if node.find_ancestor(exp.Pivot) is not None:
         return None  # PIVOT takes a bare aggregate
     if isinstance(node, exp.Sum) and not isinstance(node.parent, exp.Window):
-        return fill(SUM_CHECK, s=node)
+        has_inf = exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[_plain_argument(node).copy()])])
+        return fill(SUM_CHECK, s=node, i=has_inf)
     if isinstance(node, exp.Window) and isinstance(node.this, exp.Sum):
-        return fill(SUM_CHECK, s=node)
+        value = _plain_argument(node.this)
+        has_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
+        return fill(SUM_CHECK, s=node, i=has_inf)
     return None
 
 
@@ -165,7 +173,78 @@ def rule_order_nan_first(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_FILTERS = (exp.Where, exp.Having, exp.Qualify, exp.Join)
+
+
+def _is_filter_conjunct(node: exp.Expression) -> bool:
+    """True when `node` is a top-level conjunct of WHERE/HAVING/QUALIFY/ON (NULL acts as FALSE)."""
+    parent = node.parent
+    while isinstance(parent, (exp.And, exp.Paren)):
+        parent = parent.parent
+    return isinstance(parent, _FILTERS)
+
+
+def _may_be_nan(value: exp.Expression) -> bool:
+    """False for operands that cannot be a FLOAT64 NaN: literals and casts of numeric literals."""
+    inner = value.this if isinstance(value, exp.Paren) else value
+    if isinstance(inner, exp.Neg):
+        inner = inner.this
+    if isinstance(inner, (exp.Literal, exp.Boolean, exp.Null)):
+        return False
+    return not (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Literal) and not inner.this.is_string)
+
+
+def _nan_check(*values: exp.Expression) -> exp.Expression:
+    checks = [fill(IS_NAN, v=v) for v in values if _may_be_nan(v)]
+    if not checks:
+        return exp.false()
+    out = checks[0]
+    for check in checks[1:]:
+        out = exp.Or(this=out, expression=check)
+    return exp.Paren(this=out)
+
+
+def rule_nan_comparison(node: exp.Expression) -> exp.Expression | None:
+    """Comparisons with NaN: FALSE (TRUE for !=) as in BigQuery, unless an operand is NULL."""
+    if isinstance(node, exp.Between):
+        x, low, high = node.this, node.args.get("low"), node.args.get("high")
+        if any(v is None or _unkeyable(v) for v in (x, low, high)) or not any(map(_may_be_nan, (x, low, high))):
+            return None
+        # x BETWEEN a AND b is x >= a AND x <= b in BigQuery, each FALSE with a NaN.
+        lower, upper = exp.GTE(this=x.copy(), expression=low.copy()), exp.LTE(this=x.copy(), expression=high.copy())
+        return exp.Paren(this=exp.and_(_nan_aware(lower), _nan_aware(upper)))
+    if not isinstance(node, _COMPARISONS) or _unkeyable(node.this) or _unkeyable(node.expression):
+        return None
+    if isinstance(node, exp.EQ) and isinstance(node.parent, (exp.Update, exp.SetItem, exp.Set, exp.Tuple)):
+        return None  # UPDATE/MERGE ... SET column = value is an assignment
+    a, b = node.this, node.expression
+    if any(isinstance(v, exp.Null) or isinstance(v, exp.Literal) and v.is_string for v in (a, b)):
+        return None  # a string or NULL operand: not a FLOAT64 comparison
+    if not _may_be_nan(a) and not _may_be_nan(b):
+        return None
+    if not isinstance(node, exp.NEQ) and _is_filter_conjunct(node):
+        return exp.Paren(this=exp.and_(node, exp.Not(this=_nan_check(a, b))))  # keeps equi-joins hashable
+    return _nan_aware(node)
+
+
+def _nan_aware(node: exp.Expression) -> exp.Expression:
+    """CASE form of a comparison: FALSE (TRUE for !=) when an operand is NaN and none is NULL."""
+    a, b = node.this, node.expression
+    if not _may_be_nan(a) and not _may_be_nan(b):
+        return node
+    any_nan = _nan_check(a, b)
+    both_known = exp.and_(
+        exp.Not(this=exp.Is(this=a.copy(), expression=exp.Null())),
+        exp.Not(this=exp.Is(this=b.copy(), expression=exp.Null())),
+    )
+    result = exp.true() if isinstance(node, exp.NEQ) else exp.false()
+    return exp.Case(ifs=[exp.If(this=exp.and_(any_nan, both_known), true=result)], default=node)
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    **{t: (rule_nan_comparison,) for t in _COMPARISONS},
+    exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
     exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan),

@@ -34,3 +34,32 @@ def test_sums_in_range_are_unchanged() -> None:
     numeric = _run("SELECT SUM(x) FROM UNNEST([CAST('99999999999999999999999999998' AS NUMERIC), CAST('1.5' AS NUMERIC)]) AS x")
     assert str(numeric[0][0]) == "99999999999999999999999999999.500000000"
     assert _run("SELECT SUM(x) FROM UNNEST([1.5, 1e308]) AS x") == [(1e308,)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT SUM(x) FROM UNNEST([1.7e308, 1.7e308]) AS x",
+    "SELECT SUM(x) OVER (ORDER BY x) FROM UNNEST([1.7e308, 1.6e308]) AS x",
+])
+def test_float64_sum_overflow_raises(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="double overflow"):
+        _run(sql)
+
+
+def test_float64_sum_of_an_infinity_is_infinite() -> None:
+    assert _run("SELECT SUM(x) FROM UNNEST([1.0, CAST('inf' AS FLOAT64)]) AS x") == [(float("inf"),)]
+
+
+def test_comparisons_with_nan_are_false() -> None:
+    rows = _run(
+        "SELECT x > 0, x = x, x != x, x BETWEEN -1 AND 1, x NOT BETWEEN -1 AND 1, x BETWEEN NULL AND NULL, "
+        "CAST(NULL AS FLOAT64) > x FROM UNNEST([CAST('nan' AS FLOAT64)]) AS x"
+    )
+    assert rows == [(False, False, True, False, True, None, None)]
+
+
+def test_where_and_join_on_nan_match_nothing() -> None:
+    rows = _run(
+        "SELECT COUNT(*) FROM UNNEST([CAST('nan' AS FLOAT64), 1.0]) AS a "
+        "JOIN UNNEST([CAST('nan' AS FLOAT64), 1.0]) AS b ON a = b WHERE a >= 0"
+    )
+    assert rows == [(1,)]
