@@ -242,7 +242,34 @@ def _nan_aware(node: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=exp.and_(any_nan, both_known), true=result)], default=node)
 
 
+def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
+    """VAR_POP / STDDEV_POP / COVAR_POP over an infinite or NaN input are NaN in BigQuery
+    (DuckDB gives 0 for a single value and inf for a covariance). Aggregate form only."""
+    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    if isinstance(node, (exp.VariancePop, exp.StddevPop)):
+        values = [_plain_argument(node)]
+    elif isinstance(node, exp.CovarPop):
+        values = [node.this, node.expression]
+    else:
+        return None
+    finite = " AND ".join(f"ISFINITE(CAST(__v{i} AS DOUBLE))" for i in range(len(values)))
+    known = " AND ".join(f"__v{i} IS NOT NULL" for i in range(len(values)))
+    args = {f"v{i}": v.copy() for i, v in enumerate(values)}
+    # DuckDB raises "out of range" on an infinite input: aggregate the finite rows only.
+    for i, value in enumerate(values):
+        value.replace(fill(f"CASE WHEN {finite} THEN __v{i} END", **args))
+    values = list(args.values())
+    return fill(
+        f"CASE WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
+        r=node, **{f"v{i}": v for i, v in enumerate(values)},
+    )
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.VariancePop: (rule_population_stats_non_finite,),
+    exp.StddevPop: (rule_population_stats_non_finite,),
+    exp.CovarPop: (rule_population_stats_non_finite,),
     **{t: (rule_nan_comparison,) for t in _COMPARISONS},
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
