@@ -266,7 +266,30 @@ def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | N
     )
 
 
+_DATETIME_ARITHMETIC = {
+    exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
+    exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
+}
+
+
+def rule_datetime_range(node: exp.Expression) -> exp.Expression | None:
+    """DATETIME_ADD/SUB and TIMESTAMP_ADD/SUB past year 9999 (or before year 1) raise in
+    BigQuery; DuckDB's timestamps reach year 294247. The result keeps its visible type."""
+    target = _DATETIME_ARITHMETIC.get(type(node))
+    if target is None or node.meta.get("pulse_range_checked"):
+        return None
+    node.meta["pulse_range_checked"] = True
+    checked = fill(
+        "CASE WHEN YEAR(__r) BETWEEN 1 AND 9999 THEN __r ELSE (CASE WHEN CAST("
+        "'datetime overflow: the result is outside years 1 to 9999 (BigQuery raises this error): ' "
+        f"|| CAST(__r AS VARCHAR) AS {target}) IS NULL THEN NULL END) END",
+        r=node,
+    )
+    return exp.cast(checked, exp.DataType.build(target))
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
     exp.VariancePop: (rule_population_stats_non_finite,),
     exp.StddevPop: (rule_population_stats_non_finite,),
     exp.CovarPop: (rule_population_stats_non_finite,),

@@ -63,3 +63,19 @@ def test_where_and_join_on_nan_match_nothing() -> None:
         "JOIN UNNEST([CAST('nan' AS FLOAT64), 1.0]) AS b ON a = b WHERE a >= 0"
     )
     assert rows == [(1,)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT DATETIME_ADD(DATETIME '9999-12-31 23:59:59.999999', INTERVAL 1 MICROSECOND)",
+    "SELECT DATETIME_SUB(DATETIME '0001-01-01 00:00:00', INTERVAL 1 DAY)",
+    "SELECT TIMESTAMP_ADD(TIMESTAMP '9999-12-31 23:00:00+00', INTERVAL 2 HOUR)",
+])
+def test_datetime_arithmetic_past_year_9999_raises(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="datetime overflow"):
+        _run(sql)
+
+
+def test_datetime_arithmetic_in_range_is_unchanged() -> None:
+    rows = _run("SELECT STRING(DATETIME_ADD(DATETIME '2020-01-31 10:00:00', INTERVAL 1 DAY)), "
+                "DATETIME_SUB(CAST(NULL AS DATETIME), INTERVAL 1 DAY)")
+    assert rows == [("2020-02-01 10:00:00", None)]
