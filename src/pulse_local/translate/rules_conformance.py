@@ -408,6 +408,17 @@ def rule_aggregate_limit_zero(node: exp.Expression) -> exp.Expression | None:
     return fill("CASE WHEN FALSE THEN __a END", a=node)
 
 
+def rule_split_null_delimiter(node: exp.Expression) -> exp.Expression | None:
+    """SPLIT(s, NULL) is NULL in BigQuery; DuckDB's STR_SPLIT returns [s]."""
+    if not isinstance(node, exp.Split) or node.meta.get("pulse_rule"):
+        return None
+    delimiter = node.expression
+    if delimiter is None or isinstance(delimiter, exp.Literal) and delimiter.is_string:
+        return None
+    node.meta["pulse_rule"] = True
+    return fill("CASE WHEN __d IS NULL THEN NULL ELSE __x END", d=delimiter, x=node)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see the end of rules.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -441,4 +452,5 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.GenerateDateArray: (rule_generate_array_step,),
     exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
+    exp.Split: (rule_split_null_delimiter,),
 }
