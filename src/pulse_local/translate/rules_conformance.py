@@ -88,8 +88,22 @@ def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
     if default is not None and not _is_constant(default):
         raise fail(node, f"{name} with a non-constant default", "BigQuery requires a constant default value")
     window = node.parent
-    if isinstance(window, exp.Window) and window.args.get("spec") is not None:
+    if isinstance(window, exp.Window) and _frame_of(window) is not None:
         raise fail(node, f"{name} with a window frame", "BigQuery does not allow a frame for navigation functions")
+    return None
+
+
+def _frame_of(window: exp.Window) -> exp.Expression | None:
+    """The frame of `window`, also when it names a window of the WINDOW clause (OVER w)."""
+    if window.args.get("spec") is not None:
+        return window.args["spec"]
+    name = window.args.get("alias")
+    select = window.find_ancestor(exp.Select)
+    if name is None or select is None:
+        return None
+    for named in select.args.get("windows") or []:
+        if isinstance(named.this, exp.Identifier) and named.this.name.lower() == name.name.lower():
+            return _frame_of(named)
     return None
 
 
