@@ -79,3 +79,17 @@ def test_datetime_arithmetic_in_range_is_unchanged() -> None:
     rows = _run("SELECT STRING(DATETIME_ADD(DATETIME '2020-01-31 10:00:00', INTERVAL 1 DAY)), "
                 "DATETIME_SUB(CAST(NULL AS DATETIME), INTERVAL 1 DAY)")
     assert rows == [("2020-02-01 10:00:00", None)]
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT TRANSLATE('apple', 'aa', 'bc')", "repeated character"),
+    ("SELECT ASCII('ÿ')", "non-ASCII"),
+])
+def test_string_arguments_bigquery_rejects_raise(sql: str, message: str) -> None:
+    with pytest.raises(duckdb.Error, match=message):
+        _run(sql)
+
+
+def test_safe_string_argument_errors_are_null() -> None:
+    rows = _run("SELECT SAFE.TRANSLATE('apple', 'aa', 'bc'), SAFE.ASCII('ÿ'), TRANSLATE('apple', 'ap', 'bq'), ASCII('')")
+    assert rows == [(None, None, "bqqle", 0)]
