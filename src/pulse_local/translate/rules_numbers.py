@@ -288,7 +288,19 @@ def rule_datetime_range(node: exp.Expression) -> exp.Expression | None:
     return exp.cast(checked, exp.DataType.build(target))
 
 
+def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS NUMERIC) is DECIMAL(38, 9). rules.rule_numeric_type fixes the DataType node,
+    but sqlglot's parser shares that node with a struct field definition inside UNNEST, so
+    the Cast kept DuckDB's bare DECIMAL, i.e. DECIMAL(18, 3) (1.23456 became 1.235)."""
+    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType) and node.to.this in (
+        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
+    ) and not node.to.expressions:
+        node.set("to", exp.DataType.build("DECIMAL(38, 9)"))
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Cast: (rule_cast_numeric_precision,),
     **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
     exp.VariancePop: (rule_population_stats_non_finite,),
     exp.StddevPop: (rule_population_stats_non_finite,),
