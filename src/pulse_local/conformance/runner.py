@@ -373,7 +373,7 @@ def _cases_of(source: ComplianceSource, name: str, start: int, emit: Callable[[s
     test = parse_test_file(name, source.read(name))
     con = duckdb.connect()
     try:
-        session.configure(con)  # UTC and the helper functions, as the dbt plugin's session
+        session.configure(con)  # UTC and the helper functions, as the dbt plugin
         con.execute("SET memory_limit = '512MB'")
         con.execute("SET threads = 1")
         tables: dict[str, _Table] = {}

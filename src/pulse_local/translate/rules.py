@@ -615,6 +615,7 @@ def _register_module_rules() -> None:
     from pulse_local.translate import (
         rules_arrays,
         rules_json,
+        rules_numbers,
         rules_query,
         rules_routines,
         rules_strings,
@@ -622,7 +623,8 @@ def _register_module_rules() -> None:
     )
     from pulse_local.translate.rules_conformance import CONFORMANCE_RULES
 
-    tables = [m.RULES for m in (rules_query, rules_time, rules_json, rules_strings, rules_arrays,
+    # rules_numbers first, so that it runs after the others (its rules wrap whole windows)
+    tables = [m.RULES for m in (rules_numbers, rules_query, rules_time, rules_json, rules_strings, rules_arrays,
                                 rules_routines)]
     for table in (*tables, CONFORMANCE_RULES):
         for node_type, rules in table.items():
