@@ -28,7 +28,8 @@ $(EMU_STAMP): emulators/constraints.txt
 	  duckdb.connect().execute(f\"INSTALL '{p}'\")"
 	@touch $(EMU_STAMP)
 
-run: install  ## stack up, then the pipeline once on fixture data, with a summary
+run: install  ## stack up (from snapshot $$PULSE_SNAPSHOT if set), then the pipeline once on fixture data
+	$(if $(PULSE_SNAPSHOT),$(BIN)/pulse-local snapshot restore "$(PULSE_SNAPSHOT)")
 	$(BIN)/pulse-local up
 	$(BIN)/pulse-local run
 

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["stack", "translate", "ingest", "cdc", "streaming", "serving", "dbt", "pipeline"]
+BENCHES = ["stack", "snapshot", "translate", "ingest", "cdc", "streaming", "serving", "dbt", "pipeline",
+           "rehearse"]
 
 
 def main(argv: list[str]) -> int:

@@ -285,6 +285,17 @@ def _register_warehouse_commands() -> None:
 
 _register_warehouse_commands()
 
+
+def _register_snapshot_commands() -> None:
+    """`snapshot save|restore|list|delete` (pulse_local.stack.snapshot_commands)."""
+    from pulse_local.stack.snapshot_commands import snapshot_app
+
+    app.add_typer(snapshot_app, name="snapshot",
+                  help="Whole-stack snapshots: save, restore, list, delete.")
+
+
+_register_snapshot_commands()
+
 deployments_app = typer.Typer(no_args_is_help=True, help="The project's Prefect deployments.")
 app.add_typer(deployments_app, name="deployments")
 
@@ -319,6 +330,24 @@ def deployments_register(
 
     names = register_gcp_deployments(_settings(), api_url)
     console.print(f"registered {len(names)} deployments: {', '.join(names)}")
+
+
+@deployments_app.command("consumer-pool")
+def deployments_consumer_pool() -> None:
+    """Print the streaming consumer's Cloud Run worker pool (its GCP deployment target) as the
+    JSON body of Cloud Run Admin API v2 `workerPools.create`, built from the same settings as
+    the `<flow>-gcp` jobs (secrets by Secret Manager reference). Nothing is sent.
+
+    Example: pulse-local deployments consumer-pool > pool.json
+    """
+    from google.cloud import run_v2
+
+    from pulse_local.gcp_jobs import consumer_worker_pool_request
+
+    request = consumer_worker_pool_request(_settings())
+    console.print_json(run_v2.WorkerPool.to_json(request.worker_pool))
+    err.print(f"POST https://run.googleapis.com/v2/{request.parent}/workerPools?"
+              f"workerPoolId={request.worker_pool_id}", highlight=False)
 
 
 def main() -> None:

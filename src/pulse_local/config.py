@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     profile: Profile = Field("local", description="Backends to use: local stand-ins or real GCP.")
     stack: StackMode = Field("auto", description="How `up` runs services: native processes or docker.")
     state_dir: Path = Field(PROJECT_ROOT / ".pulse", description="Data, logs and pids of the stack.")
+    snapshot_dir: Path | None = Field(None, description="Where `pulse-local snapshot` keeps its "
+                                      "files (default: .pulse-snapshots/ beside the state directory).")
 
     project: str = Field("pulse-local", description="GCP project id (any id works on emulators).")
     location: str = Field("europe-west1", description="BigQuery / Datastream location.")
@@ -60,6 +62,30 @@ class Settings(BaseSettings):
     project_number: str | None = Field(
         None, description="GCP project number (gcp provisioning: the Pub/Sub service agent's "
         "name); looked up through Resource Manager when unset.")
+
+    # What the gcp deployments run with on Cloud Run (`pulse_local.gcp_jobs`).
+    region: str | None = Field(
+        None, description="gcp: Cloud Run and Artifact Registry region (default: PULSE_LOCATION "
+        "when it names a region, not a multi-region such as EU).")
+    image: str | None = Field(
+        None, description="gcp: the jobs' container image (default: REGION-docker.pkg.dev/"
+        "PROJECT/pulse/pulse-local:latest, built by CI from compose/Dockerfile).")
+    run_service_account: str | None = Field(
+        None, description="gcp: service account e-mail the Cloud Run jobs and the streaming "
+        "consumer run as. Required by `deployments register`.")
+    cloudsql_instance: str | None = Field(
+        None, description="gcp: Cloud SQL instance connection name PROJECT:REGION:INSTANCE, "
+        "mounted at /cloudsql in every job. Required by `deployments register`.")
+    job_memory: str = Field("2Gi", pattern=r"^\d+(?:G|Gi|M|Mi)$",
+                            description="gcp: memory limit of a Cloud Run job's container.")
+    job_cpu: str = Field("1", pattern=r"^\d+(?:m)?$",
+                         description="gcp: CPU limit of a Cloud Run job's container (1, 2000m).")
+    run_secrets: dict[str, str] = Field(
+        default_factory=lambda: {"PULSE_DATABASE_URL": "pulse-database-url",
+                                 "PULSE_ADMIN_DATABASE_URL": "pulse-admin-database-url"},
+        description="gcp: environment variable -> Secret Manager secret (id or id:version) of "
+        "the jobs, as JSON. The two DSNs are required; add PULSE_ALERT_WEBHOOK_URL and "
+        "PREFECT_API_AUTH_STRING / PREFECT_API_KEY when used.")
 
     host: str = Field("127.0.0.1", description="Address the native services listen on.")
     postgres_port: int = Field(54329, ge=1, le=65535)

@@ -49,3 +49,20 @@ class EmulatorEndpointMissing(ConfigError):
 
 class EmulatorStateError(PulseError):
     """The emulators' state could not be saved on `down` or restored on `up`."""
+
+
+class SnapshotError(PulseError):
+    """A stack snapshot cannot be saved, found or restored as asked."""
+
+
+class SnapshotNotFound(SnapshotError):
+    """No snapshot of that name (or no such file)."""
+
+
+class SnapshotCorrupt(SnapshotError):
+    """A snapshot file is truncated, damaged or not a snapshot: nothing was touched."""
+
+
+class SnapshotIncompatible(SnapshotError):
+    """A sound snapshot this code cannot restore faithfully (newer schema, other PostgreSQL
+    major, another format, other project names): nothing was touched."""

@@ -10,60 +10,27 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pulse_local.config import PROJECT_ROOT, Settings
+
+# The declarations (flows/deployments.yaml) are a module of their own, below this one and
+# `gcp_jobs` (re-exported here for callers).
+from pulse_local.deployments import (
+    DEPLOYMENTS,
+    DEPLOYMENTS_FILE,
+    FLOWS_DIR,
+    GCP_WORK_POOL,
+    DeploymentSpec,
+    WorkPoolSpec,
+    _load_declarations,
+)
 from pulse_local.errors import ConfigError, PulseError
 
-FLOWS_DIR = PROJECT_ROOT / "flows"
-
-
-DEPLOYMENTS_FILE = FLOWS_DIR / "deployments.yaml"
-
-
-@dataclass(frozen=True)
-class DeploymentSpec:
-    """One flow's deployment: its schedule (cron, UTC) or None for on-demand only."""
-
-    flow: str
-    cron: str | None
-    description: str
-
-
-@dataclass(frozen=True)
-class WorkPoolSpec:
-    """The Prefect work pool the gcp deployments run on."""
-
-    name: str
-    type: str
-    job_variables: dict[str, Any]
-
-
-def _load_declarations(path: Path = DEPLOYMENTS_FILE) -> tuple[list[DeploymentSpec], WorkPoolSpec]:
-    """Read flows/deployments.yaml; a malformed file is a `ConfigError` naming the problem."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-        specs = [DeploymentSpec(d["flow"], d.get("cron"), d["description"])
-                 for d in data["deployments"]]
-        pool = data["gcp_work_pool"]
-        work_pool = WorkPoolSpec(pool["name"], pool["type"], dict(pool.get("job_variables") or {}))
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a valid deployments file ({type(exc).__name__}: {exc}); "
-                          "see the comments at its top for the expected keys") from None
-    for spec in specs:
-        if not (FLOWS_DIR / f"{spec.flow}.py").is_file():
-            raise ConfigError(f"{path}: deployment of unknown flow {spec.flow!r} (no "
-                              f"flows/{spec.flow}.py)")
-    return specs, work_pool
-
-
-DEPLOYMENTS, GCP_WORK_POOL = _load_declarations()
+__all__ = ["DEPLOYMENTS", "DEPLOYMENTS_FILE", "FLOWS_DIR", "GCP_WORK_POOL", "DeploymentSpec",
+           "WorkPoolSpec", "_load_declarations"]
 
 
 def deployment_name(flow: str, profile: str) -> str:
@@ -129,32 +96,62 @@ def serve_deployments(settings: Settings, api_wait: float = 120.0) -> None:
 
 
 def gcp_job_variables(settings: Settings, pool: WorkPoolSpec = GCP_WORK_POOL) -> dict[str, Any]:
-    """The work pool's declared job variables with ``PROJECT`` in the image set to the project."""
-    variables = dict(pool.job_variables)
-    if isinstance(variables.get("image"), str):
-        variables["image"] = variables["image"].replace("PROJECT", settings.project)
-    return variables
+    """The job variables of every ``<flow>-gcp`` deployment, built from `settings` and the
+    pool's declared ones (`pulse_local.gcp_jobs.gcp_job_variables`; `GcpSettingMissing` when a
+    setting a job needs is unset)."""
+    from pulse_local.gcp_jobs import gcp_job_variables as build
+
+    return build(settings, pool.job_variables)
+
+
+def prefect_auth_headers() -> dict[str, str]:
+    """The Authorization header Prefect's own client sends, from the same settings:
+    ``PREFECT_API_AUTH_STRING`` (basic auth of a self-hosted server) first, else
+    ``PREFECT_API_KEY`` (Prefect Cloud, bearer); none when neither is set."""
+    import base64
+
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    auth_string = PREFECT_API_AUTH_STRING.value()
+    if auth_string:
+        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+    api_key = PREFECT_API_KEY.value()
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    return {}
+
+
+def _checked(response: httpx.Response, api_url: str) -> httpx.Response:
+    """`response`, or a `ConfigError` when the Prefect API refused our credentials."""
+    if response.status_code in (401, 403):
+        raise ConfigError(
+            f"the Prefect API at {api_url} answered {response.status_code}: set "
+            "PREFECT_API_AUTH_STRING (a server with PREFECT_SERVER_API_AUTH_STRING) or "
+            "PREFECT_API_KEY (Prefect Cloud) to valid credentials")
+    return response
 
 
 def ensure_work_pool(api_url: str, pool: WorkPoolSpec = GCP_WORK_POOL) -> bool:
     """Create the gcp work pool with Prefect's default job template for its type when it does
     not exist; return True when it was created. The template comes from the Prefect server's
-    bundled worker metadata, so this works offline."""
-    found = httpx.get(f"{api_url}/work_pools/{pool.name}", timeout=10)
-    if found.status_code == 200:
-        return False
-    metadata = httpx.get(f"{api_url}/collections/views/aggregate-worker-metadata", timeout=30)
-    metadata.raise_for_status()
-    template = next((worker.get("default_base_job_configuration")
-                     for package in metadata.json().values()
-                     for worker in package.values() if worker.get("type") == pool.type), None)
-    if template is None:
-        raise ConfigError(f"Prefect does not know the work pool type {pool.type!r}: fix "
-                          f"gcp_work_pool.type in {DEPLOYMENTS_FILE}")
-    created = httpx.post(f"{api_url}/work_pools/", timeout=10, json={
-        "name": pool.name, "type": pool.type, "base_job_template": template,
-        "description": "Cloud Run jobs for the pulse-local gcp deployments"})
-    created.raise_for_status()
+    bundled worker metadata, so this works offline. Authenticates as Prefect's client does
+    (`prefect_auth_headers`); refused credentials are a `ConfigError`."""
+    with httpx.Client(base_url=api_url, headers=prefect_auth_headers(), timeout=30) as api:
+        found = _checked(api.get(f"/work_pools/{pool.name}"), api_url)
+        if found.status_code == 200:
+            return False
+        metadata = _checked(api.get("/collections/views/aggregate-worker-metadata"), api_url)
+        metadata.raise_for_status()
+        template = next((worker.get("default_base_job_configuration")
+                         for package in metadata.json().values()
+                         for worker in package.values() if worker.get("type") == pool.type), None)
+        if template is None:
+            raise ConfigError(f"Prefect does not know the work pool type {pool.type!r}: fix "
+                              f"gcp_work_pool.type in {DEPLOYMENTS_FILE}")
+        created = _checked(api.post("/work_pools/", json={
+            "name": pool.name, "type": pool.type, "base_job_template": template,
+            "description": "Cloud Run jobs for the pulse-local gcp deployments"}), api_url)
+        created.raise_for_status()
     return True
 
 
@@ -167,8 +164,8 @@ def register_gcp_deployments(settings: Settings, api_url: str) -> list[str]:
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    variables = gcp_job_variables(settings)  # a missing setting fails before any call
     ensure_work_pool(api_url)
-    variables = gcp_job_variables(settings)
     names = []
     with temporary_settings(updates={PREFECT_API_URL: api_url}), \
             get_client(sync_client=True) as client:

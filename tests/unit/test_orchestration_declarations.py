@@ -39,6 +39,13 @@ def test_missing_keys_are_a_config_error(tmp_path: Path) -> None:
         _load_declarations(path)
 
 
-def test_gcp_image_takes_the_project() -> None:
-    image = gcp_job_variables(Settings(project="acme-data"))["image"]
-    assert "/acme-data/" in image and "PROJECT" not in image
+def test_gcp_image_takes_the_project_and_region(monkeypatch) -> None:
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    settings = Settings(project="acme-data", raw_bucket="acme-raw", region="europe-west4",
+                        run_service_account="flows@acme-data.iam.gserviceaccount.com",
+                        cloudsql_instance="acme-data:europe-west4:pulse")
+    image = gcp_job_variables(settings)["image"]
+    assert image == "europe-west4-docker.pkg.dev/acme-data/pulse/pulse-local:latest"
+    image = gcp_job_variables(settings.model_copy(update={"image": "eu.gcr.io/x/y:1"}))["image"]
+    assert image == "eu.gcr.io/x/y:1"

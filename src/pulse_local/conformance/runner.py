@@ -49,7 +49,7 @@ from pulse_local.conformance.values import (
     parse_typed,
     show,
 )
-from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb
+from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb, session
 
 OUTCOMES = ("correct", "wrong", "untranslatable", "error", "skipped")
 UTC_ZONES = frozenset({"UTC", "Etc/UTC", "+00", "+00:00", "Z"})
@@ -373,7 +373,7 @@ def _cases_of(source: ComplianceSource, name: str, start: int, emit: Callable[[s
     test = parse_test_file(name, source.read(name))
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        session.configure(con)  # UTC and the helper functions, as the dbt plugin
         con.execute("SET memory_limit = '512MB'")
         con.execute("SET threads = 1")
         tables: dict[str, _Table] = {}

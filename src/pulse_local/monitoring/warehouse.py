@@ -58,7 +58,7 @@ def duckdb_query_bigquery_sql(path: Path, sql: str, *,
     """
     import duckdb
 
-    from pulse_local.translate import bigquery_to_duckdb
+    from pulse_local.translate import bigquery_to_duckdb, session
 
     translated = bigquery_to_duckdb(sql)
     if not Path(path).exists():
@@ -93,7 +93,7 @@ def duckdb_query_bigquery_sql(path: Path, sql: str, *,
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        conn.execute("SET TimeZone = 'UTC'")
+        session.configure(conn)  # UTC and the helper functions translated SQL may call
         return conn.execute(translated).fetchall()
     finally:
         conn.close()

@@ -99,7 +99,8 @@ def with_emulators(settings: Settings) -> Settings:
     """The rehearsal's gcp settings, from the rehearsal stack's own (`settings`): profile gcp,
     every Google endpoint set to the stack's emulators (what `backends` and `resources` read),
     and the gcp settings that have no default on GCP set explicitly to the stack's: the
-    PostgreSQL DSNs (the stack plays Cloud SQL) and a project number (no Resource Manager)."""
+    PostgreSQL DSNs (the stack plays Cloud SQL), a project number (no Resource Manager), and the
+    Cloud Run jobs' service account and Cloud SQL instance (rendered, never created)."""
     e = rehearsal_endpoints(settings)
     local = settings.model_copy(update={"profile": "local"})
     return settings.model_copy(update={
@@ -107,7 +108,13 @@ def with_emulators(settings: Settings) -> Settings:
         "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
         "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),
         "project_number": settings.project_number or "000000000000", "rehearsal": True,
-        "project": settings.project, "raw_bucket": settings.raw_bucket})
+        "project": settings.project, "raw_bucket": settings.raw_bucket,
+        # what a deployment's jobs run as and connect to (rendered only: Cloud Run has no
+        # emulator); a real registration must set both (`gcp_jobs`, GcpSettingMissing)
+        "run_service_account": settings.run_service_account
+        or f"pulse-run@{settings.project}.iam.gserviceaccount.com",
+        "cloudsql_instance": settings.cloudsql_instance
+        or f"{settings.project}:{settings.region or settings.location}:pulse"})
 
 
 def stack_settings(settings: Settings) -> Settings:
@@ -127,6 +134,10 @@ def rehearsal_environment(settings: Settings) -> dict[str, str]:
            "PULSE_BIGQUERY_GRPC_PORT": str(settings.bigquery_grpc_port),
            "PULSE_STORAGE_PORT": str(settings.storage_port),
            "PULSE_PROJECT_NUMBER": settings.project_number or "", "PULSE_REHEARSAL": "true",
+           # the serving API on gcp requires the audience of its ID tokens (its Cloud Run URL);
+           # in a rehearsal that is the stack's own serving address
+           "PULSE_SERVING_AUDIENCE": settings.serving_audience
+           or f"http://{settings.host}:{settings.serving_port}",
            **rehearsal_endpoints(settings).environment(), "GOOGLE_CLOUD_PROJECT": settings.project}
     refuse_real_google(env)
     return env

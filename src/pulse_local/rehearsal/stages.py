@@ -128,20 +128,53 @@ def stage_dbt_build(settings: Settings) -> str:
     return result.summary()
 
 
+def serving_event_totals(settings: Settings) -> tuple[int, int, int]:
+    """All-time events over every tenant of the source database, read from Bigtable through
+    the serving layer's queries (gcp client, emulator endpoint), and the status the running
+    serving API (profile gcp) gives a request without a Google ID token. The API's own
+    authenticated read is not rehearsed: no emulator issues Google ID tokens."""
+    import httpx
+    import psycopg
+
+    from pulse_local.serving import ServingStore, live_counters
+
+    with psycopg.connect(settings.admin_dsn(), connect_timeout=5) as conn:
+        tenant_ids = [row[0] for row in conn.execute("select id from organizations")]
+    store = ServingStore.for_settings(settings)
+    try:
+        total = sum(live_counters(store, t).total.events for t in tenant_ids)
+    finally:
+        store.close()
+    refused = httpx.get(f"http://{settings.host}:{settings.serving_port}/v1/tenants/"
+                        f"{tenant_ids[0]}/counters", timeout=10).status_code
+    return total, len(tenant_ids), refused
+
+
 def stage_stream_events(settings: Settings) -> str:
     """The `stream_events` flow (profile gcp) drains the subscription into Bigtable; then
     Bigtable is read back through the serving layer; then the BigQuery subscription, which the
     Pub/Sub emulator does not run, is played into ``raw.pubsub_response_events``."""
-    from pulse_local.pipeline import stage_stream_events as run_stream
+    from pulse_local.orchestration import load_flow
     from pulse_local.rehearsal.bq_subscription import play_bigquery_subscriptions
 
-    streamed = run_stream(settings)
+    report = load_flow("stream_events")()
+    total, tenants, refused = serving_event_totals(settings)
+    if total == 0:
+        raise RuntimeError("Bigtable holds no events after stream_events: the gcp consumer "
+                           "wrote nothing the serving layer can read")
+    if refused != 401:
+        raise RuntimeError(f"the serving API on profile gcp answered {refused} to a request "
+                           "without a token (401 expected)")
     client = _bq(settings)
     try:
         rows = play_bigquery_subscriptions(settings, client)
     finally:
         client.close()
-    return f"{streamed}; BigQuery subscription (played): {rows} rows to raw.pubsub_response_events"
+    return (f"{report['written']} written by this run ({report['duplicates']} duplicates, "
+            f"{report['dead_lettered']} dead-lettered); Bigtable holds {total} events of "
+            f"{tenants} tenants (serving queries; the API refuses a tokenless read with 401, "
+            "its Google ID-token read NOT RUN: no token emulator); BigQuery subscription "
+            f"(played): {rows} rows to raw.pubsub_response_events")
 
 
 def stage_monitor(settings: Settings) -> str:
@@ -160,17 +193,21 @@ def stage_cloud_run_jobs(settings: Settings) -> str:
     """Each ``<flow>-gcp`` deployment's Cloud Run job rendered from prefect-gcp's
     ``cloud-run-v2`` base job template (offline: Cloud Run has no emulator), checked for what a
     flow run needs (`rehearsal.cloud_run.REQUIREMENTS`)."""
-    from pulse_local.rehearsal.cloud_run import REQUIREMENTS, check_gcp_jobs
+    from pulse_local.rehearsal.cloud_run import REQUIREMENTS, check_consumer_pool, check_gcp_jobs
 
     gaps = check_gcp_jobs(settings)
+    gaps["streaming consumer (worker pool)"] = check_consumer_pool(settings)
     lacking = sorted({g for flow_gaps in gaps.values() for g in flow_gaps})
     if lacking:
         flows = ", ".join(f for f, g in gaps.items() if g)
         raise RuntimeError(
             f"the Cloud Run jobs of {flows} lack: "
             + "; ".join(f"{g} ({REQUIREMENTS[g]})" for g in lacking)
-            + ". Declare them in flows/deployments.yaml's gcp_work_pool.job_variables")
-    return f"{len(gaps)} jobs rendered from prefect-gcp's cloud-run-v2 template: complete"
+            + ". They are built in pulse_local.gcp_jobs.gcp_job_variables from the settings "
+            "and flows/deployments.yaml's gcp_work_pool")
+    return (f"{len(gaps) - 1} jobs rendered from prefect-gcp's cloud-run-v2 template and the "
+            "streaming consumer's worker pool (parsed as google-cloud-run's "
+            "CreateWorkerPoolRequest): complete")
 
 
 STAGES: list[tuple[str, Callable[[Settings], str]]] = [

@@ -9,6 +9,9 @@ The stack runs in a fresh state directory on free ports, so it never collides wi
 started by `make up`: natively when no Docker daemon answers, else through testcontainers and the
 same compose file (``PULSE_TEST_STACK=native|docker|auto`` forces a mode; default auto).
 Set ``PULSE_TEST_KEEP=1`` to leave the stack running after the session (for debugging).
+Set ``PULSE_TEST_SNAPSHOT=NAME`` (a snapshot of ``pulse-local snapshot list``, or the path to
+a ``.tar.zst``) to start the session's stack from that snapshot instead of an empty state
+(native stack only): a known dataset in seconds instead of replaying fixtures.
 """
 
 from __future__ import annotations
@@ -90,7 +93,10 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
 
     stack = stack_for(pulse_settings)
     try:
-        stack.up()
+        if name := os.environ.get("PULSE_TEST_SNAPSHOT"):
+            start_from_snapshot(pulse_settings, stack, name)
+        else:
+            stack.up()
         yield stack
     finally:
         if os.environ.get("PULSE_TEST_KEEP") != "1":
@@ -98,6 +104,21 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
             # the state directory is deleted next: nothing to save
             stack.down(save=False) if stack.mode == "native" else stack.down()
             shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
+
+
+def start_from_snapshot(settings: Settings, stack: Any, ref: str) -> None:
+    """Restore snapshot `ref` into the session's (empty) state directory and start the stack
+    on it. A name is looked up in the user's snapshot directory (PULSE_SNAPSHOT_DIR, else
+    ``.pulse-snapshots/`` beside their state directory), not the session's temporary one."""
+    from pulse_local.config import load_settings
+    from pulse_local.errors import SnapshotError
+    from pulse_local.stack import snapshot
+
+    if stack.mode != "native":
+        raise SnapshotError("PULSE_TEST_SNAPSHOT needs the native stack: set "
+                            "PULSE_TEST_STACK=native")
+    path = snapshot.resolve(load_settings(), ref)
+    snapshot.restore(settings, str(path), stack=stack)
 
 
 @pytest.fixture()

@@ -116,6 +116,18 @@ def _syntax_error(err: Exception) -> UntranslatableSQL:
     )
 
 
+def _needs_parentheses(new: exp.Expression, parent: exp.Expression | None) -> bool:
+    """True when a rule's operator expression replaces an operand of another operator.
+
+    sqlglot prints the tree as it is, so ``8 / IEEE_DIVIDE(4, 2)`` rewritten to a bare
+    ``4 / 2`` would read ``8 / 4 / 2``.
+    """
+    return (
+        isinstance(new, exp.Binary) and not isinstance(new, exp.Dot)
+        and isinstance(parent, (exp.Binary, exp.Unary)) and not isinstance(parent, exp.Dot)
+    )
+
+
 def _apply_rules(tree: exp.Expression) -> exp.Expression:
     """Apply every rule bottom-up (children are rewritten before their parents).
 
@@ -133,6 +145,8 @@ def _apply_rules(tree: exp.Expression) -> exp.Expression:
             new = rule(node)
             if new is None or new is node:
                 continue
+            if _needs_parentheses(new, parent):
+                new = exp.Paren(this=new)
             if parent is None:
                 root = new
             elif index is None:

@@ -10,6 +10,7 @@ from pulse_local.translate.rules import RULES_BY_TYPE, Rule
 from pulse_local.translate.rules_arrays import RULES as ARRAY_RULES
 from pulse_local.translate.rules_conformance import CONFORMANCE_RULES
 from pulse_local.translate.rules_json import RULES as JSON_RULES
+from pulse_local.translate.rules_numbers import RULES as NUMBER_RULES
 from pulse_local.translate.rules_query import RULES as QUERY_RULES
 from pulse_local.translate.rules_routines import RULES as ROUTINE_RULES
 from pulse_local.translate.rules_strings import RULES as STRING_RULES
@@ -21,7 +22,9 @@ __all__ = ["ALL_RULES", "RULES_BY_TYPE"]
 def _register_module_rules() -> None:
     """Put the rules of the family modules (rules_*.py) and those learned from ZetaSQL's
     compliance tests ahead of the ones of rules.py (in `rules.RULES_BY_TYPE` itself)."""
-    tables = [QUERY_RULES, TIME_RULES, JSON_RULES, STRING_RULES, ARRAY_RULES, ROUTINE_RULES]
+    # NUMBER_RULES first, so that they run after the others (they wrap whole windows)
+    tables = [NUMBER_RULES, QUERY_RULES, TIME_RULES, JSON_RULES, STRING_RULES, ARRAY_RULES,
+              ROUTINE_RULES]
     for table in (*tables, CONFORMANCE_RULES):
         for node_type, rules in table.items():
             RULES_BY_TYPE[node_type] = rules + RULES_BY_TYPE.get(node_type, ())

@@ -88,8 +88,22 @@ def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
     if default is not None and not _is_constant(default):
         raise fail(node, f"{name} with a non-constant default", "BigQuery requires a constant default value")
     window = node.parent
-    if isinstance(window, exp.Window) and window.args.get("spec") is not None:
+    if isinstance(window, exp.Window) and _frame_of(window) is not None:
         raise fail(node, f"{name} with a window frame", "BigQuery does not allow a frame for navigation functions")
+    return None
+
+
+def _frame_of(window: exp.Window) -> exp.Expression | None:
+    """The frame of `window`, also when it names a window of the WINDOW clause (OVER w)."""
+    if window.args.get("spec") is not None:
+        return window.args["spec"]
+    name = window.args.get("alias")
+    select = window.find_ancestor(exp.Select)
+    if name is None or select is None:
+        return None
+    for named in select.args.get("windows") or []:
+        if isinstance(named.this, exp.Identifier) and named.this.name.lower() == name.name.lower():
+            return _frame_of(named)
     return None
 
 
@@ -408,6 +422,45 @@ def rule_aggregate_limit_zero(node: exp.Expression) -> exp.Expression | None:
     return fill("CASE WHEN FALSE THEN __a END", a=node)
 
 
+def rule_split_null_delimiter(node: exp.Expression) -> exp.Expression | None:
+    """SPLIT(s, NULL) is NULL in BigQuery; DuckDB's STR_SPLIT returns [s]."""
+    if not isinstance(node, exp.Split) or node.meta.get("pulse_rule"):
+        return None
+    delimiter = node.expression
+    if delimiter is None or isinstance(delimiter, exp.Literal) and delimiter.is_string:
+        return None
+    node.meta["pulse_rule"] = True
+    return fill("CASE WHEN __d IS NULL THEN NULL ELSE __x END", d=delimiter, x=node)
+
+
+def _raise_text(message: str, value: str) -> str:
+    """An expression that fails with `message` when evaluated (a CAST, no side effects, so
+    SAFE. turns it into NULL and aliases of it stay usable), NULL when `value` is NULL."""
+    return f"(CASE WHEN CAST('{message}: ' || CAST({value} AS VARCHAR) AS BIGINT) IS NULL THEN NULL END)"
+
+
+def rule_string_argument_errors(node: exp.Expression) -> exp.Expression | None:
+    """Inputs BigQuery rejects: TRANSLATE with a repeated source character; ASCII of a
+    string whose first character is not ASCII."""
+    if isinstance(node, exp.Translate) and not node.meta.get("pulse_rule"):
+        node.meta["pulse_rule"] = True
+        source = node.args.get("from_") or node.args.get("expression")
+        if source is None:
+            return None
+        raise_ = _raise_text("TRANSLATE source has a repeated character (BigQuery raises this error)", "__f")
+        return fill(
+            f"CASE WHEN LENGTH(__f) <> LENGTH(LIST_DISTINCT(STRING_SPLIT(__f, ''))) AND __f <> '' "
+            f"THEN {raise_} ELSE __t END",
+            f=source, t=node,
+        )
+    if isinstance(node, exp.Ascii) and not node.meta.get("pulse_rule"):
+        node.meta["pulse_rule"] = True
+        raise_ = _raise_text("ASCII of a non-ASCII first character (BigQuery raises this error)", "__s")
+        return fill(f"CASE WHEN TYPEOF(__s) = 'VARCHAR' AND UNICODE(CAST(__s AS VARCHAR)) > 127 THEN {raise_} ELSE __a END",
+                    s=node.this, a=node)
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -441,4 +494,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.GenerateDateArray: (rule_generate_array_step,),
     exp.Offset: (rule_limit_null,),
     exp.WindowSpec: (rule_window_checks,),
+    exp.Split: (rule_split_null_delimiter,),
+    exp.Translate: (rule_string_argument_errors,),
+    exp.Ascii: (rule_string_argument_errors,),
 }

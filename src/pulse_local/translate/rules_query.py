@@ -19,8 +19,11 @@ def rule_countif(node: exp.Expression) -> exp.Expression | None:
     if not isinstance(node, exp.CountIf):
         return None
     condition = node.this
+    if isinstance(condition, exp.Distinct) and len(condition.expressions) == 1:
+        # COUNTIF(DISTINCT c) counts the distinct TRUE values: 1 or 0 (DuckDB: NULL when none)
+        return fill("COUNT(DISTINCT CASE WHEN __c THEN TRUE END)", c=condition.expressions[0])
     if isinstance(condition, exp.Distinct):
-        return None  # not valid BigQuery; leave sqlglot's error path alone
+        return None
     return fill("COUNT(CASE WHEN __c THEN 1 END)", c=condition)
 
 

@@ -50,7 +50,11 @@ def gcp_registration_cleanup(pulse_settings: Settings) -> Any:
 def test_gcp_deployments_register_on_the_cloud_run_work_pool(
         pulse_stack: Any, pulse_settings: Settings, gcp_registration_cleanup: str) -> None:
     api = gcp_registration_cleanup
-    names = register_gcp_deployments(pulse_settings, api)
+    gcp = pulse_settings.model_copy(update={
+        "project": pulse_settings.project, "raw_bucket": "acme-raw",
+        "run_service_account": "pulse-flows@acme.iam.gserviceaccount.com",
+        "cloudsql_instance": "acme:europe-west1:pulse"})
+    names = register_gcp_deployments(gcp, api)
     assert len(names) == len(DEPLOYMENTS)
     pool = httpx.get(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10).json()
     assert pool["type"] == "cloud-run-v2"
@@ -64,9 +68,13 @@ def test_gcp_deployments_register_on_the_cloud_run_work_pool(
         assert deployment["entrypoint"] == f"flows/{spec.flow}.py:{spec.flow}"
         assert deployment["job_variables"]["image"].startswith("europe-west1-docker.pkg.dev/"
                                                                f"{pulse_settings.project}/")
+        assert deployment["job_variables"]["service_account_name"] == \
+            "pulse-flows@acme.iam.gserviceaccount.com"
+        assert deployment["job_variables"]["env_from_secrets"]["PULSE_DATABASE_URL"] == {
+            "secret": "pulse-database-url", "version": "latest"}
         crons = [s["schedule"].get("cron") for s in deployment["schedules"]]
         assert crons == ([spec.cron] if spec.cron else []), spec.flow
     # registering again updates in place: still one deployment per name
-    register_gcp_deployments(pulse_settings, api)
+    register_gcp_deployments(gcp, api)
     names_after = [d for d in _deployments(api) if d.endswith("-gcp")]
     assert len(names_after) == len(DEPLOYMENTS)

@@ -17,12 +17,14 @@ from pulse_local.stack.process import free_port
 pytestmark = pytest.mark.integration
 
 
-def test_bigtable_down_answers_503_with_the_cause(pulse_settings: Settings) -> None:
+def test_bigtable_down_answers_503_with_the_cause(pulse_settings: Settings,
+                                                 serving_headers: Any) -> None:
     down = pulse_settings.model_copy(
         update={"bigtable_emulator_host": f"127.0.0.1:{free_port()}"})
+    tenant = uuid.uuid4()
     with TestClient(create_app(down)) as client:
         health = client.get("/healthz")
-        counters = client.get(f"/v1/tenants/{uuid.uuid4()}/counters")
+        counters = client.get(f"/v1/tenants/{tenant}/counters", headers=serving_headers(tenant))
     assert health.status_code == 503
     assert "Bigtable" in health.json()["detail"]
     assert counters.status_code == 503, counters.text

@@ -131,17 +131,20 @@ def test_a_played_bigquery_subscription_row_has_the_subscription_columns() -> No
 
 
 def test_cloud_run_job_rendered_from_prefect_gcps_template_carries_what_was_declared() -> None:
-    # prefect-gcp's real cloud-run-v2 template and configuration class, rendered offline
+    # prefect-gcp's real cloud-run-v2 template and configuration class, rendered offline and
+    # prepared for a flow run as its worker does
     from pulse_local.rehearsal.cloud_run import missing, render_job
 
-    settings = Settings(project="proj-x", location="europe-west1")
+    settings = Settings(project="proj-x", location="europe-west1", raw_bucket="proj-x-raw")
     secret = {"secret": "db-url", "version": "latest"}
     job = render_job({
         "image": "europe-west1-docker.pkg.dev/proj-x/pulse/pulse-local:1", "region": "europe-west1",
         "service_account_name": "flows@proj-x.iam.gserviceaccount.com", "memory": "2Gi",
+        "cloudsql_instances": ["proj-x:europe-west1:pulse"],
         "env": {"PULSE_PROJECT": "proj-x", "PULSE_BIGTABLE_INSTANCE": "pulse",
                 "PULSE_RAW_BUCKET": "proj-x-raw"},
-        "env_from_secrets": {"PULSE_DATABASE_URL": secret, "PULSE_ADMIN_DATABASE_URL": secret}})
+        "env_from_secrets": {"PULSE_DATABASE_URL": secret, "PULSE_ADMIN_DATABASE_URL": secret}},
+        "etl_pipeline")
     body = job.job_body["template"]["template"]
     assert body["serviceAccount"] == "flows@proj-x.iam.gserviceaccount.com"
     assert body["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
@@ -151,7 +154,8 @@ def test_cloud_run_job_rendered_from_prefect_gcps_template_carries_what_was_decl
 def test_cloud_run_job_check_names_what_a_job_lacks() -> None:
     from pulse_local.rehearsal.cloud_run import missing, render_job
 
-    job = render_job({"image": "img", "env": {"PULSE_DATABASE_URL": "postgresql://plain"}})
+    job = render_job({"image": "img", "env": {"PULSE_DATABASE_URL": "postgresql://plain"}},
+                     "etl_pipeline")
     assert missing(job, Settings(project="p", location="europe-west1")) == [
-        "project", "region", "bigtable instance", "bucket", "service account",
-        "secrets by reference"]
+        "image", "project", "region", "bigtable instance", "bucket", "service account",
+        "cloud sql", "secrets by reference"]

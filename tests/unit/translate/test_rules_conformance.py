@@ -45,6 +45,8 @@ def test_typed_null_operand_is_fine() -> None:
     ("SELECT LAG(x, 1, x) OVER (ORDER BY x) FROM UNNEST([1]) AS x", "non-constant default"),
     ("SELECT LAG(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM UNNEST([1]) AS x",
      "window frame"),
+    ("SELECT LEAD(x) OVER w FROM UNNEST([1]) AS x WINDOW w AS (ORDER BY x ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)",
+     "window frame"),
 ])
 def test_navigation_function_arguments_bigquery_rejects(sql: str, construct: str) -> None:
     with pytest.raises(UntranslatableSQL, match=construct):

@@ -1,0 +1,314 @@
+"""INT64/NUMERIC overflow and FLOAT64 NaN semantics (learned from `make conformance`).
+
+The translator does not see column types, so these rules emit expressions that branch
+on `TYPEOF(...)`, which DuckDB folds to a constant when it plans the query: the same
+translation serves an INT64, NUMERIC, FLOAT64 or STRING column, does what BigQuery does
+for each, and costs nothing for the types it does not concern. (Typed DuckDB macros
+would be neater, but DuckDB picks a macro overload before it knows the type of an
+aggregate argument.) The expressions have no side effects (an out-of-range value makes
+a CAST fail) so that HAVING and QUALIFY may still name their aliases.
+
+- `SUM` of INT64 raises "int64 overflow" in BigQuery; DuckDB sums into HUGEINT and
+  returns a number no INT64 can hold. A NUMERIC sum beyond NUMERIC's range raises too.
+- A comparison with NaN (=, <, >, <=, >=, BETWEEN) is FALSE in BigQuery and `!=` is
+  TRUE; DuckDB treats NaN as a value equal to itself and greater than all others.
+- BigQuery orders NaN before every other FLOAT64 (after NULL when ascending); DuckDB
+  treats NaN as the greatest value. `ORDER BY` keys (of a query and of a window without
+  a RANGE frame) get a leading NaN key; `MIN` is NaN when any input is NaN, as `MAX`.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pulse_local.translate.rules import Rule, fill
+
+_FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
+_NAN_TEXTS = "('nan', '-nan')"
+
+#: TRUE when __v is a FLOAT64 NaN; FALSE for every other value (NULL too) of any type.
+IS_NAN = f"(TYPEOF(__v) IN {_FLOAT_TYPES} AND COALESCE(CAST(__v AS VARCHAR) IN {_NAN_TEXTS}, FALSE))"
+
+#: Sort key putting NaN before the other FLOAT64 values: NULL, FALSE (NaN), TRUE.
+NAN_KEY = f"CASE WHEN TYPEOF(__v) IN {_FLOAT_TYPES} THEN CAST(__v AS VARCHAR) NOT IN {_NAN_TEXTS} ELSE TRUE END"
+
+#: __s unchanged, but a CAST fails when an INT64 sum (HUGEINT) or a NUMERIC sum is out of
+#: range, or when a FLOAT64 sum is infinite although no input is (__i: BOOL_OR(ISINF(x))).
+SUM_CHECK = (
+    "CASE WHEN TYPEOF(__s) = 'HUGEINT' AND CAST(CAST(__s AS VARCHAR) AS BIGINT) IS NULL THEN NULL "
+    "WHEN TYPEOF(__s) = 'DECIMAL(38,9)' AND CAST(CAST(__s AS VARCHAR) AS DECIMAL(38, 9)) IS NULL THEN NULL "
+    "WHEN TYPEOF(__s) = 'DOUBLE' AND ISINF(__s) AND NOT COALESCE(__i, FALSE) THEN (CASE WHEN "
+    "CAST('double overflow: the FLOAT64 SUM is infinite (BigQuery raises this error): ' || CAST(__s AS VARCHAR) "
+    "AS DOUBLE) IS NULL THEN NULL END) ELSE __s END"
+)
+
+
+def _over(function: exp.Expression, window: exp.Window) -> exp.Window:
+    """`function` OVER the same window as `window`."""
+    copy = window.copy()
+    copy.set("this", function)
+    return copy
+
+
+def _plain_argument(agg: exp.Expression) -> exp.Expression:
+    """The aggregated expression without DISTINCT."""
+    value = agg.this
+    if isinstance(value, exp.Distinct) and len(value.expressions) == 1:
+        return value.expressions[0]
+    return value
+
+
+def rule_sum_overflow(node: exp.Expression) -> exp.Expression | None:
+    """SUM of INT64 / NUMERIC: BigQuery raises on overflow (DuckDB widens to HUGEINT)."""
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None  # PIVOT takes a bare aggregate
+    if isinstance(node, exp.Sum) and not isinstance(node.parent, exp.Window):
+        has_inf = exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[_plain_argument(node).copy()])])
+        return fill(SUM_CHECK, s=node, i=has_inf)
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Sum):
+        value = _plain_argument(node.this)
+        has_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
+        return fill(SUM_CHECK, s=node, i=has_inf)
+    return None
+
+
+def rule_min_nan(node: exp.Expression) -> exp.Expression | None:
+    """MIN is NaN when any input is NaN (DuckDB skips NaN as the greatest value).
+
+    DuckDB's MAX is already NaN then, so MAX gives the NaN of any type-correct width.
+    """
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None  # PIVOT takes a bare aggregate
+    if isinstance(node, exp.Min) and not node.expressions and not isinstance(node.parent, exp.Window):
+        value = _plain_argument(node)
+        return fill(f"CASE WHEN BOOL_OR({IS_NAN}) THEN MAX(__v) ELSE __m END", v=value, m=node)
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Min) and not node.this.expressions:
+        value = _plain_argument(node.this)
+        has_nan = _over(exp.Anonymous(this="BOOL_OR", expressions=[fill(IS_NAN, v=value)]), node)
+        return exp.Case(
+            ifs=[exp.If(this=has_nan, true=_over(exp.Max(this=value.copy()), node))],
+            default=node,
+        )
+    return None
+
+
+def _nan_first(order: exp.Order, resolve: dict[str, exp.Expression] | None = None) -> None:
+    """Put a NaN key before each ORDER BY item (BigQuery sorts NaN first ascending)."""
+    items: list[exp.Expression] = []
+    for item in order.expressions:
+        if isinstance(item, exp.Ordered) and not item.meta.get("pulse_nan_key"):
+            key = item.this
+            if resolve is not None and (isinstance(key, exp.Literal) or isinstance(key, exp.Column) and not key.table):
+                key = resolve.get(key.name.lower() if isinstance(key, exp.Column) else key.name, key)
+            if not isinstance(key, exp.Literal) and not _unkeyable(key):
+                nan_key = exp.Ordered(
+                    this=fill(NAN_KEY, v=key),
+                    desc=item.args.get("desc"),
+                    nulls_first=item.args.get("nulls_first"),
+                )
+                nan_key.meta["pulse_nan_key"] = True
+                items.append(nan_key)
+        items.append(item)
+    order.set("expressions", items)
+
+
+def _raises(node: exp.Expression) -> bool:
+    return any(isinstance(n, exp.Anonymous) and n.name.upper() == "ERROR" for n in node.walk())
+
+
+_VOLATILE = frozenset({"RAND", "RANDOM", "GEN_RANDOM_UUID", "UUID", "GENERATE_UUID"})
+
+
+def _unkeyable(node: exp.Expression) -> bool:
+    """A select expression a NaN key cannot name: DuckDB refuses an alias of an expression
+    with a subquery inside another expression, and repeating a random one changes it."""
+    for n in node.walk():
+        if isinstance(n, (exp.Subquery, exp.Select, exp.Rand)):
+            return True
+        if isinstance(n, exp.Func) and n.sql_name().upper() in _VOLATILE:
+            return True
+    return False
+
+
+def _ordinals(select: exp.Select) -> dict[str, exp.Expression]:
+    """ORDER BY ordinal or alias -> what the NaN key should read.
+
+    An alias normally; the expression itself when it can raise (DuckDB refuses an alias
+    of an expression with side effects inside another expression).
+    """
+    out: dict[str, exp.Expression] = {}
+    for i, projection in enumerate(select.expressions, start=1):
+        if isinstance(projection, exp.Alias) and _unkeyable(projection.this):
+            out[str(i)] = out[projection.alias.lower()] = exp.Literal.number(i)  # no NaN key
+        elif isinstance(projection, exp.Alias):
+            target = projection.this if _raises(projection.this) else exp.column(projection.alias)
+            out[str(i)] = target
+            if _raises(projection.this):
+                out[projection.alias.lower()] = projection.this
+        elif isinstance(projection, exp.Column):
+            out[str(i)] = projection
+    return out
+
+
+def rule_order_nan_first(node: exp.Expression) -> exp.Expression | None:
+    """ORDER BY of a query or a window (not a RANGE frame): NaN sorts first, as in BigQuery."""
+    if isinstance(node, exp.Window):
+        spec = node.args.get("spec")
+        order = node.args.get("order")
+        if order is None or (spec is not None and str(spec.args.get("kind") or "").upper() == "RANGE"):
+            return None
+        if not isinstance(node.this, exp.Func):
+            return None  # a named window (WINDOW w AS ...): its users may add a RANGE frame
+        _nan_first(order)
+        return None
+    if isinstance(node, exp.Select):
+        order = node.args.get("order")
+        group = node.args.get("group")
+        if order is None or node.args.get("distinct") is not None or (group is not None and group.args.get("all")):
+            return None  # DISTINCT / GROUP BY ALL: DuckDB only accepts ORDER BY items of the select list
+        if any(isinstance(p, exp.Star) or isinstance(p, exp.Column) and isinstance(p.this, exp.Star)
+               for p in node.expressions):
+            return None  # ordinals over * cannot be resolved here
+        _nan_first(order, _ordinals(node))
+    return None
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_FILTERS = (exp.Where, exp.Having, exp.Qualify, exp.Join)
+
+
+def _is_filter_conjunct(node: exp.Expression) -> bool:
+    """True when `node` is a top-level conjunct of WHERE/HAVING/QUALIFY/ON (NULL acts as FALSE)."""
+    parent = node.parent
+    while isinstance(parent, (exp.And, exp.Paren)):
+        parent = parent.parent
+    return isinstance(parent, _FILTERS)
+
+
+def _may_be_nan(value: exp.Expression) -> bool:
+    """False for operands that cannot be a FLOAT64 NaN: literals and casts of numeric literals."""
+    inner = value.this if isinstance(value, exp.Paren) else value
+    if isinstance(inner, exp.Neg):
+        inner = inner.this
+    if isinstance(inner, (exp.Literal, exp.Boolean, exp.Null)):
+        return False
+    return not (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Literal) and not inner.this.is_string)
+
+
+def _nan_check(*values: exp.Expression) -> exp.Expression:
+    checks = [fill(IS_NAN, v=v) for v in values if _may_be_nan(v)]
+    if not checks:
+        return exp.false()
+    out = checks[0]
+    for check in checks[1:]:
+        out = exp.Or(this=out, expression=check)
+    return exp.Paren(this=out)
+
+
+def rule_nan_comparison(node: exp.Expression) -> exp.Expression | None:
+    """Comparisons with NaN: FALSE (TRUE for !=) as in BigQuery, unless an operand is NULL."""
+    if isinstance(node, exp.Between):
+        x, low, high = node.this, node.args.get("low"), node.args.get("high")
+        if any(v is None or _unkeyable(v) for v in (x, low, high)) or not any(map(_may_be_nan, (x, low, high))):
+            return None
+        # x BETWEEN a AND b is x >= a AND x <= b in BigQuery, each FALSE with a NaN.
+        lower, upper = exp.GTE(this=x.copy(), expression=low.copy()), exp.LTE(this=x.copy(), expression=high.copy())
+        return exp.Paren(this=exp.and_(_nan_aware(lower), _nan_aware(upper)))
+    if not isinstance(node, _COMPARISONS) or _unkeyable(node.this) or _unkeyable(node.expression):
+        return None
+    if isinstance(node, exp.EQ) and isinstance(node.parent, (exp.Update, exp.SetItem, exp.Set, exp.Tuple)):
+        return None  # UPDATE/MERGE ... SET column = value is an assignment
+    a, b = node.this, node.expression
+    if any(isinstance(v, exp.Null) or isinstance(v, exp.Literal) and v.is_string for v in (a, b)):
+        return None  # a string or NULL operand: not a FLOAT64 comparison
+    if not _may_be_nan(a) and not _may_be_nan(b):
+        return None
+    if not isinstance(node, exp.NEQ) and _is_filter_conjunct(node):
+        return exp.Paren(this=exp.and_(node, exp.Not(this=_nan_check(a, b))))  # keeps equi-joins hashable
+    return _nan_aware(node)
+
+
+def _nan_aware(node: exp.Expression) -> exp.Expression:
+    """CASE form of a comparison: FALSE (TRUE for !=) when an operand is NaN and none is NULL."""
+    a, b = node.this, node.expression
+    if not _may_be_nan(a) and not _may_be_nan(b):
+        return node
+    any_nan = _nan_check(a, b)
+    both_known = exp.and_(
+        exp.Not(this=exp.Is(this=a.copy(), expression=exp.Null())),
+        exp.Not(this=exp.Is(this=b.copy(), expression=exp.Null())),
+    )
+    result = exp.true() if isinstance(node, exp.NEQ) else exp.false()
+    return exp.Case(ifs=[exp.If(this=exp.and_(any_nan, both_known), true=result)], default=node)
+
+
+def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
+    """VAR_POP / STDDEV_POP / COVAR_POP over an infinite or NaN input are NaN in BigQuery
+    (DuckDB gives 0 for a single value and inf for a covariance). Aggregate form only."""
+    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    if isinstance(node, (exp.VariancePop, exp.StddevPop)):
+        values = [_plain_argument(node)]
+    elif isinstance(node, exp.CovarPop):
+        values = [node.this, node.expression]
+    else:
+        return None
+    finite = " AND ".join(f"ISFINITE(CAST(__v{i} AS DOUBLE))" for i in range(len(values)))
+    known = " AND ".join(f"__v{i} IS NOT NULL" for i in range(len(values)))
+    args = {f"v{i}": v.copy() for i, v in enumerate(values)}
+    # DuckDB raises "out of range" on an infinite input: aggregate the finite rows only.
+    for i, value in enumerate(values):
+        value.replace(fill(f"CASE WHEN {finite} THEN __v{i} END", **args))
+    values = list(args.values())
+    return fill(
+        f"CASE WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
+        r=node, **{f"v{i}": v for i, v in enumerate(values)},
+    )
+
+
+_DATETIME_ARITHMETIC = {
+    exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
+    exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
+}
+
+
+def rule_datetime_range(node: exp.Expression) -> exp.Expression | None:
+    """DATETIME_ADD/SUB and TIMESTAMP_ADD/SUB past year 9999 (or before year 1) raise in
+    BigQuery; DuckDB's timestamps reach year 294247. The result keeps its visible type."""
+    target = _DATETIME_ARITHMETIC.get(type(node))
+    if target is None or node.meta.get("pulse_range_checked"):
+        return None
+    node.meta["pulse_range_checked"] = True
+    checked = fill(
+        "CASE WHEN YEAR(__r) BETWEEN 1 AND 9999 THEN __r ELSE (CASE WHEN CAST("
+        "'datetime overflow: the result is outside years 1 to 9999 (BigQuery raises this error): ' "
+        f"|| CAST(__r AS VARCHAR) AS {target}) IS NULL THEN NULL END) END",
+        r=node,
+    )
+    return exp.cast(checked, exp.DataType.build(target))
+
+
+def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS NUMERIC) is DECIMAL(38, 9). rules.rule_numeric_type fixes the DataType node,
+    but sqlglot's parser shares that node with a struct field definition inside UNNEST, so
+    the Cast kept DuckDB's bare DECIMAL, i.e. DECIMAL(18, 3) (1.23456 became 1.235)."""
+    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType) and node.to.this in (
+        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
+    ) and not node.to.expressions:
+        node.set("to", exp.DataType.build("DECIMAL(38, 9)"))
+    return None
+
+
+RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Cast: (rule_cast_numeric_precision,),
+    **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
+    exp.VariancePop: (rule_population_stats_non_finite,),
+    exp.StddevPop: (rule_population_stats_non_finite,),
+    exp.CovarPop: (rule_population_stats_non_finite,),
+    **{t: (rule_nan_comparison,) for t in _COMPARISONS},
+    exp.Between: (rule_nan_comparison,),
+    exp.Sum: (rule_sum_overflow,),
+    exp.Min: (rule_min_nan,),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan),
+    exp.Select: (rule_order_nan_first,),
+}
