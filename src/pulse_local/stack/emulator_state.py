@@ -126,20 +126,30 @@ def _bigtable_rows(settings: Settings) -> Iterator[dict[str, Any]]:
         client.close()
 
 
-def save_bigtable(settings: Settings) -> str:
-    """Save every cell of the stack's Bigtable emulator; clears the ``live`` mark."""
-    path = state_dir(settings) / "bigtable.jsonl.gz"
+def _save(settings: Settings, service: str, what: str,
+          lines: Iterator[dict[str, Any]]) -> tuple[int, float]:
+    """Write one emulator's state (``<service>.jsonl.gz``), then clear its ``live`` mark.
+
+    `lines` is a generator, so reading the emulator happens inside the write: any failure
+    there is an `EmulatorStateError` naming `what`, and the emulator is left running.
+    Returns the lines written and the seconds taken."""
     began = time.perf_counter()
     try:
-        rows = _write_lines(path, _bigtable_rows(settings))
+        count = _write_lines(state_dir(settings) / f"{service}.jsonl.gz", lines)
     except PulseError:
         raise
     except Exception as exc:
         raise EmulatorStateError(
-            f"saving Bigtable failed ({type(exc).__name__}: {exc}); the emulator was left "
+            f"saving {what} failed ({type(exc).__name__}: {exc}); the emulator was left "
             "running so nothing is lost: run `pulse-local down` again") from exc
-    (state_dir(settings) / "bigtable.live").unlink(missing_ok=True)
-    return f"bigtable: saved {rows} rows in {time.perf_counter() - began:.1f} s"
+    (state_dir(settings) / f"{service}.live").unlink(missing_ok=True)
+    return count, time.perf_counter() - began
+
+
+def save_bigtable(settings: Settings) -> str:
+    """Save every cell of the stack's Bigtable emulator; clears the ``live`` mark."""
+    rows, seconds = _save(settings, "bigtable", "Bigtable", _bigtable_rows(settings))
+    return f"bigtable: saved {rows} rows in {seconds:.1f} s"
 
 
 def _restore_rows(settings: Settings, path: Path) -> int:
@@ -313,18 +323,9 @@ def save_pubsub(settings: Settings, *, wait_for_leases: bool = False) -> str:
     """Save every subscription's unacknowledged backlog; clears the ``live`` mark. After a
     consumer was killed (`wait_for_leases`), waits for the leases it held to run out (up to
     `LEASE_WAIT_MAX` s a subscription), so the messages it held are saved too."""
-    path = state_dir(settings) / "pubsub.jsonl.gz"
-    began = time.perf_counter()
-    try:
-        count = _write_lines(path, _pubsub_messages(settings, wait_for_leases))
-    except PulseError:
-        raise
-    except Exception as exc:
-        raise EmulatorStateError(
-            f"saving the Pub/Sub backlog failed ({type(exc).__name__}: {exc}); the emulator "
-            "was left running so nothing is lost: run `pulse-local down` again") from exc
-    (state_dir(settings) / "pubsub.live").unlink(missing_ok=True)
-    return f"pubsub: saved {count} unacknowledged messages in {time.perf_counter() - began:.1f} s"
+    count, seconds = _save(settings, "pubsub", "the Pub/Sub backlog",
+                           _pubsub_messages(settings, wait_for_leases))
+    return f"pubsub: saved {count} unacknowledged messages in {seconds:.1f} s"
 
 
 def restore_pubsub(settings: Settings) -> str | None:
