@@ -552,8 +552,8 @@ def extract_verified(path: Path, target: Path, settings: Settings) -> Manifest:
     except PulseError as exc:
         shutil.rmtree(target, ignore_errors=True)
         if isinstance(exc, SnapshotCorrupt):
-            raise SnapshotCorrupt(f"{path} is corrupt: {exc}; nothing was changed. Take the "
-                                  "snapshot again or copy it again") from exc
+            raise SnapshotCorrupt(f"{path} is corrupt or truncated: {exc}; nothing was changed. "
+                                  "Take the snapshot again or copy it again") from exc
         raise
     except Exception as exc:  # zstd, tar, EOF and OS errors: the file is damaged or truncated
         shutil.rmtree(target, ignore_errors=True)

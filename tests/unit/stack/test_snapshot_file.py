@@ -121,6 +121,24 @@ def test_a_truncated_file_is_refused_and_leaves_nothing(settings: Settings,
     assert not target.exists()
 
 
+def test_every_cut_point_is_refused_with_the_same_message(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    """A cut that lands on a tar header ends tarfile's stream quietly; the manifest check must
+    still name the file truncated, in the same words as a cut inside a member (CI saw both)."""
+    state = _state(settings)
+    for i in range(400):  # many small members, so that some cut lands on a header
+        (state / "postgres" / "data" / f"rel_{i}").write_bytes(os.urandom(700))
+    path = snapshot.snapshot_path(settings, "t1")
+    snapshot._write(path, state, _manifest(settings))
+    whole = path.read_bytes()
+    for cut in range(1, 40):
+        path.write_bytes(whole[: len(whole) * cut // 40])
+        target = tmp_path / f"restored-{cut}"
+        with pytest.raises(SnapshotCorrupt, match="corrupt or truncated"):
+            snapshot.extract_verified(path, target, settings)
+        assert not target.exists()
+
+
 def test_a_damaged_byte_is_refused(settings: Settings, tmp_path: Path) -> None:
     path = _saved(settings)
     data = bytearray(path.read_bytes())
