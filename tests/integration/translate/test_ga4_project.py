@@ -194,3 +194,17 @@ def test_pulse_local_dbt_test_on_the_project(built: Built, monkeypatch: pytest.M
     output = _cli("test", "--project-dir", str(built.dir))
     assert "10 pass" in output
     assert not (built.dir / "target").exists()  # dbt's work files stay under the state dir
+
+
+def test_wildcard_without_tables_stops_the_model_with_not_found(built: Built,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSE_GA4_PROJECT_DUCKDB", str(built.db))
+    result = dbtRunner().invoke([
+        "run", "--select", "reads_missing_shards", "--vars", "{include_broken: true}",
+        "--project-dir", str(built.dir), "--profiles-dir", str(built.dir),
+        "--target-path", str(built.dir.parent / "broken-target"),
+        "--log-path", str(built.dir.parent / "broken-logs"), "--quiet"])
+    assert not result.success
+    messages = " ".join(str(getattr(r, "message", "")) for r in (result.result or []))
+    assert "models/broken/reads_missing_shards.sql" in messages
+    assert "Not found: Table" in messages and "sessions_*" in messages
