@@ -133,6 +133,59 @@ def apply_bigquery_configs(node: Any, code: str) -> str:
     return substitute_max_partition(code, max_partition_sql(partition, relation))
 
 
+#: dbt's cross-database macros whose rendering on a DuckDB target means something else when read
+#: as BigQuery SQL (the plugin translates model SQL as BigQuery SQL), with what to write instead.
+DUCKDB_FLAVOURED_MACROS = {
+    "hash": "to_hex(md5(cast(x as string)))  -- dbt.hash renders md5(...), which BigQuery "
+            "reads as BYTES",
+    "date_trunc": "timestamp_trunc(cast(x as timestamp), part) or date_trunc(x, part)  -- "
+                  "dbt.date_trunc renders date_trunc('part', x), argument order of DuckDB",
+    "datediff": "date_diff(b, a, part) / timestamp_diff(b, a, part)  -- dbt.datediff renders "
+                "DuckDB's date_diff('part', a, b)",
+    "last_day": "last_day(x, part)  -- dbt.last_day renders dbt.date_trunc",
+}
+
+
+def _duckdb_flavoured_macros(node: Any, manifest: Any) -> list[str]:
+    """dbt cross-database macros in `DUCKDB_FLAVOURED_MACROS` that the node or a project/package
+    macro it uses calls directly (dbt's own internals are not followed: they run as DuckDB SQL)."""
+    macros = getattr(manifest, "macros", None) or {}
+    seen: set[str] = set()
+    found: list[str] = []
+    stack = list(getattr(getattr(node, "depends_on", None), "macros", None) or [])
+    while stack:
+        unique_id = stack.pop()
+        if unique_id in seen:
+            continue
+        seen.add(unique_id)
+        package, _, name = unique_id.removeprefix("macro.").partition(".")
+        if package == "dbt":
+            if name in DUCKDB_FLAVOURED_MACROS:
+                found.append(name)
+            continue
+        if package in {"dbt_duckdb", "dbt_bigquery", "dbt_postgres"}:
+            continue
+        macro = macros.get(unique_id)
+        stack.extend(getattr(getattr(macro, "depends_on", None), "macros", None) or [])
+    return sorted(set(found))
+
+
+def refuse_duckdb_flavoured_macros(node: Any, manifest: Any) -> None:
+    """Raise dbt's CompilationError when the node's SQL comes from a cross-database macro that
+    rendered DuckDB SQL the translator would read as different BigQuery SQL."""
+    found = _duckdb_flavoured_macros(node, manifest)
+    if not found:
+        return
+    from dbt_common.exceptions import CompilationError
+
+    lines = "\n".join(f"  dbt.{name}: write {DUCKDB_FLAVOURED_MACROS[name]}" for name in found)
+    raise CompilationError(
+        f"{getattr(node, 'name', 'node')} ({getattr(node, 'original_file_path', '?')}) uses dbt's "
+        "cross-database macro(s) that render DuckDB SQL on this target, which the BigQuery->DuckDB "
+        "translation would read as other BigQuery SQL (a wrong answer). Write BigQuery SQL "
+        f"instead (in the model or a project macro):\n{lines}", node=node)
+
+
 def warehouse_catalog(config: Any) -> Catalog:
     """A wildcard `Catalog` that asks the warehouse through dbt's adapter (its open connection)."""
 
@@ -205,6 +258,7 @@ def install_compile_hook() -> None:
     def _compile_code(self: Any, node: Any, manifest: Any, extra_context: Any = None) -> Any:
         node = original(self, node, manifest, extra_context)
         if _uses_plugin(getattr(self.config, "credentials", None)):
+            refuse_duckdb_flavoured_macros(node, manifest)
             translate_node_sql(node, warehouse_catalog(self.config))
         return node
 

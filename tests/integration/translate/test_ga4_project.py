@@ -196,15 +196,20 @@ def test_pulse_local_dbt_test_on_the_project(built: Built, monkeypatch: pytest.M
     assert not (built.dir / "target").exists()  # dbt's work files stay under the state dir
 
 
-def test_wildcard_without_tables_stops_the_model_with_not_found(built: Built,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_models_fail_loudly(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wildcard with no table: BigQuery's "Not found"; dbt.hash (DuckDB md5 on this target,
+    BYTES when read as BigQuery SQL) through a project macro: refused, naming what to write."""
     monkeypatch.setenv("PULSE_GA4_PROJECT_DUCKDB", str(built.db))
     result = dbtRunner().invoke([
-        "run", "--select", "reads_missing_shards", "--vars", "{include_broken: true}",
+        "run", "--select", "models/broken", "--vars", "{include_broken: true}",
         "--project-dir", str(built.dir), "--profiles-dir", str(built.dir),
         "--target-path", str(built.dir.parent / "broken-target"),
         "--log-path", str(built.dir.parent / "broken-logs"), "--quiet"])
     assert not result.success
-    messages = " ".join(str(getattr(r, "message", "")) for r in (result.result or []))
-    assert "models/broken/reads_missing_shards.sql" in messages
-    assert "Not found: Table" in messages and "sessions_*" in messages
+    messages = {r.node.name: str(r.message) for r in (result.result or [])}
+    assert set(messages) == {"reads_missing_shards", "uses_dbt_hash"}
+    missing = messages["reads_missing_shards"]
+    assert "models/broken/reads_missing_shards.sql" in missing
+    assert "Not found: Table" in missing and "sessions_*" in missing
+    hashed = messages["uses_dbt_hash"]
+    assert "dbt.hash" in hashed and "to_hex(md5(cast(x as string)))" in hashed
