@@ -145,9 +145,8 @@ def _union(wildcard: Wildcard, shards: Sequence[Shard]) -> exp.Expression:
     names = [name for name, _ in shards[0].columns]
     selects: list[exp.Select] = []
     for shard in shards:
-        projections: list[exp.Expression] = [exp.column(n, quoted=True) for n in names]
-        projections.append(exp.alias_(exp.Literal.string(shard.name[len(wildcard.prefix):]),
-                                      SUFFIX_COLUMN))
+        suffix = exp.alias_(exp.Literal.string(shard.name[len(wildcard.prefix):]), SUFFIX_COLUMN)
+        projections = [*(exp.column(n, quoted=True) for n in names), suffix]
         source = exp.Table(
             this=exp.to_identifier(shard.name, quoted=True),
             db=exp.to_identifier(wildcard.schema, quoted=True) if wildcard.schema else None,

@@ -87,11 +87,10 @@ def _run(command: str, args: list[str], project_dir: Path | None = None,
     from pulse_local.warehouse.dbt import _failure_message, project_work_dir
 
     settings = load_settings()
-    other = project_dir is not None
+    work = project_work_dir(settings, project_dir) if project_dir is not None else None
     result = run_dbt(settings, [command, *args], check=False, quiet=True,
                      project_dir=project_dir, profiles_dir=profiles_dir, target=target,
-                     profile_default_target=other,
-                     target_path=project_work_dir(settings, project_dir) if other else None)
+                     profile_default_target=project_dir is not None, target_path=work)
     run_dir = keep_run(settings, result)
     failed = {n.unique_id for n in result.failed}
     table = Table("node", "type", "status", "s")
