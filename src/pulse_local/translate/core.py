@@ -16,6 +16,7 @@ from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.functions import HELPER_NAMES
 from pulse_local.translate.registry import RULES_BY_TYPE
 from pulse_local.translate.rules import fail, position
+from pulse_local.translate.wildcards import Catalog, Expansion, expand, resolve
 
 #: Function namespaces of BigQuery that have no DuckDB counterpart at all.
 UNSUPPORTED_NAMESPACES = frozenset(
@@ -216,27 +217,42 @@ def _generate(tree: exp.Expression) -> str:
         raise UntranslatableSQL("construct", message, line=line, col=col) from err
 
 
-@lru_cache(maxsize=4096)
-def _translate_cached(sql: str, dbt_relations: bool) -> str:
+def _parse(sql: str, dbt_relations: bool) -> list[exp.Expression]:
     text = requote_dbt_relations(sql) if dbt_relations else sql
     try:
-        trees = [t for t in sqlglot.parse(text, read="bigquery") if t is not None]
+        return [t for t in sqlglot.parse(text, read="bigquery") if t is not None]
     except (ParseError, TokenError) as err:
         raise _syntax_error(err) from err
+
+
+@lru_cache(maxsize=4096)
+def _translate_cached(sql: str, dbt_relations: bool, wildcards: tuple[Expansion, ...] = ()) -> str:
+    trees = _parse(sql, dbt_relations)
     user_functions = _user_functions(trees)
     out: list[str] = []
     for tree in trees:
         _check_statement(tree)
+        if wildcards:
+            tree = expand(tree, wildcards)
         tree = _apply_rules(tree)
         _check_functions(tree, user_functions)
         out.append(_generate(tree))
     return ";\n".join(out)
 
 
-def translate(sql: str, *, dbt_relations: bool = False) -> str:
+#: A word character followed by `*`: the text may name a wildcard table (cheap pre-check).
+_MAYBE_WILDCARD = re.compile(r"[A-Za-z0-9_]\*")
+
+
+def translate(sql: str, *, dbt_relations: bool = False, catalog: Catalog | None = None) -> str:
     """Translate BigQuery SQL to DuckDB SQL; see `bigquery_to_duckdb`.
 
     `dbt_relations=True` also accepts relation names rendered by dbt-duckdb
     ("db"."schema"."table"), which BigQuery itself would read as strings.
+    `catalog` looks wildcard tables (`dataset.prefix*`) up in the warehouse
+    (`pulse_local.translate.wildcards`); without it they are refused.
     """
+    if catalog is not None and _MAYBE_WILDCARD.search(sql):
+        wildcards = resolve(_parse(sql, dbt_relations), catalog)
+        return _translate_cached(sql, dbt_relations, wildcards)
     return _translate_cached(sql, dbt_relations)

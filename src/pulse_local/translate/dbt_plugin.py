@@ -20,6 +20,12 @@ Mechanism (see docs/translation.md for the reasoning):
   and is never touched.
 * An untranslatable construct stops the run with a dbt compilation error naming the
   model, its file, the line and column, and the construct.
+* BigQuery-only configs (`pulse_local.translate.partitioning`): a `partition_by` dict is
+  checked and kept off dbt-duckdb (which refuses dicts), ``_dbt_max_partition`` becomes the
+  table's maximum partition value, and the adapter learns the `insert_overwrite` strategy.
+* Wildcard tables (`dataset.prefix*`) are looked up in the warehouse through dbt's own
+  connection when the node compiles, i.e. just before it runs
+  (`pulse_local.translate.wildcards`).
 * A self-check runs when dbt-duckdb opens the database (``configure_connection``):
   it verifies the compile hook is installed on the method dbt calls and that a
   BigQuery-only probe returns BigQuery's answer (a DATE) on this DuckDB. If either
@@ -38,6 +44,15 @@ from pulse_local.errors import PulseError
 from pulse_local.translate import session
 from pulse_local.translate.core import translate
 from pulse_local.translate.errors import UntranslatableSQL
+from pulse_local.translate.partitioning import (
+    MAX_PARTITION,
+    BigQueryConfigError,
+    PartitionBy,
+    install_strategies,
+    max_partition_sql,
+    substitute_max_partition,
+)
+from pulse_local.translate.wildcards import Catalog, Wildcard, catalog_sql, shards_from_rows
 
 try:  # dbt-duckdb is an optional runtime dependency of this module
     from dbt.adapters.duckdb.plugins import BasePlugin
@@ -84,17 +99,125 @@ def _first_line_text(sql: str, line: int | None) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
-def translate_node_sql(node: Any) -> None:
+def _config(node: Any, key: str) -> Any:
+    config = getattr(node, "config", None)
+    return config.get(key) if config is not None else None
+
+
+def apply_bigquery_configs(node: Any, code: str) -> str:
+    """Check a BigQuery `partition_by` dict and keep it away from dbt-duckdb; return `code`
+    with ``_dbt_max_partition`` replaced by the table's maximum partition value.
+
+    dbt-duckdb reads `partitioned_by` before `partition_by` and ignores both outside DuckLake
+    (with a warning), so the field is put there; the dict itself stays in the config for
+    `insert_overwrite`. Raises dbt's CompilationError for an invalid or unsupported dict."""
+    from dbt_common.exceptions import CompilationError
+
+    raw = _config(node, "partition_by")
+    name = getattr(node, "name", "model")
+    partition: PartitionBy | None = None
+    if isinstance(raw, dict):
+        try:
+            partition = PartitionBy.parse(raw, name)
+        except BigQueryConfigError as err:
+            raise CompilationError(str(err), node=node) from err
+        if not _config(node, "partitioned_by"):
+            node.config["partitioned_by"] = [partition.field]
+    if MAX_PARTITION not in code.lower():
+        return code
+    relation = getattr(node, "relation_name", None)
+    if partition is None or not relation:
+        raise CompilationError(
+            f"{name} reads {MAX_PARTITION}, which dbt-bigquery only declares for models with a "
+            "partition_by config: add partition_by={'field': ..., 'data_type': ...}", node=node)
+    return substitute_max_partition(code, max_partition_sql(partition, relation))
+
+
+#: dbt's cross-database macros whose rendering on a DuckDB target means something else when read
+#: as BigQuery SQL (the plugin translates model SQL as BigQuery SQL), with what to write instead.
+DUCKDB_FLAVOURED_MACROS = {
+    "hash": "to_hex(md5(cast(x as string)))  -- dbt.hash renders md5(...), which BigQuery "
+            "reads as BYTES",
+    "date_trunc": "timestamp_trunc(cast(x as timestamp), part) or date_trunc(x, part)  -- "
+                  "dbt.date_trunc renders date_trunc('part', x), argument order of DuckDB",
+    "datediff": "date_diff(b, a, part) / timestamp_diff(b, a, part)  -- dbt.datediff renders "
+                "DuckDB's date_diff('part', a, b)",
+    "last_day": "last_day(x, part)  -- dbt.last_day renders dbt.date_trunc",
+}
+
+
+def _duckdb_flavoured_macros(node: Any, manifest: Any) -> list[str]:
+    """dbt cross-database macros in `DUCKDB_FLAVOURED_MACROS` that the node or a project/package
+    macro it uses calls directly (dbt's own internals are not followed: they run as DuckDB SQL)."""
+    macros = getattr(manifest, "macros", None) or {}
+    seen: set[str] = set()
+    found: list[str] = []
+    stack = list(getattr(getattr(node, "depends_on", None), "macros", None) or [])
+    while stack:
+        unique_id = stack.pop()
+        if unique_id in seen:
+            continue
+        seen.add(unique_id)
+        package, _, name = unique_id.removeprefix("macro.").partition(".")
+        if package == "dbt":
+            if name in DUCKDB_FLAVOURED_MACROS:
+                found.append(name)
+            continue
+        if package in {"dbt_duckdb", "dbt_bigquery", "dbt_postgres"}:
+            continue
+        macro = macros.get(unique_id)
+        stack.extend(getattr(getattr(macro, "depends_on", None), "macros", None) or [])
+    return sorted(set(found))
+
+
+def refuse_duckdb_flavoured_macros(node: Any, manifest: Any) -> None:
+    """Raise dbt's CompilationError when the node's SQL comes from a cross-database macro that
+    rendered DuckDB SQL the translator would read as different BigQuery SQL."""
+    found = _duckdb_flavoured_macros(node, manifest)
+    if not found:
+        return
+    from dbt_common.exceptions import CompilationError
+
+    lines = "\n".join(f"  dbt.{name}: write {DUCKDB_FLAVOURED_MACROS[name]}" for name in found)
+    raise CompilationError(
+        f"{getattr(node, 'name', 'node')} ({getattr(node, 'original_file_path', '?')}) uses dbt's "
+        "cross-database macro(s) that render DuckDB SQL on this target, which the BigQuery->DuckDB "
+        "translation would read as other BigQuery SQL (a wrong answer). Write BigQuery SQL "
+        f"instead (in the model or a project macro):\n{lines}", node=node)
+
+
+def warehouse_catalog(config: Any) -> Catalog:
+    """A wildcard `Catalog` that asks the warehouse through dbt's adapter (its open connection)."""
+
+    def look_up(wildcard: Wildcard) -> Any:
+        from dbt.adapters.factory import get_adapter
+
+        adapter = get_adapter(config)
+        database = getattr(getattr(config, "credentials", None), "database", None)
+        sql = catalog_sql(wildcard, default_catalog=database)
+        if adapter.connections.get_if_exists() is None:
+            with adapter.connection_named("pulse_wildcard_tables"):
+                _, table = adapter.execute(sql, fetch=True)
+        else:
+            _, table = adapter.execute(sql, fetch=True)
+        return shards_from_rows([tuple(row) for row in table.rows])
+
+    return look_up
+
+
+def translate_node_sql(node: Any, catalog: Catalog | None = None) -> None:
     """Replace `node.compiled_code` (BigQuery) by its DuckDB translation, in place.
 
-    Raises dbt's CompilationError naming the node, file, line and construct when the
-    SQL cannot be translated.
+    `catalog` resolves wildcard tables (without it they are refused). Raises dbt's
+    CompilationError naming the node, file, line and construct when the SQL cannot be
+    translated.
     """
     code = getattr(node, "compiled_code", None)
     if not code or MARKER in code or getattr(node, "language", "sql") != "sql":
         return
+    code = apply_bigquery_configs(node, code)
     try:
-        duck = translate(code, dbt_relations=True)
+        duck = translate(code, dbt_relations=True, catalog=catalog)
     except UntranslatableSQL as err:
         from dbt_common.exceptions import CompilationError
 
@@ -135,7 +258,8 @@ def install_compile_hook() -> None:
     def _compile_code(self: Any, node: Any, manifest: Any, extra_context: Any = None) -> Any:
         node = original(self, node, manifest, extra_context)
         if _uses_plugin(getattr(self.config, "credentials", None)):
-            translate_node_sql(node)
+            refuse_duckdb_flavoured_macros(node, manifest)
+            translate_node_sql(node, warehouse_catalog(self.config))
         return node
 
     setattr(_compile_code, _HOOK_ATTR, True)
@@ -197,8 +321,10 @@ class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
     """dbt-duckdb plugin that makes DuckDB run the project's BigQuery SQL."""
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        """Install the compile hook as soon as dbt-duckdb loads the plugin."""
+        """Install the compile hook and the `insert_overwrite` strategy as soon as dbt-duckdb
+        loads the plugin."""
         install_compile_hook()
+        install_strategies(_uses_plugin)
 
     def configure_connection(self, conn: Any) -> None:
         """BigQuery runs in UTC; then prove that translation really applies."""

@@ -69,6 +69,28 @@ def rule_ignore_nulls_quantiles(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_array_agg_ignore_nulls(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_AGG(x IGNORE NULLS [ORDER BY ..] [LIMIT n]) outside a window: the NULLs are dropped
+    before ordering and limiting, and all-NULL input gives a NULL array (ZetaSQL's compliance
+    tests); DuckDB's `ARRAY_AGG(..) FILTER (WHERE x IS NOT NULL)` does the same."""
+    if not isinstance(node, exp.IgnoreNulls) or isinstance(node.parent, exp.Window):
+        return None
+    agg = node.this if isinstance(node.this, exp.ArrayAgg) else node.this.find(exp.ArrayAgg)
+    if agg is None:
+        return None
+    value = agg.this
+    while isinstance(value, (exp.Order, exp.Limit)):
+        value = value.this
+    if isinstance(value, exp.Distinct):
+        value = value.expressions[0]
+    not_null = exp.Where(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())))
+    filtered = exp.Filter(this=agg.copy(), expression=not_null)
+    if agg is node.this:
+        return filtered
+    agg.replace(filtered)
+    return node.this
+
+
 def rule_array_concat_agg_limit(node: exp.Expression) -> exp.Expression | None:
     """ARRAY_CONCAT_AGG(a [ORDER BY k] LIMIT n): concatenate the first n non-NULL arrays."""
     if not isinstance(node, exp.ArrayConcatAgg) or not isinstance(node.this, exp.Limit):
@@ -118,6 +140,6 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Unnest: (rule_unnest_alias_fields,),
     exp.Bracket: (rule_array_index,),
     exp.ApproxQuantiles: (rule_approx_quantiles,),
-    exp.IgnoreNulls: (rule_ignore_nulls_quantiles,),
+    exp.IgnoreNulls: (rule_ignore_nulls_quantiles, rule_array_agg_ignore_nulls),
     exp.ArrayConcatAgg: (rule_array_concat_agg_limit,),
 }

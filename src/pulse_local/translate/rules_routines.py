@@ -4,8 +4,8 @@
 named like the dataset (a DuckDB catalog is a database file, not a BigQuery project, so
 the project part is dropped), and calls `project.dataset.fn(...)`, `dataset.fn(...)` or
 `` `project.dataset.fn`(...) `` call that macro. Wildcard tables (`dataset.prefix*` with
-`_TABLE_SUFFIX`) have no DuckDB counterpart without the catalogue at translation time:
-they are refused with a message saying what to write instead.
+`_TABLE_SUFFIX`) need the catalogue (`pulse_local.translate.wildcards`, which expands them
+before these rules run): without one they are refused here, saying what to do.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def rule_wildcard_table(node: exp.Expression) -> exp.Expression | None:
         raise fail(
             node, f"wildcard table {node.name}",
             "DuckDB has no wildcard tables and the matching tables are not known when translating",
-            "Union the tables explicitly (SELECT *, 'suffix' AS _TABLE_SUFFIX FROM prefix_suffix UNION ALL ...) "
-            "in a view or dbt model and select from it.",
+            "Run it through the dbt plugin, which reads the matching tables from the warehouse "
+            "(or pass catalog= to translate()), or union the tables explicitly "
+            "(SELECT *, 'suffix' AS _TABLE_SUFFIX FROM prefix_suffix UNION ALL ...).",
         )
     return None
 

@@ -73,13 +73,24 @@ def check(
         raise typer.Exit(1)
 
 
-def _run(command: str, args: list[str]) -> None:
+_PROJECT_DIR = typer.Option(
+    help="Another dbt project, e.g. your own BigQuery one (default: the repository's dbt/).")
+_PROFILES_DIR = typer.Option(help="Folder of its profiles.yml (default: the project folder).")
+_TARGET = typer.Option("--target", "-t", help="profiles.yml target (default: PULSE_PROFILE for "
+                                               "dbt/, the profile's own default for --project-dir).")
+
+
+def _run(command: str, args: list[str], project_dir: Path | None = None,
+         profiles_dir: Path | None = None, target: str | None = None) -> None:
     from pulse_local.config import load_settings
     from pulse_local.warehouse import DbtError, keep_run, run_dbt
-    from pulse_local.warehouse.dbt import _failure_message
+    from pulse_local.warehouse.dbt import _failure_message, project_work_dir
 
     settings = load_settings()
-    result = run_dbt(settings, [command, *args], check=False, quiet=True)
+    work = project_work_dir(settings, project_dir) if project_dir is not None else None
+    result = run_dbt(settings, [command, *args], check=False, quiet=True,
+                     project_dir=project_dir, profiles_dir=profiles_dir, target=target,
+                     profile_default_target=project_dir is not None, target_path=work)
     run_dir = keep_run(settings, result)
     failed = {n.unique_id for n in result.failed}
     table = Table("node", "type", "status", "s")
@@ -98,21 +109,29 @@ def build(
     select: Annotated[str | None, _SELECT] = None,
     exclude: Annotated[str | None, typer.Option(help="dbt nodes to leave out.")] = None,
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
+    project_dir: Annotated[Path | None, _PROJECT_DIR] = None,
+    profiles_dir: Annotated[Path | None, _PROFILES_DIR] = None,
+    target: Annotated[str | None, _TARGET] = None,
 ) -> None:
-    """Run the models and their tests (dbt build) on the PULSE_PROFILE warehouse.
+    """Run the models and their tests (dbt build) on the PULSE_PROFILE warehouse, or any
+    BigQuery dbt project with --project-dir (its profile lists pulse_local.translate.dbt_plugin).
 
     Example: pulse-local dbt build --select fact_response+
     """
-    _run("build", _selection(select, exclude) + (["--full-refresh"] if full_refresh else []))
+    _run("build", _selection(select, exclude) + (["--full-refresh"] if full_refresh else []),
+         project_dir, profiles_dir, target)
 
 
 @dbt_app.command("test")
 def test(
     select: Annotated[str | None, _SELECT] = None,
     exclude: Annotated[str | None, typer.Option(help="dbt nodes to leave out.")] = None,
+    project_dir: Annotated[Path | None, _PROJECT_DIR] = None,
+    profiles_dir: Annotated[Path | None, _PROFILES_DIR] = None,
+    target: Annotated[str | None, _TARGET] = None,
 ) -> None:
     """Run the data and unit tests (dbt test) on the built warehouse.
 
     Example: pulse-local dbt test --select dim_user_scd
     """
-    _run("test", _selection(select, exclude))
+    _run("test", _selection(select, exclude), project_dir, profiles_dir, target)

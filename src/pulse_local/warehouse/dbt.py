@@ -220,6 +220,18 @@ def dbt_work_dir(settings: Settings) -> Path:
     return settings.state_dir / "dbt"
 
 
+def project_work_dir(settings: Settings, project: Path) -> Path:
+    """`dbt_work_dir` for the repository's project; ``<state_dir>/dbt/projects/<name>-<hash>``
+    for another one (its partial parse never mixes with ours, nothing lands in its folder)."""
+    project = Path(project).resolve()
+    if project == DBT_PROJECT_DIR.resolve():
+        return dbt_work_dir(settings)
+    import hashlib
+
+    digest = hashlib.sha256(str(project).encode()).hexdigest()[:8]
+    return dbt_work_dir(settings) / "projects" / f"{project.name}-{digest}"
+
+
 def _release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
 
@@ -266,7 +278,9 @@ def run_dbt(
     args: list[str],
     *,
     project_dir: Path | None = None,
+    profiles_dir: Path | None = None,
     target: str | None = None,
+    profile_default_target: bool = False,
     target_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
@@ -274,8 +288,9 @@ def run_dbt(
 ) -> DbtResult:
     """Run ``dbt <args>`` in-process for ``settings.profile`` and return every node's outcome.
 
-    ``--project-dir``/``--profiles-dir`` point at ``dbt/`` (or `project_dir`), ``--target``
-    is `target` or ``settings.profile``; `env` adds/overrides profile variables;
+    ``--project-dir``/``--profiles-dir`` point at ``dbt/`` (or `project_dir` /
+    `profiles_dir`), ``--target`` is `target` or ``settings.profile`` (or, with
+    `profile_default_target`, the profile's own default target); `env` adds/overrides profile variables;
     `target_path` is where ``target/`` and ``logs/`` go (default `dbt_work_dir`). On the
     local target the dbt-duckdb plugin ``pulse_local.cdc.dbt_plugin`` (profiles.yml)
     refreshes the ``raw`` views over the CDC's landed files when dbt opens the warehouse;
@@ -289,14 +304,15 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     project = Path(project_dir or DBT_PROJECT_DIR)
+    use_default = profile_default_target and target is None
     target = target or settings.profile
     work = Path(target_path) if target_path is not None else dbt_work_dir(settings)
     cli = list(args)
     if not _has_flag(cli, "--project-dir"):
         cli += ["--project-dir", str(project)]
     if not _has_flag(cli, "--profiles-dir"):
-        cli += ["--profiles-dir", str(project)]
-    if not _has_flag(cli, "--target", "-t"):
+        cli += ["--profiles-dir", str(profiles_dir or project)]
+    if not _has_flag(cli, "--target", "-t") and not use_default:
         cli += ["--target", target]
     if not _has_flag(cli, "--target-path"):
         cli += ["--target-path", str(work / "target")]
@@ -314,6 +330,8 @@ def run_dbt(
         finally:
             _release_duckdb()
     seconds = time.perf_counter() - started
+    if use_default:  # the target the profile chose
+        target = "profile default"
     result = DbtResult(
         args=list(args), target=target, success=bool(raw.success), seconds=seconds,
         nodes=_node_results(raw.result), raw=raw.result,
