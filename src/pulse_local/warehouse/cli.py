@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,43 +34,53 @@ def _selection(select: str | None, exclude: str | None = None) -> list[str]:
 
 @dbt_app.command("check")
 def check(
-    target: Annotated[str, typer.Option(
-        help="local: does each node translate to DuckDB? gcp: offline compile, does each "
-             "node parse as BigQuery SQL?")] = "local",
+    target: Annotated[str | None, typer.Option(
+        help="Output of the project's profile. A duckdb output (local): does each node "
+             "translate to DuckDB and bind against the sources? A bigquery output (gcp): "
+             "offline compile, does each node parse as BigQuery SQL? Default: local for dbt/, "
+             "else the profile's default target.")] = None,
     select: Annotated[str | None, _SELECT] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     project_dir: Annotated[Path | None, typer.Option(
         help="Another dbt project (default: the repository's dbt/).")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(
+        help="Directory of the profiles.yml to use (default: the project directory).")] = None,
 ) -> None:
-    """For every model, test, snapshot and hook: does it translate (and what stops it)? Runs nothing.
+    """For every model, snapshot, test and hook: would `dbt build` run it? Builds nothing.
 
-    Exit code 1 when any node does not pass; each failure names the node, its file, the line
-    and column, and the construct.
+    Translates every node, then builds the project empty in a scratch DuckDB (first run and
+    incremental run) so wrong columns and type errors show. Exit code 1 when any node does
+    not pass; each failure names the node, its file and line, and the cause.
 
-    Example: pulse-local dbt check && pulse-local dbt check --target gcp
+    Example: pulse-local dbt check && pulse-local dbt check --project-dir ../shop --target dev
     """
     from pulse_local.config import load_settings
     from pulse_local.warehouse.check import check_project
 
     report = check_project(load_settings(), target, select=_selection(select),
-                           project_dir=project_dir)
+                           project_dir=project_dir, profiles_dir=profiles_dir)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        table = Table("node", "type", "file", "result")
-        for n in sorted(report.nodes, key=lambda n: (n.ok, n.path, n.name)):
-            result = "[green]ok[/]" if n.ok else f"[red]{n.construct or 'fails'}[/]"
-            table.add_row(n.name, n.resource_type, n.path, result)
-        console.print(table)
-        for n in report.failed:
-            err.print(f"[red]x[/] {n.describe()}", highlight=False)
-            if n.offending_line:
-                err.print(f"    offending line: {n.offending_line}", highlight=False)
-            if n.hint:
-                err.print(f"    {n.hint}", highlight=False)
-        console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
+        _print_check(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _print_check(report: Any) -> None:
+    table = Table("node", "type", "file", "result")
+    for n in sorted(report.nodes, key=lambda n: (n.ok, n.path, n.name)):
+        result = ("[green]ok[/]" if n.ok else "[yellow]not bound[/]" if n.phase == "skipped"
+                  else f"[red]{n.construct or 'fails'}[/]")
+        table.add_row(n.name, n.resource_type, n.path, result)
+    console.print(table)
+    for n in report.failed:
+        err.print(f"[red]x[/] {n.describe()}", highlight=False, soft_wrap=True)
+        if n.offending_line:
+            err.print(f"    offending line: {n.offending_line}", highlight=False, soft_wrap=True)
+        if n.hint:
+            err.print(f"    {n.hint}", highlight=False)
+    console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
 
 
 def _run(command: str, args: list[str]) -> None:
