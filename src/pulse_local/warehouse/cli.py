@@ -126,3 +126,48 @@ def test(
     Example: pulse-local dbt test --select dim_user_scd
     """
     _run("test", _selection(select, exclude))
+
+
+@dbt_app.command("docs")
+def docs(
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Another dbt project (default: the repository's dbt/).")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(
+        help="Directory of the profiles.yml to use (default: the project directory).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="DuckDB output whose warehouse gives the catalog (default: local for dbt/, "
+             "else the profile's default target).")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8080,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Generate only.")] = False,
+) -> None:
+    """Generate dbt's documentation site (models, columns, lineage graph) and serve it.
+
+    The catalog is read from the local warehouse: build it first. Serves on 127.0.0.1 until
+    Ctrl-C; `pulse-local status` shows the address meanwhile.
+
+    Example: pulse-local dbt build && pulse-local dbt docs --port 8081
+    """
+    from pulse_local.config import load_settings
+    from pulse_local.warehouse.docs import (
+        forget_serving,
+        generate_docs,
+        record_serving,
+        serve_docs,
+    )
+
+    settings = load_settings()
+    site = generate_docs(settings, project_dir=project_dir, profiles_dir=profiles_dir,
+                         target=target)
+    console.print(f"dbt docs of {site.project}: {site.index}")
+    if no_serve:
+        return
+    server = serve_docs(site.directory, port)
+    record_serving(settings, server)
+    console.print(f"serving on {server.url} (Ctrl-C stops)")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.stop()
+        forget_serving(settings)

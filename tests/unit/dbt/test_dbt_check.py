@@ -182,7 +182,7 @@ def test_unknown_target_is_a_named_error(settings: Settings) -> None:
 
 
 def test_every_dbt_command_has_help_with_an_example() -> None:
-    for command in ("check", "build", "test"):
+    for command in ("check", "build", "test", "docs"):
         result = CliRunner().invoke(app, ["dbt", command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Example:" in result.output, command
