@@ -1,17 +1,17 @@
-"""Check every node of the dbt project without running it (`pulse-local dbt check`).
+"""Check every node of a dbt project without building it (`pulse-local dbt check`).
 
-* target ``local``: does each model, test, snapshot ... translate from BigQuery SQL to DuckDB
-  SQL? The project is compiled for the local target against an in-memory DuckDB with the
-  translation plugin left out, so every node's BigQuery SQL comes back (a translation error
-  stops `dbt build` at the first node; here every node is reported). Each statement then goes
-  through `pulse_local.translate` exactly as the plugin would send it, and the DuckDB SQL that
-  comes out must parse in DuckDB.
-* target ``gcp``: `compile_for_bigquery` (offline, throw-away keyfile) and every compiled
-  statement must parse as BigQuery SQL.
+* a DuckDB output (``local``): does each model, test, snapshot ... translate from BigQuery
+  SQL to DuckDB SQL, and does the translation bind? The project is compiled against an
+  in-memory DuckDB with the translation plugin left out, so every node's BigQuery SQL comes
+  back (a translation error stops `dbt build` at the first node; here every node is
+  reported), and each statement goes through `pulse_local.translate` exactly as the plugin
+  would send it. Then `pulse_local.warehouse.bind` builds the project empty in a scratch
+  DuckDB file (first run, then the incremental run), so a missing column or a type error
+  fails here with the model, its line and DuckDB's cause. See docs/dbt.md for the limits.
+* a BigQuery output (``gcp``, dbt/ only): `compile_for_bigquery` (offline, throw-away
+  keyfile) and every compiled statement must parse as BigQuery SQL.
 
-Both compile the incremental branch of incremental models (var ``pulse_offline_compile``) and
-leave unit tests out: they compile against the built warehouse's column types; `dbt build`
-translates them. Nothing runs and the warehouse file is not opened.
+The warehouse file is only read (the catalog, for source shapes), never written.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`pulse-local dbt ...`: the dbt project from the command line, registered by ``pulse_local.cli``::
 
-    app.add_typer(dbt_app, name="dbt")   # pulse-local dbt check | build | test
+    app.add_typer(dbt_app, name="dbt")   # pulse-local dbt check | build | test | docs
 
-``check`` runs nothing: per node, whether it translates to DuckDB (``--target local``) or parses
-as BigQuery SQL after an offline compile (``--target gcp``). ``build`` and ``test`` run dbt
+``check`` builds nothing: per node, whether it translates to DuckDB and binds against the
+sources' schemas (a DuckDB output such as ``local``) or parses as BigQuery SQL after an
+offline compile (``--target gcp``). ``docs`` generates dbt's site and serves it on 127.0.0.1. ``build`` and ``test`` run dbt
 in-process for ``PULSE_PROFILE`` and keep the run's ``run_results.json`` under
 ``<state_dir>/dbt/runs/``. Failures print one line per failing node; exit code 1.
 """
