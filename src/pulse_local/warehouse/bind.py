@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from pulse_local.config import Settings
 from pulse_local.warehouse.dbt import DbtNodeResult, DbtResult, _first_lines, run_dbt
@@ -88,6 +88,8 @@ class BindReport:
     #: source unique_id -> the nodes that read it (manifest's child_map)
     source_children: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: dbt errors of a whole run (no node to pin them on: the project did not parse, ...)
+    errors: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------
@@ -171,10 +173,15 @@ def _warehouse_columns(path: Path, schema: str, identifier: str,
     con = cache["con"]
     if con is None:
         return None
-    rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, identifier]).fetchall()
+    try:
+        rows = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, identifier]).fetchall()
+    except duckdb.Error as exc:  # e.g. a view over files that are gone: use the yml
+        cache.setdefault("note", f"{schema}.{identifier} in warehouse {path} not read "
+                                 f"({_first_lines(str(exc), 1)}): shaped from yml")
+        return None
     return [(str(n), str(t)) for n, t in rows] or None
 
 
@@ -237,8 +244,6 @@ def create_sources(db_file: Path, shapes: Sequence[SourceShape]) -> None:
 def _outcomes(result: DbtResult, phase: str) -> dict[str, BindOutcome]:
     out: dict[str, BindOutcome] = {}
     for node in result.nodes:
-        if node.resource_type == "operation":
-            continue
         out[node.unique_id] = BindOutcome(node.unique_id, node.name, node.resource_type,
                                           node.path or "?", _status(node), phase,
                                           node.message or "")
@@ -289,6 +294,8 @@ def bind_project(settings: Settings, project: Path, profile_name: str, output: M
                     env={"PULSE_DUCKDB_PATH": str(scratch / f"{SCRATCH_DB}.duckdb")},
                     check=False, quiet=True)
     report.outcomes.update(_outcomes(first, "first run"))
+    if first.error and not first.nodes:
+        report.errors.append(f"first run: {_first_lines(first.error, 4)}")
     again = sorted(
         o.name for uid, o in report.outcomes.items()
         if o.status == "ok" and (o.resource_type == "snapshot" or (
@@ -300,6 +307,8 @@ def bind_project(settings: Settings, project: Path, profile_name: str, output: M
                          project_dir=project, target=target_name, target_path=work / "bind",
                          env={"PULSE_DUCKDB_PATH": str(scratch / f"{SCRATCH_DB}.duckdb")},
                          check=False, quiet=True)
+        if second.error and not second.nodes:
+            report.errors.append(f"incremental run: {_first_lines(second.error, 4)}")
         for uid, outcome in _outcomes(second, "incremental run").items():
             if outcome.status != "ok":
                 report.outcomes[uid] = outcome

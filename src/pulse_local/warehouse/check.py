@@ -86,6 +86,8 @@ class CheckReport:
     not_checked: str = ""
     #: "duckdb" (translate + bind) or "bigquery" (parse)
     kind: str = "duckdb"
+    #: what the check noticed on the way (e.g. the warehouse could not be read for shapes)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,7 +112,8 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "ok": self.ok, "summary": self.summary(),
-                "not_checked": self.not_checked, "nodes": [asdict(n) for n in self.nodes]}
+                "not_checked": self.not_checked, "notes": self.notes,
+                "nodes": [asdict(n) for n in self.nodes]}
 
 
 def _source_position(raw_code: str | None, compiled: str, line: int | None) -> tuple[int | None, bool, str]:
@@ -253,16 +256,17 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
                     node.name, node.resource_type, node.path or "?", node.compiled_code,
                     raw_codes.get(node.unique_id))
         if bind:
-            _bind_into(settings, project, profile_name, output, manifest, Path(tmp), select,
-                       by_id, raw_codes)
+            report.notes += _bind_into(settings, project, profile_name, output, manifest,
+                                       Path(tmp), select, by_id, raw_codes)
     report.nodes.extend(by_id.values())
     return report
 
 
 def _bind_into(settings: Settings, project: Path, profile_name: str, output: dict[str, Any],
                manifest: dict[str, Any], tmp: Path, select: Sequence[str],
-               by_id: dict[str, NodeCheck], raw_codes: dict[str, str | None]) -> None:
-    """Run the empty build and fold its outcomes into `by_id` (translation failures win)."""
+               by_id: dict[str, NodeCheck], raw_codes: dict[str, str | None]) -> list[str]:
+    """Run the empty build and fold its outcomes into `by_id` (translation failures win);
+    returns the bind's notes."""
     from pulse_local.warehouse.bind import bind_project, render_profile_value
     from pulse_local.warehouse.dbt import dbt_env
 
@@ -276,6 +280,10 @@ def _bind_into(settings: Settings, project: Path, profile_name: str, output: dic
     bind_select = _upstream_selection(select)
     bound = bind_project(settings, project, profile_name, output, manifest, tmp / "bind",
                          select=bind_select, warehouse=warehouse)
+    for error in bound.errors:
+        by_id[f"pulse_check.{error[:20]}"] = NodeCheck(
+            "dbt build --empty", "project", "dbt_project.yml", False, construct="dbt",
+            reason=error, phase=error.split(":", 1)[0])
     sources_of: dict[str, list[str]] = {}
     for source, children in bound.source_children.items():
         for child in children:
@@ -302,6 +310,7 @@ def _bind_into(settings: Settings, project: Path, profile_name: str, output: dic
             by_id[uid] = NodeCheck(check.name, check.resource_type, check.path, False,
                                    reason="not bound: the empty build did not reach it",
                                    phase="skipped")
+    return bound.notes
 
 
 def _upstream_selection(select: Sequence[str]) -> list[str]:

@@ -81,6 +81,8 @@ def _print_check(report: Any) -> None:
             err.print(f"    offending line: {n.offending_line}", highlight=False, soft_wrap=True)
         if n.hint:
             err.print(f"    {n.hint}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
     console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
 
 

@@ -26,7 +26,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from pulse_local.config import Settings
 from pulse_local.errors import ConfigError
@@ -127,7 +127,8 @@ class DocsServer:
             raise ConfigError(f"cannot serve the dbt docs on {host}:{port} ({exc}): "
                               "choose another port with --port") from None
         self.directory = directory
-        self.host, self.port = self._server.server_address[:2]
+        bound_host, self.port = self._server.server_address[:2]
+        self.host = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dbt-docs",
                                         daemon=True)
         self._thread.start()
