@@ -101,3 +101,25 @@ def test_site_is_served_and_status_links_to_it(site: Path, state: Path,
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(server.url + "index.html", timeout=5)
     assert docs_location(settings) == str(site / "index.html")
+
+
+def test_docs_of_another_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--project-dir: any DuckDB project (here tests/fixtures/bq_project, built first)."""
+    import shutil
+
+    project = Path(shutil.copytree(Path(__file__).resolve().parents[2] / "fixtures" / "bq_project",
+                                   tmp_path / "bq_project"))
+    monkeypatch.setenv("PULSE_BQ_PROJECT_DUCKDB", str(tmp_path / "bq.duckdb"))
+    monkeypatch.setenv("PULSE_STATE_DIR", str(tmp_path / "state"))
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    run_dbt(settings, ["build", "--select", "+order_items"], project_dir=project,
+            target="duckdb", target_path=tmp_path / "work", quiet=True)
+    result = CliRunner().invoke(app, ["dbt", "docs", "--project-dir", str(project),
+                                      "--profiles-dir", str(project), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    site = tmp_path / "state" / "dbt" / "docs" / "bq_project" / "target"
+    catalog = json.loads((site / "catalog.json").read_text())
+    assert "sku" in catalog["nodes"]["model.bq_project.order_items"]["columns"]
+    parents = json.loads((site / "manifest.json").read_text())["parent_map"]
+    assert parents["model.bq_project.order_items"] == ["model.bq_project.stg_orders"]
+    assert docs_location(settings) == str(site / "index.html")

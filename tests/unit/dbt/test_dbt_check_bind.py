@@ -17,8 +17,15 @@ from typer.testing import CliRunner
 
 from pulse_local.cli import app
 from pulse_local.config import Settings
-from pulse_local.warehouse.bind import BindFailure, duckdb_type, explain, line_of
-from pulse_local.warehouse.check import check_project
+from pulse_local.warehouse.bind import (
+    BindFailure,
+    duckdb_type,
+    explain,
+    line_of,
+    render_profile_value,
+    scratch_output,
+)
+from pulse_local.warehouse.check import _upstream_selection, check_project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BROKEN = FIXTURES / "bq_project_broken"
@@ -134,3 +141,31 @@ def test_explain_finds_the_subject_and_the_line() -> None:
     assert cause.reason.endswith('(Candidate bindings: "id")')
     assert line_of("select\n  id,\n  -- nope in a comment\n  nope\nfrom t", cause) == (4, "nope")
     assert line_of("select 1", BindFailure("Binder Error", "x", "missing")) == (None, None)
+
+
+def test_scratch_output_keeps_the_output_but_never_its_files(tmp_path: Path) -> None:
+    output = {"type": "duckdb", "path": "/data/prod.duckdb", "threads": 4,
+              "plugins": [{"module": "pulse_local.cdc.dbt_plugin"}, {"module": "other.plugin"}],
+              "attach": [{"path": "/data/events.duckdb", "read_only": True},
+                         {"path": "/data/x.duckdb", "alias": "ga4"}]}
+    out = scratch_output(output, tmp_path)
+    assert out["path"] == str(tmp_path / "pulse_check.duckdb") and out["threads"] == 4
+    assert [p["module"] for p in out["plugins"]] == ["pulse_local.translate.dbt_plugin", "other.plugin"]
+    assert [(a["alias"], a["path"], a["read_only"]) for a in out["attach"]] == [
+        ("events", str(tmp_path / "events.duckdb"), False), ("ga4", str(tmp_path / "ga4.duckdb"), False)]
+    assert output["path"] == "/data/prod.duckdb"  # the caller's output is not changed
+
+
+def test_selection_is_widened_to_ancestors() -> None:
+    assert _upstream_selection(["--select", "a +b tag:x", "--exclude", "c"]) == [
+        "--select", "+a +b +tag:x", "--exclude", "c"]
+    assert _upstream_selection([]) == []
+
+
+def test_profile_values_render_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULSE_NOT_SET", raising=False)
+    text = "{{ env_var('PULSE_NOT_SET', 'dflt') }}/{{ env_var('A') }}.duckdb"
+    assert render_profile_value(text, {"A": "w"}) == "dflt/w.duckdb"
+    assert render_profile_value(3, {}) == 3
+    with pytest.raises(KeyError, match="PULSE_NOT_SET"):
+        render_profile_value("{{ env_var('PULSE_NOT_SET') }}", {})
