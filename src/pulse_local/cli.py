@@ -288,10 +288,10 @@ _register_source_commands()
 
 
 def _register_warehouse_commands() -> None:
-    """`dbt check|build|test` (defined beside the warehouse code, pulse_local.warehouse.cli)."""
+    """`dbt check|build|test|docs` (defined beside the warehouse code, pulse_local.warehouse.cli)."""
     from pulse_local.warehouse.cli import dbt_app
 
-    app.add_typer(dbt_app, name="dbt", help="The dbt project: check translation, build, test.")
+    app.add_typer(dbt_app, name="dbt", help="The dbt project: check, build, test, docs.")
 
 
 _register_warehouse_commands()

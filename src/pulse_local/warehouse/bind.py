@@ -62,6 +62,8 @@ class SourceShape:
     identifier: str
     columns: tuple[tuple[str, str], ...]
     origin: str  # "warehouse" or "yml"
+    #: the source's database (an attached database's alias, or the target's own)
+    database: str = ""
 
 
 @dataclass
@@ -201,7 +203,7 @@ def source_shapes(manifest: Mapping[str, Any], warehouse: Path | None
                  if warehouse is not None else None)
         if found:
             shapes.append(SourceShape(uid, label, src["schema"], src["identifier"],
-                                      tuple(found), "warehouse"))
+                                      tuple(found), "warehouse", src.get("database") or ""))
             continue
         columns = list((src.get("columns") or {}).values())
         untyped = [c["name"] for c in columns if not c.get("data_type")]
@@ -217,24 +219,32 @@ def source_shapes(manifest: Mapping[str, Any], warehouse: Path | None
         except (UntranslatableSQL, SqlglotError) as exc:
             unknown[uid] = f"{label}: a column data_type does not translate ({_first_lines(str(exc), 1)})"
             continue
-        shapes.append(SourceShape(uid, label, src["schema"], src["identifier"], typed, "yml"))
+        shapes.append(SourceShape(uid, label, src["schema"], src["identifier"], typed, "yml",
+                                  src.get("database") or ""))
     if cache.get("con") is not None:
         cache["con"].close()
     return shapes, unknown, [cache["note"]] if "note" in cache else []
 
 
-def create_sources(db_file: Path, shapes: Sequence[SourceShape]) -> None:
-    """Create each source relation empty in the scratch DuckDB file."""
+def create_sources(scratch_dir: Path, shapes: Sequence[SourceShape],
+                   attached: Sequence[str] = ()) -> None:
+    """Create each source relation empty in the scratch DuckDB file (``<alias>.duckdb`` when
+    its database is one of the `attached` aliases, else the scratch database)."""
     import duckdb
 
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
-    with duckdb.connect(str(db_file)) as con:
-        for shape in shapes:
-            con.execute(f"create schema if not exists {q(shape.schema)}")
-            cols = ", ".join(f"{q(n)} {t}" for n, t in shape.columns)
-            con.execute(f"create table {q(shape.schema)}.{q(shape.identifier)} ({cols})")
+    by_file: dict[str, list[SourceShape]] = {}
+    for shape in shapes:
+        name = shape.database if shape.database in attached else SCRATCH_DB
+        by_file.setdefault(name, []).append(shape)
+    for name, group in by_file.items():
+        with duckdb.connect(str(scratch_dir / f"{name}.duckdb")) as con:
+            for shape in group:
+                con.execute(f"create schema if not exists {q(shape.schema)}")
+                cols = ", ".join(f"{q(n)} {t}" for n, t in shape.columns)
+                con.execute(f"create table {q(shape.schema)}.{q(shape.identifier)} ({cols})")
 
 
 # --------------------------------------------------------------------------------------
@@ -282,10 +292,11 @@ def bind_project(settings: Settings, project: Path, profile_name: str, output: M
     profiles = work / "bind-profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     target_name = "pulse_check"
+    scratch_profile = scratch_output(output, scratch)
     (profiles / "profiles.yml").write_text(yaml.safe_dump(
-        {profile_name: {"target": target_name,
-                        "outputs": {target_name: scratch_output(output, scratch)}}}))
-    create_sources(scratch / f"{SCRATCH_DB}.duckdb", report.sources)
+        {profile_name: {"target": target_name, "outputs": {target_name: scratch_profile}}}))
+    create_sources(scratch, report.sources,
+                   [a["alias"] for a in scratch_profile.get("attach") or []])
     common = ["--log-level", "none", "--profiles-dir", str(profiles), "--target", target_name]
     if vars_:
         common += ["--vars", json.dumps(dict(vars_))]

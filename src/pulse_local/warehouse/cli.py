@@ -22,7 +22,7 @@ from rich.table import Table
 console = Console()
 err = Console(stderr=True)
 
-dbt_app = typer.Typer(help="The dbt project (dbt/): check translation, build, test.",
+dbt_app = typer.Typer(help="A dbt project (default dbt/): check, build, test, docs.",
                       no_args_is_help=True)
 
 _SELECT = typer.Option("--select", "-s", help="dbt node selection (e.g. fact_response+).")

@@ -19,6 +19,8 @@ from pulse_local.cli import app
 from pulse_local.config import Settings
 from pulse_local.warehouse.bind import (
     BindFailure,
+    SourceShape,
+    create_sources,
     duckdb_type,
     explain,
     line_of,
@@ -169,3 +171,15 @@ def test_profile_values_render_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
     assert render_profile_value(3, {}) == 3
     with pytest.raises(KeyError, match="PULSE_NOT_SET"):
         render_profile_value("{{ env_var('PULSE_NOT_SET') }}", {})
+
+
+def test_sources_of_an_attached_database_go_to_its_scratch_file(tmp_path: Path) -> None:
+    shapes = [SourceShape("source.p.ga4.events", "ga4 events", "analytics", "events_2024",
+                          (("event_name", "VARCHAR"),), "yml", "ga4"),
+              SourceShape("source.p.shop.orders", "orders", "shop_raw", "orders",
+                          (("order_id", "BIGINT"),), "yml", "memory")]
+    create_sources(tmp_path, shapes, ["ga4"])
+    with duckdb.connect(str(tmp_path / "ga4.duckdb"), read_only=True) as con:
+        assert con.execute("select * from analytics.events_2024").description[0][0] == "event_name"
+    with duckdb.connect(str(tmp_path / "pulse_check.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from shop_raw.orders").fetchone() == (0,)
