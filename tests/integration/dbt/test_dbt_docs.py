@@ -123,3 +123,39 @@ def test_docs_of_another_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     parents = json.loads((site / "manifest.json").read_text())["parent_map"]
     assert parents["model.bq_project.order_items"] == ["model.bq_project.stg_orders"]
     assert docs_location(settings) == str(site / "index.html")
+
+
+def test_cli_serves_until_interrupted(site: Path, state: Path) -> None:
+    """`pulse-local dbt docs --port P` in its own process: serves, status shows the URL while
+    it runs, Ctrl-C (SIGINT) stops it and the address is forgotten."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pulse_local.stack.process import free_port
+
+    port = free_port()
+    env = {**os.environ, "PULSE_STATE_DIR": str(state)}
+    env.pop("PULSE_DUCKDB_PATH", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pulse_local.cli", "dbt", "docs", "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    settings = Settings(profile="local", state_dir=state)
+    try:
+        deadline = time.monotonic() + 180  # dbt docs generate first: a readiness wait, not a timing assertion
+        while docs_location(settings) != url:
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            assert time.monotonic() < deadline, "pulse-local dbt docs did not start serving"
+            time.sleep(0.5)
+        assert _get(url + "index.html")[0] == 200
+        assert _get(url + "catalog.json")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    assert f"serving on {url}" in output and "stopped" in output
+    assert docs_location(settings) == str(site / "index.html")
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "index.html", timeout=5)
