@@ -72,11 +72,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """
     from pulse_local.stack import stack_for
 
-    statuses = stack_for(_settings()).status()
+    settings = _settings()
+    statuses = stack_for(settings).status()
     if as_json:
         print(json.dumps([s.as_dict() for s in statuses], indent=2))
     else:
         _print_status(statuses)
+        _print_docs_location(settings)
     if any(s.health != "healthy" for s in statuses):
         raise typer.Exit(1)
 
@@ -88,6 +90,15 @@ def _print_status(statuses: list) -> None:
         table.add_row(s.name, s.address, f"[{colours[s.health]}]{s.health}[/]",
                       str(s.pid or ""), s.detail)
     console.print(table)
+
+
+def _print_docs_location(settings: Settings) -> None:
+    """The dbt docs site: its URL while `pulse-local dbt docs` serves it, else its index.html."""
+    from pulse_local.warehouse.docs import docs_location
+
+    where = docs_location(settings)
+    if where:
+        console.print(f"dbt docs: {where}", soft_wrap=True)
 
 
 @app.command()
@@ -277,10 +288,10 @@ _register_source_commands()
 
 
 def _register_warehouse_commands() -> None:
-    """`dbt check|build|test` (defined beside the warehouse code, pulse_local.warehouse.cli)."""
+    """`dbt check|build|test|docs` (defined beside the warehouse code, pulse_local.warehouse.cli)."""
     from pulse_local.warehouse.cli import dbt_app
 
-    app.add_typer(dbt_app, name="dbt", help="The dbt project: check translation, build, test.")
+    app.add_typer(dbt_app, name="dbt", help="The dbt project: check, build, test, docs.")
 
 
 _register_warehouse_commands()

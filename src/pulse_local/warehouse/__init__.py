@@ -4,8 +4,11 @@
   = DuckDB through the BigQuery->DuckDB translation plugin, ``gcp`` = BigQuery).
 * `check_gcp_offline(settings)` parses and compiles the project for BigQuery without any
   network access and checks that every compiled statement is valid BigQuery SQL.
-* `pulse_local.warehouse.check`: per node, does it translate to DuckDB / parse as BigQuery
-  (`pulse-local dbt check`), without running anything.
+* `pulse_local.warehouse.check`: per node, does it translate to DuckDB and bind against the
+  sources (an empty build in a scratch file, `pulse_local.warehouse.bind`) / parse as
+  BigQuery (`pulse-local dbt check`).
+* `pulse_local.warehouse.docs`: dbt's documentation site, generated and served
+  (`pulse-local dbt docs`).
 * `keep_run(settings, result)` keeps a run's ``run_results.json`` under
   ``<state_dir>/dbt/runs/<UTC start>-<command>/``.
 * `pulse_local.warehouse.raw` describes the raw layer (Datastream's BigQuery shape).

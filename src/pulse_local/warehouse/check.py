@@ -1,21 +1,22 @@
-"""Check every node of the dbt project without running it (`pulse-local dbt check`).
+"""Check every node of a dbt project without building it (`pulse-local dbt check`).
 
-* target ``local``: does each model, test, snapshot ... translate from BigQuery SQL to DuckDB
-  SQL? The project is compiled for the local target against an in-memory DuckDB with the
-  translation plugin left out, so every node's BigQuery SQL comes back (a translation error
-  stops `dbt build` at the first node; here every node is reported). Each statement then goes
-  through `pulse_local.translate` exactly as the plugin would send it, and the DuckDB SQL that
-  comes out must parse in DuckDB.
-* target ``gcp``: `compile_for_bigquery` (offline, throw-away keyfile) and every compiled
-  statement must parse as BigQuery SQL.
+* a DuckDB output (``local``): does each model, test, snapshot ... translate from BigQuery
+  SQL to DuckDB SQL, and does the translation bind? The project is compiled against an
+  in-memory DuckDB with the translation plugin left out, so every node's BigQuery SQL comes
+  back (a translation error stops `dbt build` at the first node; here every node is
+  reported), and each statement goes through `pulse_local.translate` exactly as the plugin
+  would send it. Then `pulse_local.warehouse.bind` builds the project empty in a scratch
+  DuckDB file (first run, then the incremental run), so a missing column or a type error
+  fails here with the model, its line and DuckDB's cause. See docs/dbt.md for the limits.
+* a BigQuery output (``gcp``, dbt/ only): `compile_for_bigquery` (offline, throw-away
+  keyfile) and every compiled statement must parse as BigQuery SQL.
 
-Both compile the incremental branch of incremental models (var ``pulse_offline_compile``) and
-leave unit tests out: they compile against the built warehouse's column types; `dbt build`
-translates them. Nothing runs and the warehouse file is not opened.
+The warehouse file is only read (the catalog, for source shapes), never written.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,9 @@ class NodeCheck:
     in_compiled: bool = False
     offending_line: str | None = None
     hint: str | None = None
+    #: where it failed: None (compile / translation), "first run" or "incremental run" of
+    #: the empty build, "skipped" (not bound because a node it depends on fails)
+    phase: str | None = None
 
     @property
     def where(self) -> str:
@@ -80,6 +84,10 @@ class CheckReport:
     target: str
     nodes: list[NodeCheck] = field(default_factory=list)
     not_checked: str = ""
+    #: "duckdb" (translate + bind) or "bigquery" (parse)
+    kind: str = "duckdb"
+    #: what the check noticed on the way (e.g. the warehouse could not be read for shapes)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,16 +95,25 @@ class CheckReport:
 
     @property
     def failed(self) -> list[NodeCheck]:
-        return [n for n in self.nodes if not n.ok]
+        """Nodes that fail themselves (not those only skipped because of another)."""
+        return [n for n in self.nodes if not n.ok and n.phase != "skipped"]
+
+    @property
+    def skipped(self) -> list[NodeCheck]:
+        """Nodes not bound because a node they depend on fails."""
+        return [n for n in self.nodes if n.phase == "skipped"]
 
     def summary(self) -> str:
-        verb = "translate to DuckDB" if self.target == "local" else "parse as BigQuery SQL"
-        return (f"{len(self.nodes) - len(self.failed)} of {len(self.nodes)} nodes {verb}"
-                + (f"; {len(self.failed)} do not" if self.failed else ""))
+        verb = ("parse as BigQuery SQL" if self.kind == "bigquery"
+                else "translate to DuckDB and bind")
+        return (f"{sum(n.ok for n in self.nodes)} of {len(self.nodes)} nodes {verb}"
+                + (f"; {len(self.failed)} do not" if self.failed else "")
+                + (f"; {len(self.skipped)} not bound (upstream fails)" if self.skipped else ""))
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "ok": self.ok, "summary": self.summary(),
-                "not_checked": self.not_checked, "nodes": [asdict(n) for n in self.nodes]}
+                "not_checked": self.not_checked, "notes": self.notes,
+                "nodes": [asdict(n) for n in self.nodes]}
 
 
 def _source_position(raw_code: str | None, compiled: str, line: int | None) -> tuple[int | None, bool, str]:
@@ -146,65 +163,190 @@ def _raw_codes(result: DbtResult) -> dict[str, str | None]:
             for r in (getattr(result.raw, "results", None) or [])}
 
 
-def _check_profile(project: Path, profiles_dir: Path, out_dir: Path) -> Path:
-    """profiles.yml with the project's ``local`` output on an in-memory DuckDB and without
-    the translation and CDC plugins; returns its directory."""
+def profile_output(project: Path, profiles_dir: Path, target: str | None) -> tuple[str, str, dict[str, Any]]:
+    """(profile name, target name, output) of `project` in ``profiles_dir/profiles.yml``;
+    `target` None means the profile's default target (rendered like dbt: ``env_var()``)."""
+    from pulse_local.warehouse.bind import render_profile_value
+
     profile_name = yaml.safe_load((project / "dbt_project.yml").read_text())["profile"]
     profiles_file = profiles_dir / "profiles.yml"
     try:
-        output = dict(yaml.safe_load(profiles_file.read_text())[profile_name]["outputs"]["local"])
+        profile = yaml.safe_load(profiles_file.read_text())[profile_name]
+        outputs = profile["outputs"]
     except (OSError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{profiles_file} has no output 'local' in profile {profile_name!r} "
-                          f"({type(exc).__name__}: {exc}): the translation check compiles the "
-                          "local (DuckDB) target") from None
+        raise ConfigError(f"{profiles_file} has no profile {profile_name!r} with outputs "
+                          f"({type(exc).__name__}: {exc}): pass --profiles-dir DIR holding the "
+                          "project's profiles.yml") from None
+    name = target or str(render_profile_value(profile.get("target", ""), {}))
+    if name not in outputs:
+        raise ConfigError(f"unknown dbt target {name!r} in profile {profile_name!r} of "
+                          f"{profiles_file}: use one of {' or '.join(sorted(outputs))}")
+    return profile_name, name, dict(outputs[name])
+
+
+def _check_profile(profile_name: str, target: str, output: dict[str, Any], out_dir: Path) -> Path:
+    """profiles.yml with the output `target` on an in-memory DuckDB and without the
+    translation and CDC plugins; returns its directory."""
+    output = dict(output)
     output["path"] = ":memory:"
     output["plugins"] = [p for p in output.get("plugins") or []
                          if (p.get("module") if isinstance(p, dict) else p) not in _LEFT_OUT_PLUGINS]
+    output.pop("attach", None)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profiles.yml").write_text(yaml.safe_dump(
-        {profile_name: {"target": "local", "outputs": {"local": output}}}))
+        {profile_name: {"target": target, "outputs": {target: output}}}))
     return out_dir
 
 
+def _bind_failure(outcome: Any, raw_code: str | None, unknown: dict[str, str],
+                  sources_of: dict[str, list[str]]) -> NodeCheck:
+    from pulse_local.warehouse.bind import explain, line_of
+
+    missing = [unknown[s] for s in sources_of.get(outcome.unique_id, []) if s in unknown]
+    if missing:
+        return NodeCheck(outcome.name, outcome.resource_type, outcome.path, False,
+                         construct="source shape", reason=missing[0], phase=outcome.phase,
+                         hint="Give the source's columns a data_type in its yml.")
+    cause = explain(outcome.message)
+    line, text = line_of(raw_code, cause)
+    return NodeCheck(outcome.name, outcome.resource_type, outcome.path, False,
+                     construct=f"{cause.construct} ({outcome.phase})", reason=cause.reason,
+                     line=line, offending_line=text, phase=outcome.phase,
+                     hint="DuckDB refused the translated SQL over empty relations shaped like "
+                          "the sources: the build would fail the same way.")
+
+
 def check_translation(settings: Settings, *, project_dir: Path | None = None,
-                      select: Sequence[str] = ()) -> CheckReport:
-    """Every node of the local target: does its BigQuery SQL translate to DuckDB SQL?
+                      select: Sequence[str] = (), target: str | None = None,
+                      profiles_dir: Path | None = None, bind: bool = True) -> CheckReport:
+    """Every node of a DuckDB target: does its BigQuery SQL translate to DuckDB SQL, and does
+    the translation bind against the sources' schemas (an empty build, both incremental
+    branches; `pulse_local.warehouse.bind`)?
 
     `select` adds dbt arguments (``["--select", "fact_response"]``). Raises `DbtError` only
     when dbt cannot parse the project at all; a node that does not compile is reported."""
     project = Path(project_dir or DBT_PROJECT_DIR)
-    report = CheckReport("local", not_checked="unit tests (they compile against the built "
-                                              "warehouse; dbt build translates them)")
+    profile_name, target_name, output = profile_output(
+        project, Path(profiles_dir or project), target or ("local" if project_dir is None else None))
+    report = CheckReport(target_name, not_checked="data tests' results (they run over empty "
+                                                  "relations: only their SQL is checked)")
     with tempfile.TemporaryDirectory(prefix="pulse-dbt-check-") as tmp:
-        profiles = _check_profile(project, project, Path(tmp) / "profiles")
+        profiles = _check_profile(profile_name, target_name, output, Path(tmp) / "profiles")
         result = run_dbt(
             settings,
             ["--no-populate-cache", "compile", "--profiles-dir", str(profiles),
              "--vars", "{pulse_offline_compile: true, pulse_translation_check: true}", "--exclude", "resource_type:unit_test",
              *select],
-            project_dir=project, target="local", target_path=Path(tmp) / "work",
+            project_dir=project, target=target_name, target_path=Path(tmp) / "work",
             env={"PULSE_DUCKDB_PATH": ":memory:"}, check=False, quiet=True,
         )
-    if not result.nodes and not result.success:
-        from pulse_local.warehouse.dbt import DbtError, _failure_message
+        if not result.nodes and not result.success:
+            from pulse_local.warehouse.dbt import DbtError, _failure_message
 
-        raise DbtError(_failure_message(result), result)
-    raw_codes = _raw_codes(result)
-    for node in result.nodes:
-        if not node.ok:
-            report.nodes.append(_compile_failure(node))
-        elif node.compiled_code:
-            report.nodes.append(_translation_check(node.name, node.resource_type, node.path or "?",
-                                                   node.compiled_code, raw_codes.get(node.unique_id)))
+            raise DbtError(_failure_message(result), result)
+        manifest_file = Path(tmp) / "work" / "target" / "manifest.json"
+        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        raw_codes = _raw_codes(result)
+        by_id: dict[str, NodeCheck] = {}
+        for node in result.nodes:
+            if not node.ok:
+                by_id[node.unique_id] = _compile_failure(node)
+            elif node.compiled_code:
+                by_id[node.unique_id] = _translation_check(
+                    node.name, node.resource_type, node.path or "?", node.compiled_code,
+                    raw_codes.get(node.unique_id))
+        if bind:
+            report.notes += _bind_into(settings, project, profile_name, output, manifest,
+                                       Path(tmp), select, by_id, raw_codes)
+    report.nodes.extend(by_id.values())
     return report
 
 
+def _bind_into(settings: Settings, project: Path, profile_name: str, output: dict[str, Any],
+               manifest: dict[str, Any], tmp: Path, select: Sequence[str],
+               by_id: dict[str, NodeCheck], raw_codes: dict[str, str | None]) -> list[str]:
+    """Run the empty build and fold its outcomes into `by_id` (translation failures win);
+    returns the bind's notes."""
+    from pulse_local.warehouse.bind import bind_project, render_profile_value
+    from pulse_local.warehouse.dbt import dbt_env
+
+    env = {**dbt_env(settings), "PULSE_PROFILE": "local"}
+    try:
+        warehouse: Path | None = Path(str(render_profile_value(output.get("path", ""), env)))
+    except KeyError:
+        warehouse = None
+    if warehouse is not None and str(warehouse) in ("", ":memory:"):
+        warehouse = None
+    bind_select = _upstream_selection(select)
+    bound = bind_project(settings, project, profile_name, output, manifest, tmp / "bind",
+                         select=bind_select, warehouse=warehouse)
+    for error in bound.errors:
+        by_id[f"pulse_check.{error[:20]}"] = NodeCheck(
+            "dbt build --empty", "project", "dbt_project.yml", False, construct="dbt",
+            reason=error, phase=error.split(":", 1)[0])
+    sources_of: dict[str, list[str]] = {}
+    for source, children in bound.source_children.items():
+        for child in children:
+            sources_of.setdefault(child, []).append(source)
+    nodes = manifest.get("nodes", {})
+    for uid, outcome in bound.outcomes.items():
+        if uid not in by_id:
+            tested = (nodes.get(uid, {}).get("depends_on", {}).get("nodes") or [None])[0] \
+                if outcome.resource_type == "unit_test" else None
+            if outcome.resource_type != "unit_test" or (select and tested not in by_id):
+                continue  # upstream of the selection: built only to bind the selection
+            by_id[uid] = NodeCheck(outcome.name, outcome.resource_type, outcome.path, True)
+        if not by_id[uid].ok:
+            continue
+        if outcome.status == "error":
+            by_id[uid] = _bind_failure(outcome, raw_codes.get(uid) or nodes.get(uid, {}).get("raw_code"),
+                                       bound.unknown_sources, sources_of)
+        elif outcome.status == "skipped":
+            by_id[uid] = NodeCheck(outcome.name, outcome.resource_type, outcome.path, False,
+                                   reason="not bound: a node it depends on fails",
+                                   phase="skipped")
+    for uid, check in by_id.items():  # compiled but never reached by the empty build
+        if check.ok and uid not in bound.outcomes and check.resource_type != "operation":
+            by_id[uid] = NodeCheck(check.name, check.resource_type, check.path, False,
+                                   reason="not bound: the empty build did not reach it",
+                                   phase="skipped")
+    return bound.notes
+
+
+def _upstream_selection(select: Sequence[str]) -> list[str]:
+    """The dbt selection arguments with every ``--select`` selector widened to its
+    ancestors (``+x``): the empty build needs the upstream relations to bind against."""
+    out: list[str] = []
+    widen = False
+    for arg in select:
+        if arg in ("--select", "-s", "--models", "-m"):
+            widen = True
+            out.append(arg)
+            continue
+        if arg.startswith("-"):
+            widen = False
+            out.append(arg)
+            continue
+        out.append(" ".join(p if p.startswith(("+", "@")) else "+" + p for p in arg.split())
+                   if widen else arg)
+    return out
+
+
 def check_bigquery(settings: Settings, *, project_dir: Path | None = None,
-                   select: Sequence[str] = ()) -> CheckReport:
-    """Every node of the gcp target, compiled offline: does its SQL parse as BigQuery SQL?"""
+                   select: Sequence[str] = (), target: str | None = None,
+                   profiles_dir: Path | None = None) -> CheckReport:
+    """Every node of the gcp target, compiled offline: does its SQL parse as BigQuery SQL?
+
+    Only the repository's project (its gcp output reads the throw-away keyfile from
+    ``PULSE_BQ_KEYFILE``); another project's BigQuery output is a `ConfigError`."""
+    if project_dir is not None and Path(project_dir).resolve() != DBT_PROJECT_DIR.resolve():
+        raise ConfigError("dbt check of a BigQuery output works for the repository's dbt/ "
+                          "project only: check another project on its DuckDB output "
+                          "(--target <duckdb output>)")
     result = compile_for_bigquery(settings, project_dir=project_dir, select=select, check=False)
     report = CheckReport("gcp", not_checked="unit tests (they need the warehouse's column "
-                                            "types); model hooks (not part of compiled SQL)")
+                                            "types); model hooks (not part of compiled SQL)",
+                         kind="bigquery")
     for node in result.nodes:
         if not node.ok:
             report.nodes.append(_compile_failure(node))
@@ -217,15 +359,24 @@ def check_bigquery(settings: Settings, *, project_dir: Path | None = None,
     return report
 
 
-#: What `pulse-local dbt check --target <target>` runs.
-CHECKS: dict[str, Callable[..., CheckReport]] = {"local": check_translation, "gcp": check_bigquery}
+#: What `pulse-local dbt check --target <target>` runs, by the output's adapter type.
+CHECKS: dict[str, Callable[..., CheckReport]] = {"duckdb": check_translation,
+                                                 "bigquery": check_bigquery}
 
 
-def check_project(settings: Settings, target: str, *, project_dir: Path | None = None,
+def check_project(settings: Settings, target: str | None = None, *,
+                  project_dir: Path | None = None, profiles_dir: Path | None = None,
                   select: Sequence[str] = ()) -> CheckReport:
-    """`check_translation` (``local``) or `check_bigquery` (``gcp``)."""
+    """`check_translation` for a DuckDB output, `check_bigquery` for a BigQuery output.
+
+    `target` None: ``local`` for the repository's project, else the profile's default."""
+    project = Path(project_dir or DBT_PROJECT_DIR)
+    chosen = target or ("local" if project_dir is None else None)
+    _, name, output = profile_output(project, Path(profiles_dir or project), chosen)
     try:
-        checker = CHECKS[target]
+        checker = CHECKS[str(output.get("type"))]
     except KeyError:
-        raise ConfigError(f"unknown dbt target {target!r}: use local or gcp") from None
-    return checker(settings, project_dir=project_dir, select=select)
+        raise ConfigError(f"dbt target {name!r} is a {output.get('type')!r} output: dbt check "
+                          "knows duckdb (translate + bind) and bigquery (parse)") from None
+    return checker(settings, project_dir=project_dir, select=select, target=name,
+                   profiles_dir=profiles_dir)

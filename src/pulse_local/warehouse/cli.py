@@ -1,9 +1,10 @@
 """`pulse-local dbt ...`: the dbt project from the command line, registered by ``pulse_local.cli``::
 
-    app.add_typer(dbt_app, name="dbt")   # pulse-local dbt check | build | test
+    app.add_typer(dbt_app, name="dbt")   # pulse-local dbt check | build | test | docs
 
-``check`` runs nothing: per node, whether it translates to DuckDB (``--target local``) or parses
-as BigQuery SQL after an offline compile (``--target gcp``). ``build`` and ``test`` run dbt
+``check`` builds nothing: per node, whether it translates to DuckDB and binds against the
+sources' schemas (a DuckDB output such as ``local``) or parses as BigQuery SQL after an
+offline compile (``--target gcp``). ``docs`` generates dbt's site and serves it on 127.0.0.1. ``build`` and ``test`` run dbt
 in-process for ``PULSE_PROFILE`` and keep the run's ``run_results.json`` under
 ``<state_dir>/dbt/runs/``. Failures print one line per failing node; exit code 1.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,7 +22,7 @@ from rich.table import Table
 console = Console()
 err = Console(stderr=True)
 
-dbt_app = typer.Typer(help="The dbt project (dbt/): check translation, build, test.",
+dbt_app = typer.Typer(help="A dbt project (default dbt/): check, build, test, docs.",
                       no_args_is_help=True)
 
 _SELECT = typer.Option("--select", "-s", help="dbt node selection (e.g. fact_response+).")
@@ -34,41 +35,35 @@ def _selection(select: str | None, exclude: str | None = None) -> list[str]:
 
 @dbt_app.command("check")
 def check(
-    target: Annotated[str, typer.Option(
-        help="local: does each node translate to DuckDB? gcp: offline compile, does each "
-             "node parse as BigQuery SQL?")] = "local",
+    target: Annotated[str | None, typer.Option(
+        help="Output of the project's profile. A duckdb output (local): does each node "
+             "translate to DuckDB and bind against the sources? A bigquery output (gcp): "
+             "offline compile, does each node parse as BigQuery SQL? Default: local for dbt/, "
+             "else the profile's default target.")] = None,
     select: Annotated[str | None, _SELECT] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     project_dir: Annotated[Path | None, typer.Option(
         help="Another dbt project (default: the repository's dbt/).")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(
+        help="Directory of the profiles.yml to use (default: the project directory).")] = None,
 ) -> None:
-    """For every model, test, snapshot and hook: does it translate (and what stops it)? Runs nothing.
+    """For every model, snapshot, test and hook: would `dbt build` run it? Builds nothing.
 
-    Exit code 1 when any node does not pass; each failure names the node, its file, the line
-    and column, and the construct.
+    Translates every node, then builds the project empty in a scratch DuckDB (first run and
+    incremental run) so wrong columns and type errors show. Exit code 1 when any node does
+    not pass; each failure names the node, its file and line, and the cause.
 
-    Example: pulse-local dbt check && pulse-local dbt check --target gcp
+    Example: pulse-local dbt check && pulse-local dbt check --project-dir ../shop --target dev
     """
     from pulse_local.config import load_settings
     from pulse_local.warehouse.check import check_project
 
     report = check_project(load_settings(), target, select=_selection(select),
-                           project_dir=project_dir)
+                           project_dir=project_dir, profiles_dir=profiles_dir)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        table = Table("node", "type", "file", "result")
-        for n in sorted(report.nodes, key=lambda n: (n.ok, n.path, n.name)):
-            result = "[green]ok[/]" if n.ok else f"[red]{n.construct or 'fails'}[/]"
-            table.add_row(n.name, n.resource_type, n.path, result)
-        console.print(table)
-        for n in report.failed:
-            err.print(f"[red]x[/] {n.describe()}", highlight=False)
-            if n.offending_line:
-                err.print(f"    offending line: {n.offending_line}", highlight=False)
-            if n.hint:
-                err.print(f"    {n.hint}", highlight=False)
-        console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
+        _print_check(report)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -78,6 +73,24 @@ _PROJECT_DIR = typer.Option(
 _PROFILES_DIR = typer.Option(help="Folder of its profiles.yml (default: the project folder).")
 _TARGET = typer.Option("--target", "-t", help="profiles.yml target (default: PULSE_PROFILE for "
                                                "dbt/, the profile's own default for --project-dir).")
+
+
+def _print_check(report: Any) -> None:
+    table = Table("node", "type", "file", "result")
+    for n in sorted(report.nodes, key=lambda n: (n.ok, n.path, n.name)):
+        result = ("[green]ok[/]" if n.ok else "[yellow]not bound[/]" if n.phase == "skipped"
+                  else f"[red]{n.construct or 'fails'}[/]")
+        table.add_row(n.name, n.resource_type, n.path, result)
+    console.print(table)
+    for n in report.failed:
+        err.print(f"[red]x[/] {n.describe()}", highlight=False, soft_wrap=True)
+        if n.offending_line:
+            err.print(f"    offending line: {n.offending_line}", highlight=False, soft_wrap=True)
+        if n.hint:
+            err.print(f"    {n.hint}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"{report.summary()} (target {report.target}; not checked: {report.not_checked})")
 
 
 def _run(command: str, args: list[str], project_dir: Path | None = None,
@@ -135,3 +148,48 @@ def test(
     Example: pulse-local dbt test --select dim_user_scd
     """
     _run("test", _selection(select, exclude), project_dir, profiles_dir, target)
+
+
+@dbt_app.command("docs")
+def docs(
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Another dbt project (default: the repository's dbt/).")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(
+        help="Directory of the profiles.yml to use (default: the project directory).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="DuckDB output whose warehouse gives the catalog (default: local for dbt/, "
+             "else the profile's default target).")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8080,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Generate only.")] = False,
+) -> None:
+    """Generate dbt's documentation site (models, columns, lineage graph) and serve it.
+
+    The catalog is read from the local warehouse: build it first. Serves on 127.0.0.1 until
+    Ctrl-C; `pulse-local status` shows the address meanwhile.
+
+    Example: pulse-local dbt build && pulse-local dbt docs --port 8081
+    """
+    from pulse_local.config import load_settings
+    from pulse_local.warehouse.docs import (
+        forget_serving,
+        generate_docs,
+        record_serving,
+        serve_docs,
+    )
+
+    settings = load_settings()
+    site = generate_docs(settings, project_dir=project_dir, profiles_dir=profiles_dir,
+                         target=target)
+    console.print(f"dbt docs of {site.project}: {site.index}")
+    if no_serve:
+        return
+    server = serve_docs(site.directory, port)
+    record_serving(settings, server)
+    console.print(f"serving on {server.url} (Ctrl-C stops)")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.stop()
+        forget_serving(settings)

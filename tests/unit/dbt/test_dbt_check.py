@@ -104,7 +104,7 @@ def test_each_node_translates_or_says_why(tiny: Path, settings: Settings, no_net
                           "months_snapshot", "not_null_months_d", "unique_months_d"}
     assert {n.name for n in report.failed} == {"fingerprints", "broken_syntax", "unknown_function"}
     assert not report.ok
-    assert report.summary() == "4 of 7 nodes translate to DuckDB; 3 do not"
+    assert report.summary() == "4 of 7 nodes translate to DuckDB and bind; 3 do not"
     assert nodes["months_snapshot"].resource_type == "snapshot" and nodes["months_snapshot"].ok
 
     fp = nodes["fingerprints"]        # model, file, line (of the .sql file), construct
@@ -147,6 +147,23 @@ def test_the_pulse_project_translates_entirely(settings: Settings, no_network: N
     assert {"model", "test", "operation"} <= kinds
     assert sum(n.resource_type == "model" for n in report.nodes) == 14
     assert len(report.nodes) >= 90
+    # the unit tests come from the empty build: the project was bound, not only translated
+    assert {n.name for n in report.nodes if n.resource_type == "unit_test"} >= {
+        "fact_response_scores_reverse_keyed_items", "dim_user_scd_versions_from_change_history"}
+
+
+def test_raw_source_columns_are_datastreams_shape() -> None:
+    """dbt check binds the staging models against the raw sources' declared columns: they
+    must be the raw layer's shape (`pulse_local.warehouse.raw.RAW_TABLES`)."""
+    import yaml
+
+    from pulse_local.warehouse import DBT_PROJECT_DIR
+    from pulse_local.warehouse.raw import METADATA_BQ, RAW_TABLES
+
+    sources = yaml.safe_load((DBT_PROJECT_DIR / "models" / "staging" / "__sources.yml").read_text())
+    for table in sources["sources"][0]["tables"]:
+        declared = [(c["name"], c["data_type"]) for c in table["columns"]]
+        assert declared == [*RAW_TABLES[table["name"]], ("datastream_metadata", METADATA_BQ)], table["name"]
 
 
 def test_cli_check_gcp_target_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -160,12 +177,12 @@ def test_cli_check_gcp_target_offline(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_unknown_target_is_a_named_error(settings: Settings) -> None:
-    with pytest.raises(ConfigError, match="use local or gcp"):
+    with pytest.raises(ConfigError, match="use one of gcp or local"):
         check_project(settings, "snowflake")
 
 
 def test_every_dbt_command_has_help_with_an_example() -> None:
-    for command in ("check", "build", "test"):
+    for command in ("check", "build", "test", "docs"):
         result = CliRunner().invoke(app, ["dbt", command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Example:" in result.output, command
