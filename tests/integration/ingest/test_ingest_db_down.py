@@ -85,7 +85,7 @@ def _signed(body: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
 @pytest.fixture()
 def closed_port_processor(source_fixtures: Path, pulse_settings: Any,
                           tmp_path: Path) -> Iterator[str]:
-    dsn = (f"postgresql://{pulse_settings.db_app_user}:{pulse_settings.db_app_password}"
+    dsn = (f"postgresql://{pulse_settings.db_app_user}:{pulse_settings.app_password()}"
            f"@127.0.0.1:{free_port()}/{pulse_settings.db_name}")
     env = {"PULSE_DATABASE_URL": dsn, "PULSE_PROCESSOR_POOL_TIMEOUT": "0.5",
            "PULSE_PROCESSOR_RETRY_AFTER_SECONDS": "7"}
@@ -113,7 +113,7 @@ def test_database_lost_before_the_write(source_fixtures: Path, pulse_settings: A
                                         make_webhook: Any, tenants: Any, pg_admin: Any,
                                         tmp_path: Path) -> None:
     proxy = TcpProxy((pulse_settings.host, pulse_settings.postgres_port))
-    dsn = (f"postgresql://{pulse_settings.db_app_user}:{pulse_settings.db_app_password}"
+    dsn = (f"postgresql://{pulse_settings.db_app_user}:{pulse_settings.app_password()}"
            f"@127.0.0.1:{proxy.port}/{pulse_settings.db_name}")
     env = {"PULSE_DATABASE_URL": dsn, "PULSE_PROCESSOR_POOL_TIMEOUT": "1",
            "PULSE_PROCESSOR_CACHE_SECONDS": "600", "PULSE_PROCESSOR_POOL_MIN_SIZE": "1"}
