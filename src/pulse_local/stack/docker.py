@@ -64,8 +64,10 @@ class DockerStack:
         from testcontainers.compose import DockerCompose
 
         saved = dict(os.environ)
+        # the compose file takes the stack's generated secrets from the environment, and
+        # refuses every command (down, logs too) without them
+        prepare_stack_secrets(self.settings, {"prefect"})
         os.environ.update(service_env(self.settings))
-        # the compose file takes the stack's generated secrets from the environment
         os.environ["PULSE_DB_ADMIN_PASSWORD"] = self.settings.admin_password()
         os.environ["COMPOSE_PROJECT_NAME"] = self.project_name
         try:
