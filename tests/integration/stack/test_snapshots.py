@@ -139,6 +139,11 @@ def test_restore_brings_every_layer_back_and_a_damaged_file_is_refused(
     assert report.manifest.responses == len(saved_point["postgres"]["responses"])
     assert not any(name.startswith(("secrets/", "run/", "logs/"))
                    for name in report.manifest.files)
+    from pulse_local.testing.secret_scan import leaks, stack_secrets
+
+    secrets = stack_secrets(settings)
+    assert sum(name.startswith("webhook secret") for name in secrets) >= 1
+    assert leaks({"manifest": report.manifest.to_json().decode()}, secrets) == []
     assert "emulators/bigtable.jsonl.gz" in report.manifest.files
     assert {s.name for s in stack.status() if s.health == "healthy"} == PIPELINE
 
