@@ -30,16 +30,29 @@ from pulse_local.errors import StackStateError
 __all__ = ["prefect_auth_string", "prepare_stack_secrets", "sync_role_passwords"]
 
 
-def prepare_stack_secrets(settings: Settings, starting: set[str] | frozenset[str]) -> None:
+def prepare_stack_secrets(settings: Settings, starting: set[str] | frozenset[str],
+                          running: set[str] | frozenset[str] = frozenset()) -> str | None:
     """Generate the secrets of the services about to start (`starting`: service names):
-    the role passwords for ``postgres``, the API auth string for ``prefect``."""
+    the role passwords for ``postgres``, the API auth string for ``prefect``.
+
+    A stack made before passwords were generated, whose PostgreSQL restarts while other
+    services run (`running`) with the old passwords in their environment, keeps the old ones
+    (they would lose their database otherwise); the returned note says how to switch."""
     state = settings.state_dir
+    note = None
     if "postgres" in starting:
-        secret_files.ensure_secret(state, secret_files.DB_ADMIN_PASSWORD)
-        secret_files.ensure_secret(state, secret_files.DB_APP_PASSWORD)
+        missing = secret_files.read_secret(state, secret_files.DB_ADMIN_PASSWORD) is None
+        if missing and running:
+            note = ("the database roles keep their old fixed passwords while "
+                    f"{', '.join(sorted(running))} run with them: `pulse-local down && "
+                    "pulse-local up` switches the stack to generated ones")
+        else:
+            secret_files.ensure_secret(state, secret_files.DB_ADMIN_PASSWORD)
+            secret_files.ensure_secret(state, secret_files.DB_APP_PASSWORD)
     if "prefect" in starting:
         secret_files.ensure_secret(state, secret_files.PREFECT_API_AUTH,
                                    secret_files.random_auth_string)
+    return note
 
 
 # Role passwords ------------------------------------------------------------------------------

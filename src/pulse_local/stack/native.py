@@ -80,7 +80,9 @@ class NativeStack:
                 report.restarted.append(spec.name)
                 report.notes.append(f"{spec.name} had died (stale pid {record.pid}); restarted")
             to_start.append(spec)
-        prepare_stack_secrets(self.settings, {s.name for s in to_start})
+        if note := prepare_stack_secrets(self.settings, {s.name for s in to_start},
+                                         set(report.already_running)):
+            report.notes.append(note)
         for spec in (s for s in to_start if s.uses_port):
             process.ensure_port_free(spec.name, self.settings.host, spec.port(self.settings),
                                      spec.port_setting)

@@ -91,3 +91,16 @@ def test_role_statements_and_digest(tmp_path: Path) -> None:
     digest = passwords_digest(settings)
     assert "a'b" not in digest and digest != passwords_digest(
         Settings(state_dir=tmp_path, db_admin_password="a'b", db_app_password="d"))
+
+
+def test_an_old_stack_restarting_postgres_alone_keeps_its_passwords(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+    note = prepare_stack_secrets(settings, {"postgres"}, {"processor", "cdc"})
+    assert note is not None and "pulse-local down && pulse-local up" in note
+    assert settings.admin_password() == "pulse_admin"  # the running services' password
+    assert prepare_stack_secrets(settings, {"postgres", "processor"}, set()) is None
+    assert settings.admin_password() != "pulse_admin"
+    # generated once: a later restart of PostgreSQL alone changes nothing
+    first = settings.admin_password()
+    assert prepare_stack_secrets(settings, {"postgres"}, {"processor"}) is None
+    assert settings.admin_password() == first
