@@ -136,7 +136,7 @@ def throughput(settings: Settings) -> tuple[int, float, float]:
     ours = time.perf_counter() - began
 
     out = settings.state_dir / "recvlogical.out"
-    env = {**os.environ, "PGPASSWORD": settings.db_admin_password}
+    env = {**os.environ, "PGPASSWORD": settings.admin_password()}
     began = time.perf_counter()
     subprocess.run([str(RECVLOGICAL), "-h", settings.host, "-p", str(settings.postgres_port),
                     "-U", settings.db_admin_user, "-d", settings.db_name, "-S", "bench_recv",

@@ -365,7 +365,7 @@ def serving_security(settings: Settings) -> ServingSecurity:
 
     ``local``: JWTs signed with the stack's key (made on first need). ``gcp``: Google-signed ID
     tokens for ``PULSE_SERVING_AUDIENCE`` (a named error when unset); docs off unless asked."""
-    from pulse_local.errors import ConfigError
+    from pulse_local.errors import GcpSettingMissing
     from pulse_local.serving.auth import GoogleIdTokenVerifier, LocalTokenVerifier, signing_key
 
     match settings.profile:
@@ -374,7 +374,7 @@ def serving_security(settings: Settings) -> ServingSecurity:
             return ServingSecurity(LocalTokenVerifier(signing_key(settings)), docs)
         case "gcp":
             if not settings.serving_audience:
-                raise ConfigError(
+                raise GcpSettingMissing(
                     "PULSE_SERVING_AUDIENCE is not set: the serving API on gcp accepts only "
                     "Google ID tokens for its own audience; set it to the service's Cloud Run "
                     "URL (e.g. `gcloud run services describe serving --format "
@@ -393,7 +393,7 @@ def serving_caller(settings: Settings) -> tuple[str, str]:
     ``local``: the stack's service and a 5-minute operator token signed with the stack's key.
     ``gcp``: ``PULSE_SERVING_URL`` and a Google ID token of the caller's credentials (their
     e-mail must be one of ``PULSE_SERVING_OPERATORS``)."""
-    from pulse_local.errors import ConfigError
+    from pulse_local.errors import GcpSettingMissing
 
     match settings.profile:
         case "local":
@@ -404,7 +404,7 @@ def serving_caller(settings: Settings) -> tuple[str, str]:
             return f"http://{settings.host}:{settings.serving_port}", token
         case "gcp":
             if not settings.serving_url or not settings.serving_audience:
-                raise ConfigError("PULSE_SERVING_URL and PULSE_SERVING_AUDIENCE must be set to "
+                raise GcpSettingMissing("PULSE_SERVING_URL and PULSE_SERVING_AUDIENCE must be set to "
                                   "read the serving API on gcp (its Cloud Run URL and audience)")
             import google.auth.transport.requests
             from google.auth.exceptions import DefaultCredentialsError

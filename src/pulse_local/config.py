@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulse_local import secret_files
 from pulse_local.errors import ConfigError, GcpSettingMissing
 
 OptionsT = TypeVar("OptionsT", bound=BaseSettings)
@@ -23,6 +24,12 @@ StackMode = Literal["native", "docker", "auto"]
 
 #: The project root: the directory holding pyproject.toml, dbt/, emulators/ ...
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: The passwords every stack had before they were generated per stack: a state directory
+#: without ``secrets/`` (made by an older pulse-local, not started since) still has them, until
+#: its next `up` generates and applies new ones (`pulse_local.stack.credentials`).
+LEGACY_PASSWORDS = {secret_files.DB_ADMIN_PASSWORD: "pulse_admin",
+                    secret_files.DB_APP_PASSWORD: "pulse_app"}
 
 #: Settings the gcp profile needs set explicitly: field -> (variable, what it is for). Their
 #: local defaults would point at the wrong thing on GCP (``pulse-raw`` is someone else's global
@@ -121,9 +128,13 @@ class Settings(BaseSettings):
 
     db_name: str = Field("pulse", description="Application database.")
     db_app_user: str = Field("pulse_app", description="Application role: no superuser, no BYPASSRLS.")
-    db_app_password: str = Field("pulse_app", description="Password of the application role.")
+    db_app_password: str | None = Field(
+        None, description="Password of the application role (default: generated per stack at "
+        "its first `up`, in <state_dir>/secrets/db-app.password).")
     db_admin_user: str = Field("pulse_admin", description="Owner role: migrations, replication.")
-    db_admin_password: str = Field("pulse_admin")
+    db_admin_password: str | None = Field(
+        None, description="Password of the owner role (default: generated per stack, in "
+        "<state_dir>/secrets/db-admin.password).")
     database_url: str | None = Field(
         None, description="Application DSN; on gcp point it at Cloud SQL (e.g. through the proxy)."
     )
@@ -186,12 +197,34 @@ class Settings(BaseSettings):
         """The local raw bucket (GCS stand-in)."""
         return self.state_dir / "bucket"
 
+    def _stack_password(self, explicit: str | None, name: str) -> str:
+        """An explicit password (environment, .env, argument) wins; else the stack's generated
+        one; else, before the stack's first `up` generated one, the old fixed one. On gcp
+        there is no default: the DSNs come from Secret Manager (`GcpSettingMissing`)."""
+        if explicit:
+            return explicit
+        if self.profile == "gcp":
+            raise GcpSettingMissing(
+                f"no database password on PULSE_PROFILE=gcp ({name.split('.')[0]}): on gcp the "
+                "database credentials are in PULSE_DATABASE_URL / PULSE_ADMIN_DATABASE_URL, from "
+                "Secret Manager (Cloud Run secret references, PULSE_RUN_SECRETS), never a local "
+                "default. Set them, or work offline with PULSE_PROFILE=local")
+        return secret_files.read_secret(self.state_dir, name) or LEGACY_PASSWORDS[name]
+
+    def app_password(self) -> str:
+        """Password of the application role (local stack)."""
+        return self._stack_password(self.db_app_password, secret_files.DB_APP_PASSWORD)
+
+    def admin_password(self) -> str:
+        """Password of the owner role (local stack)."""
+        return self._stack_password(self.db_admin_password, secret_files.DB_ADMIN_PASSWORD)
+
     def app_dsn(self) -> str:
         """DSN of the application role (row-level security applies to it); on gcp
         ``PULSE_DATABASE_URL`` is required (`GcpSettingMissing`)."""
         self.require_gcp("database_url")
         return self.database_url or (
-            f"postgresql://{self.db_app_user}:{self.db_app_password}"
+            f"postgresql://{self.db_app_user}:{self.app_password()}"
             f"@{self.host}:{self.postgres_port}/{self.db_name}"
         )
 
@@ -207,7 +240,7 @@ class Settings(BaseSettings):
                 f"no DSN for database {database!r} on PULSE_PROFILE=gcp: only "
                 "PULSE_ADMIN_DATABASE_URL's own database is reachable; connect to it instead")
         return (
-            f"postgresql://{self.db_admin_user}:{self.db_admin_password}"
+            f"postgresql://{self.db_admin_user}:{self.admin_password()}"
             f"@{self.host}:{self.postgres_port}/{database or self.db_name}"
         )
 

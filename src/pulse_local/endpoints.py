@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import assert_never
 
+from pulse_local import secret_files
 from pulse_local.config import PROJECT_ROOT, Profile, Settings
 from pulse_local.errors import EmulatorEndpointMissing
 
@@ -63,9 +64,27 @@ def prefect_api_url(settings: Settings) -> str:
     return f"http://{settings.host}:{settings.prefect_port}/api"
 
 
+def prefect_auth_string(settings: Settings) -> str | None:
+    """The basic-auth ``user:password`` of the stack's Prefect API (generated when its server
+    first starts, `pulse_local.stack.credentials`), None before that."""
+    return secret_files.read_secret(settings.state_dir, secret_files.PREFECT_API_AUTH)
+
+
+def prefect_auth_headers(settings: Settings) -> dict[str, str]:
+    """The ``Authorization`` header for raw HTTP calls to the stack's Prefect API."""
+    import base64
+
+    auth = prefect_auth_string(settings)
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+
+
 def service_env(settings: Settings) -> dict[str, str]:
-    """What a shell, IDE or child process needs to reach the stack (`pulse-local env`)."""
+    """What a shell, IDE or child process needs to reach the stack (`pulse-local env`): its
+    addresses, its DSNs and the Prefect API's auth string (secrets for the user's own shell
+    and the stack's children, never for a command line or a log)."""
+    auth = prefect_auth_string(settings)
     return {
+        **({"PREFECT_API_AUTH_STRING": auth} if auth else {}),
         "PULSE_PROFILE": settings.profile,
         "PULSE_STATE_DIR": str(settings.state_dir),
         "PULSE_PROJECT": settings.project,

@@ -47,20 +47,25 @@ def load_flow(name: str) -> Any:
     return getattr(module, name)
 
 
-def registered_deployments(api_url: str, timeout: float = 2.0) -> set[str]:
+def registered_deployments(api_url: str, timeout: float = 2.0,
+                           headers: dict[str, str] | None = None) -> set[str]:
     """Names (``flow/deployment``) of the deployments the Prefect API knows."""
-    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=timeout)
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=timeout,
+                          headers=headers)
     response.raise_for_status()
-    flows = httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=timeout).json()
-    flow_names = {f["id"]: f["name"] for f in flows}
+    flows = httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=timeout,
+                       headers=headers)
+    flows.raise_for_status()
+    flow_names = {f["id"]: f["name"] for f in flows.json()}
     return {f"{flow_names.get(d['flow_id'], '?')}/{d['name']}" for d in response.json()}
 
 
 def deployments_ready(settings: Settings, timeout: float = 2.0) -> None:
     """Probe: every deployment of this profile is registered (raises otherwise)."""
-    from pulse_local.endpoints import prefect_api_url
+    from pulse_local.endpoints import prefect_api_url, prefect_auth_headers
 
-    have = registered_deployments(prefect_api_url(settings), timeout)
+    have = registered_deployments(prefect_api_url(settings), timeout,
+                                  prefect_auth_headers(settings))
     want = {f"{d.flow}/{deployment_name(d.flow, settings.profile)}" for d in DEPLOYMENTS}
     missing = want - have
     if missing:

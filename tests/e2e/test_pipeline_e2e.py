@@ -241,3 +241,42 @@ def _kill_processor_once_busy(settings: Settings, stack: Any) -> None:
                 os.kill(record.pid, signal.SIGKILL)
                 return
             time.sleep(0.05)
+
+
+def test_no_secret_in_logs_status_or_alerts_after_the_runs(
+        green_run: Any, e2e_stack: tuple[Settings, Any], tmp_path: Path) -> None:
+    """After the runs above (green, broken, rerun): no password, auth string, key, webhook
+    secret or issued token in any log of the state directory, in `status --json` or in what
+    the alert sinks wrote."""
+    import subprocess
+    import sys
+
+    from pulse_local.monitoring.alerts import notify_success
+    from pulse_local.serving.auth import issue_local_token, signing_key
+    from pulse_local.testing.secret_scan import leaks, stack_secrets, state_logs
+
+    settings, _, _ = green_run
+    tenant = next(iter(_published_events(settings)))
+    token = issue_local_token(signing_key(settings), tenant_id=uuid.UUID(tenant))
+    answer = httpx.get(f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/"
+                       "counters", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code in (200, 404), answer.text  # the token went through the service
+    # a notification through the stack's own sinks (log and file), as a flow sends one
+    assert notify_success(settings, "etl_pipeline", {"steps": {"dbt": 1.0}}).ok
+    secrets = stack_secrets(settings, tokens=[token])
+    assert {"db admin password", "prefect auth string", "serving token key"} <= set(secrets)
+    assert sum(name.startswith("webhook secret") for name in secrets) >= 2
+
+    env = {**os.environ, **service_env(settings), "PYTHONPATH": os.pathsep.join(sys.path)}
+    status = subprocess.run([sys.executable, "-m", "pulse_local.cli", "status", "--json"],
+                            env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert json.loads(status.stdout), status.stderr
+    # the monitor's checks and alerts (whatever fails after the runs above is alerted)
+    monitor = subprocess.run([sys.executable, "-m", "pulse_local.monitoring", "--json"],
+                             env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert json.loads(monitor.stdout)["alerts"], monitor.stderr
+    texts = {**state_logs(settings), "status --json": status.stdout + status.stderr,
+             "monitoring": monitor.stdout + monitor.stderr}
+    assert any(where.endswith("processor.log") for where in texts)
+    assert any("/alerts/" in where for where in texts), sorted(texts)
+    assert leaks(texts, secrets) == []

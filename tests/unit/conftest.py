@@ -8,6 +8,7 @@ import os
 import pytest
 
 _STACK_VARIABLES = ("PUBSUB_EMULATOR_HOST", "BIGTABLE_EMULATOR_HOST", "PREFECT_API_URL",
+                    "PREFECT_API_AUTH_STRING",
                     "PUBSUB_PROJECT_ID")
 
 

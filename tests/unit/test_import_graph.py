@@ -173,10 +173,15 @@ def test_capabilities_and_endpoints_depend_only_on_config_and_errors() -> None:
     """The abstraction and the endpoint resolution sit under everything that uses them."""
     modules = modules_of(SRC)
     edges = import_edges(modules)
-    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors"}
+    # secret_files (the stack's generated passwords) sits under config itself
+    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors",
+               "pulse_local.secret_files"}
     for leaf in ("pulse_local.capabilities", "pulse_local.endpoints"):
         extra = sorted({e.target for e in edges if e.source == leaf} - allowed)
         assert not extra, f"{leaf} must import only config and errors, not {extra}"
+    extra = sorted({e.target for e in edges if e.source == "pulse_local.secret_files"}
+                   - {"pulse_local", "pulse_local.errors"})
+    assert not extra, f"pulse_local.secret_files must import only errors, not {extra}"
 
 
 def test_the_check_finds_a_circle_through_a_function_import_and_a_reexport(

@@ -33,8 +33,12 @@ def serve(settings: Settings) -> None:
     port = int(os.environ.get("PORT", settings.processor_port))  # Cloud Run injects PORT
     host = "0.0.0.0" if "PORT" in os.environ else settings.host
     workers = load_options(ProcessorOptions).workers
+    from pulse_local.http_limits import HeaderTimeout, header_timeout
+
+    header_timeout()  # a bad PULSE_HEADER_TIMEOUT fails here, named, not in each connection
     common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
-                              "access_log": False, "timeout_graceful_shutdown": 10}
+                              "access_log": False, "timeout_graceful_shutdown": 10,
+                              "http": HeaderTimeout}
     if workers == 1:
         uvicorn.run(create_app(settings), **common)
     else:  # worker processes build the app from the environment, which holds the settings

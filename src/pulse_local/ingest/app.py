@@ -6,14 +6,18 @@
 415   a ``Content-Encoding`` other than identity (compressed bodies are never inflated)
 413   body larger than ``max_body_bytes`` (Content-Length or actual bytes)
 408   body not complete within ``body_timeout`` seconds (the connection is closed)
-503   database down while resolving the tenant: raw body archived under ``pending_prefix``
+503   database down while resolving a tenant this process has not resolved before (its
+      secrets are unknown, the body cannot be verified): nothing stored, nothing archived
 401   unknown tenant slug, or missing/wrong ``Typeform-Signature``: the same answer for both,
       so a caller cannot learn which slugs exist (nothing stored, nothing archived)
 400   not UTF-8 / malformed JSON (including nesting deeper than the parser's recursion limit)
+202   database down while resolving a tenant resolved before (its secrets are kept): the
+      signature verified and the body valid, it is archived under ``pending_prefix``;
+      `pulse-local replay --pending` applies it once the database is back
 422   JSON that breaks the schema (the field path is named), NUL characters, unknown form,
       unknown question ref, answer type or value that does not fit the question,
       ``submitted_at`` outside [2000-01-01, 2100-01-01) UTC, answer values nested too deep
-503   database down after validation: verified body archived, nothing written
+202   database down after the signature verified (form lookup, write): the same
 503   event not published within ``publish_timeout`` (stored; the retry publishes it)
 200   stored (``created`` / ``revised``), or already stored (``duplicate``; the same event is
       re-published) or superseded by a newer revision (``stale``: the event of the revision
@@ -180,11 +184,6 @@ class Processor:
             return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         return None
 
-    def _unavailable(self, what: str) -> JSONResponse:
-        return _error(503, "database_unavailable",
-                      f"{what}; the delivery was archived, retry later",
-                      headers={"Retry-After": str(self.options.retry_after_seconds)})
-
     async def _archive(self, prefix: str, record: dict[str, Any]) -> JSONResponse | None:
         """Append to the raw archive; a 503 answer when the archive itself fails."""
         now = datetime.now(UTC)
@@ -196,6 +195,42 @@ class Processor:
             return _error(503, "archive_unavailable", f"raw archive unavailable: {exc}"[:300],
                           headers={"Retry-After": str(self.options.retry_after_seconds)})
         return None
+
+    async def _degraded(self, slug: str, body: bytes, header: str | None) -> JSONResponse:
+        """The database is down: verify with the tenant's secrets as last resolved; archive a
+        verified, valid body under ``pending_prefix`` (202, applied later by `pulse-local
+        replay --pending`). A wrong signature gets the usual 401; a tenant whose secrets this
+        process never had gets 503 (it cannot be verified): nothing is kept for either."""
+        tenant = self.store.known_tenant(slug)
+        if tenant is None:
+            signature.verify((_NO_TENANT_SECRET,), body, header)  # the same work either way
+            return _error(503, "database_unavailable",
+                          "database unavailable and the delivery cannot be verified without "
+                          "it: nothing was stored, retry later",
+                          headers={"Retry-After": str(self.options.retry_after_seconds)})
+        if not signature.verify(tenant.secrets, body, header):
+            return _bad_signature(body, header, checked=True)
+        try:
+            payload = validate_body(body)  # no database needed
+        except PayloadError as exc:
+            code = "malformed_json" if exc.status == 400 else "invalid_payload"
+            return _error(exc.status, code, exc.message, exc.errors)
+        return await self._pend(slug, tenant, payload.event_id, header, body)
+
+    async def _pend(self, slug: str, tenant: ResolvedTenant, event_id: str, header: str | None,
+                    body: bytes) -> JSONResponse:
+        """Archive a verified, valid delivery the database could not take under
+        ``pending_prefix``: 202, `pulse-local replay --pending` applies it (503 when the
+        archive fails too)."""
+        failed = await self._archive(self.options.pending_prefix, {
+            "tenant": slug, "tenant_id": str(tenant.id), "verified": True,
+            "event_id": event_id, "signature": header, **self._raw(body)})
+        if failed is not None:
+            return failed
+        return JSONResponse({"outcome": "pending", "event_id": event_id,
+                             "detail": "database unavailable: the verified delivery is "
+                             "archived and applied by `pulse-local replay --pending`"},
+                            status_code=202)
 
     @staticmethod
     def _raw(body: bytes) -> dict[str, str]:
@@ -228,10 +263,7 @@ class Processor:
             tenant = await self.store.tenant(slug)
         except DatabaseUnavailable as exc:
             log.warning("database unavailable resolving tenant %s: %s", slug, exc)
-            await self._archive(self.options.pending_prefix,
-                                {"tenant": slug, "verified": False, "signature": header,
-                                 **self._raw(body)})
-            return self._unavailable("database unavailable (tenant lookup)")
+            return await self._degraded(slug, body, header)
         if tenant is None or not signature.verify(tenant.secrets, body, header):
             return _bad_signature(body, header, checked=tenant is not None)
         try:
@@ -248,10 +280,7 @@ class Processor:
             return _error(exc.status, code, exc.message, exc.errors)
         except DatabaseUnavailable as exc:
             log.warning("database unavailable loading form: %s", exc)
-            await self._archive(self.options.archive_prefix, {
-                "tenant": slug, "tenant_id": str(tenant.id), "verified": True,
-                "signature": header, **self._raw(body)})
-            return self._unavailable("database unavailable (form lookup)")
+            return await self._pend(slug, tenant, payload.event_id, header, body)
         failed = await self._archive(self.options.archive_prefix, {
             "tenant": slug, "tenant_id": str(tenant.id), "verified": True,
             "event_id": payload.event_id, "signature": header, **self._raw(body)})
@@ -262,7 +291,7 @@ class Processor:
             result = await self.store.write(tenant, assessment, payload, mapped, sha)
         except DatabaseUnavailable as exc:
             log.warning("database unavailable writing response: %s", exc)
-            return self._unavailable("database unavailable (write)")
+            return await self._pend(slug, tenant, payload.event_id, header, body)
         except StoreRejected as exc:
             return _error(422, "rejected_by_database", str(exc))
         event_id = None

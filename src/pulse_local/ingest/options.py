@@ -49,5 +49,6 @@ class ProcessorOptions(BaseSettings):
     archive_prefix: str = Field("typeform/webhooks", description="Verified deliveries.")
     pending_prefix: str = Field(
         "typeform/pending",
-        description="Deliveries received while the database was down (signature not yet checked).",
+        description="Verified deliveries received while the database was down, applied by "
+        "`pulse-local replay --pending`.",
     )

@@ -264,6 +264,9 @@ class Store:
         )
         self.cache_seconds = cache_seconds
         self._tenants: dict[str, tuple[float, ResolvedTenant]] = {}
+        #: Every tenant resolved since start, kept past `cache_seconds`: while the database is
+        #: down the processor still verifies their signatures (`known_tenant`).
+        self._known: dict[str, ResolvedTenant] = {}
         self._forms: dict[tuple[uuid.UUID, str], tuple[float, AssessmentSpec]] = {}
         #: Concurrent deliveries are written together: up to `WRITE_GROUPS_IN_FLIGHT` groups
         #: at a time, the deliveries handed in meanwhile wait for the next.
@@ -297,7 +300,15 @@ class Store:
             raise DatabaseUnavailable(str(exc)) from exc
         if found is not None:
             self._tenants[slug] = (time.monotonic() + self.cache_seconds, found)
+            self._known[slug] = found
+        else:
+            self._known.pop(slug, None)
         return found
+
+    def known_tenant(self, slug: str) -> ResolvedTenant | None:
+        """The tenant `slug` as last resolved (secrets included), however long ago; None when
+        this process never resolved it. Only for when the database cannot be asked."""
+        return self._known.get(slug)
 
     async def assessment(self, tenant_id: uuid.UUID, form_id: str) -> AssessmentSpec | None:
         """The assessment of a Typeform form id with its questions, None when unknown."""

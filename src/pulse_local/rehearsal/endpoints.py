@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pulse_local.config import Settings
-from pulse_local.endpoints import service_env
+from pulse_local.endpoints import prefect_auth_string, service_env
 from pulse_local.errors import ConfigError
 
 #: A fixed bearer token for dbt-bigquery's ``oauth-secrets`` method: the emulator ignores it,
@@ -103,7 +103,11 @@ def with_emulators(settings: Settings) -> Settings:
     Cloud Run jobs' service account and Cloud SQL instance (rendered, never created)."""
     e = rehearsal_endpoints(settings)
     local = settings.model_copy(update={"profile": "local"})
+    run_secrets = dict(settings.run_secrets)
+    if prefect_auth_string(local):  # the stack's Prefect API asks for it: so do the jobs
+        run_secrets.setdefault("PREFECT_API_AUTH_STRING", "pulse-prefect-auth")
     return settings.model_copy(update={
+        "run_secrets": run_secrets,
         "profile": "gcp", "pubsub_emulator_host": e.pubsub, "bigtable_emulator_host": e.bigtable,
         "bigquery_emulator_host": e.bigquery, "storage_emulator_host": e.storage,
         "database_url": local.app_dsn(), "admin_database_url": local.admin_dsn(),

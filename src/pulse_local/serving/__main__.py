@@ -34,9 +34,13 @@ def serve(settings: Settings) -> None:
 
     require_emulator_endpoints(settings, "python -m pulse_local.serving", bigtable=True)
     use_profile(settings)
+    from pulse_local.http_limits import HeaderTimeout, header_timeout
+
     host, port = bind_address(settings, os.environ)
+    header_timeout()  # a bad PULSE_HEADER_TIMEOUT fails here, named
     uvicorn.run(create_app(settings, serving_security(settings)), host=host, port=port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                http=HeaderTimeout)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pulse_local.config import Settings
-from pulse_local.errors import ConfigError
+from pulse_local.errors import ConfigError, GcpSettingMissing
 
 #: Issuer and audience of locally issued tokens (a token of another stack fails its signature).
 LOCAL_ISSUER = "pulse-local"
@@ -91,6 +91,11 @@ def signing_key(settings: Settings, *, create: bool = True) -> bytes:
     Made with ``O_EXCL`` so two processes starting at once agree on one key. A key file that
     other users may read is refused (anyone who reads it can mint tokens for every tenant).
     """
+    if settings.profile == "gcp":
+        raise GcpSettingMissing(
+            "no local token signing key on PULSE_PROFILE=gcp: the serving API there verifies "
+            "Google-signed ID tokens (set PULSE_SERVING_AUDIENCE); work offline with "
+            "PULSE_PROFILE=local")
     path = signing_key_path(settings)
     if create and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -71,9 +71,21 @@ def replay(
     bulk: Annotated[bool, typer.Option(
         "--bulk", help="No HTTP: the processor's checks and rules, rows written with COPY "
         "(for big fixture sets; reference data must be seeded).")] = False,
+    pending: Annotated[bool, typer.Option(
+        "--pending", help="Apply the deliveries the processor archived while its database was "
+        "down (typeform/pending), through the running processor, once each.")] = False,
 ) -> None:
     """POST fixture webhooks (signed) to the running processor. Example: pulse-local replay fixtures/default"""
     from pulse_local.config import load_settings
+
+    if pending:
+        from pulse_local.source.pending import replay_pending
+
+        outcome = replay_pending(load_settings())
+        console.print(f"pending deliveries: {outcome.summary()}")
+        if outcome.left or outcome.rejected:
+            raise typer.Exit(1)
+        return
 
     if bulk:
         from pulse_local.source.bulk import bulk_load, describe

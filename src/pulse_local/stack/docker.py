@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pulse_local.config import PROJECT_ROOT, Settings
 from pulse_local.errors import ServiceUnavailable
 from pulse_local.stack.base import ServiceStatus, StartReport
+from pulse_local.stack.credentials import prepare_stack_secrets
 from pulse_local.stack.native import NativeStack
 from pulse_local.stack.services import ServiceSpec, native_services, service_env
 
@@ -63,7 +64,11 @@ class DockerStack:
         from testcontainers.compose import DockerCompose
 
         saved = dict(os.environ)
+        # the compose file takes the stack's generated secrets from the environment, and
+        # refuses every command (down, logs too) without them
+        prepare_stack_secrets(self.settings, {"prefect"})
         os.environ.update(service_env(self.settings))
+        os.environ["PULSE_DB_ADMIN_PASSWORD"] = self.settings.admin_password()
         os.environ["COMPOSE_PROJECT_NAME"] = self.project_name
         try:
             yield DockerCompose(context=COMPOSE_DIR, compose_file_name="docker-compose.yml",
@@ -75,6 +80,7 @@ class DockerStack:
     def up(self) -> StartReport:
         began = time.perf_counter()
         before = {s.name for s in self._container_status() if s.health == "healthy"}
+        prepare_stack_secrets(self.settings, set(CONTAINERS) - before)
         with self._compose() as compose:
             try:
                 compose.start()  # type: ignore[attr-defined]

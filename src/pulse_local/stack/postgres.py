@@ -65,17 +65,20 @@ def _check_traversable(path: Path, state_dir: Path) -> None:
         )
 
 
-def init_cluster(settings: Settings) -> None:
-    """Create the cluster once (`initdb`), owned by the account the server runs as."""
+def init_cluster(settings: Settings) -> bool:
+    """Create the cluster once (`initdb`), owned by the account the server runs as; True when
+    it was created now."""
     data = data_dir(settings)
     if (data / "PG_VERSION").exists():
-        return
+        return False
     binaries = _binaries()
     root = cluster_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     account = tools.postgres_os_user()
     pwfile = root / "initdb.pw"
-    pwfile.write_text(settings.db_admin_password + "\n")
+    pwfile.touch(mode=0o600)
+    pwfile.chmod(0o600)
+    pwfile.write_text(settings.admin_password() + "\n")
     if account is not None:
         _check_traversable(root, settings.state_dir)
         os.chown(root, account.pw_uid, account.pw_gid)
@@ -96,6 +99,7 @@ def init_cluster(settings: Settings) -> None:
         raise StackStateError(
             f"initdb failed ({binaries.initdb}, from {binaries.source}):\n{result.stderr.strip()}"
         )
+    return True
 
 
 def server_argv(settings: Settings) -> list[str]:
@@ -131,7 +135,7 @@ def bootstrap(settings: Settings) -> None:
                 sql.SQL(
                     "create role {} login password {} nosuperuser nocreatedb nocreaterole "
                     "nobypassrls noreplication"
-                ).format(sql.Identifier(settings.db_app_user), sql.Literal(settings.db_app_password))
+                ).format(sql.Identifier(settings.db_app_user), sql.Literal(settings.app_password()))
             )
         for database in (settings.db_name, "prefect"):
             found = conn.execute("select 1 from pg_database where datname = %s", (database,))

@@ -68,7 +68,7 @@ class ServiceSpec:
 def prefect_db_url(settings: Settings) -> str:
     """Prefect's own database: a database on the stack's PostgreSQL (faster start than SQLite)."""
     return (
-        f"postgresql+asyncpg://{settings.db_admin_user}:{settings.db_admin_password}"
+        f"postgresql+asyncpg://{settings.db_admin_user}:{settings.admin_password()}"
         f"@{settings.host}:{settings.postgres_port}/prefect"
     )
 
@@ -76,13 +76,25 @@ def prefect_db_url(settings: Settings) -> str:
 def prefect_db_dsn(settings: Settings) -> str:
     """The same database as a libpq DSN (what the Prefect launcher waits for)."""
     return (
-        f"postgresql://{settings.db_admin_user}:{settings.db_admin_password}"
+        f"postgresql://{settings.db_admin_user}:{settings.admin_password()}"
         f"@{settings.host}:{settings.postgres_port}/prefect"
     )
 
 
+def _prepare_postgres(settings: Settings) -> None:
+    """Create the cluster when new; set the roles' passwords when they are not the stack's."""
+    from pulse_local.stack.credentials import sync_role_passwords
+
+    sync_role_passwords(settings, new_cluster=pg.init_cluster(settings))
+
+
 def _prefect_env(settings: Settings) -> dict[str, str]:
+    from pulse_local.stack.credentials import prefect_auth_string
+
+    auth = prefect_auth_string(settings)
     return {
+        # basic authentication on its API (the stack's clients get PREFECT_API_AUTH_STRING)
+        **({"PREFECT_SERVER_API_AUTH_STRING": auth} if auth else {}),
         "PREFECT_HOME": str(settings.state_dir / "prefect"),
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url(settings),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -154,7 +166,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_setting="PULSE_POSTGRES_PORT",
             argv=pg.server_argv,
             probe=probes.postgres,
-            prepare=pg.init_cluster,
+            prepare=_prepare_postgres,
             after_ready=pg.bootstrap,
             popen_kwargs=pg.run_as_postgres,
             stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, checkpoints, exits

@@ -41,11 +41,17 @@ def make_test_settings() -> Settings:
     """Settings for an isolated stack: own state directory, free ports.
 
     Addresses that the environment may carry from another stack (the session's, or a user's
-    `eval "$(pulse-local env)"`) are cleared, so every client derives them from these ports."""
+    `eval "$(pulse-local env)"`) are cleared, so every client derives them from these ports.
+    The stack's secrets are generated at once (as its `up` would), so `service_env` of these
+    settings, taken before `up`, already carries its own passwords and Prefect auth string."""
+    from pulse_local.stack.credentials import prepare_stack_secrets
+
     mode = os.environ.get("PULSE_TEST_STACK", "auto")
-    return Settings(
+    settings = Settings(
         database_url=None,
         admin_database_url=None,
+        db_admin_password=None,
+        db_app_password=None,
         pubsub_emulator_host=None,
         bigtable_emulator_host=None,
         prefect_api_url=None,
@@ -59,6 +65,8 @@ def make_test_settings() -> Settings:
         processor_port=free_port(),
         serving_port=free_port(),
     )
+    prepare_stack_secrets(settings, {"postgres", "prefect"})
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Clients that stall mid-body get 408 and lose their connection (a processor of its own with a
-1-second body timeout)."""
+"""Clients that stall mid-body or mid-headers get 408 and lose their connection (a processor of
+its own with 1-second body and header timeouts)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def impatient(source_fixtures: Path, pulse_settings: Settings,
     from pulse_local.ingest.testing import processor_process
 
     log = tmp_path_factory.mktemp("impatient") / "processor.log"
-    with processor_process({"PULSE_PROCESSOR_BODY_TIMEOUT": "1"}, free_port(), log) as url:
+    with processor_process({"PULSE_PROCESSOR_BODY_TIMEOUT": "1",
+                                      "PULSE_HEADER_TIMEOUT": "1"}, free_port(), log) as url:
         parts = urlsplit(url)
         yield str(parts.hostname), int(parts.port or 80)
 
@@ -57,3 +58,36 @@ def test_stalled_bodies_get_408_and_the_connection_closes(
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"body_timeout" in answer
     assert row_counts() == before
+
+
+def test_stalled_headers_get_408_and_the_connection_closes(
+        impatient: tuple[str, int], row_counts: Any) -> None:
+    before = row_counts()
+    partial = [b"", b"PO", b"POST /webhooks/typeform/tenant-0001 HTTP/1.1\r\nHost: x\r\n",
+               b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1"]
+    stalled = []
+    for i in range(20):
+        conn = socket.create_connection(impatient, timeout=30)
+        conn.sendall(partial[i % len(partial)])
+        stalled.append(conn)
+    try:
+        answers = [_read_all(conn) for conn in stalled]
+    finally:
+        for conn in stalled:
+            conn.close()
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"headers not complete" in answer
+    assert row_counts() == before
+    # a keep-alive connection: the first request is served, the second stalls mid-headers
+    with socket.create_connection(impatient, timeout=30) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b'"pubsub"' not in first:  # the whole JSON answer of /healthz
+            chunk = conn.recv(65536)
+            assert chunk, first
+            first += chunk
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+        second = _read_all(conn)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    assert second.startswith(b"HTTP/1.1 408"), second

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from pulse_local.config import Settings
+from pulse_local.endpoints import prefect_auth_headers
 from pulse_local.orchestration import (
     DEPLOYMENTS,
     GCP_WORK_POOL,
@@ -22,8 +23,19 @@ pytestmark = pytest.mark.integration
 
 
 def _deployments(api: str) -> dict[str, dict[str, Any]]:
-    found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=10).json()
-    return {d["name"]: d for d in found}
+    found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=10,
+                       headers=_HEADERS)
+    found.raise_for_status()
+    return {d["name"]: d for d in found.json()}
+
+
+#: The Prefect API's basic authentication (set by the `auth` fixture).
+_HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def auth(pulse_settings: Settings) -> None:
+    _HEADERS.update(prefect_auth_headers(pulse_settings))
 
 
 def test_local_deployments_are_served_with_the_declared_schedules(
@@ -43,8 +55,9 @@ def gcp_registration_cleanup(pulse_settings: Settings) -> Any:
     yield api
     for name, deployment in _deployments(api).items():
         if name.endswith("-gcp"):
-            httpx.delete(f"{api}/deployments/{deployment['id']}", timeout=10).raise_for_status()
-    httpx.delete(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10)
+            httpx.delete(f"{api}/deployments/{deployment['id']}", timeout=10,
+                         headers=_HEADERS).raise_for_status()
+    httpx.delete(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10, headers=_HEADERS)
 
 
 def test_gcp_deployments_register_on_the_cloud_run_work_pool(
@@ -53,10 +66,14 @@ def test_gcp_deployments_register_on_the_cloud_run_work_pool(
     gcp = pulse_settings.model_copy(update={
         "project": pulse_settings.project, "raw_bucket": "acme-raw",
         "run_service_account": "pulse-flows@acme.iam.gserviceaccount.com",
-        "cloudsql_instance": "acme:europe-west1:pulse"})
+        "cloudsql_instance": "acme:europe-west1:pulse",
+        # this Prefect API asks for basic auth: the Cloud Run jobs get it from Secret Manager
+        "run_secrets": {**pulse_settings.run_secrets,
+                        "PREFECT_API_AUTH_STRING": "pulse-prefect-auth"}})
     names = register_gcp_deployments(gcp, api)
     assert len(names) == len(DEPLOYMENTS)
-    pool = httpx.get(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10).json()
+    pool = httpx.get(f"{api}/work_pools/{GCP_WORK_POOL.name}", timeout=10,
+                     headers=_HEADERS).json()
     assert pool["type"] == "cloud-run-v2"
     assert "region" in pool["base_job_template"]["variables"]["properties"]
     assert ensure_work_pool(api) is False  # a second registration creates no second pool

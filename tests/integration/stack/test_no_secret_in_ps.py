@@ -19,14 +19,13 @@ pytestmark = pytest.mark.integration
 
 
 def _secrets(settings: Settings) -> list[str]:
-    """Strings that must appear nowhere public: passwords in DSN form, the token key."""
-    from pulse_local.serving.auth import signing_key_path
+    """Strings that must appear nowhere public: the generated passwords, the Prefect API's
+    auth string, the token key, the webhook secrets."""
+    from pulse_local.testing.secret_scan import stack_secrets
 
-    found = [f":{settings.db_admin_password}@", f":{settings.db_app_password}@"]
-    key = signing_key_path(settings)
-    if key.exists():
-        found.append(key.read_text().strip())
-    return found
+    found = stack_secrets(settings)
+    assert {"db admin password", "db app password", "prefect auth string"} <= set(found)
+    return list(found.values())
 
 
 def test_no_stack_process_has_a_secret_on_its_command_line(pulse_stack: Any,

@@ -49,7 +49,7 @@ def test_check_stack_flow_runs_on_the_stack_prefect(prefect_client: Any) -> None
 def test_a_failing_round_trip_fails_the_flow_with_the_cause(
     pulse_stack: Any, pulse_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wrong = pulse_settings.app_dsn().replace(f":{pulse_settings.db_app_password}@", ":wrong@")
+    wrong = pulse_settings.app_dsn().replace(f":{pulse_settings.app_password()}@", ":wrong@")
     monkeypatch.setenv("PULSE_DATABASE_URL", wrong)
     check_stack = load_flow("check_stack")
     state = check_stack(return_state=True)

@@ -139,6 +139,11 @@ def test_restore_brings_every_layer_back_and_a_damaged_file_is_refused(
     assert report.manifest.responses == len(saved_point["postgres"]["responses"])
     assert not any(name.startswith(("secrets/", "run/", "logs/"))
                    for name in report.manifest.files)
+    from pulse_local.testing.secret_scan import leaks, stack_secrets
+
+    secrets = stack_secrets(settings)
+    assert sum(name.startswith("webhook secret") for name in secrets) >= 1
+    assert leaks({"manifest": report.manifest.to_json().decode()}, secrets) == []
     assert "emulators/bigtable.jsonl.gz" in report.manifest.files
     assert {s.name for s in stack.status() if s.health == "healthy"} == PIPELINE
 
@@ -192,8 +197,18 @@ def test_restore_brings_every_layer_back_and_a_damaged_file_is_refused(
     other = NativeStack(fresh, [s for s in native_services(fresh) if s.name in PIPELINE])
     try:
         start_from_snapshot(fresh, other, str(report.path))
-        assert not (fresh.state_dir / "secrets").exists()
+        # the snapshot carried no secret: this stack made its own passwords and set them on
+        # the restored roles (single-user mode, before the server started); both roles work
+        assert fresh.admin_password() != settings.admin_password()
+        assert fresh.app_password() != settings.app_password()
         assert _settled(fresh) == saved_point
+        import psycopg
+
+        with psycopg.connect(fresh.app_dsn()) as conn:
+            assert conn.execute("select current_user").fetchone() == (fresh.db_app_user,)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(fresh.app_dsn().replace(fresh.app_password(),
+                                                    settings.app_password()))
         # a stopped stack is snapshotted too (PostgreSQL alone, briefly, for the manifest)
         other.down()
         cold = snapshot.save(fresh, "cold", stack=other)

@@ -75,7 +75,12 @@ def test_postgres_is_ready_for_cdc(compose: dict[str, Any], defaults: Settings) 
         assert flag in command
     env = postgres["environment"]
     assert env["POSTGRES_USER"] == defaults.db_admin_user
-    assert env["POSTGRES_PASSWORD"] == defaults.db_admin_password
+    # the stack's generated password, from the environment `pulse-local up` gives compose;
+    # never a fixed one (compose refuses to start without it)
+    assert env["POSTGRES_PASSWORD"].startswith("${PULSE_DB_ADMIN_PASSWORD:?")
+    prefect = compose["services"]["prefect"]["environment"]
+    assert "${PULSE_DB_ADMIN_PASSWORD:?" in prefect["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert prefect["PREFECT_SERVER_API_AUTH_STRING"].startswith("${PREFECT_API_AUTH_STRING:?")
     assert env["POSTGRES_DB"] == defaults.db_name
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert postgres["volumes"]
