@@ -2,10 +2,12 @@
 
 Threads of one consumer process:
 
-* the intake: ``options.streams`` threads of unary ``Pull`` with our own leases and flow
-  control (`pulse_local.streaming.intake`, the default; why: see there), or the client
-  library's streaming pulls (``intake=streaming``); either way the callback only puts the
-  message on a queue and flow control bounds it (a message counts until acked or nacked);
+* the intake (`pulse_local.streaming.intake.Intake`, built by ``open_intake``):
+  ``options.streams`` threads of unary ``Pull`` with our own leases and flow control
+  (`pulse_local.streaming.pull_intake`, the default; why: see there), or the client library's
+  streaming pulls (``intake=streaming``, `pulse_local.streaming.streaming_intake`); either
+  way the callback only puts the message on a queue and flow control bounds it (a message
+  counts until acked or nacked);
 * ``options.workers`` writers: take up to ``batch_size`` messages (waiting at most
   ``batch_wait_ms`` to fill a batch), validate, land them in the raw sink, write Bigtable
   (`EventStore.write`), and only then ack; failures nack (Pub/Sub redelivers) or, after the
@@ -35,13 +37,12 @@ from pulse_local.config import Settings, load_options
 from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
 from pulse_local.streaming.inbox import Inbox
-from pulse_local.streaming.intake import PullIntake
+from pulse_local.streaming.intake import Intake, open_intake
 from pulse_local.streaming.options import (
     BIGQUERY_SUBSCRIPTION,
     DeadLetterConfig,
     StreamingOptions,
     dead_letter_config,
-    declared_ack_deadline,
 )
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.sink import RawEventSink, RawMessage
@@ -122,16 +123,14 @@ class Consumer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._intake_open = threading.Event()
-        self._opened_once = threading.Event()
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._finished = 0
-        self._subscribed = False
         self._publisher: Any = None
         self._subscriber: Any = None
         self._store: EventStore | None = None
         self._sink: RawEventSink | None = None
-        self._intake: PullIntake | None = None
+        self._intake: Intake | None = None
         #: The ``subscription_name`` of raw rows: the BigQuery subscription the sink stands in for.
         self._raw_subscription = (f"projects/{settings.project}/subscriptions/"
                                   f"{BIGQUERY_SUBSCRIPTION}")
@@ -165,12 +164,8 @@ class Consumer:
         self._intake_open.set()
         threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)
                    for i in range(self.options.workers)]
-        if self.options.intake == "pull":
-            self._intake = self._pull_intake()
-            self._intake.start()
-        else:
-            threads.append(threading.Thread(target=self._supervise, name="supervisor",
-                                            daemon=True))
+        self._intake = self._open_intake()
+        self._intake.start()
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
         threads.append(threading.Thread(target=self._fold, name="folder", daemon=True))
         for thread in threads:
@@ -228,22 +223,21 @@ class Consumer:
             self._done(len(waiting))
 
     # Pub/Sub ----------------------------------------------------------------------------------
-    def _pull_intake(self) -> PullIntake:
+    def _open_intake(self) -> Intake:
         path = self._subscriber.subscription_path(self.settings.project,
                                                   self.options.subscription)
-        return PullIntake(self._subscriber, path, self._on_messages,
-                          pullers=self.options.streams,
-                          capacity=self.options.streams * self.options.max_messages,
-                          max_bytes=self.options.streams * self.options.max_bytes,
-                          lease_seconds=self.options.lease_seconds,
-                          subscription_deadline=declared_ack_deadline(self.options.subscription),
-                          on_error=lambda text: self._record_error(text, reconnect=True))
+        return open_intake(self.options, self._subscriber, path, self._on_messages,
+                           on_error=lambda text: self._record_error(text, reconnect=True),
+                           on_open=self._streams_opened, stopped=self._stop)
+
+    def _streams_opened(self, opened: float) -> None:
+        """Idle time counts from when the intake's streams opened."""
+        with self._lock:
+            self._last_activity = max(self._last_activity, opened)
 
     def _is_open(self, *, ever: bool = False) -> bool:
         """Whether Pub/Sub answers now (or, with ``ever``, answered once since `run`)."""
-        if self._intake is not None:
-            return (self._intake.ever_connected if ever else self._intake.connected).is_set()
-        return self._opened_once.is_set() if ever else self._subscribed
+        return self._intake is not None and self._intake.is_open(ever=ever)
 
     def _record_error(self, text: str, *, reconnect: bool = False) -> None:
         """Keep the last 20 errors in the report; ``reconnect``: Pub/Sub itself failed."""
@@ -254,17 +248,8 @@ class Consumer:
 
     def _settle(self, acks: list[Message], nacks: list[Message]) -> None:
         """Ack and nack a batch's deliveries (batched RPCs with the pull intake)."""
-        if self._intake is not None:
-            self._intake.settle(acks, nacks)  # type: ignore[arg-type]
-            return
-        for message in acks:
-            message.ack()
-        for message in nacks:
-            message.nack()
-
-    def _on_message(self, message: Message) -> None:
-        """Streaming-pull callback: `_on_messages` for one message."""
-        self._on_messages([message])
+        assert self._intake is not None, "settled before the intake was opened"
+        self._intake.settle(acks, nacks)
 
     def _on_messages(self, messages: list[Message]) -> None:
         """Hand deliveries (a Pull's, or one streaming-pull message) to the writers, or nack
@@ -275,60 +260,10 @@ class Consumer:
         with self._lock:
             self._in_flight += len(messages)
             self.report.received += len(messages)
-            if self._intake is None:  # the pull intake counts what it holds (`_write_status`)
+            if self._intake is None or self._intake.max_held is None:  # else it counts them
                 self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
         self._inbox.put_many(messages)
-
-    def _flow_control(self) -> Any:
-        from google.cloud import pubsub_v1
-
-        return pubsub_v1.types.FlowControl(
-            max_messages=self.options.max_messages,
-            max_bytes=self.options.max_bytes,
-            max_duration_per_lease_extension=self.options.max_lease_extension,
-        )
-
-    def _supervise(self) -> None:
-        """Keep ``streams`` streaming pulls open; reopen them all after an error, backing off
-        from 0.5 s to 10 s while the error persists."""
-        path = self._subscriber.subscription_path(self.settings.project,
-                                                  self.options.subscription)
-        backoff = 0.5
-        while not self._stop.is_set():
-            futures = [self._subscriber.subscribe(path, self._on_message,
-                                                  flow_control=self._flow_control())
-                       for _ in range(self.options.streams)]
-            self._subscribed = True
-            opened = time.monotonic()
-            with self._lock:  # idle time counts from when the streams are open
-                self._last_activity = max(self._last_activity, opened)
-            self._opened_once.set()
-            failure: BaseException | None = None
-            while not self._stop.is_set() and failure is None:
-                for future in futures:
-                    if future.done():
-                        failure = future.exception() or RuntimeError("stream closed")
-                        break
-                self._stop.wait(0.1)
-            self._subscribed = False
-            for future in futures:
-                future.cancel()
-            for future in futures:
-                try:
-                    future.result(timeout=10)
-                except Exception as exc:  # noqa: BLE001 - the error that ended the stream, already recorded
-                    log.debug("stream ended: %s", exc)
-            if failure is None:
-                return
-            if time.monotonic() - opened > 30:
-                backoff = 0.5
-            message = (f"streaming pull on {path} failed: {failure}; reopening in {backoff:.1f} s"
-                       " (if the subscription is missing, `pulse-local up` declares it)")
-            log.warning(message)
-            self._record_error(str(failure), reconnect=True)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
 
     # Writers ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
@@ -491,9 +426,10 @@ class Consumer:
 
     def _write_status(self, *, final: bool = False) -> None:
         """Bring the report up to date and, for the service, write the heartbeat file."""
-        if self._intake is not None:  # the pull intake counts what it holds itself
+        held = self._intake.max_held if self._intake is not None else None
+        if held is not None:  # an intake that counts what it holds (`_on_messages`)
             with self._lock:
-                self.report.max_in_flight = self._intake.max_held
+                self.report.max_in_flight = held
         if self.status_path is None:
             return
         subscribed = self._is_open()
