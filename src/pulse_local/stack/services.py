@@ -228,7 +228,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port=lambda s: s.postgres_port,
             port_setting="PULSE_POSTGRES_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.cdc", "serve"],
-            probe=_cdc_ready,
+            probe=probes.cdc,
             detail=_cdc_lag,
             # The migrations (PostgreSQL's after_ready) create the publication it reads; it lands
             # its last complete batch before PostgreSQL stops.
@@ -243,7 +243,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port=lambda s: s.pubsub_port,
             port_setting="PULSE_PUBSUB_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.streaming", "consume"],
-            probe=_consumer_ready,
+            probe=probes.streaming,
             depends_on=("pubsub", "bigtable"),
             stop_after=("pubsub", "bigtable"),
             uses_port=False,
@@ -255,7 +255,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port=lambda s: s.serving_port,
             port_setting="PULSE_SERVING_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.serving"],
-            probe=_serving_ready,
+            probe=probes.serving,
             depends_on=("bigtable",),
             stop_after=("bigtable",),
             stop_timeout=5.0,
@@ -266,7 +266,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port=lambda s: s.prefect_port,
             port_setting="PULSE_PREFECT_PORT",
             argv=lambda s: [sys.executable, "-m", "pulse_local.orchestration"],
-            probe=_deployments_ready,
+            probe=probes.deployments,
             # Starts beside Prefect (imports overlap) and waits for its API itself.
             stop_after=("prefect",),
             start_timeout=120.0,
@@ -276,31 +276,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
     ]
 
 
-def _cdc_ready(settings: Settings) -> None:
-    from pulse_local.cdc import cdc_ready
-
-    cdc_ready(settings)
-
-
 def _cdc_lag(settings: Settings) -> str:
     from pulse_local.cdc import lag
 
     return lag(settings).summary()
-
-
-def _consumer_ready(settings: Settings) -> None:
-    from pulse_local.streaming.consumer import consumer_ready
-
-    consumer_ready(settings)
-
-
-def _serving_ready(settings: Settings) -> None:
-    from pulse_local.serving import serving_ready
-
-    serving_ready(settings)
-
-
-def _deployments_ready(settings: Settings) -> None:
-    from pulse_local.orchestration import deployments_ready
-
-    deployments_ready(settings)
