@@ -65,7 +65,7 @@ def probes_for(settings: Settings, options: MonitorOptions | None = None) -> Pro
     )
     from pulse_local.monitoring.source import PostgresSource
     from pulse_local.monitoring.warehouse import warehouse_query
-    from pulse_local.streaming.consumer import status_path
+    from pulse_local.streaming.status import status_path
 
     options = options or load_options(MonitorOptions)
     status_file = status_path(settings)

@@ -70,8 +70,8 @@ def cdc(settings: Settings, timeout: float = 2.0) -> None:
 
 def streaming(settings: Settings, timeout: float = 2.0) -> None:
     """The consumer has a live process with open streams (its heartbeat file,
-    `pulse_local.streaming.consumer.consumer_ready`)."""
-    from pulse_local.streaming.consumer import consumer_ready
+    `pulse_local.streaming.status.consumer_ready`)."""
+    from pulse_local.streaming.status import consumer_ready
 
     consumer_ready(settings)
 

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulse_local.config import Settings, load_options
-from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
 from pulse_local.streaming.inbox import Inbox
 from pulse_local.streaming.intake import Intake, open_intake
@@ -46,6 +45,7 @@ from pulse_local.streaming.options import (
 )
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.sink import RawEventSink, RawMessage
+from pulse_local.streaming.status import status_path
 from pulse_local.streaming.store import Delivered, EventStore
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ log = logging.getLogger("pulse_local.streaming")
 
 #: Pub/Sub attribute values are limited to 1024 bytes.
 _MAX_ATTRIBUTE = 1024
-#: The readiness/heartbeat file of the long-running service, under ``state_dir/run``.
-STATUS_FILE = "streaming-consumer.status.json"
 
 
 @dataclass
@@ -443,11 +441,6 @@ class Consumer:
         os.replace(tmp, self.status_path)
 
 
-def status_path(settings: Settings) -> Path:
-    """The heartbeat file of the long-running consumer service."""
-    return settings.state_dir / "run" / STATUS_FILE
-
-
 def consume(settings: Settings, *, max_messages: int | None = None,
             idle_timeout: float | None = None,
             options: StreamingOptions | None = None) -> ConsumeReport:
@@ -500,31 +493,3 @@ def serve(settings: Settings, options: StreamingOptions | None = None, *,
         codes = children.stop()
         if any(code not in (0, None) for code in codes):
             log.warning("consumer children exited with %s", codes)
-
-
-def consumer_ready(settings: Settings, max_age: float = 15.0) -> None:
-    """Probe: the consumer service has a live process with open streams (heartbeat file fresher
-    than ``max_age`` s). Raises `ServiceUnavailable` saying what to do otherwise."""
-    import psutil
-
-    path = status_path(settings)
-    try:
-        status = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ServiceUnavailable(
-            f"the streaming consumer has not reported yet ({path} missing): start it with "
-            "`python -m pulse_local.streaming consume` (or `pulse-local up`)") from None
-    except ValueError as exc:
-        raise ServiceUnavailable(f"{path} is unreadable ({exc}); restart the consumer") from None
-    age = time.time() - float(status.get("updated_at", 0))
-    if status.get("stopped") or not psutil.pid_exists(int(status.get("pid", -1))):
-        raise ServiceUnavailable(
-            f"the streaming consumer (pid {status.get('pid')}) has stopped: restart it with "
-            "`python -m pulse_local.streaming consume`")
-    if age > max_age:
-        raise ServiceUnavailable(
-            f"the streaming consumer's heartbeat is {age:.0f} s old: it is stuck; see its log")
-    if not status.get("subscribed"):
-        raise ServiceUnavailable(
-            "the streaming consumer runs but has no open stream (Pub/Sub down or subscription "
-            f"missing; last errors: {status.get('errors', [])[-1:]})")
