@@ -15,10 +15,10 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_local.errors import ConfigError, GcpSettingMissing
+from pulse_local.profiles import PROFILES, Profile, profile_choices
 
 OptionsT = TypeVar("OptionsT", bound=BaseSettings)
 
-Profile = Literal["local", "gcp"]
 StackMode = Literal["native", "docker", "auto"]
 
 #: The project root: the directory holding pyproject.toml, dbt/, emulators/ ...
@@ -155,10 +155,8 @@ class Settings(BaseSettings):
     @field_validator("profile", mode="before")
     @classmethod
     def _known_profile(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() not in ("local", "gcp"):
-            raise ValueError(
-                f"unknown profile {value!r}: use PULSE_PROFILE=local (laptop/CI) or PULSE_PROFILE=gcp"
-            )
+        if isinstance(value, str) and value.strip().lower() not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}: use {profile_choices()}")
         return value.strip().lower() if isinstance(value, str) else value
 
     def require_gcp(self, *fields: str) -> None:

@@ -170,13 +170,17 @@ def test_pulse_local_has_no_import_circle() -> None:
 
 
 def test_capabilities_and_endpoints_depend_only_on_config_and_errors() -> None:
-    """The abstraction and the endpoint resolution sit under everything that uses them."""
+    """The abstraction and the endpoint resolution sit under everything that uses them (the
+    profile registry below them all: it imports nothing of the project)."""
     modules = modules_of(SRC)
     edges = import_edges(modules)
-    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors"}
+    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors", "pulse_local.profiles"}
     for leaf in ("pulse_local.capabilities", "pulse_local.endpoints"):
         extra = sorted({e.target for e in edges if e.source == leaf} - allowed)
-        assert not extra, f"{leaf} must import only config and errors, not {extra}"
+        assert not extra, f"{leaf} must import only config, profiles and errors, not {extra}"
+    registry = sorted({e.target for e in edges if e.source == "pulse_local.profiles"}
+                      - {"pulse_local"})
+    assert not registry, f"pulse_local.profiles must import nothing of the project, not {registry}"
 
 
 def test_the_check_finds_a_circle_through_a_function_import_and_a_reexport(
