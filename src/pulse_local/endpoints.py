@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pulse_local.config import PROJECT_ROOT, Profile, Settings
+from pulse_local.config import PROJECT_ROOT, Profile, Settings, port_setting, stack_port_fields
 from pulse_local.errors import EmulatorEndpointMissing
 from pulse_local.profiles import profile_spec
 
@@ -68,12 +68,8 @@ def service_env(settings: Settings) -> dict[str, str]:
         "PULSE_STATE_DIR": str(settings.state_dir),
         "PULSE_PROJECT": settings.project,
         "PULSE_HOST": settings.host,
-        "PULSE_POSTGRES_PORT": str(settings.postgres_port),
-        "PULSE_PUBSUB_PORT": str(settings.pubsub_port),
-        "PULSE_BIGTABLE_PORT": str(settings.bigtable_port),
-        "PULSE_PREFECT_PORT": str(settings.prefect_port),
-        "PULSE_PROCESSOR_PORT": str(settings.processor_port),
-        "PULSE_SERVING_PORT": str(settings.serving_port),
+        # PULSE_POSTGRES_PORT, PULSE_PUBSUB_PORT, ...: every service port of the stack
+        **{port_setting(field): str(getattr(settings, field)) for field in stack_port_fields()},
         "PULSE_DATABASE_URL": settings.app_dsn(),
         "PULSE_ADMIN_DATABASE_URL": settings.admin_dsn(),
         "PUBSUB_EMULATOR_HOST": f"{settings.host}:{settings.pubsub_port}",
