@@ -25,8 +25,9 @@ import psycopg
 from psycopg import sql
 
 from pulse_local.cdc.assembler import DRAIN_PREFIX, Batch, TransactionAssembler
+from pulse_local.cdc.backfill import copy_table
 from pulse_local.cdc.config import StreamConfig, load_stream_config
-from pulse_local.cdc.datastream import BACKFILL_CHANGE_TYPE, destination_table
+from pulse_local.cdc.datastream import destination_table
 from pulse_local.cdc.errors import (
     RESYNC_HINT,
     CdcError,
@@ -43,8 +44,6 @@ from pulse_local.config import Settings
 
 log = logging.getLogger("pulse_local.cdc")
 
-#: Rows per Parquet file during the backfill.
-BACKFILL_CHUNK = 100_000
 #: Seconds between standby status updates / heartbeats while idle.
 STATUS_INTERVAL = 1.0
 
@@ -233,8 +232,9 @@ class Capture:
                 table = raw_table_name(self.config, namespace, name)
                 self.layer.write_schema(table, schema, table_mode(self.config, namespace, name))
                 if self.config.source.backfill:
-                    rows_total += self._copy_table(conn, table, schema, row_filter,
-                                                   consistent_point, started_ms)
+                    rows_total += copy_table(conn, self.layer, table, schema, row_filter,
+                                             consistent_point, started_ms,
+                                             admin_user=self.settings.db_admin_user)
                 else:
                     self.layer.write_file(table, TableRows(schema), consistent_point,
                                           consistent_point, chunk=0)
@@ -246,40 +246,6 @@ class Capture:
         self.totals["backfilled_rows"] = rows_total
         log.info("backfill done: %d rows at %s", rows_total, format_lsn(consistent_point))
         self._start(consistent_point)
-
-    def _copy_table(self, conn: psycopg.Connection[Any], table: str, schema: TableSchema,
-                    row_filter: str | None, lsn: int, started_ms: int) -> int:
-        columns = sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(c)) for c in schema.column_names)
-        query = sql.SQL("SELECT {} FROM {}.{}").format(
-            columns, sql.Identifier(schema.namespace), sql.Identifier(schema.name))
-        if row_filter:
-            query = sql.SQL("{} WHERE {}").format(query, sql.SQL(row_filter))
-        chunk, count = 0, 0
-        try:
-            with conn.cursor(name=f"pulse_cdc_backfill_{table}") as cur:
-                cur.itersize = 10_000
-                cur.execute(query)
-                while True:
-                    rows = cur.fetchmany(BACKFILL_CHUNK)
-                    if not rows and chunk > 0:
-                        break
-                    batch = TableRows(schema)
-                    for row in rows:
-                        count += 1
-                        batch.append(row, lsn, count, BACKFILL_CHANGE_TYPE, started_ms)
-                    self.layer.write_file(table, batch, lsn, lsn, chunk=chunk)
-                    chunk += 1
-                    if len(rows) < BACKFILL_CHUNK:
-                        break
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise CdcError(
-                f"backfill of {schema.namespace}.{schema.name} is blocked by row-level security "
-                f"or privileges for {self.settings.db_admin_user}: {exc}. Use a role that "
-                "bypasses RLS (the owner role locally; `grant pulse_cdc to <login>` on Cloud SQL)"
-            ) from exc
-        log.info("backfilled %s: %d rows", table, count)
-        return count
 
     # Streaming ----------------------------------------------------------------------------
     def run(self, until: Callable[[], bool], timeout: float | None = None) -> None:
