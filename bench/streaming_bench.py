@@ -111,7 +111,8 @@ def floor_pipeline(settings: Any, count: int, pullers: int) -> float:
     aggregates or sink), ack (messages/s). Its CPU per message, against what half the ceiling
     allows on two cores, is what `main` prints as the room left for the real consumer's work
     (its rate is no bound: its Pull threads leave the machine partly idle)."""
-    from pulse_local.streaming.store import EVENT, FACT_TABLE, EventStore
+    from pulse_local.streaming.layout import EVENT, FACT_TABLE
+    from pulse_local.streaming.store import EventStore
 
     store = EventStore.for_settings(settings)
 
@@ -311,7 +312,7 @@ def latency(settings: Any, rate: float, seconds: float, tick: float = 0.01) -> l
     from google.cloud.bigtable.data import ReadRowsQuery, RowRange
 
     from pulse_local.streaming import keys
-    from pulse_local.streaming.store import DEDUP_TABLE, FACT_TABLE, bigtable_data_client
+    from pulse_local.streaming.layout import DEDUP_TABLE, FACT_TABLE, bigtable_data_client
     from pulse_local.streaming.testing import fast_publisher, make_event, publish_batched
 
     tenant, publisher = uuid.uuid4(), fast_publisher()

@@ -38,6 +38,7 @@ from pulse_local.endpoints import (
     use_profile,
 )
 from pulse_local.errors import missing_credentials
+from pulse_local.profiles import profile_spec
 from pulse_local.resources.clients import bigquery_client, storage_client
 from pulse_local.streaming.sink import LocalParquetSink, NullRawEventSink, raw_events_dir
 
@@ -327,7 +328,9 @@ class DatastreamStreams:
 
 
 def for_profile(settings: Settings) -> Backends:
-    """Build the backends for `settings.profile`."""
+    """Build the backends for `settings.profile`: the implementations its registry entry
+    (`pulse_local.profiles.PROFILES`) names (checked by tests/unit/test_wiring.py)."""
+    spec = profile_spec(settings.profile)
     match settings.profile:
         case "local":
             return Backends(
@@ -336,6 +339,8 @@ def for_profile(settings: Settings) -> Backends:
                 warehouse=DuckDBWarehouse(settings.duckdb_path),
                 raw_events=LocalParquetSink(raw_events_dir(settings)),
                 change_streams=LocalCdcService(),
+                raw_table_prefix=spec.raw_table_prefix,
+                run_files_here=spec.run_files_here,
             )
         case "gcp":
             settings.require_gcp("project")  # before any client exists
@@ -346,7 +351,8 @@ def for_profile(settings: Settings) -> Backends:
                                             endpoint=settings.bigquery_emulator_host),
                 raw_events=NullRawEventSink(),
                 change_streams=DatastreamStreams(),
-                run_files_here=False,
+                raw_table_prefix=spec.raw_table_prefix,
+                run_files_here=spec.run_files_here,
             )
     assert_never(settings.profile)
 

@@ -151,6 +151,7 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
     Example: pulse-local reset --yes
     """
     from pulse_local.stack import stack_for
+    from pulse_local.stack.native import NativeStack
 
     settings = _settings()
     state = settings.state_dir
@@ -159,7 +160,10 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
     if state.exists():
         stack = stack_for(settings)
         # everything is deleted next: the emulators' state is not saved first
-        stack.down(save=False) if stack.mode == "native" else stack.down()
+        if isinstance(stack, NativeStack):  # mode "native"
+            stack.down(save=False)
+        else:
+            stack.down()
         shutil.rmtree(state)
     console.print(f"removed {state}")
 
@@ -318,10 +322,13 @@ def deployments_list() -> None:
     Example: pulse-local deployments list
     """
     from pulse_local.orchestration import DEPLOYMENTS, GCP_WORK_POOL, deployment_name
+    from pulse_local.profiles import PROFILES
 
-    table = Table("flow", "local", "gcp (work pool " + GCP_WORK_POOL.name + ")", "cron (UTC)")
+    columns = [f"{p.name} (work pool {GCP_WORK_POOL.name})" if p.deploys_to_work_pool else p.name
+               for p in PROFILES.values()]
+    table = Table("flow", *columns, "cron (UTC)")
     for d in DEPLOYMENTS:
-        table.add_row(d.flow, deployment_name(d.flow, "local"), deployment_name(d.flow, "gcp"),
+        table.add_row(d.flow, *(deployment_name(d.flow, p) for p in PROFILES),
                       d.cron or "on demand")
     console.print(table)
 

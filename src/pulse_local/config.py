@@ -9,18 +9,31 @@ Read when a command or flow starts, never at import time::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_local import secret_files
 from pulse_local.errors import ConfigError, GcpSettingMissing
+from pulse_local.profiles import PROFILES, Profile, profile_choices
 
 OptionsT = TypeVar("OptionsT", bound=BaseSettings)
 
-Profile = Literal["local", "gcp"]
 StackMode = Literal["native", "docker", "auto"]
+
+
+def stack_port(default: int) -> Any:
+    """A Settings field holding the port of a service of the stack. Declaring one (with the
+    service's `ServiceSpec.port_field` naming it) is all a new port needs: its variable
+    ``PULSE_<FIELD>``, its `pulse-local env` entry (`endpoints.service_env`) and the test
+    stack's free port (`testing.plugin.make_test_settings`) are generated from these fields."""
+    return Field(default, ge=1, le=65535, json_schema_extra={"stack_port": True})
+
+
+def port_setting(field: str) -> str:
+    """The environment variable of a Settings field: ``pubsub_port`` -> ``PULSE_PUBSUB_PORT``."""
+    return f"PULSE_{field.upper()}"
 
 #: The project root: the directory holding pyproject.toml, dbt/, emulators/ ...
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +108,12 @@ class Settings(BaseSettings):
         "PREFECT_API_AUTH_STRING / PREFECT_API_KEY when used.")
 
     host: str = Field("127.0.0.1", description="Address the native services listen on.")
-    postgres_port: int = Field(54329, ge=1, le=65535)
-    pubsub_port: int = Field(8085, ge=1, le=65535)
-    bigtable_port: int = Field(8086, ge=1, le=65535)
-    prefect_port: int = Field(4200, ge=1, le=65535)
-    processor_port: int = Field(8092, ge=1, le=65535)
-    serving_port: int = Field(8093, ge=1, le=65535)
+    postgres_port: int = stack_port(54329)
+    pubsub_port: int = stack_port(8085)
+    bigtable_port: int = stack_port(8086)
+    prefect_port: int = stack_port(4200)
+    processor_port: int = stack_port(8092)
+    serving_port: int = stack_port(8093)
 
     fixture_scale: int = Field(2, ge=1, description="Tenants of the fixtures `pulse-local run` generates.")
     fixture_seed: int = Field(42, description="Seed of those fixtures (same seed, same bytes).")
@@ -166,10 +179,8 @@ class Settings(BaseSettings):
     @field_validator("profile", mode="before")
     @classmethod
     def _known_profile(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() not in ("local", "gcp"):
-            raise ValueError(
-                f"unknown profile {value!r}: use PULSE_PROFILE=local (laptop/CI) or PULSE_PROFILE=gcp"
-            )
+        if isinstance(value, str) and value.strip().lower() not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}: use {profile_choices()}")
         return value.strip().lower() if isinstance(value, str) else value
 
     def require_gcp(self, *fields: str) -> None:
@@ -250,6 +261,13 @@ def _problems(exc: ValidationError, prefix: str) -> str:
     return "; ".join(
         f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
         for e in exc.errors())
+
+
+def stack_port_fields() -> tuple[str, ...]:
+    """The Settings fields declared with `stack_port`, in declaration order."""
+    return tuple(name for name, info in Settings.model_fields.items()
+                 if isinstance(info.json_schema_extra, dict)
+                 and info.json_schema_extra.get("stack_port"))
 
 
 def load_settings(**overrides: object) -> Settings:

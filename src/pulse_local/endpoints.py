@@ -1,6 +1,6 @@
 """Where this profile's clients and processes go: emulator hosts, the stack's addresses, Prefect.
 
-A leaf module (it depends on `config` and `errors` only), so every layer can ask where a
+A leaf module (it depends on `config`, `profiles` and `errors` only), so every layer can ask where a
 service is without importing the backend factory or the stack.
 """
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import assert_never
 
 from pulse_local import secret_files
-from pulse_local.config import PROJECT_ROOT, Profile, Settings
+from pulse_local.config import PROJECT_ROOT, Profile, Settings, port_setting, stack_port_fields
 from pulse_local.errors import EmulatorEndpointMissing
+from pulse_local.profiles import profile_spec
 
 
 @dataclass(frozen=True)
@@ -25,17 +25,15 @@ class EmulatorEndpoints:
 
 def emulator_endpoints(settings: Settings, profile: Profile | None = None) -> EmulatorEndpoints:
     """Google's emulator variables win on every profile (that is how CI runs the gcp code on
-    the emulators); without them ``local`` means the stack's own emulators, so local work can
-    never reach a real project by accident, and ``gcp`` means Google."""
-    match profile or settings.profile:
-        case "local":
-            return EmulatorEndpoints(
-                settings.pubsub_emulator_host or f"{settings.host}:{settings.pubsub_port}",
-                settings.bigtable_emulator_host or f"{settings.host}:{settings.bigtable_port}",
-            )
-        case "gcp":
-            return EmulatorEndpoints(settings.pubsub_emulator_host, settings.bigtable_emulator_host)
-    assert_never(profile or settings.profile)
+    the emulators); without them a profile with ``stack_emulators`` (``local``) means the
+    stack's own emulators, so local work can never reach a real project by accident, and the
+    others (``gcp``) mean Google."""
+    if profile_spec(profile or settings.profile).stack_emulators:
+        return EmulatorEndpoints(
+            settings.pubsub_emulator_host or f"{settings.host}:{settings.pubsub_port}",
+            settings.bigtable_emulator_host or f"{settings.host}:{settings.bigtable_port}",
+        )
+    return EmulatorEndpoints(settings.pubsub_emulator_host, settings.bigtable_emulator_host)
 
 
 def require_emulator_endpoints(settings: Settings, command: str, *, pubsub: bool = False,
@@ -89,12 +87,8 @@ def service_env(settings: Settings) -> dict[str, str]:
         "PULSE_STATE_DIR": str(settings.state_dir),
         "PULSE_PROJECT": settings.project,
         "PULSE_HOST": settings.host,
-        "PULSE_POSTGRES_PORT": str(settings.postgres_port),
-        "PULSE_PUBSUB_PORT": str(settings.pubsub_port),
-        "PULSE_BIGTABLE_PORT": str(settings.bigtable_port),
-        "PULSE_PREFECT_PORT": str(settings.prefect_port),
-        "PULSE_PROCESSOR_PORT": str(settings.processor_port),
-        "PULSE_SERVING_PORT": str(settings.serving_port),
+        # PULSE_POSTGRES_PORT, PULSE_PUBSUB_PORT, ...: every service port of the stack
+        **{port_setting(field): str(getattr(settings, field)) for field in stack_port_fields()},
         "PULSE_DATABASE_URL": settings.app_dsn(),
         "PULSE_ADMIN_DATABASE_URL": settings.admin_dsn(),
         "PUBSUB_EMULATOR_HOST": f"{settings.host}:{settings.pubsub_port}",
@@ -108,16 +102,12 @@ def service_env(settings: Settings) -> dict[str, str]:
 def client_environment(settings: Settings) -> dict[str, str]:
     """Environment variables that point Google's clients and Prefect at this profile's services.
 
-    ``local``: the stack's emulators and Prefect server. ``gcp``: nothing; the clients use
-    Application Default Credentials and whatever ``PREFECT_API_URL`` the user configured.
-    Variables already set in the environment win (an IDE or CI can override any of them).
+    ``local`` (``stack_client_environment`` in its registry entry): the stack's emulators and
+    Prefect server. ``gcp``: nothing; the clients use Application Default Credentials and
+    whatever ``PREFECT_API_URL`` the user configured. Variables already set in the environment
+    win (an IDE or CI can override any of them).
     """
-    match settings.profile:
-        case "local":
-            return service_env(settings)
-        case "gcp":
-            return {}
-    assert_never(settings.profile)
+    return service_env(settings) if profile_spec(settings.profile).stack_client_environment else {}
 
 
 def use_profile(settings: Settings) -> None:

@@ -170,15 +170,19 @@ def test_pulse_local_has_no_import_circle() -> None:
 
 
 def test_capabilities_and_endpoints_depend_only_on_config_and_errors() -> None:
-    """The abstraction and the endpoint resolution sit under everything that uses them."""
+    """The abstraction and the endpoint resolution sit under everything that uses them (the
+    profile registry below them all: it imports nothing of the project)."""
     modules = modules_of(SRC)
     edges = import_edges(modules)
     # secret_files (the stack's generated passwords) sits under config itself
-    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors",
+    allowed = {"pulse_local", "pulse_local.config", "pulse_local.errors", "pulse_local.profiles",
                "pulse_local.secret_files"}
     for leaf in ("pulse_local.capabilities", "pulse_local.endpoints"):
         extra = sorted({e.target for e in edges if e.source == leaf} - allowed)
-        assert not extra, f"{leaf} must import only config and errors, not {extra}"
+        assert not extra, f"{leaf} must import only config, profiles and errors, not {extra}"
+    registry = sorted({e.target for e in edges if e.source == "pulse_local.profiles"}
+                      - {"pulse_local"})
+    assert not registry, f"pulse_local.profiles must import nothing of the project, not {registry}"
     extra = sorted({e.target for e in edges if e.source == "pulse_local.secret_files"}
                    - {"pulse_local", "pulse_local.errors"})
     assert not extra, f"pulse_local.secret_files must import only errors, not {extra}"

@@ -94,8 +94,11 @@ def test_every_service_has_its_own_probe() -> None:
 
 
 def test_probes_by_name_are_the_services_probes() -> None:
-    """``python -m pulse_local.stack.probes <service>`` probes what `up` waits for."""
+    """Readiness probes live in one home: every service's probe is `stack.probes.PROBES[name]`,
+    so ``python -m pulse_local.stack.probes <service>`` probes what `up` waits for."""
     specs = {spec.name: spec for spec in SERVICES}
+    missing = sorted(set(specs) - set(probes.PROBES))
+    assert not missing, f"services {missing} have no probe in stack.probes.PROBES"
     for name, probe in probes.PROBES.items():
         assert name in specs, f"stack.probes.PROBES names {name!r}, which is no service"
         assert specs[name].probe is probe, (

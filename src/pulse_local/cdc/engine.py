@@ -4,7 +4,8 @@ One `Capture` opens the slot (creating it and backfilling inside its exported sn
 first time), streams pgoutput, groups complete transactions into batches, lands each batch as
 Parquet files (`RawLayer`), persists the watermark, and only then confirms the position to
 PostgreSQL. `serve` runs it until SIGTERM; `drain` runs it until a marker message written at
-the start has come through, i.e. up to the WAL end at the time of the call.
+the start has come through, i.e. up to the WAL end at the time of the call. Grouping the
+decoded stream into transactions and batches is `pulse_local.cdc.assembler` (no I/O).
 """
 
 from __future__ import annotations
@@ -12,70 +13,37 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import psycopg
 from psycopg import sql
 
+from pulse_local.cdc.assembler import DRAIN_PREFIX, Batch, TransactionAssembler
+from pulse_local.cdc.backfill import copy_table
 from pulse_local.cdc.config import StreamConfig, load_stream_config
-from pulse_local.cdc.datastream import BACKFILL_CHANGE_TYPE, destination_table
+from pulse_local.cdc.datastream import destination_table
 from pulse_local.cdc.errors import (
     RESYNC_HINT,
     CdcError,
-    SchemaError,
     SlotBusyError,
     SlotLostError,
 )
-from pulse_local.cdc.landing import (
-    DELETE,
-    FRAME_TUPLE_OFFSET,
-    INSERT,
-    TRUNCATE,
-    UPDATE_DELETE,
-    UPDATE_INSERT,
-    RawLayer,
-    StreamState,
-    TableRows,
-)
+from pulse_local.cdc.landing import RawLayer, StreamState, TableRows
 from pulse_local.cdc.lsn import format_lsn
-from pulse_local.cdc.pgoutput import (
-    UNCHANGED,
-    Begin,
-    Commit,
-    DecodeError,
-    Delete,
-    Insert,
-    Keepalive,
-    Message,
-    Relation,
-    Truncate,
-    Update,
-    XLogData,
-    decode_copy_data,
-    decode_message,
-)
+from pulse_local.cdc.pgoutput import DecodeError, Keepalive, Relation
 from pulse_local.cdc.replication import ReplicationStream
 from pulse_local.cdc.schema import Catalog, TableSchema
 from pulse_local.cdc.typemap import libpq_options
 from pulse_local.config import Settings
 
 log = logging.getLogger("pulse_local.cdc")
-_U32 = struct.Struct("!I").unpack_from
-#: (message type, tuple marker) of the messages decoded in bulk -> change type.
-_FRAME_TYPES = {(0x49, 0x4E): INSERT, (0x55, 0x4E): UPDATE_INSERT, (0x44, 0x4B): DELETE,
-                (0x44, 0x4F): DELETE}
 
-#: Prefix of the logical decoding message `drain` writes to know where "now" is in the stream.
-DRAIN_PREFIX = "pulse_cdc.drain"
-#: Rows per Parquet file during the backfill.
-BACKFILL_CHUNK = 100_000
 #: Seconds between standby status updates / heartbeats while idle.
 STATUS_INTERVAL = 1.0
 
@@ -92,31 +60,6 @@ class DrainReport:
     seconds: float
     #: True when the CDC service held the slot and drain only waited for it to catch up.
     waited_for_service: bool = False
-
-
-@dataclass
-class _Txn:
-    final_lsn: int
-    commit_ms: int
-    skip: bool
-    seq: int = 0
-    rows: dict[str, TableRows] = field(default_factory=dict)
-    #: Rows of a table in an older shape (the table was altered inside the transaction).
-    sealed: list[tuple[str, TableRows]] = field(default_factory=list)
-    changes: int = 0
-    marker: bool = False
-
-
-@dataclass
-class _Batch:
-    tables: dict[str, TableRows] = field(default_factory=dict)
-    first_lsn: int = 0
-    last_lsn: int = 0
-    end_lsn: int = 0
-    commit_time: float = 0.0
-    changes: int = 0
-    transactions: int = 0
-    started: float = 0.0
 
 
 def raw_table_name(config: StreamConfig, namespace: str, name: str) -> str:
@@ -155,23 +98,16 @@ class Capture:
         self.catalog = Catalog(self.conn)
         self.stream: ReplicationStream | None = None
         self.state: StreamState | None = None
-        self.relations: dict[int, tuple[str, TableSchema]] = {}
-        self.known: dict[str, TableSchema] = {}
-        self.txn: _Txn | None = None
-        self.batch = _Batch()
+        self.assembler = TransactionAssembler(self._describe, self._new_shape, time.monotonic,
+                                              on_quiet_commit=self._quiet_commit)
         self.confirmed = 0
         self.caught_up_at: float | None = None
-        self.marker_token: str | None = None
-        self.marker_reached = False
         self.phase = "starting"
         self.totals = {"transactions": 0, "changes": 0, "files": 0, "backfilled_rows": 0}
         self._last_status = 0.0
         #: Landing runs on one writer thread; `pending` is the batch it is writing.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdc-writer")
-        self.pending: Future[_Batch] | None = None
-        #: Transactions committed at or below this LSN were landed before (re-sent after a
-        #: crash): skipped.
-        self.skip_upto = 0
+        self.pending: Future[Batch] | None = None
 
     # Life cycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -232,8 +168,8 @@ class Capture:
             self._start(state.resume_lsn)
         assert self.state is not None
         self.confirmed = self.state.resume_lsn
-        self.skip_upto = self.state.watermark
-        self.known = {t: s for t in self.layer.tables()
+        self.assembler.skip_upto = self.state.watermark
+        self.assembler.known = {t: s for t in self.layer.tables()
                       if (d := self.layer.read_schema(t)) is not None for s in [d[0]]}
         self.phase = phase
         self._heartbeat()
@@ -296,8 +232,9 @@ class Capture:
                 table = raw_table_name(self.config, namespace, name)
                 self.layer.write_schema(table, schema, table_mode(self.config, namespace, name))
                 if self.config.source.backfill:
-                    rows_total += self._copy_table(conn, table, schema, row_filter,
-                                                   consistent_point, started_ms)
+                    rows_total += copy_table(conn, self.layer, table, schema, row_filter,
+                                             consistent_point, started_ms,
+                                             admin_user=self.settings.db_admin_user)
                 else:
                     self.layer.write_file(table, TableRows(schema), consistent_point,
                                           consistent_point, chunk=0)
@@ -310,40 +247,6 @@ class Capture:
         log.info("backfill done: %d rows at %s", rows_total, format_lsn(consistent_point))
         self._start(consistent_point)
 
-    def _copy_table(self, conn: psycopg.Connection[Any], table: str, schema: TableSchema,
-                    row_filter: str | None, lsn: int, started_ms: int) -> int:
-        columns = sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(c)) for c in schema.column_names)
-        query = sql.SQL("SELECT {} FROM {}.{}").format(
-            columns, sql.Identifier(schema.namespace), sql.Identifier(schema.name))
-        if row_filter:
-            query = sql.SQL("{} WHERE {}").format(query, sql.SQL(row_filter))
-        chunk, count = 0, 0
-        try:
-            with conn.cursor(name=f"pulse_cdc_backfill_{table}") as cur:
-                cur.itersize = 10_000
-                cur.execute(query)
-                while True:
-                    rows = cur.fetchmany(BACKFILL_CHUNK)
-                    if not rows and chunk > 0:
-                        break
-                    batch = TableRows(schema)
-                    for row in rows:
-                        count += 1
-                        batch.append(row, lsn, count, BACKFILL_CHANGE_TYPE, started_ms)
-                    self.layer.write_file(table, batch, lsn, lsn, chunk=chunk)
-                    chunk += 1
-                    if len(rows) < BACKFILL_CHUNK:
-                        break
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise CdcError(
-                f"backfill of {schema.namespace}.{schema.name} is blocked by row-level security "
-                f"or privileges for {self.settings.db_admin_user}: {exc}. Use a role that "
-                "bypasses RLS (the owner role locally; `grant pulse_cdc to <login>` on Cloud SQL)"
-            ) from exc
-        log.info("backfilled %s: %d rows", table, count)
-        return count
-
     # Streaming ----------------------------------------------------------------------------
     def run(self, until: Callable[[], bool], timeout: float | None = None) -> None:
         """Stream and land until `until()` is true (checked at least every 100 ms) or, in
@@ -352,18 +255,21 @@ class Capture:
         interval = self.config.destination.flush_interval_ms / 1000
         max_changes = self.config.destination.max_batch_changes
         deadline = time.monotonic() + timeout if timeout is not None else None
-        read = self.stream.read
+        read, assembler, feed = self.stream.read, self.assembler, self.assembler.feed
         while True:
-            data = read(0.05 if self.batch.changes == 0 else max(0.0, min(0.05, interval)))
+            data = read(0.05 if assembler.batch.changes == 0 else max(0.0, min(0.05, interval)))
             if data is not None:
-                self._handle(data)
+                keepalive = feed(data)
+                if keepalive is not None:
+                    self._keepalive(keepalive)
             now = time.monotonic()
-            if self.batch.changes and (now - self.batch.started >= interval
-                                       or self.batch.changes >= max_changes):
+            batch = assembler.batch
+            if batch.changes and (now - batch.started >= interval
+                                  or batch.changes >= max_changes):
                 self.flush(wait=False)
             if self.pending is not None and self.pending.done():
                 self._collect()
-            if self.marker_reached and self.txn is None:
+            if assembler.marker_reached and assembler.txn is None:
                 self.flush()
                 self._confirm_idle(self.confirmed)
                 return
@@ -395,187 +301,47 @@ class Capture:
     def _confirm_idle(self, wal_end: int) -> None:
         """Nothing pending: everything the server sent up to `wal_end` is landed."""
         assert self.stream is not None
-        if self.txn is None and self.batch.changes == 0 and self.pending is None:
+        if self.assembler.idle and self.pending is None:
             self.confirmed = max(self.confirmed, wal_end)
             self.caught_up_at = time.time()
             self.stream.send_status(self.confirmed)
             self._last_status = time.monotonic()
 
-    def _handle(self, data: bytes) -> None:
-        # Hot path: Insert, Update without old tuple, Delete inside XLogData ('w' + 24 header
-        # bytes, type, relation id, tuple marker): only recorded here, decoded in bulk later.
-        if data[0] == 0x77 and len(data) > FRAME_TUPLE_OFFSET:
-            change_type = _FRAME_TYPES.get((data[25], data[30]))
-            if change_type is not None:
-                txn = self.txn
-                if txn is not None and not txn.skip:
-                    (rel_id,) = _U32(data, 26)
-                    table, schema = self.relations[rel_id]
-                    txn.seq += 1
-                    rows = txn.rows.get(table)
-                    if rows is None or rows.schema is not schema:
-                        rows = self._rows(txn, table, schema)
-                    rows.add_frame(data, txn.final_lsn, txn.seq, change_type, txn.commit_ms)
-                    txn.changes += 1
-                return
-        frame = decode_copy_data(data)
-        if isinstance(frame, Keepalive):
-            if self.txn is None and self.batch.changes == 0 and self.pending is None:
-                self._confirm_idle(frame.wal_end)
-            elif frame.reply_requested:
-                self._status()
-            return
-        assert isinstance(frame, XLogData)
-        msg = decode_message(frame.payload)
-        txn = self.txn
-        if isinstance(msg, Insert):
-            if txn is not None and not txn.skip:
-                table, schema = self.relations[msg.relation_id]
-                txn.seq += 1
-                self._rows(txn, table, schema).append(
-                    msg.new, txn.final_lsn, txn.seq, INSERT, txn.commit_ms)
-                txn.changes += 1
-        elif isinstance(msg, Update):
-            if txn is not None and not txn.skip:
-                self._update(txn, msg)
-        elif isinstance(msg, Delete):
-            if txn is not None and not txn.skip:
-                table, schema = self.relations[msg.relation_id]
-                txn.seq += 1
-                self._rows(txn, table, schema).append(
-                    [None if v is UNCHANGED else v for v in msg.old],
-                    txn.final_lsn, txn.seq, DELETE, txn.commit_ms)
-                txn.changes += 1
-        elif isinstance(msg, Begin):
-            assert self.state is not None
-            self.txn = _Txn(msg.final_lsn, msg.commit_time // 1000 + 946_684_800_000,
-                            skip=msg.final_lsn <= self.skip_upto)
-        elif isinstance(msg, Commit):
-            self._commit(msg)
-        elif isinstance(msg, Relation):
-            self._relation(msg)
-        elif isinstance(msg, Truncate):
-            if txn is not None and not txn.skip:
-                for rel_id in msg.relation_ids:
-                    table, schema = self.relations[rel_id]
-                    txn.seq += 1
-                    self._rows(txn, table, schema).append(
-                        [None] * len(schema.columns), txn.final_lsn, txn.seq, TRUNCATE,
-                        txn.commit_ms)
-                    txn.changes += 1
-        elif (isinstance(msg, Message) and msg.prefix == DRAIN_PREFIX
-              and self.marker_token is not None
-              and msg.content.decode(errors="replace") == self.marker_token):
-            if txn is not None:
-                txn.marker = True
-            else:
-                self.marker_reached = True
-        # Origin and Type messages need no action (types are resolved from the catalog).
+    def _keepalive(self, frame: Keepalive) -> None:
+        """Answer a keepalive: confirm the WAL end when idle, else a status if asked."""
+        if self.assembler.idle and self.pending is None:
+            self._confirm_idle(frame.wal_end)
+        elif frame.reply_requested:
+            self._status()
 
-    def _rows(self, txn: _Txn, table: str, schema: TableSchema) -> TableRows:
-        """The transaction's rows of `table` in shape `schema`. When the table changed shape
-        inside the transaction, the rows so far are set aside (merged at commit)."""
-        rows = txn.rows.get(table)
-        if rows is None or rows.schema is not schema:
-            if rows is not None:
-                txn.sealed.append((table, rows))
-            rows = txn.rows[table] = TableRows(schema)
-        return rows
+    def _describe(self, rel: Relation) -> tuple[str, TableSchema]:
+        """The raw table and shape of a Relation message (the assembler's ``describe``)."""
+        return (raw_table_name(self.config, rel.namespace, rel.name),
+                self.catalog.schema_from_relation(rel))
 
-    def _update(self, txn: _Txn, msg: Update) -> None:
-        table, schema = self.relations[msg.relation_id]
-        rows = self._rows(txn, table, schema)
-        new: Sequence[str | None | object] = msg.new
-        unchanged: list[str] | None = None
-        if UNCHANGED in new:
-            new = list(new)
-            old = msg.old if msg.old_kind == "O" else None
-            for i, value in enumerate(new):
-                if value is UNCHANGED:
-                    if old is not None and old[i] is not UNCHANGED:
-                        new[i] = old[i]  # REPLICA IDENTITY FULL carries the old value
-                    else:
-                        new[i] = None
-                        unchanged = unchanged or []
-                        unchanged.append(schema.columns[i].name)
-        if msg.old is not None:
-            txn.seq += 1
-            rows.append([None if v is UNCHANGED else v for v in msg.old],
-                        txn.final_lsn, txn.seq, UPDATE_DELETE, txn.commit_ms)
-            txn.changes += 1
-        txn.seq += 1
-        rows.append(new, txn.final_lsn, txn.seq, UPDATE_INSERT,  # type: ignore[arg-type]
-                    txn.commit_ms, unchanged)
-        txn.changes += 1
-
-    def _commit(self, msg: Commit) -> None:
-        txn, self.txn = self.txn, None
-        if txn is None:
-            return
-        if not txn.skip and (txn.rows or txn.sealed):
-            batch = self.batch
-            if batch.changes == 0:
-                batch.started = time.monotonic()
-                batch.first_lsn = msg.commit_lsn
-            for table, rows in [*txn.sealed, *txn.rows.items()]:
-                target = batch.tables.get(table)
-                if target is None:
-                    target = batch.tables[table] = TableRows(rows.schema)
-                elif target.schema is not rows.schema:
-                    shape = union_schema(target.schema, rows.schema)
-                    target = batch.tables[table] = target.reshaped(shape)
-                    rows = rows.reshaped(shape)
-                target.extend(rows)
-            batch.last_lsn = msg.commit_lsn
-            batch.end_lsn = msg.end_lsn
-            batch.commit_time = txn.commit_ms / 1000
-            batch.changes += txn.changes
-            batch.transactions += 1
-        elif not txn.skip and self.batch.changes == 0 and self.pending is None:
-            # nothing of ours in it (a drain marker): the position may advance
-            self.confirmed = max(self.confirmed, msg.end_lsn)
-        if txn.marker:
-            self.marker_reached = True
-
-    def _relation(self, rel: Relation) -> None:
-        schema = self.catalog.schema_from_relation(rel)
-        table = raw_table_name(self.config, rel.namespace, rel.name)
-        self.relations[rel.relation_id] = (table, schema)
-        previous = self.known.get(table)
-        if previous is not None and previous.same_shape(schema):
-            # reuse the identical object so batches keep one shape per table
-            self.relations[rel.relation_id] = (table, previous)
-            return
-        if previous is not None:
-            added = [c for c in schema.column_names if c not in previous.column_names]
-            dropped = [c for c in previous.column_names if c not in schema.column_names]
-            log.info("schema of %s changed: added %s, dropped %s", table, added or "-",
-                     dropped or "-")
-            changed = [c.name for c in schema.columns for p in previous.columns
-                       if c.name == p.name and c.type.duckdb_type != p.type.duckdb_type]
-            if changed:
-                raise SchemaError(
-                    f"column type of {rel.name}.{', '.join(changed)} changed while capturing "
-                    f"(schema {rel.namespace}, raw table {table}); the landed files keep the "
-                    "old type. Re-synchronise the table's raw data with "
-                    f"`{RESYNC_HINT}` after the migration")
+    def _new_shape(self, rel: Relation, table: str, schema: TableSchema) -> None:
+        """Land a table's new shape (the assembler's ``on_new_shape``)."""
         self.layer.write_schema(table, schema, table_mode(self.config, rel.namespace, rel.name))
-        self.known[table] = schema
+
+    def _quiet_commit(self, end_lsn: int) -> None:
+        """A transaction with nothing of ours committed while the batch is empty: the
+        position may advance (when no batch is being landed either)."""
+        if self.pending is None:
+            self.confirmed = max(self.confirmed, end_lsn)
 
     def flush(self, wait: bool = True) -> None:
         """Hand the pending batch to the writer thread (at most one batch in flight, so
         decoding continues while files are written); with `wait`, also wait until everything
         handed over is landed and confirmed."""
-        batch = self.batch
-        if batch.changes:
+        if self.assembler.batch.changes:
             if self.pending is not None:
                 self._collect(block=True)
-            self.batch = _Batch()
+            batch = self.assembler.take_batch()
             self.pending = self._writer.submit(self._land, batch)
         if wait and self.pending is not None:
             self._collect(block=True)
 
-    def _land(self, batch: _Batch) -> _Batch:
+    def _land(self, batch: Batch) -> Batch:
         """Writer thread: files durable first, then the watermark (the commit point)."""
         assert self.state is not None
         for table, rows in batch.tables.items():
@@ -615,20 +381,9 @@ class Capture:
     def emit_marker(self) -> None:
         """Write a transactional logical message: when it comes through the stream, every
         transaction committed before this call has been received."""
-        self.marker_token = uuid.uuid4().hex
+        self.assembler.marker_token = uuid.uuid4().hex
         self.conn.execute("select pg_logical_emit_message(true, %s, %s)",
-                          (DRAIN_PREFIX, self.marker_token))
-
-
-def union_schema(older: TableSchema, newer: TableSchema) -> TableSchema:
-    """`newer` plus the columns only `older` has (rows of both shapes land in one file)."""
-    if older is newer or older.same_shape(newer):
-        return newer
-    extra = tuple(c for c in older.columns if c.name not in newer.column_names)
-    if not extra:
-        return newer
-    return TableSchema(newer.namespace, newer.name, newer.columns + extra, newer.key,
-                       newer.replica_identity)
+                          (DRAIN_PREFIX, self.assembler.marker_token))
 
 
 # Entry points ----------------------------------------------------------------------------
@@ -724,9 +479,8 @@ def _land_what_is_complete(capture: Capture) -> None:
         if capture.pending is not None:
             capture.pending.result()
             capture.pending = None
-        if capture.batch.changes:
-            capture._land(capture.batch)
-            capture.batch = _Batch()
+        if capture.assembler.batch.changes:
+            capture._land(capture.assembler.take_batch())
     except (OSError, CdcError) as exc:
         log.warning("could not land the pending batch (it will be re-read): %s", exc)
 

@@ -39,7 +39,7 @@ from pulse_local.monitoring.alerts import (
     send_alerts,
     sinks_for,
 )
-from pulse_local.monitoring.checks import GROUPS, Probes, probes_for, run_checks, run_group
+from pulse_local.monitoring.checks import GROUPS, run_checks, run_group
 from pulse_local.monitoring.config import (
     MONITORING_FILE,
     MonitorConfig,
@@ -47,6 +47,7 @@ from pulse_local.monitoring.config import (
     MonitorOptions,
     load_config,
 )
+from pulse_local.monitoring.probes import Probes, probes_for
 from pulse_local.monitoring.report import CheckResult, ChecksFailed, MonitorReport, Severity
 from pulse_local.monitoring.warehouse import (
     WarehouseLocked,

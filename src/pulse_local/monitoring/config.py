@@ -110,7 +110,7 @@ class CdcSpec(_Strict):
 
 
 class ConsumerSpec(_Strict):
-    """The streaming consumer service's status file (``consumer.status_path(settings)``)."""
+    """The streaming consumer service's status file (``streaming.status.status_path(settings)``)."""
 
     heartbeat_error_after: Duration = Field(default_factory=lambda: timedelta(seconds=60))
     where_to_look: str = ""

@@ -70,8 +70,7 @@ def emulator_services() -> list[ServiceSpec]:
     return [
         ServiceSpec(
             name="bigquery",
-            port=lambda s: s.bigquery_port,
-            port_setting="PULSE_BIGQUERY_PORT",
+            port_field="bigquery_port",
             argv=lambda s: [
                 str(emulator_program("bqemulator")), "start",
                 "--rest-host", s.host, "--rest-port", str(s.bigquery_port),
@@ -89,8 +88,7 @@ def emulator_services() -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="storage",
-            port=lambda s: s.storage_port,
-            port_setting="PULSE_STORAGE_PORT",
+            port_field="storage_port",
             argv=lambda s: [
                 str(emulator_program("gcp-storage-emulator")), "start",
                 "--host", s.host, "--port", str(s.storage_port),

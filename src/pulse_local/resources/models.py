@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pulse_local.config import Profile
-
-ALL_PROFILES: tuple[Profile, ...] = get_args(Profile)
+from pulse_local.profiles import ALL_PROFILES
 
 _DURATION = re.compile(r"^(?P<value>\d+)(?P<unit>s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -103,7 +102,8 @@ def _check_range(name: str, value: timedelta, low: timedelta, high: timedelta) -
 def _profiles_are_unique(profiles: list[Profile]) -> None:
     if not profiles or len(set(profiles)) != len(profiles):
         raise DeclarationError(
-            "profiles", f"profiles must list 'local' and/or 'gcp' once each, got {profiles}"
+            "profiles", f"profiles must list {' and/or '.join(map(repr, ALL_PROFILES))} once "
+            f"each, got {profiles}"
         )
 
 

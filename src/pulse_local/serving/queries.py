@@ -25,7 +25,7 @@ from pulse_local.serving.models import (
 )
 from pulse_local.streaming import keys
 from pulse_local.streaming.keys import Dimension, Granularity
-from pulse_local.streaming.store import (
+from pulse_local.streaming.layout import (
     AGGREGATE_TABLE,
     COUNTER_QUALIFIER_REGEX,
     FACT_TABLE,
@@ -85,7 +85,7 @@ class ServingStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ServingStore:
-        from pulse_local.streaming.store import bigtable_data_client
+        from pulse_local.streaming.layout import bigtable_data_client
 
         return cls(bigtable_data_client(settings), settings.bigtable_instance)
 

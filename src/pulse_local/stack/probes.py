@@ -1,7 +1,11 @@
-"""Readiness probes: one real client call per service, shared by `up`, `status`,
-the pytest plugin and the compose healthchecks (``python -m pulse_local.stack.probes <service>``).
+"""Readiness probes, one per service of the stack (`PROBES`, by service name): shared by `up`,
+`status`, the pytest plugin and the compose healthchecks
+(``python -m pulse_local.stack.probes <service>``).
 
-Each probe returns None when the service answers and raises otherwise.
+Each probe returns None when the service answers and raises otherwise. A plain service is
+probed with a real client call here; a service that reports its own state (CDC and the
+streaming consumer through a heartbeat file, the deployments through Prefect's API) is probed
+by the check its package defines, imported when the probe runs.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import sys
 
 import httpx
 
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_settings
 
 
 def postgres(settings: Settings, timeout: float = 2.0) -> None:
@@ -57,8 +61,47 @@ def processor(settings: Settings, timeout: float = 2.0) -> None:
     http_health(f"http://{settings.host}:{settings.processor_port}/healthz", timeout)
 
 
+def cdc(settings: Settings, timeout: float = 2.0) -> None:
+    """The CDC service streams: a fresh heartbeat from a live process (`pulse_local.cdc.cdc_ready`)."""
+    from pulse_local.cdc import cdc_ready
+
+    cdc_ready(settings)
+
+
+def streaming(settings: Settings, timeout: float = 2.0) -> None:
+    """The consumer has a live process with open streams (its heartbeat file,
+    `pulse_local.streaming.status.consumer_ready`)."""
+    from pulse_local.streaming.status import consumer_ready
+
+    consumer_ready(settings)
+
+
+def serving(settings: Settings, timeout: float = 2.0) -> None:
+    """The serving API's ``GET /healthz`` answers 200."""
+    from pulse_local.errors import ServiceUnavailable
+
+    url = f"http://{settings.host}:{settings.serving_port}/healthz"
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable(f"serving API at {url} does not answer ({exc}): start it with "
+                                 "`python -m pulse_local.serving`") from None
+    if response.status_code != 200:
+        raise ServiceUnavailable(f"serving API unhealthy: {response.status_code} {response.text}")
+
+
+def deployments(settings: Settings, timeout: float = 2.0) -> None:
+    """Every deployment of this profile is registered with Prefect
+    (`pulse_local.orchestration.deployments_ready`)."""
+    from pulse_local.orchestration import deployments_ready
+
+    deployments_ready(settings, timeout)
+
+
+#: The probe of every service, by service name (`stack.services.native_services` uses these).
 PROBES = {"postgres": postgres, "pubsub": pubsub, "bigtable": bigtable, "prefect": prefect,
-          "processor": processor}
+          "processor": processor, "cdc": cdc, "streaming": streaming, "serving": serving,
+          "deployments": deployments}
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +110,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m pulse_local.stack.probes {{{'|'.join(PROBES)}}}", file=sys.stderr)
         return 2
     try:
-        PROBES[argv[0]](Settings())
+        PROBES[argv[0]](load_settings())
     except Exception as exc:  # noqa: BLE001 - a probe failure is the answer, printed for the healthcheck log
         print(f"{argv[0]} not ready: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from typing import Any
 import pulse_local.stack.postgres as pg
 import pulse_local.stack.probes as probes  # noqa: PLR0402 (no package import: circle)
 import pulse_local.stack.tools as tools  # noqa: PLR0402 (no package import: circle)
-from pulse_local.config import Settings
+from pulse_local.config import Settings, port_setting
 
 # Where the stack's services are is a leaf module (`endpoints`); re-exported for callers here.
 from pulse_local.endpoints import prefect_api_url, service_env
@@ -30,8 +30,9 @@ class ServiceSpec:
     """How to run one service natively."""
 
     name: str
-    port: Callable[[Settings], int]
-    port_setting: str
+    #: The Settings field of its port (declared with `config.stack_port` for a service of the
+    #: stack): `port` and `port_setting` derive from it.
+    port_field: str
     argv: Callable[[Settings], list[str]]
     probe: Callable[[Settings], None]
     env: Callable[[Settings], dict[str, str]] = lambda s: {}
@@ -60,6 +61,15 @@ class ServiceSpec:
     url: Callable[[Settings], str] = field(default=lambda s: "")
     #: What `status` shows for a healthy service (e.g. CDC lag); empty by default.
     detail: Callable[[Settings], str] = field(default=lambda s: "")
+
+    def port(self, settings: Settings) -> int:
+        """The port it listens on (or, with ``uses_port`` false, shows)."""
+        return int(getattr(settings, self.port_field))
+
+    @property
+    def port_setting(self) -> str:
+        """The variable that sets its port: ``PULSE_<PORT_FIELD>``."""
+        return port_setting(self.port_field)
 
     def address(self, settings: Settings) -> str:
         return self.url(settings) or f"{settings.host}:{self.port(settings)}"
@@ -162,8 +172,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
     return [
         ServiceSpec(
             name="postgres",
-            port=lambda s: s.postgres_port,
-            port_setting="PULSE_POSTGRES_PORT",
+            port_field="postgres_port",
             argv=pg.server_argv,
             probe=probes.postgres,
             prepare=_prepare_postgres,
@@ -176,8 +185,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="pubsub",
-            port=lambda s: s.pubsub_port,
-            port_setting="PULSE_PUBSUB_PORT",
+            port_field="pubsub_port",
             argv=lambda s: [
                 str(tools.pubsub_emulator(tools.gcloud_sdk_root(sdk))),
                 f"--host={s.host}",
@@ -193,8 +201,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="bigtable",
-            port=lambda s: s.bigtable_port,
-            port_setting="PULSE_BIGTABLE_PORT",
+            port_field="bigtable_port",
             argv=lambda s: [
                 str(tools.bigtable_emulator(tools.gcloud_sdk_root(sdk))),
                 "-host", s.host, "-port", str(s.bigtable_port),
@@ -207,8 +214,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="prefect",
-            port=lambda s: s.prefect_port,
-            port_setting="PULSE_PREFECT_PORT",
+            port_field="prefect_port",
             argv=lambda s: [
                 sys.executable, "-m", "pulse_local.stack.prefect_server", "--host", s.host,
                 "--port", str(s.prefect_port),
@@ -224,8 +230,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="processor",
-            port=lambda s: s.processor_port,
-            port_setting="PULSE_PROCESSOR_PORT",
+            port_field="processor_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.ingest"],
             probe=probes.processor,
             # due after Pub/Sub restarted from a kill, whether or not the processor did
@@ -237,10 +242,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="cdc",
-            port=lambda s: s.postgres_port,
-            port_setting="PULSE_POSTGRES_PORT",
+            port_field="postgres_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.cdc", "serve"],
-            probe=_cdc_ready,
+            probe=probes.cdc,
             detail=_cdc_lag,
             # The migrations (PostgreSQL's after_ready) create the publication it reads; it lands
             # its last complete batch before PostgreSQL stops.
@@ -252,10 +256,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="streaming",
-            port=lambda s: s.pubsub_port,
-            port_setting="PULSE_PUBSUB_PORT",
+            port_field="pubsub_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.streaming", "consume"],
-            probe=_consumer_ready,
+            probe=probes.streaming,
             depends_on=("pubsub", "bigtable"),
             stop_after=("pubsub", "bigtable"),
             uses_port=False,
@@ -264,10 +267,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="serving",
-            port=lambda s: s.serving_port,
-            port_setting="PULSE_SERVING_PORT",
+            port_field="serving_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.serving"],
-            probe=_serving_ready,
+            probe=probes.serving,
             depends_on=("bigtable",),
             stop_after=("bigtable",),
             stop_timeout=5.0,
@@ -275,10 +277,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
         ),
         ServiceSpec(
             name="deployments",
-            port=lambda s: s.prefect_port,
-            port_setting="PULSE_PREFECT_PORT",
+            port_field="prefect_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.orchestration"],
-            probe=_deployments_ready,
+            probe=probes.deployments,
             # Starts beside Prefect (imports overlap) and waits for its API itself.
             stop_after=("prefect",),
             start_timeout=120.0,
@@ -288,31 +289,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
     ]
 
 
-def _cdc_ready(settings: Settings) -> None:
-    from pulse_local.cdc import cdc_ready
-
-    cdc_ready(settings)
-
-
 def _cdc_lag(settings: Settings) -> str:
     from pulse_local.cdc import lag
 
     return lag(settings).summary()
-
-
-def _consumer_ready(settings: Settings) -> None:
-    from pulse_local.streaming.consumer import consumer_ready
-
-    consumer_ready(settings)
-
-
-def _serving_ready(settings: Settings) -> None:
-    from pulse_local.serving import serving_ready
-
-    serving_ready(settings)
-
-
-def _deployments_ready(settings: Settings) -> None:
-    from pulse_local.orchestration import deployments_ready
-
-    deployments_ready(settings)

@@ -13,10 +13,8 @@ from pulse_local.streaming.consumer import (
     Consumer,
     ConsumeReport,
     consume,
-    consumer_ready,
     serve,
     sink_for,
-    status_path,
 )
 from pulse_local.streaming.options import DeadLetterConfig, StreamingOptions, dead_letter_config
 from pulse_local.streaming.sink import (
@@ -28,6 +26,7 @@ from pulse_local.streaming.sink import (
     raw_events_dir,
     read_raw,
 )
+from pulse_local.streaming.status import consumer_ready, status_path
 
 __all__ = [
     "ConsumeReport",

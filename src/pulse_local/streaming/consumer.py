@@ -2,10 +2,12 @@
 
 Threads of one consumer process:
 
-* the intake: ``options.streams`` threads of unary ``Pull`` with our own leases and flow
-  control (`pulse_local.streaming.intake`, the default; why: see there), or the client
-  library's streaming pulls (``intake=streaming``); either way the callback only puts the
-  message on a queue and flow control bounds it (a message counts until acked or nacked);
+* the intake (`pulse_local.streaming.intake.Intake`, built by ``open_intake``):
+  ``options.streams`` threads of unary ``Pull`` with our own leases and flow control
+  (`pulse_local.streaming.pull_intake`, the default; why: see there), or the client library's
+  streaming pulls (``intake=streaming``, `pulse_local.streaming.streaming_intake`); either
+  way the callback only puts the message on a queue and flow control bounds it (a message
+  counts until acked or nacked);
 * ``options.workers`` writers: take up to ``batch_size`` messages (waiting at most
   ``batch_wait_ms`` to fill a batch), validate, land them in the raw sink, write Bigtable
   (`EventStore.write`), and only then ack; failures nack (Pub/Sub redelivers) or, after the
@@ -32,19 +34,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulse_local.config import Settings, load_options
-from pulse_local.errors import ServiceUnavailable
 from pulse_local.streaming.decode import Invalid, decode
 from pulse_local.streaming.inbox import Inbox
-from pulse_local.streaming.intake import PullIntake
+from pulse_local.streaming.intake import Intake, open_intake
 from pulse_local.streaming.options import (
     BIGQUERY_SUBSCRIPTION,
     DeadLetterConfig,
     StreamingOptions,
     dead_letter_config,
-    declared_ack_deadline,
 )
 from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.sink import RawEventSink, RawMessage
+from pulse_local.streaming.status import status_path
 from pulse_local.streaming.store import Delivered, EventStore
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ log = logging.getLogger("pulse_local.streaming")
 
 #: Pub/Sub attribute values are limited to 1024 bytes.
 _MAX_ATTRIBUTE = 1024
-#: The readiness/heartbeat file of the long-running service, under ``state_dir/run``.
-STATUS_FILE = "streaming-consumer.status.json"
 
 
 @dataclass
@@ -122,16 +121,14 @@ class Consumer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._intake_open = threading.Event()
-        self._opened_once = threading.Event()
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._finished = 0
-        self._subscribed = False
         self._publisher: Any = None
         self._subscriber: Any = None
         self._store: EventStore | None = None
         self._sink: RawEventSink | None = None
-        self._intake: PullIntake | None = None
+        self._intake: Intake | None = None
         #: The ``subscription_name`` of raw rows: the BigQuery subscription the sink stands in for.
         self._raw_subscription = (f"projects/{settings.project}/subscriptions/"
                                   f"{BIGQUERY_SUBSCRIPTION}")
@@ -165,12 +162,8 @@ class Consumer:
         self._intake_open.set()
         threads = [threading.Thread(target=self._worker, name=f"writer-{i}", daemon=True)
                    for i in range(self.options.workers)]
-        if self.options.intake == "pull":
-            self._intake = self._pull_intake()
-            self._intake.start()
-        else:
-            threads.append(threading.Thread(target=self._supervise, name="supervisor",
-                                            daemon=True))
+        self._intake = self._open_intake()
+        self._intake.start()
         threads.append(threading.Thread(target=self._maintain, name="maintenance", daemon=True))
         threads.append(threading.Thread(target=self._fold, name="folder", daemon=True))
         for thread in threads:
@@ -228,22 +221,21 @@ class Consumer:
             self._done(len(waiting))
 
     # Pub/Sub ----------------------------------------------------------------------------------
-    def _pull_intake(self) -> PullIntake:
+    def _open_intake(self) -> Intake:
         path = self._subscriber.subscription_path(self.settings.project,
                                                   self.options.subscription)
-        return PullIntake(self._subscriber, path, self._on_messages,
-                          pullers=self.options.streams,
-                          capacity=self.options.streams * self.options.max_messages,
-                          max_bytes=self.options.streams * self.options.max_bytes,
-                          lease_seconds=self.options.lease_seconds,
-                          subscription_deadline=declared_ack_deadline(self.options.subscription),
-                          on_error=lambda text: self._record_error(text, reconnect=True))
+        return open_intake(self.options, self._subscriber, path, self._on_messages,
+                           on_error=lambda text: self._record_error(text, reconnect=True),
+                           on_open=self._streams_opened, stopped=self._stop)
+
+    def _streams_opened(self, opened: float) -> None:
+        """Idle time counts from when the intake's streams opened."""
+        with self._lock:
+            self._last_activity = max(self._last_activity, opened)
 
     def _is_open(self, *, ever: bool = False) -> bool:
         """Whether Pub/Sub answers now (or, with ``ever``, answered once since `run`)."""
-        if self._intake is not None:
-            return (self._intake.ever_connected if ever else self._intake.connected).is_set()
-        return self._opened_once.is_set() if ever else self._subscribed
+        return self._intake is not None and self._intake.is_open(ever=ever)
 
     def _record_error(self, text: str, *, reconnect: bool = False) -> None:
         """Keep the last 20 errors in the report; ``reconnect``: Pub/Sub itself failed."""
@@ -254,17 +246,8 @@ class Consumer:
 
     def _settle(self, acks: list[Message], nacks: list[Message]) -> None:
         """Ack and nack a batch's deliveries (batched RPCs with the pull intake)."""
-        if self._intake is not None:
-            self._intake.settle(acks, nacks)  # type: ignore[arg-type]
-            return
-        for message in acks:
-            message.ack()
-        for message in nacks:
-            message.nack()
-
-    def _on_message(self, message: Message) -> None:
-        """Streaming-pull callback: `_on_messages` for one message."""
-        self._on_messages([message])
+        assert self._intake is not None, "settled before the intake was opened"
+        self._intake.settle(acks, nacks)
 
     def _on_messages(self, messages: list[Message]) -> None:
         """Hand deliveries (a Pull's, or one streaming-pull message) to the writers, or nack
@@ -275,60 +258,10 @@ class Consumer:
         with self._lock:
             self._in_flight += len(messages)
             self.report.received += len(messages)
-            if self._intake is None:  # the pull intake counts what it holds (`_write_status`)
+            if self._intake is None or self._intake.max_held is None:  # else it counts them
                 self.report.max_in_flight = max(self.report.max_in_flight, self._in_flight)
             self._last_activity = time.monotonic()
         self._inbox.put_many(messages)
-
-    def _flow_control(self) -> Any:
-        from google.cloud import pubsub_v1
-
-        return pubsub_v1.types.FlowControl(
-            max_messages=self.options.max_messages,
-            max_bytes=self.options.max_bytes,
-            max_duration_per_lease_extension=self.options.max_lease_extension,
-        )
-
-    def _supervise(self) -> None:
-        """Keep ``streams`` streaming pulls open; reopen them all after an error, backing off
-        from 0.5 s to 10 s while the error persists."""
-        path = self._subscriber.subscription_path(self.settings.project,
-                                                  self.options.subscription)
-        backoff = 0.5
-        while not self._stop.is_set():
-            futures = [self._subscriber.subscribe(path, self._on_message,
-                                                  flow_control=self._flow_control())
-                       for _ in range(self.options.streams)]
-            self._subscribed = True
-            opened = time.monotonic()
-            with self._lock:  # idle time counts from when the streams are open
-                self._last_activity = max(self._last_activity, opened)
-            self._opened_once.set()
-            failure: BaseException | None = None
-            while not self._stop.is_set() and failure is None:
-                for future in futures:
-                    if future.done():
-                        failure = future.exception() or RuntimeError("stream closed")
-                        break
-                self._stop.wait(0.1)
-            self._subscribed = False
-            for future in futures:
-                future.cancel()
-            for future in futures:
-                try:
-                    future.result(timeout=10)
-                except Exception as exc:  # noqa: BLE001 - the error that ended the stream, already recorded
-                    log.debug("stream ended: %s", exc)
-            if failure is None:
-                return
-            if time.monotonic() - opened > 30:
-                backoff = 0.5
-            message = (f"streaming pull on {path} failed: {failure}; reopening in {backoff:.1f} s"
-                       " (if the subscription is missing, `pulse-local up` declares it)")
-            log.warning(message)
-            self._record_error(str(failure), reconnect=True)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
 
     # Writers ----------------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
@@ -491,9 +424,10 @@ class Consumer:
 
     def _write_status(self, *, final: bool = False) -> None:
         """Bring the report up to date and, for the service, write the heartbeat file."""
-        if self._intake is not None:  # the pull intake counts what it holds itself
+        held = self._intake.max_held if self._intake is not None else None
+        if held is not None:  # an intake that counts what it holds (`_on_messages`)
             with self._lock:
-                self.report.max_in_flight = self._intake.max_held
+                self.report.max_in_flight = held
         if self.status_path is None:
             return
         subscribed = self._is_open()
@@ -505,11 +439,6 @@ class Consumer:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.status_path)
-
-
-def status_path(settings: Settings) -> Path:
-    """The heartbeat file of the long-running consumer service."""
-    return settings.state_dir / "run" / STATUS_FILE
 
 
 def consume(settings: Settings, *, max_messages: int | None = None,
@@ -564,31 +493,3 @@ def serve(settings: Settings, options: StreamingOptions | None = None, *,
         codes = children.stop()
         if any(code not in (0, None) for code in codes):
             log.warning("consumer children exited with %s", codes)
-
-
-def consumer_ready(settings: Settings, max_age: float = 15.0) -> None:
-    """Probe: the consumer service has a live process with open streams (heartbeat file fresher
-    than ``max_age`` s). Raises `ServiceUnavailable` saying what to do otherwise."""
-    import psutil
-
-    path = status_path(settings)
-    try:
-        status = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ServiceUnavailable(
-            f"the streaming consumer has not reported yet ({path} missing): start it with "
-            "`python -m pulse_local.streaming consume` (or `pulse-local up`)") from None
-    except ValueError as exc:
-        raise ServiceUnavailable(f"{path} is unreadable ({exc}); restart the consumer") from None
-    age = time.time() - float(status.get("updated_at", 0))
-    if status.get("stopped") or not psutil.pid_exists(int(status.get("pid", -1))):
-        raise ServiceUnavailable(
-            f"the streaming consumer (pid {status.get('pid')}) has stopped: restart it with "
-            "`python -m pulse_local.streaming consume`")
-    if age > max_age:
-        raise ServiceUnavailable(
-            f"the streaming consumer's heartbeat is {age:.0f} s old: it is stuck; see its log")
-    if not status.get("subscribed"):
-        raise ServiceUnavailable(
-            "the streaming consumer runs but has no open stream (Pub/Sub down or subscription "
-            f"missing; last errors: {status.get('errors', [])[-1:]})")

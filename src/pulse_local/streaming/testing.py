@@ -129,7 +129,7 @@ def fact_event_ids(settings: Any, tenant: uuid.UUID) -> list[str]:
     from google.cloud.bigtable.data import row_filters as rf
 
     from pulse_local.streaming import keys
-    from pulse_local.streaming.store import FACT_TABLE, bigtable_data_client
+    from pulse_local.streaming.layout import FACT_TABLE, bigtable_data_client
 
     client = bigtable_data_client(settings)
     try:
@@ -150,7 +150,7 @@ def pending_event_ids(settings: Any, tenant: uuid.UUID) -> list[uuid.UUID]:
     from google.cloud.bigtable.data import ReadRowsQuery, RowRange
     from google.cloud.bigtable.data import row_filters as rf
 
-    from pulse_local.streaming.store import AGGREGATE_TABLE, ENTRY, PENDING, bigtable_data_client
+    from pulse_local.streaming.layout import AGGREGATE_TABLE, ENTRY, PENDING, bigtable_data_client
 
     client = bigtable_data_client(settings)
     try:

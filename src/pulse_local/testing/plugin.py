@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pulse_local.config import Settings
+from pulse_local.config import Settings, load_settings, stack_port_fields
 from pulse_local.stack.process import free_port
 
 
@@ -47,7 +47,7 @@ def make_test_settings() -> Settings:
     from pulse_local.stack.credentials import prepare_stack_secrets
 
     mode = os.environ.get("PULSE_TEST_STACK", "auto")
-    settings = Settings(
+    settings = load_settings(
         database_url=None,
         admin_database_url=None,
         db_admin_password=None,
@@ -56,14 +56,10 @@ def make_test_settings() -> Settings:
         bigtable_emulator_host=None,
         prefect_api_url=None,
         profile="local",
-        stack=mode,  # type: ignore[arg-type]
+        stack=mode,
         state_dir=_test_state_dir(),
-        postgres_port=free_port(),
-        pubsub_port=free_port(),
-        bigtable_port=free_port(),
-        prefect_port=free_port(),
-        processor_port=free_port(),
-        serving_port=free_port(),
+        # a free port for every service port of the stack (`config.stack_port` fields)
+        **{field: free_port() for field in stack_port_fields()},
     )
     prepare_stack_secrets(settings, {"postgres", "prefect"})
     return settings
@@ -98,6 +94,7 @@ def flush_prefect_logs() -> None:
 def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
     """The running stack (native processes here; containers when asked and Docker answers)."""
     from pulse_local.stack import stack_for
+    from pulse_local.stack.native import NativeStack
 
     stack = stack_for(pulse_settings)
     try:
@@ -110,7 +107,10 @@ def pulse_stack(pulse_settings: Settings) -> Iterator[Any]:
         if os.environ.get("PULSE_TEST_KEEP") != "1":
             flush_prefect_logs()
             # the state directory is deleted next: nothing to save
-            stack.down(save=False) if stack.mode == "native" else stack.down()
+            if isinstance(stack, NativeStack):  # mode "native"
+                stack.down(save=False)
+            else:
+                stack.down()
             shutil.rmtree(pulse_settings.state_dir, ignore_errors=True)
 
 

@@ -15,15 +15,9 @@ import pytest
 
 from pulse_local.config import Settings
 from pulse_local.streaming.keys import Dimension
+from pulse_local.streaming.layout import AGGREGATE_TABLE, DONE_SUFFIX, PENDING
 from pulse_local.streaming.quality import run_checks
-from pulse_local.streaming.store import (
-    AGGREGATE_TABLE,
-    DONE_SUFFIX,
-    PENDING,
-    Delivered,
-    EventStore,
-    FoldReport,
-)
+from pulse_local.streaming.store import Delivered, EventStore, FoldReport
 from pulse_local.streaming.testing import (
     event_stream,
     fact_event_ids,
@@ -337,7 +331,7 @@ def test_repeated_folds_keep_one_version_per_counter(
     emulator never collects garbage), so a row stays one cell per column."""
     from google.cloud.bigtable.data import ReadRowsQuery, RowRange
 
-    from pulse_local.streaming.store import bigtable_data_client
+    from pulse_local.streaming.layout import bigtable_data_client
 
     tenant = uuid.uuid4()
     batches = [_batch(tenant, 20, seed=10 + i) for i in range(3)]

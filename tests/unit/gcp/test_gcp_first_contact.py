@@ -104,8 +104,10 @@ def test_monitoring_on_gcp_names_tables_as_they_are_and_says_what_it_cannot_see(
     """The BigQuery subscription's table keeps its name (only Datastream's tables are
     ``public_<table>``); the consumer's status file and dbt's run results, files of the local
     stack, are reported as not available on this profile: a warning, never green."""
-    from pulse_local.monitoring.checks import dbt_checks, probes_for, streaming_checks
     from pulse_local.monitoring.config import load_config
+    from pulse_local.monitoring.groups.dbt import dbt_checks
+    from pulse_local.monitoring.groups.streaming import streaming_checks
+    from pulse_local.monitoring.probes import probes_for
 
     probes = probes_for(_gcp_full())
     assert probes.raw_relation("raw.pubsub_response_events") == "raw.pubsub_response_events"
@@ -155,8 +157,8 @@ def test_etl_cdc_step_on_gcp_waits_on_datastream_never_the_local_engine(
 
 def test_cdc_lag_on_gcp_reads_datastream_state_and_slot_bytes() -> None:
     from pulse_local.cdc.provision import DatastreamLag
-    from pulse_local.monitoring.checks import evaluate_datastream_lag
     from pulse_local.monitoring.config import load_config
+    from pulse_local.monitoring.groups.cdc import evaluate_datastream_lag
 
     spec = load_config().cdc
     assert spec is not None

@@ -25,17 +25,6 @@ import yaml
 from pulse_local.cdc import Lag
 from pulse_local.config import Settings
 from pulse_local.monitoring import MonitorConfig, Probes, load_config, run_checks
-from pulse_local.monitoring.checks import (
-    evaluate_cdc_lag,
-    evaluate_consumer_status,
-    evaluate_count,
-    evaluate_dead_letters,
-    evaluate_freshness,
-    evaluate_run_results,
-    evaluate_streaming_lag,
-    latest_run_results,
-    raw_current_count_sql,
-)
 from pulse_local.monitoring.config import (
     CdcSpec,
     ConsumerSpec,
@@ -45,6 +34,16 @@ from pulse_local.monitoring.config import (
     StreamingLagSpec,
 )
 from pulse_local.monitoring.dead_letters import DeadLetterPeek
+from pulse_local.monitoring.groups.cdc import evaluate_cdc_lag
+from pulse_local.monitoring.groups.completeness import evaluate_count, raw_current_count_sql
+from pulse_local.monitoring.groups.dbt import evaluate_run_results
+from pulse_local.monitoring.groups.freshness import evaluate_freshness
+from pulse_local.monitoring.groups.streaming import (
+    evaluate_consumer_status,
+    evaluate_dead_letters,
+    evaluate_streaming_lag,
+)
+from pulse_local.monitoring.probes import latest_run_results
 from pulse_local.monitoring.source import SourceSnapshot
 from pulse_local.translate import bigquery_to_duckdb
 

@@ -84,6 +84,6 @@ def test_no_credentials_on_gcp_is_a_named_error_with_the_fix(
             gapic_client(None)
         else:
             from pulse_local.config import Settings
-            from pulse_local.streaming.store import bigtable_data_client
+            from pulse_local.streaming.layout import bigtable_data_client
 
             bigtable_data_client(Settings(profile="gcp"))

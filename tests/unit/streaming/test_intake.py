@@ -10,7 +10,7 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from pulse_local.streaming.intake import PulledMessage, PullIntake
+from pulse_local.streaming.pull_intake import PulledMessage, PullIntake
 
 
 def _received(ack_id: str, message_id: str) -> Any:

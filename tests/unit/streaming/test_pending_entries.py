@@ -7,8 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pulse_local.streaming.quality import run_checks
-from pulse_local.streaming.store import (
+from pulse_local.streaming.layout import (
     COUNTS,
     ENTRY,
     FOLD_TOKEN,
@@ -22,6 +21,7 @@ from pulse_local.streaming.store import (
     pending_sums,
     read_counters,
 )
+from pulse_local.streaming.quality import run_checks
 from pulse_local.streaming.testing import make_event
 
 NOW = datetime(2026, 5, 1, 13, 30, tzinfo=UTC)

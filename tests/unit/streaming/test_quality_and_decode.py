@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pulse_local.streaming import keys
 from pulse_local.streaming.decode import Invalid, decode
 from pulse_local.streaming.keys import Dimension, Granularity
+from pulse_local.streaming.layout import contributions
 from pulse_local.streaming.quality import run_checks
-from pulse_local.streaming.store import contributions
 from pulse_local.streaming.testing import make_event
 
 T = uuid.uuid4()
