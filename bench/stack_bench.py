@@ -12,6 +12,7 @@ its migrations) is copied from its log."""
 
 from __future__ import annotations
 
+import resource
 import shutil
 import tempfile
 import time
@@ -32,18 +33,51 @@ def _row(label: str, seconds: float, target: float, detail: str = "") -> None:
 def _stages(stages: dict[str, dict[str, float]]) -> None:
     """One line per service, slowest last."""
     def total(item: tuple[str, dict[str, float]]) -> float:
-        return sum(item[1].values())
+        return sum(v for k, v in item[1].items() if k != "cpu")
 
     for name, parts in sorted(stages.items(), key=total):
         steps = "  ".join(f"{k}={v:.2f}" for k, v in parts.items())
         print(f"{'':22}   {name:12} {total((name, parts)):6.2f} s  {steps}")
 
 
+def _own_cpu() -> float:
+    """CPU-seconds of this process and its reaped children (initdb, pg_controldata...)."""
+    me, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                    resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _service_cpu(stack: NativeStack) -> dict[str, float]:
+    """CPU-seconds each running service (its process and their children) has used so far."""
+    from pulse_local.stack import process
+
+    used = {}
+    for spec in stack.services:
+        record = process.read_pid(stack.pid_path(spec.name))
+        if record is None:
+            continue
+        try:
+            proc = psutil.Process(record.pid)
+            procs = [proc, *proc.children(recursive=True)]
+            used[spec.name] = sum(sum(p.cpu_times()[:2]) for p in procs)
+        except psutil.Error:
+            continue
+    return used
+
+
 def _up(stack: NativeStack, label: str, target: float) -> StartReport:
+    """`up`, its wall time per service, and the CPU-seconds it cost: on a shared machine the
+    CPU figure is the one that does not move with the load (2 idle cores: wall >= cpu / 2)."""
     load = psutil.getloadavg()[0]
+    own = _own_cpu()
     report = stack.up()
-    _row(label, report.total_seconds, target, f"load {load:.1f}")
-    _stages(report.stages)
+    own = _own_cpu() - own
+    cpu = _service_cpu(stack)
+    _row(label, report.total_seconds, target,
+         f"load {load:.1f}; cpu {sum(cpu.values()) + own:.1f} s (services "
+         f"{sum(cpu.values()):.1f}, up's own hooks and probes {own:.1f})")
+    _stages({name: {**parts, "cpu": round(cpu.get(name, 0.0), 2)}
+             for name, parts in report.stages.items()})
     launcher = [line for line in stack.logs("prefect", 200).splitlines()
                 if line.startswith("prefect_server: imported")]
     if "prefect" in report.stages and launcher:

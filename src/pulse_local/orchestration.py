@@ -82,7 +82,7 @@ def serve_deployments(settings: Settings, api_wait: float = 120.0) -> None:
             pass
         if time.monotonic() > deadline:
             raise PulseError(f"Prefect API at {prefect_api_url(settings)} did not answer")
-        time.sleep(0.2)
+        time.sleep(0.05)
     deployments = [
         load_flow(d.flow).to_deployment(
             name=deployment_name(d.flow, settings.profile),
