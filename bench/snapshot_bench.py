@@ -81,6 +81,12 @@ def main() -> None:
         _row("snapshot restore", restored.seconds, 5, _phases(restored.phases))
         for note in restored.notes:
             print(f"{'':26} {note}")
+        slowest = sorted(stack.stop_seconds.items(), key=lambda i: -sum(i[1].values()))[:3]
+        print(f"{'  slowest stops':26} " + "; ".join(
+            f"{name} " + " ".join(f"{k}={v:.2f}" for k, v in parts.items())
+            for name, parts in slowest))
+        for note in stack.notes:
+            print(f"{'':26} {note}")
     finally:
         stack.down(save=False)
         shutil.rmtree(settings.state_dir, ignore_errors=True)

@@ -30,6 +30,9 @@ class StartReport:
     already_running: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Per started service, seconds per stage: ``prepare`` (initdb...), ``ready`` (spawn to
+    #: the first answered probe), ``hooks`` (declared resources, migrations, restores).
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
     total_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 

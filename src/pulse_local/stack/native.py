@@ -30,6 +30,8 @@ class NativeStack:
         self._by_name = {s.name: s for s in self.services}
         #: What the last `down` has to tell (the emulators' saves).
         self.notes: list[str] = []
+        #: Seconds the last `down` took per service: waiting for its users, its save, its stop.
+        self.stop_seconds: dict[str, dict[str, float]] = {}
 
     # Paths --------------------------------------------------------------------------------
     def pid_path(self, name: str) -> Path:
@@ -96,7 +98,7 @@ class NativeStack:
                     if dep in failures:
                         raise ServiceUnavailable(f"{spec.name} not started: {dep} failed")
                 t0 = time.perf_counter()
-                if (note := self._start_one(spec)) is not None:
+                if (note := self._start_one(spec, report.stages.setdefault(spec.name, {}))) is not None:
                     report.notes.append(note)
                 report.seconds[spec.name] = round(time.perf_counter() - t0, 2)
                 if spec.name not in report.restarted:
@@ -140,11 +142,14 @@ class NativeStack:
             raise ServiceUnavailable("\n\n".join(f"{n}: {e}" for n, e in failures.items()))
         return report
 
-    def _start_one(self, spec: ServiceSpec) -> str | None:
+    def _start_one(self, spec: ServiceSpec, stages: dict[str, float]) -> str | None:
         """Prepare, spawn, wait for the probe, run its hooks (the restore's note is returned);
-        on failure stop it and show the log's tail."""
+        on failure stop it and show the log's tail. `stages` gets each step's seconds."""
         settings = self.settings
+        t0 = time.perf_counter()
         spec.prepare(settings)
+        stages["prepare"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
         env = {**os.environ, **service_env(settings), **spec.env(settings)}
         proc = process.spawn(
             spec.argv(settings), log_path=self.log_path(spec.name), env=env,
@@ -166,7 +171,7 @@ class NativeStack:
                 break
             except Exception as exc:  # noqa: BLE001 - not ready yet: the probe's error is kept for the report
                 last_error = exc
-                time.sleep(0.1)
+                time.sleep(0.05)
         else:
             process.stop(record, spec.stop_signal, spec.stop_timeout)
             self.pid_path(spec.name).unlink(missing_ok=True)
@@ -175,8 +180,12 @@ class NativeStack:
                 f"(last probe error: {last_error}). Last lines of "
                 f"{self.log_path(spec.name)}:\n{process.tail(self.log_path(spec.name))}"
             )
+        stages["ready"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
         spec.after_ready(settings)
-        return spec.restore(settings)
+        note = spec.restore(settings)
+        stages["hooks"] = round(time.perf_counter() - t0, 2)
+        return note
 
     def _wait_healthy(self, spec: ServiceSpec) -> None:
         """Probe a running service until it answers, for at most its start timeout; raise
@@ -202,24 +211,34 @@ class NativeStack:
         with ``save=False``: a stack about to be deleted). Notes land in `notes`."""
         stopped: list[str] = []
         self.notes = []
+        self.stop_seconds = {}
         needs = {s.name: (set(s.depends_on) | set(s.stop_after)) & self._by_name.keys()
                  for s in self.services}
         done = {name: threading.Event() for name in self._by_name}
         killed: set[str] = set()
 
         def stop_one(spec: ServiceSpec) -> None:
+            t0 = time.perf_counter()
+            times = self.stop_seconds.setdefault(spec.name, {})
             try:
                 for other, needed in needs.items():
                     if spec.name in needed:
                         done[other].wait()
+                times["wait"] = round(time.perf_counter() - t0, 2)
                 record = process.read_pid(self.pid_path(spec.name))
                 if record is not None and record.alive():
                     # a user of this service that had to be killed may have left work behind
                     # (Pub/Sub messages it held come back only when their lease runs out)
                     after_kill = any(spec.name in needs[other] for other in killed)
+                    t0 = time.perf_counter()
                     if save and (note := spec.before_stop(self.settings, after_kill)):
                         self.notes.append(note)
-                    if process.stop(record, spec.stop_signal, spec.stop_timeout):
+                    times["save"] = round(time.perf_counter() - t0, 2)
+                    t0 = time.perf_counter()
+                    stopped_cleanly = not process.stop(record, spec.stop_signal,
+                                                       spec.stop_timeout)
+                    times["stop"] = round(time.perf_counter() - t0, 2)
+                    if not stopped_cleanly:
                         killed.add(spec.name)
                         self.notes.append(f"{spec.name} did not stop within "
                                           f"{spec.stop_timeout:g} s and was killed")

@@ -2,7 +2,8 @@
 
 A snapshot is taken quiesced: the stack is stopped with a clean `down` (which saves the
 emulators' state under ``emulators/``), the state directory is copied, and the stack is brought
-back up if it was running. The copy holds PostgreSQL's data directory (the replication slot
+back up if it was running. Prefect's API server is left running (it writes nothing there and
+reconnects to its database when PostgreSQL is back; its start is the stack's slowest). The copy holds PostgreSQL's data directory (the replication slot
 included, so CDC resumes where the raw layer stopped), the CDC raw layer and its checkpoint,
 the DuckDB warehouse and dbt state, the saved Bigtable rows and Pub/Sub backlogs, the raw
 archive and the generated fixtures. It never holds logs, pid files, sockets or ``secrets/``
@@ -348,9 +349,27 @@ def native_stack(settings: Settings) -> Any:
     return stack
 
 
+#: Services a save leaves running: they write nothing under the state directory, and Prefect's
+#: API server reconnects to its database (SQLAlchemy's pre-ping) once PostgreSQL is back. Its
+#: start is the slowest of the stack; the deployments runner, which may start flows that write
+#: the warehouse, is stopped like every other writer.
+KEPT_RUNNING_ON_SAVE = frozenset({"prefect"})
+
+
+def _quiescing(stack: Any) -> Any:
+    """The stack without the services a save leaves running (the same object if it has none)."""
+    from pulse_local.stack.native import NativeStack
+
+    if not isinstance(stack, NativeStack) or not KEPT_RUNNING_ON_SAVE & stack._by_name.keys():
+        return stack
+    return NativeStack(stack.settings, [s for s in stack.services
+                                        if s.name not in KEPT_RUNNING_ON_SAVE])
+
+
 def save(settings: Settings, name: str, *, stack: Any = None, force: bool = False) -> SaveReport:
-    """Quiesce the stack (a clean `down` saves the emulators), copy its state directory into
-    one file, and bring the stack back up if it was running."""
+    """Quiesce the stack (a clean `down` of every service but Prefect's API server saves the
+    emulators and stops PostgreSQL), copy its state directory into one file, and bring the
+    stopped services back up if they were running."""
     began = time.perf_counter()
     path = snapshot_path(settings, name)
     if path.exists() and not force:
@@ -366,11 +385,12 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
     phases: dict[str, float] = {}
     if "postgres" in was_running:
         migrations, responses = _postgres_facts(settings)
+    quiesce = _quiescing(stack)
     if was_running:
         t0 = time.perf_counter()
-        stack.down()
+        quiesce.down()
         phases["down"] = time.perf_counter() - t0
-        notes += getattr(stack, "notes", [])
+        notes += getattr(quiesce, "notes", [])
     t0 = time.perf_counter()
     try:
         if "postgres" not in was_running:
@@ -391,7 +411,7 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
         phases["copy"] = time.perf_counter() - t0
         if was_running:
             t0 = time.perf_counter()
-            report = stack.up()
+            report = quiesce.up()
             phases["up"] = time.perf_counter() - t0
             notes += report.notes
     return SaveReport(path, manifest, time.perf_counter() - began, path.stat().st_size, notes,
