@@ -238,11 +238,14 @@ def profile_output(project: Path, profiles_dir: Path, target: str | None) -> tup
     return profile_name, name, dict(outputs[name])
 
 
-def _check_profile(profile_name: str, target: str, output: dict[str, Any], out_dir: Path) -> Path:
-    """profiles.yml with the output `target` on an in-memory DuckDB and without the
-    translation and CDC plugins; returns its directory."""
+def _check_profile(profile_name: str, target: str, output: dict[str, Any], out_dir: Path,
+                   warehouse: Path | None = None) -> Path:
+    """profiles.yml with the output `target` on an empty DuckDB and without the translation
+    and CDC plugins; returns its directory. The DuckDB is a new file named like `warehouse`
+    (so relations render with the warehouse's database name, as in the build), else
+    in-memory."""
     output = dict(output)
-    output["path"] = ":memory:"
+    output["path"] = str(out_dir / f"{warehouse.stem}.duckdb") if warehouse else ":memory:"
     output["plugins"] = [p for p in output.get("plugins") or []
                          if (p.get("module") if isinstance(p, dict) else p) not in _LEFT_OUT_PLUGINS]
     output.pop("attach", None)
@@ -288,11 +291,13 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
         project, Path(profiles_dir or project), target or ("local" if project_dir is None else None))
     report = CheckReport(target_name, not_checked="data tests' results (they run over empty "
                                                   "relations: only their SQL is checked)")
+    warehouse = _warehouse_path(settings, output)
     with tempfile.TemporaryDirectory(prefix="pulse-dbt-check-") as tmp:
-        profiles = _check_profile(profile_name, target_name, output, Path(tmp) / "profiles")
+        profiles = _check_profile(profile_name, target_name, output, Path(tmp) / "profiles",
+                                  warehouse)
         result = run_dbt(
             settings,
-            ["--no-populate-cache", "compile", "--profiles-dir", str(profiles),
+            ["--no-populate-cache", "--log-level", "none", "compile", "--profiles-dir", str(profiles),
              "--vars", json.dumps({**(vars_ or {}), "pulse_offline_compile": True,
                                    "pulse_translation_check": True}),
              "--exclude", "resource_type:unit_test",
@@ -307,7 +312,6 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
         manifest_file = Path(tmp) / "work" / "target" / "manifest.json"
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         raw_codes, raw_nodes = _raw_codes(result), _raw_nodes(result)
-        warehouse = _warehouse_path(settings, output)
         shapes = source_shapes(manifest, warehouse)
         catalog = shapes_catalog(shapes[0])
         by_id: dict[str, NodeCheck] = {}
