@@ -333,6 +333,11 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
     return report
 
 
+#: Failures of the check's compile that the empty build may overrule (see `_bind_into`):
+#: did not compile (no construct) and "DuckDB cannot parse the translation".
+_COMPILED_WITHOUT_UPSTREAM = (None, "translated SQL")
+
+
 def _warehouse_path(settings: Settings, output: Mapping[str, Any]) -> Path | None:
     """The DuckDB file of the profile output (rendered like dbt), None for ``:memory:`` or
     when its ``env_var()`` is not set."""
@@ -354,10 +359,11 @@ def _bind_into(settings: Settings, project: Path, profile_name: str, output: dic
                vars_: Mapping[str, Any] | None = None) -> list[str]:
     """Run the empty build and fold its outcomes into `by_id`; returns the bind's notes.
 
-    A translation failure wins over the bind's outcome, except when the empty build
-    translated and ran the node itself: its compile saw the upstream relations (dbt's
-    ``adapter.get_columns_in_relation``, ``dbt_utils.star`` ...), the check's own compile
-    did not, so that verdict is the build's."""
+    A translation failure wins over the bind's outcome, except a node that did not compile
+    or whose translation DuckDB could not parse when the empty build translated and ran it:
+    that compile saw the upstream relations (``adapter.get_columns_in_relation``,
+    ``dbt_utils.star`` ...), the check's own did not, so its verdict is the build's. A named
+    refusal (`UntranslatableSQL`, the plugin's guards) always stands."""
     from pulse_local.warehouse.bind import bind_project
 
     bind_select = _upstream_selection(select)
@@ -380,7 +386,8 @@ def _bind_into(settings: Settings, project: Path, profile_name: str, output: dic
                 continue  # upstream of the selection: built only to bind the selection
             by_id[uid] = NodeCheck(outcome.name, outcome.resource_type, outcome.path, True)
         if not by_id[uid].ok:
-            if outcome.status == "ok" and outcome.phase in ("first run", "incremental run"):
+            if (outcome.status == "ok" and by_id[uid].construct in _COMPILED_WITHOUT_UPSTREAM
+                    and outcome.phase in ("first run", "incremental run")):
                 bound.notes.append(
                     f"{outcome.name}: {by_id[uid].construct or 'compile'} failed when compiled "
                     "without its upstream relations; the empty build compiled, translated and "
