@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
@@ -81,15 +82,44 @@ def versions() -> str:
     return ", ".join(f"{d} {_version(d)}" for d in ("dbt-core", "dbt-duckdb", "duckdb", "sqlglot"))
 
 
-def _uses_plugin(credentials: Any) -> bool:
-    """True when `credentials` are DuckDB ones that list this plugin."""
+def _plugin_entry(credentials: Any) -> Any:
+    """This plugin's entry in `credentials` (DuckDB ones), or None."""
     if getattr(credentials, "type", None) != "duckdb":
-        return False
+        return None
     for plugin in getattr(credentials, "plugins", None) or []:
         module = getattr(plugin, "module", None) or (plugin.get("module") if isinstance(plugin, dict) else None)
         if module == PLUGIN_MODULE:
-            return True
-    return False
+            return plugin
+    return None
+
+
+def _uses_plugin(credentials: Any) -> bool:
+    """True when `credentials` are DuckDB ones that list this plugin."""
+    return _plugin_entry(credentials) is not None
+
+
+def _plugin_option(credentials: Any, name: str) -> Any:
+    """An option of this plugin's ``config`` in profiles.yml (None when not set)."""
+    entry = _plugin_entry(credentials)
+    config = entry.get("config") if isinstance(entry, dict) else getattr(entry, "config", None)
+    return (config or {}).get(name)
+
+
+#: ``dbt build --empty`` reads a relation as ``(select * from <relation> where false limit 0)``
+#: (dbt-adapters' ``render_limited``; no alias on DuckDB). Around a wildcard table that hides
+#: ``_TABLE_SUFFIX`` (BigQuery's ``SELECT *`` never returns it), so a model reading the suffix
+#: fails under ``--empty`` on BigQuery and here alike.
+_EMPTY_WILDCARD = re.compile(r'\(select \* from ((?:"[^"]*"\.){0,2}"[^"]*\*") where false limit 0\)')
+
+#: Plugin option set by `pulse-local dbt check` for its empty build into a scratch database
+#: whose source tables are empty: a wildcard is read directly instead of through the wrapper.
+EMPTY_BUILD_OPTION = "empty_build_over_empty_sources"
+
+
+def unwrap_empty_wildcards(code: str) -> str:
+    """`code` with dbt's ``--empty`` wrapper removed around wildcard tables (only right when
+    every table the wildcard matches is empty, as in the check's scratch database)."""
+    return _EMPTY_WILDCARD.sub(r"\1", code)
 
 
 def _first_line_text(sql: str, line: int | None) -> str:
@@ -146,13 +176,23 @@ DUCKDB_FLAVOURED_MACROS = {
 }
 
 
+def _macros_called(item: Any) -> list[str]:
+    """``depends_on.macros`` of a dbt node or macro, as an object or as manifest.json reads."""
+    depends = item.get("depends_on") if isinstance(item, dict) else getattr(item, "depends_on", None)
+    found = depends.get("macros") if isinstance(depends, dict) else getattr(depends, "macros", None)
+    return list(found or [])
+
+
 def _duckdb_flavoured_macros(node: Any, manifest: Any) -> list[str]:
     """dbt cross-database macros in `DUCKDB_FLAVOURED_MACROS` that the node or a project/package
-    macro it uses calls directly (dbt's own internals are not followed: they run as DuckDB SQL)."""
-    macros = getattr(manifest, "macros", None) or {}
+    macro it uses calls directly (dbt's own internals are not followed: they run as DuckDB SQL).
+
+    `manifest` is dbt's Manifest or the dict of its manifest.json."""
+    macros = (manifest.get("macros") if isinstance(manifest, dict)
+              else getattr(manifest, "macros", None)) or {}
     seen: set[str] = set()
     found: list[str] = []
-    stack = list(getattr(getattr(node, "depends_on", None), "macros", None) or [])
+    stack = _macros_called(node)
     while stack:
         unique_id = stack.pop()
         if unique_id in seen:
@@ -165,8 +205,7 @@ def _duckdb_flavoured_macros(node: Any, manifest: Any) -> list[str]:
             continue
         if package in {"dbt_duckdb", "dbt_bigquery", "dbt_postgres"}:
             continue
-        macro = macros.get(unique_id)
-        stack.extend(getattr(getattr(macro, "depends_on", None), "macros", None) or [])
+        stack.extend(_macros_called(macros.get(unique_id)))
     return sorted(set(found))
 
 
@@ -259,6 +298,9 @@ def install_compile_hook() -> None:
         node = original(self, node, manifest, extra_context)
         if _uses_plugin(getattr(self.config, "credentials", None)):
             refuse_duckdb_flavoured_macros(node, manifest)
+            if _plugin_option(self.config.credentials, EMPTY_BUILD_OPTION) and getattr(
+                    node, "compiled_code", None):
+                node.compiled_code = unwrap_empty_wildcards(node.compiled_code)
             translate_node_sql(node, warehouse_catalog(self.config))
         return node
 

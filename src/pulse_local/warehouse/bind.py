@@ -64,6 +64,8 @@ class SourceShape:
     origin: str  # "warehouse" or "yml"
     #: the source's database (an attached database's alias, or the target's own)
     database: str = ""
+    #: "BASE TABLE" or "VIEW" (a warehouse view keeps its kind: wildcard tables refuse views)
+    kind: str = "BASE TABLE"
 
 
 @dataclass
@@ -125,9 +127,12 @@ def scratch_output(output: Mapping[str, Any], scratch_dir: Path) -> dict[str, An
     out = dict(output)
     out["path"] = str(scratch_dir / f"{SCRATCH_DB}.duckdb")
     out.pop("database", None)
-    plugins = [p for p in out.get("plugins") or [] if _plugin_module(p) not in LEFT_OUT_PLUGINS]
-    if TRANSLATION_PLUGIN not in {_plugin_module(p) for p in plugins}:
-        plugins.insert(0, {"module": TRANSLATION_PLUGIN})
+    plugins = [p for p in out.get("plugins") or []
+               if _plugin_module(p) not in (*LEFT_OUT_PLUGINS, TRANSLATION_PLUGIN)]
+    # the sources are empty tables: a wildcard may be read without --empty's wrapper, which
+    # would hide _TABLE_SUFFIX (pulse_local.translate.dbt_plugin.EMPTY_BUILD_OPTION)
+    plugins.insert(0, {"module": TRANSLATION_PLUGIN,
+                       "config": {"empty_build_over_empty_sources": True}})
     out["plugins"] = plugins
     attached = []
     for entry in out.get("attach") or []:
@@ -158,10 +163,9 @@ def duckdb_type(type_name: str) -> str:
     return cast.to.sql(dialect="duckdb")
 
 
-def _warehouse_columns(path: Path, schema: str, identifier: str,
-                       cache: dict[str, Any]) -> list[tuple[str, str]] | None:
-    """Columns of ``schema.identifier`` in the DuckDB file `path`, or None when it is not
-    there (or the file cannot be opened: noted in ``cache['note']``)."""
+def _warehouse_connection(path: Path, cache: dict[str, Any]) -> Any:
+    """A read-only connection to the DuckDB file `path` (opened once, kept in ``cache``), or
+    None when there is no such file or it cannot be opened (noted in ``cache['note']``)."""
     import duckdb
 
     if "con" not in cache:
@@ -172,7 +176,16 @@ def _warehouse_columns(path: Path, schema: str, identifier: str,
             except duckdb.Error as exc:
                 cache["note"] = (f"warehouse {path} not read ({_first_lines(str(exc), 1)}): "
                                  "source shapes from yml only")
-    con = cache["con"]
+    return cache["con"]
+
+
+def _warehouse_columns(path: Path, schema: str, identifier: str,
+                       cache: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """Columns of ``schema.identifier`` in the DuckDB file `path`, or None when it is not
+    there (or the file cannot be opened: noted in ``cache['note']``)."""
+    import duckdb
+
+    con = _warehouse_connection(path, cache)
     if con is None:
         return None
     try:
@@ -187,9 +200,33 @@ def _warehouse_columns(path: Path, schema: str, identifier: str,
     return [(str(n), str(t)) for n, t in rows] or None
 
 
+def _warehouse_shards(path: Path, schema: str, prefix: str, cache: dict[str, Any]) -> list[Any]:
+    """Every table (or view) of ``schema`` in the DuckDB file `path` whose name starts with
+    `prefix`, as `pulse_local.translate.wildcards.Shard`s (the plugin's own look-up)."""
+    import duckdb
+
+    from pulse_local.translate.wildcards import Wildcard, duckdb_catalog
+
+    con = _warehouse_connection(path, cache)
+    if con is None:
+        return []
+    try:
+        return list(duckdb_catalog(con)(Wildcard(None, schema, prefix)))
+    except duckdb.Error as exc:
+        cache.setdefault("note", f"{schema}.{prefix}* in warehouse {path} not read "
+                                 f"({_first_lines(str(exc), 1)})")
+        return []
+
+
 def source_shapes(manifest: Mapping[str, Any], warehouse: Path | None
                   ) -> tuple[list[SourceShape], dict[str, str], list[str]]:
-    """Shape of every source of `manifest`: (shapes, {unique_id: why unknown}, notes)."""
+    """Shape of every source of `manifest`: (shapes, {unique_id: why unknown}, notes).
+
+    A wildcard source (identifier ``prefix*``, e.g. GA4's ``events_*``) is shaped by every
+    matching table of the warehouse (one shape per shard, the shard's name as identifier),
+    so the scratch database holds the same shards and the wildcard resolves there as in the
+    build. With no matching table it is left unshaped and not "unknown": translating the
+    nodes that read it raises `WildcardTableNotFound`, the error the build gives."""
     from sqlglot.errors import SqlglotError
 
     from pulse_local.translate import UntranslatableSQL
@@ -199,6 +236,13 @@ def source_shapes(manifest: Mapping[str, Any], warehouse: Path | None
     cache: dict[str, Any] = {}
     for uid, src in sorted(manifest.get("sources", {}).items()):
         label = f"source {src['source_name']}.{src['name']} ({src.get('original_file_path')})"
+        if str(src["identifier"]).endswith("*"):
+            shards = (_warehouse_shards(warehouse, src["schema"], src["identifier"][:-1], cache)
+                      if warehouse is not None else [])
+            shapes.extend(SourceShape(uid, label, src["schema"], shard.name, shard.columns,
+                                      "warehouse", src.get("database") or "", shard.kind)
+                          for shard in shards)
+            continue
         found = (_warehouse_columns(warehouse, src["schema"], src["identifier"], cache)
                  if warehouse is not None else None)
         if found:
@@ -240,11 +284,20 @@ def create_sources(scratch_dir: Path, shapes: Sequence[SourceShape],
         name = shape.database if shape.database in attached else SCRATCH_DB
         by_file.setdefault(name, []).append(shape)
     for name, group in by_file.items():
+        made: set[str] = set()
         with duckdb.connect(str(scratch_dir / f"{name}.duckdb")) as con:
             for shape in group:
                 con.execute(f"create schema if not exists {q(shape.schema)}")
+                name = f"{q(shape.schema)}.{q(shape.identifier)}"
+                if name in made:  # a table two sources name (a wildcard's shard, say)
+                    continue
+                made.add(name)
+                if shape.kind.upper() == "VIEW":
+                    cols = ", ".join(f"cast(null as {t}) as {q(n)}" for n, t in shape.columns)
+                    con.execute(f"create view {name} as select {cols} limit 0")
+                    continue
                 cols = ", ".join(f"{q(n)} {t}" for n, t in shape.columns)
-                con.execute(f"create table {q(shape.schema)}.{q(shape.identifier)} ({cols})")
+                con.execute(f"create table {name} ({cols})")
 
 
 # --------------------------------------------------------------------------------------
@@ -275,16 +328,19 @@ def _status(node: DbtNodeResult) -> str:
 
 def bind_project(settings: Settings, project: Path, profile_name: str, output: Mapping[str, Any],
                  manifest: Mapping[str, Any], work: Path, *, select: Sequence[str] = (),
-                 vars_: Mapping[str, Any] | None = None, warehouse: Path | None = None
+                 vars_: Mapping[str, Any] | None = None, warehouse: Path | None = None,
+                 shapes: tuple[list[SourceShape], dict[str, str], list[str]] | None = None
                  ) -> BindReport:
     """Build `project` empty into a scratch DuckDB under `work` (first run, then the
     incremental run of what built) and return every node's outcome.
 
     `output` is the profile output the real build would use, `manifest` the manifest of a
     compile of the same project (its sources give the shapes to create), `warehouse` the
-    output's DuckDB file (its catalog is preferred for source shapes)."""
+    output's DuckDB file (its catalog is preferred for source shapes); `shapes`, when given,
+    is `source_shapes` already worked out for them."""
     report = BindReport()
-    report.sources, report.unknown_sources, report.notes = source_shapes(manifest, warehouse)
+    report.sources, report.unknown_sources, notes = shapes or source_shapes(manifest, warehouse)
+    report.notes = list(notes)
     child_map = manifest.get("child_map", {})
     report.source_children = {s: list(child_map.get(s, [])) for s in report.unknown_sources}
     scratch = work / "scratch"
@@ -320,9 +376,15 @@ def bind_project(settings: Settings, project: Path, profile_name: str, output: M
                          check=False, quiet=True)
         if second.error and not second.nodes:
             report.errors.append(f"incremental run: {_first_lines(second.error, 4)}")
+        bound_again = []
         for uid, outcome in _outcomes(second, "incremental run").items():
             if outcome.status != "ok":
                 report.outcomes[uid] = outcome
+            elif outcome.resource_type in ("model", "snapshot"):
+                bound_again.append(outcome.name)
+        if bound_again:
+            report.notes.append("incremental branches bound (is_incremental() true): "
+                                + ", ".join(sorted(bound_again)))
     return report
 
 

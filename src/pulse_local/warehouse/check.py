@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,15 +130,64 @@ def _source_position(raw_code: str | None, compiled: str, line: int | None) -> t
     return line, True, text
 
 
+def shapes_catalog(shapes: Sequence[Any]) -> Any:
+    """A wildcard `Catalog` over the sources' shapes (`pulse_local.warehouse.bind.SourceShape`):
+    the tables the scratch database of the empty build holds, i.e. the warehouse's shards.
+
+    The compile of the check renders sources in its own (in-memory) database; a wildcard
+    matches a shape of the same schema whose database is that one or unset."""
+    from pulse_local.translate.wildcards import Shard, Wildcard
+
+    def look_up(wildcard: Wildcard) -> list[Shard]:
+        found: dict[str, Shard] = {}
+        for shape in shapes:
+            if (shape.schema == wildcard.schema and shape.identifier.startswith(wildcard.prefix)
+                    and wildcard.catalog in (None, shape.database or wildcard.catalog)):
+                found.setdefault(shape.identifier, Shard(shape.identifier, shape.kind, shape.columns))
+        return list(found.values())
+
+    return look_up
+
+
+def _plugin_refusal(node: Any, manifest: Mapping[str, Any], compiled: str) -> tuple[str, str] | str:
+    """What the translation plugin does to a node before translating it (the cross-database
+    macro guard, BigQuery-only configs and ``_dbt_max_partition``): (construct, reason) when
+    it refuses the node, else the SQL it translates."""
+    from dbt_common.exceptions import CompilationError
+
+    from pulse_local.translate.dbt_plugin import (
+        apply_bigquery_configs,
+        refuse_duckdb_flavoured_macros,
+    )
+
+    try:
+        refuse_duckdb_flavoured_macros(node, manifest)
+    except CompilationError as err:
+        return "dbt cross-database macro", err.msg
+    try:
+        return apply_bigquery_configs(node, compiled)
+    except CompilationError as err:
+        return "BigQuery config", err.msg
+
+
 def _translation_check(name: str, resource_type: str, path: str, compiled: str,
-                       raw_code: str | None) -> NodeCheck:
+                       raw_code: str | None, node: Any = None,
+                       manifest: Mapping[str, Any] | None = None, catalog: Any = None) -> NodeCheck:
+    """Translate one node's compiled BigQuery SQL as the dbt plugin does (`node` is dbt's
+    node: its configs and macros; `catalog` resolves wildcard tables)."""
     import duckdb
 
     from pulse_local.translate import UntranslatableSQL
     from pulse_local.translate.core import translate
 
+    if node is not None:
+        prepared = _plugin_refusal(node, manifest or {}, compiled)
+        if isinstance(prepared, tuple):
+            return NodeCheck(name, resource_type, path, False, construct=prepared[0],
+                             reason=prepared[1])
+        compiled = prepared
     try:
-        duck = translate(compiled, dbt_relations=True)
+        duck = translate(compiled, dbt_relations=True, catalog=catalog)
     except UntranslatableSQL as err:
         line, in_compiled, text = _source_position(raw_code, compiled, err.line)
         return NodeCheck(name, resource_type, path, False, construct=err.construct,
@@ -163,6 +212,11 @@ def _raw_codes(result: DbtResult) -> dict[str, str | None]:
             for r in (getattr(result.raw, "results", None) or [])}
 
 
+def _raw_nodes(result: DbtResult) -> dict[str, Any]:
+    return {getattr(r.node, "unique_id", "?"): r.node
+            for r in (getattr(result.raw, "results", None) or [])}
+
+
 def profile_output(project: Path, profiles_dir: Path, target: str | None) -> tuple[str, str, dict[str, Any]]:
     """(profile name, target name, output) of `project` in ``profiles_dir/profiles.yml``;
     `target` None means the profile's default target (rendered like dbt: ``env_var()``)."""
@@ -184,11 +238,14 @@ def profile_output(project: Path, profiles_dir: Path, target: str | None) -> tup
     return profile_name, name, dict(outputs[name])
 
 
-def _check_profile(profile_name: str, target: str, output: dict[str, Any], out_dir: Path) -> Path:
-    """profiles.yml with the output `target` on an in-memory DuckDB and without the
-    translation and CDC plugins; returns its directory."""
+def _check_profile(profile_name: str, target: str, output: dict[str, Any], out_dir: Path,
+                   warehouse: Path | None = None) -> Path:
+    """profiles.yml with the output `target` on an empty DuckDB and without the translation
+    and CDC plugins; returns its directory. The DuckDB is a new file named like `warehouse`
+    (so relations render with the warehouse's database name, as in the build), else
+    in-memory."""
     output = dict(output)
-    output["path"] = ":memory:"
+    output["path"] = str(out_dir / f"{warehouse.stem}.duckdb") if warehouse else ":memory:"
     output["plugins"] = [p for p in output.get("plugins") or []
                          if (p.get("module") if isinstance(p, dict) else p) not in _LEFT_OUT_PLUGINS]
     output.pop("attach", None)
@@ -218,24 +275,32 @@ def _bind_failure(outcome: Any, raw_code: str | None, unknown: dict[str, str],
 
 def check_translation(settings: Settings, *, project_dir: Path | None = None,
                       select: Sequence[str] = (), target: str | None = None,
-                      profiles_dir: Path | None = None, bind: bool = True) -> CheckReport:
+                      profiles_dir: Path | None = None, bind: bool = True,
+                      vars_: Mapping[str, Any] | None = None) -> CheckReport:
     """Every node of a DuckDB target: does its BigQuery SQL translate to DuckDB SQL, and does
     the translation bind against the sources' schemas (an empty build, both incremental
     branches; `pulse_local.warehouse.bind`)?
 
-    `select` adds dbt arguments (``["--select", "fact_response"]``). Raises `DbtError` only
-    when dbt cannot parse the project at all; a node that does not compile is reported."""
+    `select` adds dbt arguments (``["--select", "fact_response"]``), `vars_` dbt's
+    ``--vars``. Raises `DbtError` only when dbt cannot parse the project at all; a node that
+    does not compile is reported."""
+    from pulse_local.warehouse.bind import source_shapes
+
     project = Path(project_dir or DBT_PROJECT_DIR)
     profile_name, target_name, output = profile_output(
         project, Path(profiles_dir or project), target or ("local" if project_dir is None else None))
     report = CheckReport(target_name, not_checked="data tests' results (they run over empty "
                                                   "relations: only their SQL is checked)")
+    warehouse = _warehouse_path(settings, output)
     with tempfile.TemporaryDirectory(prefix="pulse-dbt-check-") as tmp:
-        profiles = _check_profile(profile_name, target_name, output, Path(tmp) / "profiles")
+        profiles = _check_profile(profile_name, target_name, output, Path(tmp) / "profiles",
+                                  warehouse)
         result = run_dbt(
             settings,
-            ["--no-populate-cache", "compile", "--profiles-dir", str(profiles),
-             "--vars", "{pulse_offline_compile: true, pulse_translation_check: true}", "--exclude", "resource_type:unit_test",
+            ["--no-populate-cache", "--log-level", "none", "compile", "--profiles-dir", str(profiles),
+             "--vars", json.dumps({**(vars_ or {}), "pulse_offline_compile": True,
+                                   "pulse_translation_check": True}),
+             "--exclude", "resource_type:unit_test",
              *select],
             project_dir=project, target=target_name, target_path=Path(tmp) / "work",
             env={"PULSE_DUCKDB_PATH": ":memory:"}, check=False, quiet=True,
@@ -246,7 +311,9 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
             raise DbtError(_failure_message(result), result)
         manifest_file = Path(tmp) / "work" / "target" / "manifest.json"
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
-        raw_codes = _raw_codes(result)
+        raw_codes, raw_nodes = _raw_codes(result), _raw_nodes(result)
+        shapes = source_shapes(manifest, warehouse)
+        catalog = shapes_catalog(shapes[0])
         by_id: dict[str, NodeCheck] = {}
         for node in result.nodes:
             if not node.ok:
@@ -254,32 +321,54 @@ def check_translation(settings: Settings, *, project_dir: Path | None = None,
             elif node.compiled_code:
                 by_id[node.unique_id] = _translation_check(
                     node.name, node.resource_type, node.path or "?", node.compiled_code,
-                    raw_codes.get(node.unique_id))
+                    raw_codes.get(node.unique_id), raw_nodes.get(node.unique_id), manifest,
+                    catalog)
         if bind:
             report.notes += _bind_into(settings, project, profile_name, output, manifest,
-                                       Path(tmp), select, by_id, raw_codes)
+                                       Path(tmp), select, by_id, raw_codes,
+                                       warehouse=warehouse, shapes=shapes, vars_=vars_)
+        else:
+            report.notes += shapes[2]
     report.nodes.extend(by_id.values())
     return report
 
 
-def _bind_into(settings: Settings, project: Path, profile_name: str, output: dict[str, Any],
-               manifest: dict[str, Any], tmp: Path, select: Sequence[str],
-               by_id: dict[str, NodeCheck], raw_codes: dict[str, str | None]) -> list[str]:
-    """Run the empty build and fold its outcomes into `by_id` (translation failures win);
-    returns the bind's notes."""
-    from pulse_local.warehouse.bind import bind_project, render_profile_value
+#: Failures of the check's compile that the empty build may overrule (see `_bind_into`):
+#: did not compile (no construct) and "DuckDB cannot parse the translation".
+_COMPILED_WITHOUT_UPSTREAM = (None, "translated SQL")
+
+
+def _warehouse_path(settings: Settings, output: Mapping[str, Any]) -> Path | None:
+    """The DuckDB file of the profile output (rendered like dbt), None for ``:memory:`` or
+    when its ``env_var()`` is not set."""
+    from pulse_local.warehouse.bind import render_profile_value
     from pulse_local.warehouse.dbt import dbt_env
 
     env = {**dbt_env(settings), "PULSE_PROFILE": "local"}
     try:
-        warehouse: Path | None = Path(str(render_profile_value(output.get("path", ""), env)))
+        warehouse = str(render_profile_value(output.get("path", ""), env))
     except KeyError:
-        warehouse = None
-    if warehouse is not None and str(warehouse) in ("", ":memory:"):
-        warehouse = None
+        return None
+    return None if warehouse in ("", ":memory:") else Path(warehouse)
+
+
+def _bind_into(settings: Settings, project: Path, profile_name: str, output: dict[str, Any],
+               manifest: dict[str, Any], tmp: Path, select: Sequence[str],
+               by_id: dict[str, NodeCheck], raw_codes: dict[str, str | None], *,
+               warehouse: Path | None = None, shapes: Any = None,
+               vars_: Mapping[str, Any] | None = None) -> list[str]:
+    """Run the empty build and fold its outcomes into `by_id`; returns the bind's notes.
+
+    A translation failure wins over the bind's outcome, except a node that did not compile
+    or whose translation DuckDB could not parse when the empty build translated and ran it:
+    that compile saw the upstream relations (``adapter.get_columns_in_relation``,
+    ``dbt_utils.star`` ...), the check's own did not, so its verdict is the build's. A named
+    refusal (`UntranslatableSQL`, the plugin's guards) always stands."""
+    from pulse_local.warehouse.bind import bind_project
+
     bind_select = _upstream_selection(select)
     bound = bind_project(settings, project, profile_name, output, manifest, tmp / "bind",
-                         select=bind_select, warehouse=warehouse)
+                         select=bind_select, vars_=vars_, warehouse=warehouse, shapes=shapes)
     for error in bound.errors:
         by_id[f"pulse_check.{error[:20]}"] = NodeCheck(
             "dbt build --empty", "project", "dbt_project.yml", False, construct="dbt",
@@ -297,6 +386,13 @@ def _bind_into(settings: Settings, project: Path, profile_name: str, output: dic
                 continue  # upstream of the selection: built only to bind the selection
             by_id[uid] = NodeCheck(outcome.name, outcome.resource_type, outcome.path, True)
         if not by_id[uid].ok:
+            if (outcome.status == "ok" and by_id[uid].construct in _COMPILED_WITHOUT_UPSTREAM
+                    and outcome.phase in ("first run", "incremental run")):
+                bound.notes.append(
+                    f"{outcome.name}: {by_id[uid].construct or 'compile'} failed when compiled "
+                    "without its upstream relations; the empty build compiled, translated and "
+                    "ran it over them")
+                by_id[uid] = NodeCheck(outcome.name, outcome.resource_type, outcome.path, True)
             continue
         if outcome.status == "error":
             by_id[uid] = _bind_failure(outcome, raw_codes.get(uid) or nodes.get(uid, {}).get("raw_code"),
@@ -366,10 +462,12 @@ CHECKS: dict[str, Callable[..., CheckReport]] = {"duckdb": check_translation,
 
 def check_project(settings: Settings, target: str | None = None, *,
                   project_dir: Path | None = None, profiles_dir: Path | None = None,
-                  select: Sequence[str] = ()) -> CheckReport:
+                  select: Sequence[str] = (), vars_: Mapping[str, Any] | None = None
+                  ) -> CheckReport:
     """`check_translation` for a DuckDB output, `check_bigquery` for a BigQuery output.
 
-    `target` None: ``local`` for the repository's project, else the profile's default."""
+    `target` None: ``local`` for the repository's project, else the profile's default;
+    `vars_` dbt's ``--vars`` (DuckDB outputs only)."""
     project = Path(project_dir or DBT_PROJECT_DIR)
     chosen = target or ("local" if project_dir is None else None)
     _, name, output = profile_output(project, Path(profiles_dir or project), chosen)
@@ -378,5 +476,10 @@ def check_project(settings: Settings, target: str | None = None, *,
     except KeyError:
         raise ConfigError(f"dbt target {name!r} is a {output.get('type')!r} output: dbt check "
                           "knows duckdb (translate + bind) and bigquery (parse)") from None
+    if vars_:
+        if checker is not check_translation:
+            raise ConfigError("dbt check --vars works on a duckdb output only")
+        return check_translation(settings, project_dir=project_dir, select=select, target=name,
+                                 profiles_dir=profiles_dir, vars_=vars_)
     return checker(settings, project_dir=project_dir, select=select, target=name,
                    profiles_dir=profiles_dir)

@@ -33,6 +33,21 @@ def _selection(select: str | None, exclude: str | None = None) -> list[str]:
     return args + (["--exclude", exclude] if exclude else [])
 
 
+def _vars(text: str | None) -> dict[str, Any] | None:
+    """dbt's ``--vars`` (a YAML mapping) as a dict; a `typer.BadParameter` when it is not one."""
+    if not text:
+        return None
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"not YAML ({exc})", param_hint="--vars") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("give a mapping, e.g. '{name: value}'", param_hint="--vars")
+    return value
+
+
 @dbt_app.command("check")
 def check(
     target: Annotated[str | None, typer.Option(
@@ -46,6 +61,8 @@ def check(
         help="Another dbt project (default: the repository's dbt/).")] = None,
     profiles_dir: Annotated[Path | None, typer.Option(
         help="Directory of the profiles.yml to use (default: the project directory).")] = None,
+    vars_: Annotated[str | None, typer.Option(
+        "--vars", help="dbt --vars, a YAML mapping (e.g. '{include_broken: true}').")] = None,
 ) -> None:
     """For every model, snapshot, test and hook: would `dbt build` run it? Builds nothing.
 
@@ -59,7 +76,8 @@ def check(
     from pulse_local.warehouse.check import check_project
 
     report = check_project(load_settings(), target, select=_selection(select),
-                           project_dir=project_dir, profiles_dir=profiles_dir)
+                           project_dir=project_dir, profiles_dir=profiles_dir,
+                           vars_=_vars(vars_))
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,3 +214,72 @@ def test_broken_models_fail_loudly(built: Built, monkeypatch: pytest.MonkeyPatch
     assert "Not found: Table" in missing and "sessions_*" in missing
     hashed = messages["uses_dbt_hash"]
     assert "dbt.hash" in hashed and "to_hex(md5(cast(x as string)))" in hashed
+
+
+def _check(built: Built, monkeypatch: pytest.MonkeyPatch, *args: str,
+           warehouse: Path | None = None) -> tuple[int, dict]:
+    """`pulse-local dbt check --json` of the built project (its warehouse, or `warehouse`)."""
+    monkeypatch.setenv("PULSE_GA4_PROJECT_DUCKDB", str(warehouse or built.db))
+    monkeypatch.setenv("PULSE_STATE_DIR", str(built.dir.parent / "state"))
+    result = CliRunner().invoke(app, ["dbt", "check", "--project-dir", str(built.dir), "--json", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.stdout.lstrip().startswith("{"), result.stdout
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_dbt_check_passes_every_node_and_both_incremental_branches(
+        built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project the two builds above passed: check passes every node (the wildcard events_*
+    bound over the warehouse's shards), and the incremental run bound all five incremental
+    models (insert_overwrite dynamic/static, month and hour partitions, merge)."""
+    code, report = _check(built, monkeypatch)
+    assert code == 0 and report["ok"], report
+    names = {n["name"] for n in report["nodes"] if n["ok"]}
+    assert {"stg_ga4__events", "stg_ga4__event_params", "events_flat", "dim_users",
+            "fct_daily_page_views", "fct_hourly_revenue", "fct_monthly_country_events",
+            "assert_no_intraday_rows"} <= names
+    assert len(report["nodes"]) == 17  # 7 models, 10 data tests: what the build ran
+    incremental = next(n for n in report["notes"] if n.startswith("incremental branches bound"))
+    assert incremental.endswith(": dim_users, fct_daily_page_views, fct_hourly_revenue, "
+                                "fct_monthly_country_events, stg_ga4__events"), incremental
+
+
+def test_dbt_check_refuses_the_broken_models_as_the_build_does(
+        built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same nodes, same causes as test_broken_models_fail_loudly's build."""
+    code, report = _check(built, monkeypatch, "--vars", "{include_broken: true}",
+                          "--select", "models/broken")
+    assert code == 1 and not report["ok"]
+    failed = {n["name"]: n for n in report["nodes"] if not n["ok"]}
+    assert set(failed) == {"reads_missing_shards", "uses_dbt_hash"}, report
+    missing = failed["reads_missing_shards"]
+    assert missing["path"] == "models/broken/reads_missing_shards.sql"
+    assert "Not found: Table" in missing["reason"] and "sessions_*" in missing["reason"]
+    hashed = failed["uses_dbt_hash"]
+    assert "dbt.hash" in hashed["reason"] and "to_hex(md5(cast(x as string)))" in hashed["reason"]
+
+
+def test_dbt_check_without_shards_gives_the_builds_wildcard_error(
+        built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No events_* shard in the warehouse: the build's "Not found", not a vague shape error."""
+    code, report = _check(built, monkeypatch, "--select", "stg_ga4__events",
+                          warehouse=built.dir.parent / "no-shards.duckdb")
+    assert code == 1
+    failed = [n for n in report["nodes"] if not n["ok"] and n["phase"] != "skipped"]
+    assert [n["name"] for n in failed] == ["stg_ga4__events"], report
+    assert failed[0]["construct"].startswith("wildcard table") and failed[0]["construct"].endswith("events_*")
+    assert "Not found: Table" in failed[0]["reason"]
+    assert "load at least one matching table" in failed[0]["hint"]
+
+
+def test_dbt_docs_of_the_built_project(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSE_GA4_PROJECT_DUCKDB", str(built.db))
+    state = built.dir.parent / "state"
+    monkeypatch.setenv("PULSE_STATE_DIR", str(state))
+    assert "dbt docs of ga4_project" in _cli("docs", "--project-dir", str(built.dir), "--no-serve")
+    [index] = state.rglob("index.html")
+    catalog = json.loads((index.parent / "catalog.json").read_text())
+    columns = catalog["nodes"]["model.ga4_project.stg_ga4__events"]["columns"]
+    assert {"event_key", "event_date_dt", "shard"} <= {c.lower() for c in columns}
+    manifest = json.loads((index.parent / "manifest.json").read_text())
+    assert "source.ga4_project.ga4.events" in manifest["parent_map"]["model.ga4_project.stg_ga4__events"]
