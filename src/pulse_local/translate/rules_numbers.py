@@ -299,7 +299,58 @@ def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _avg_parts(avg: exp.Avg) -> tuple[exp.Expression, bool] | None:
+    """(argument, distinct) of AVG when its DuckDB type can be read at bind time, else None.
+
+    A typed macro overload is chosen from its argument's type before aggregates, window
+    functions and subqueries are bound, so an argument holding one cannot be used; a bare
+    NULL has no type to choose by.
+    """
+    value = avg.this
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        if len(value.expressions) != 1:
+            return None
+        value = value.expressions[0]
+    if value is None or isinstance(value, exp.Null) or any(
+        isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for n in value.walk()
+    ):
+        return None
+    return value, distinct
+
+
+def _avg_pick(value: exp.Expression, distinct: bool, over: exp.Window | None) -> exp.Expression:
+    """bq_avg_pick(x, SUM(units(x)), COUNT(x), AVG(x)), each aggregate OVER `over` when given."""
+    def arg(x: exp.Expression) -> exp.Expression:
+        return exp.Distinct(expressions=[x]) if distinct else x
+
+    parts: list[exp.Expression] = [
+        exp.Sum(this=arg(exp.Anonymous(this="bq_numeric_units", expressions=[value.copy()]))),
+        exp.Count(this=arg(value.copy())),
+        exp.Avg(this=arg(value.copy())),
+    ]
+    if over is not None:
+        parts = [_over(p, over) for p in parts]
+    return exp.Anonymous(this="bq_avg_pick", expressions=[value.copy(), *parts])
+
+
+def rule_avg_numeric(node: exp.Expression) -> exp.Expression | None:
+    """AVG of a NUMERIC is a NUMERIC in BigQuery (exact, rounded half away from zero to 9
+    digits); DuckDB's AVG of a DECIMAL is a DOUBLE. The macro `bq_avg_pick` (functions.py)
+    keeps DuckDB's AVG for every other type, chosen by the argument's type at bind time."""
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None  # PIVOT takes a bare aggregate
+    if isinstance(node, exp.Avg) and not isinstance(node.parent, exp.Window):
+        parts = _avg_parts(node)
+        return _avg_pick(*parts, None) if parts else None
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Avg):
+        parts = _avg_parts(node.this)
+        return _avg_pick(*parts, node) if parts else None
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Avg: (rule_avg_numeric,),
     exp.Cast: (rule_cast_numeric_precision,),
     **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
     exp.VariancePop: (rule_population_stats_non_finite,),
@@ -309,6 +360,6 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
-    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric),
     exp.Select: (rule_order_nan_first,),
 }
