@@ -22,6 +22,7 @@ from pulse_local.translate.rules import (
     rule_scalar_misc,
     unit_of,
 )
+from pulse_local.translate.rules_strings import _SPEC as FORMAT_SPEC
 
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
 DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
@@ -461,6 +462,123 @@ def rule_string_argument_errors(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_not_literal_null(node: exp.Expression) -> exp.Expression | None:
+    """BigQuery rejects ``NOT NULL`` ("Operands of NOT cannot be literal NULL"); DuckDB gives NULL."""
+    if isinstance(node, exp.Not):
+        inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
+        if isinstance(inner, exp.Null):
+            raise fail(node, "NOT of a literal NULL", "BigQuery rejects a bare NULL operand of NOT",
+                       "Write CAST(NULL AS BOOL) instead of NULL.")
+    return None
+
+
+def _negative_constant(node: exp.Expression | None) -> bool:
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.Neg) and isinstance(inner.this, exp.Literal) and inner.this.name not in {"0", "0.0"}
+
+
+def rule_aggregate_arguments(node: exp.Expression) -> exp.Expression | None:
+    """STRING_AGG with a NULL separator and ARRAY_AGG/STRING_AGG/ARRAY_CONCAT_AGG with a
+    negative LIMIT raise in BigQuery; DuckDB returns NULL or slices from the end."""
+    if isinstance(node, exp.GroupConcat) and _is_null_constant(node.args.get("separator")):
+        raise fail(node, "STRING_AGG with a NULL separator", "BigQuery raises an error for it")
+    if isinstance(node, (exp.ArrayAgg, exp.GroupConcat, exp.ArrayConcatAgg)) and isinstance(node.this, exp.Limit):
+        count = node.this.expression
+        if _negative_constant(count) or _is_null_constant(count):
+            raise fail(node, f"{node.sql_name()}(... LIMIT {count.sql()})",
+                       "BigQuery requires a non-negative, non-NULL LIMIT count")
+    return None
+
+
+_FRAME_OFFSET_ERROR = "Window frame offset for PRECEDING or FOLLOWING must be non-negative (BigQuery raises this error)"
+
+
+def rule_frame_offsets(node: exp.Expression) -> exp.Expression | None:
+    """A window frame offset must be non-negative (and not NaN) in BigQuery; DuckDB runs a
+    negative one. A negative literal is rejected; a computed offset is checked when run."""
+    if not isinstance(node, exp.WindowSpec) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    for side in ("start", "end"):
+        offset = node.args.get(side)
+        if offset is None or isinstance(offset, (str, exp.Interval)) or (
+            isinstance(offset, exp.Literal) and not offset.is_string
+        ) or isinstance(offset, exp.Var):
+            continue
+        if _negative_constant(offset):
+            raise fail(node, f"window frame offset {offset.sql()}", "BigQuery requires a non-negative offset")
+        if any(isinstance(n, (exp.Column, exp.Interval)) for n in offset.walk()):
+            continue  # not a constant number: BigQuery rejects it at analysis, DuckDB too
+        node.set(side, fill(
+            f"CASE WHEN ISNAN(CAST(__o AS DOUBLE)) OR CAST(__o AS DOUBLE) < 0 THEN ERROR('{_FRAME_OFFSET_ERROR}') "
+            "ELSE __o END", o=offset))
+    return None
+
+
+def _frame_offsets_only(spec: exp.Expression | None) -> bool:
+    """True when both frame bounds are offsets (n PRECEDING / n FOLLOWING), so the frame can be empty."""
+    if not isinstance(spec, exp.WindowSpec):
+        return False
+    bounds = [spec.args.get("start"), spec.args.get("end")]
+    return all(b is not None and not isinstance(b, (str, exp.Var)) for b in bounds)
+
+
+def rule_count_empty_frame(node: exp.Expression) -> exp.Expression | None:
+    """COUNT over an empty frame (1 PRECEDING AND 2 PRECEDING) is 0; DuckDB can return -1."""
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Count) and _frame_offsets_only(node.args.get("spec")):
+        if node.meta.get("pulse_count_frame"):
+            return None
+        node.meta["pulse_count_frame"] = True
+        return fill("GREATEST(__c, 0)", c=node)
+    return None
+
+
+def rule_format_pattern(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT with a pattern that is not a string literal: DuckDB's printf neither checks the
+    argument count nor the types against the pattern as BigQuery does, nor reads `%.*d` alike."""
+    if isinstance(node, exp.Format) and any(isinstance(n, (exp.Column, exp.Subquery, exp.Select)) for n in node.this.walk()):
+        raise fail(node, "FORMAT with a computed pattern",
+                   "only a string-literal pattern can be checked and translated as BigQuery reads it",
+                   "Write the FORMAT pattern as a string literal.")
+    if isinstance(node, exp.Format) and isinstance(node.this, exp.Literal) and not node.meta.get("pulse_rule"):
+        wanted = sum(
+            1 + (width == "*") + (precision == "*")
+            for _flags, width, precision, conv in FORMAT_SPEC.findall(node.this.name) if conv != "%"
+        )
+        if wanted != len(node.expressions):
+            raise fail(node, "FORMAT", f"the pattern takes {wanted} argument(s) but {len(node.expressions)} are given "
+                       "(BigQuery raises an error)")
+    return None
+
+
+def rule_json_path_prefix(node: exp.Expression) -> exp.Expression | None:
+    """A JSONPath must start with '$' in BigQuery (no 'lax'/'strict' mode prefix); DuckDB accepts more."""
+    if isinstance(node, (exp.JSONExtract, exp.JSONExtractScalar, exp.JSONExtractArray)):
+        path = node.expression
+        if isinstance(path, exp.Literal) and path.is_string and not path.name.lstrip().startswith("$"):
+            raise fail(node, f"JSONPath '{path.name}'", "BigQuery requires a JSONPath starting with '$'")
+    return None
+
+
+_JSON_INT64_ERROR = "INT64(JSON): the JSON value is not an integer number (BigQuery raises this error)"
+
+
+def rule_json_int64(node: exp.Expression) -> exp.Expression | None:
+    """INT64(json) accepts only a JSON number without fractional part (BigQuery raises for a
+    string, a bool or 10.1); DuckDB's cast converts and rounds them."""
+    if not isinstance(node, exp.Int64) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    raise_ = _raise_text(_JSON_INT64_ERROR, "__j")
+    return fill(
+        "CASE WHEN JSON_TYPE(__j) IN ('NULL') OR __j IS NULL THEN NULL "
+        "WHEN JSON_TYPE(__j) IN ('BIGINT', 'UBIGINT') THEN CAST(__j AS BIGINT) "
+        "WHEN JSON_TYPE(__j) = 'DOUBLE' AND CAST(__j AS DOUBLE) = TRUNC(CAST(__j AS DOUBLE)) "
+        f"THEN CAST(CAST(__j AS DOUBLE) AS BIGINT) ELSE {raise_} END",
+        j=node.this,
+    )
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -482,19 +600,26 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),
-    exp.Window: (rule_window_checks,),
+    exp.Window: (rule_window_checks, rule_count_empty_frame),
     exp.String: (rule_civil_string,),
     exp.Cast: (rule_civil_string,),
     exp.Union: (rule_numeric_literal_coercion,),
     exp.Array: (rule_numeric_literal_coercion,),
     exp.Limit: (rule_limit_null,),
     exp.GenerateSeries: (rule_generate_array_step,),
-    exp.ArrayAgg: (rule_aggregate_limit_zero,),
-    exp.GroupConcat: (rule_aggregate_limit_zero,),
+    exp.ArrayAgg: (rule_aggregate_arguments, rule_aggregate_limit_zero),
+    exp.GroupConcat: (rule_aggregate_arguments, rule_aggregate_limit_zero),
     exp.GenerateDateArray: (rule_generate_array_step,),
     exp.Offset: (rule_limit_null,),
-    exp.WindowSpec: (rule_window_checks,),
+    exp.WindowSpec: (rule_window_checks, rule_frame_offsets),
     exp.Split: (rule_split_null_delimiter,),
     exp.Translate: (rule_string_argument_errors,),
+    exp.Not: (rule_not_literal_null,),
+    exp.ArrayConcatAgg: (rule_aggregate_arguments,),
+    exp.Format: (rule_format_pattern,),
+    exp.JSONExtract: (rule_json_path_prefix,),
+    exp.JSONExtractScalar: (rule_json_path_prefix,),
+    exp.JSONExtractArray: (rule_json_path_prefix,),
+    exp.Int64: (rule_json_int64,),
     exp.Ascii: (rule_string_argument_errors,),
 }
