@@ -150,12 +150,45 @@ def _ordinals(select: exp.Select) -> dict[str, exp.Expression]:
     return out
 
 
+def _has_offsets(spec: exp.Expression) -> bool:
+    """True when a frame bound is a numeric offset (`2 PRECEDING`), not an INTERVAL."""
+    bounds = [spec.args.get("start"), spec.args.get("end")]
+    return any(
+        b is not None and not isinstance(b, (str, exp.Var)) and not any(isinstance(n, exp.Interval) for n in b.walk())
+        for b in bounds
+    )
+
+
+def _mirror_range_key(order: exp.Order) -> None:
+    """RANGE frame with numeric offsets over one key: order by the negated key, direction
+    flipped. The frames are the same (k PRECEDING of -x descending is k PRECEDING of x
+    ascending), but NaN, the greatest value for DuckDB, now sits where BigQuery puts it
+    (first ascending, last descending); -(+inf) keeps inf at the other end. NULLs keep their place."""
+    items = order.expressions
+    if len(items) != 1 or not isinstance(items[0], exp.Ordered) or items[0].meta.get("pulse_mirrored"):
+        return
+    item = items[0]
+    desc = bool(item.args.get("desc"))
+    nulls_first = item.args.get("nulls_first")
+    if nulls_first is None:
+        nulls_first = desc is False  # BigQuery: NULLS FIRST ascending, NULLS LAST descending
+    mirrored = exp.Ordered(this=exp.Neg(this=exp.Paren(this=item.this)), desc=not desc, nulls_first=bool(nulls_first))
+    mirrored.meta["pulse_mirrored"] = True
+    order.set("expressions", [mirrored])
+
+
 def rule_order_nan_first(node: exp.Expression) -> exp.Expression | None:
     """ORDER BY of a query or a window (not a RANGE frame): NaN sorts first, as in BigQuery."""
     if isinstance(node, exp.Window):
         spec = node.args.get("spec")
         order = node.args.get("order")
-        if order is None or (spec is not None and str(spec.args.get("kind") or "").upper() == "RANGE"):
+        if order is None:
+            return None
+        if spec is not None and str(spec.args.get("kind") or "").upper() == "RANGE":
+            if _has_offsets(spec):
+                _mirror_range_key(order)
+            elif isinstance(node.this, exp.Func):
+                _nan_first(order)  # UNBOUNDED / CURRENT ROW only: peers, DuckDB takes several keys
             return None
         if not isinstance(node.this, exp.Func):
             return None  # a named window (WINDOW w AS ...): its users may add a RANGE frame
