@@ -382,6 +382,34 @@ def rule_avg_numeric(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _float_fraction(node: exp.Expression) -> bool:
+    """True for a FLOAT64 literal (rules.rule_float_literal's DOUBLE cast), also negated or in parentheses."""
+    inner = node
+    while isinstance(inner, (exp.Paren, exp.Neg)):
+        inner = inner.this
+    return isinstance(inner, exp.Cast) and inner.to.is_type("double")
+
+
+def rule_percentile_cont_nan(node: exp.Expression) -> exp.Expression | None:
+    """PERCENTILE_CONT over a FLOAT64 holding NaN: BigQuery orders NaN below every value,
+    DuckDB above. When the partition holds a NaN the mirrored form -PERCENTILE_CONT(-x, 1 - p)
+    is used (NaN then sorts where BigQuery puts it); otherwise DuckDB's own result."""
+    if not isinstance(node, exp.Window) or not isinstance(node.this, exp.PercentileCont) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    value, fraction = node.this.this, node.this.expression
+    if value is None or fraction is None:
+        return None
+    if _float_fraction(fraction):
+        # A FLOAT64 percentile makes the result FLOAT64 (supertype of NUMERIC and FLOAT64);
+        # DuckDB would return a DECIMAL for a NUMERIC value.
+        value = exp.cast(value, exp.DataType.build("DOUBLE"))
+        node.this.set("this", value)
+    has_nan = _over(exp.Anonymous(this="BOOL_OR", expressions=[fill(IS_NAN, v=value)]), node)
+    mirrored = _over(exp.PercentileCont(this=fill("-(__x)", x=value), expression=fill("1 - (__p)", p=fraction)), node)
+    return exp.Case(ifs=[exp.If(this=has_nan, true=exp.Neg(this=exp.Paren(this=mirrored)))], default=node)
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
     exp.Avg: (rule_avg_numeric,),
     exp.Cast: (rule_cast_numeric_precision,),
@@ -393,6 +421,6 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
-    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_nan),
     exp.Select: (rule_order_nan_first,),
 }
