@@ -10,6 +10,7 @@ in `pulse_local.translate.rules.RULES_BY_TYPE` ahead of the older rules.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
 from sqlglot import exp
 
@@ -579,6 +580,48 @@ def rule_json_int64(node: exp.Expression) -> exp.Expression | None:
     )
 
 
+def _beyond_numeric(text: str) -> bool:
+    """True when the number `text` needs more than NUMERIC's 29 integer / 9 fractional digits."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return False
+    if not value.is_finite():
+        return False
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        return False
+    kept = list(digits)
+    while exponent < 0 and len(kept) > 1 and kept[-1] == 0:  # trailing zeros (no rounding context)
+        kept.pop()
+        exponent += 1
+    return exponent < -9 or len(kept) + exponent > 29
+
+
+def rule_bignumeric_precision(node: exp.Expression) -> exp.Expression | None:
+    """A BIGNUMERIC value with more than 9 decimal digits (or 29 integer digits): DuckDB's
+    DECIMAL(38, 9), which stands for BIGNUMERIC, would round it silently."""
+    if not isinstance(node, exp.DataType) or node.this != exp.DataType.Type.BIGDECIMAL or node.expressions:
+        return None
+    cast = node.find_ancestor(exp.Cast)
+    if cast is None or cast.this is None:
+        return None
+    for literal in cast.this.find_all(exp.Literal):
+        if _beyond_numeric(literal.name):
+            raise fail(cast, f"BIGNUMERIC value {literal.name}",
+                       "DuckDB's DECIMAL stops at 38 digits with 9 decimals here, so it would be rounded",
+                       "Use NUMERIC precision (9 decimal digits), or run this model on BigQuery.")
+    return None
+
+
+def rule_nested_array(node: exp.Expression) -> exp.Expression | None:
+    """An array literal of array literals: BigQuery has no arrays of arrays (it raises), DuckDB builds one."""
+    if isinstance(node, exp.Array) and any(isinstance(e, exp.Array) for e in node.expressions):
+        raise fail(node, "array of arrays", "BigQuery does not support nested arrays",
+                   "Wrap the inner arrays in STRUCTs: [STRUCT([1] AS a)].")
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -604,7 +647,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.String: (rule_civil_string,),
     exp.Cast: (rule_civil_string,),
     exp.Union: (rule_numeric_literal_coercion,),
-    exp.Array: (rule_numeric_literal_coercion,),
+    exp.Array: (rule_nested_array, rule_numeric_literal_coercion),
     exp.Limit: (rule_limit_null,),
     exp.GenerateSeries: (rule_generate_array_step,),
     exp.ArrayAgg: (rule_aggregate_arguments, rule_aggregate_limit_zero),
@@ -621,5 +664,6 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.JSONExtractScalar: (rule_json_path_prefix,),
     exp.JSONExtractArray: (rule_json_path_prefix,),
     exp.Int64: (rule_json_int64,),
+    exp.DataType: (rule_bignumeric_precision,),
     exp.Ascii: (rule_string_argument_errors,),
 }

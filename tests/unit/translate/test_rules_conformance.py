@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import duckdb
 import pytest
 
@@ -194,3 +196,19 @@ def test_array_concat_agg_of_nothing_is_null() -> None:
     rows = _run("SELECT ARRAY_CONCAT_AGG(a ORDER BY k LIMIT 0) AS z, ARRAY_CONCAT_AGG(a ORDER BY k LIMIT 1) AS o "
                 "FROM UNNEST([STRUCT(1 AS k, [1, 2] AS a), STRUCT(2, [3])])")
     assert rows == [(None, [1, 2])]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT BIGNUMERIC '1.00000000000000000000000000000000000001'",
+    "SELECT CAST('0.1234567891' AS BIGNUMERIC)",
+    "SELECT ARRAY<BIGNUMERIC>[1.5, 100000000000000000000000000000000000.5]",
+    "SELECT [[1], [2]]",
+])
+def test_values_duckdb_would_round_or_nest_are_untranslatable(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL):
+        bigquery_to_duckdb(sql)
+
+
+def test_bignumeric_within_numeric_precision_is_kept() -> None:
+    assert _run("SELECT BIGNUMERIC '12.5000000000', CAST('-0.000000001' AS BIGNUMERIC)")[0] == (
+        Decimal("12.5"), Decimal("-0.000000001"))
