@@ -9,6 +9,7 @@ in `pulse_local.translate.rules.RULES_BY_TYPE` ahead of the older rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
@@ -622,6 +623,77 @@ def rule_nested_array(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _is_bytes(node: exp.Expression) -> bool:
+    """True when `node` is evidently BYTES: a bytes literal or a cast to BYTES."""
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.ByteString) or (
+        isinstance(inner, exp.Cast) and inner.to.is_type("binary", "varbinary", "blob")
+    )
+
+
+def rule_bytes_to_string(node: exp.Expression) -> exp.Expression | None:
+    """CAST(bytes AS STRING) decodes UTF-8 in BigQuery (raising on invalid UTF-8); DuckDB's
+    cast writes the bytes as escaped text ('\\xE2\\x82\\xAC'). DuckDB's DECODE does what BigQuery does."""
+    if (isinstance(node, exp.Cast) and not isinstance(node, exp.TryCast) and node.to.is_type("text", "varchar")
+            and not node.args.get("format") and _is_bytes(node.this)):
+        return exp.Anonymous(this="DECODE", expressions=[node.this])
+    return None
+
+
+def rule_json_object_duplicate_keys(node: exp.Expression) -> exp.Expression | None:
+    """JSON_OBJECT keeps the first of repeated keys in BigQuery; DuckDB writes every pair.
+    Repeated string-literal keys are dropped here; computed keys that collide when the query
+    runs are a known difference (docs/translation.md)."""
+    if not isinstance(node, exp.JSONObject):
+        return None
+    seen: set[str] = set()
+    kept: list[exp.Expression] = []
+    for pair in node.expressions:
+        key = pair.this if isinstance(pair, exp.JSONKeyValue) else None
+        if isinstance(key, exp.Literal) and key.is_string:
+            if key.name in seen:
+                continue
+            seen.add(key.name)
+        kept.append(pair)
+    if len(kept) != len(node.expressions):
+        node.set("expressions", kept)
+    return None
+
+
+_WIDE_FLOAT_TEXT = ("ERROR('CAST(FLOAT64 AS STRING) of a whole number of 16 or more digits: BigQuery writes it "
+                    "in exponent notation, which is not reproduced; use FORMAT')")
+
+
+def _number_text(wide_float: str) -> str:
+    """The STRING BigQuery writes for __x, `wide_float` for whole FLOAT64s of 16+ digits."""
+    return (
+        "CASE WHEN TYPEOF(__x) LIKE 'DECIMAL%' "
+        "THEN regexp_replace(regexp_replace(CAST(__x AS VARCHAR), '(\\.[0-9]*[1-9])0+$|\\.0+$', '\\1'), '^-0$', '0') "
+        "WHEN TYPEOF(__x) IN ('DOUBLE', 'FLOAT') THEN CASE "
+        f"WHEN regexp_full_match(CAST(__x AS VARCHAR), '-?[0-9]{{16,}}\\.0') THEN {wide_float} "
+        "ELSE regexp_replace(CAST(__x AS VARCHAR), '^(-?[0-9]+)\\.0$', '\\1') END "
+        "ELSE CAST(__x AS VARCHAR) END"
+    )
+
+
+def rule_number_to_string(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS STRING) of a NUMERIC or FLOAT64: BigQuery writes '1.5' and '2' where DuckDB
+    writes '1.500000000' and '2.0'. Branches on TYPEOF(x), which DuckDB folds when it plans
+    the query, so other types keep DuckDB's cast (dates and timestamps: rule_civil_string)."""
+    if not isinstance(node, exp.Cast) or not node.to.is_type("text", "varchar") or node.args.get("format"):
+        return None
+    if node.to.expressions or node.meta.get("pulse_rule"):
+        return None
+    value = node.this
+    if isinstance(value, exp.Literal) and not value.is_string and re.search(r"[.eE]", value.this):
+        value = exp.cast(value, exp.DataType.build("DOUBLE"))  # a FLOAT64 literal
+    elif isinstance(value, (exp.Literal, exp.Null)) or known_type(value) in {"VARCHAR", "TEXT", "BIGINT", "INT", "BOOLEAN"}:
+        return None
+    if isinstance(node, exp.TryCast):  # SAFE_CAST: NULL instead of an error
+        return fill(_number_text("NULL"), x=value)
+    return fill(_number_text(_WIDE_FLOAT_TEXT), x=value)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -645,7 +717,9 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Group: (rule_grouping_sets,),
     exp.Window: (rule_window_checks, rule_count_empty_frame),
     exp.String: (rule_civil_string,),
-    exp.Cast: (rule_civil_string,),
+    exp.Cast: (rule_bytes_to_string, rule_civil_string, rule_number_to_string),
+    exp.TryCast: (rule_number_to_string,),
+    exp.JSONObject: (rule_json_object_duplicate_keys,),
     exp.Union: (rule_numeric_literal_coercion,),
     exp.Array: (rule_nested_array, rule_numeric_literal_coercion),
     exp.Limit: (rule_limit_null,),
