@@ -318,6 +318,10 @@ def _overloads(name: str, params: str, decimal_body: str, other_body: str) -> st
 MACROS: dict[str, str] = {
     "bq_numeric_units": _overloads("bq_numeric_units", "x", _NUMERIC_UNITS, "CAST(NULL AS HUGEINT)"),
     "bq_avg_pick": _overloads("bq_avg_pick", "w, t, n, a", _NUMERIC_QUOTIENT, "a"),
+    # DATE_TRUNC / DATE_ADD / DATE_SUB: the DATETIME form d for a DuckDB TIMESTAMP (BigQuery
+    # DATETIME), the DATE form otherwise (DATE, and what the translator did before).
+    "bq_date_pick": "CREATE OR REPLACE TEMP MACRO bq_date_pick(x DATE, d, t) AS d, (x TIMESTAMP, d, t) AS t, "
+                    "(x TIMESTAMP WITH TIME ZONE, d, t) AS d, (x VARCHAR, d, t) AS d, (x, d, t) AS d",
 }
 
 #: Names the translator may emit (checked by core._check_functions).

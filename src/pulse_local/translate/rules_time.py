@@ -14,7 +14,16 @@ import re
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill, unit_of
+from pulse_local.translate.rules import (
+    Rule,
+    as_date,
+    fail,
+    fill,
+    known_type,
+    rule_date_add,
+    rule_date_trunc,
+    unit_of,
+)
 
 _UTC_NAMES = {"UTC", "ETC/UTC", "Z", "+00", "+00:00", "GMT"}
 
@@ -197,7 +206,42 @@ def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Ex
     )
 
 
+def _bindable_column_value(value: exp.Expression) -> bool:
+    """True when DuckDB knows `value`'s type when it picks a macro overload: no aggregate,
+    window function or subquery inside, and not a literal (whose type the rules already know)."""
+    if isinstance(value, (exp.Literal, exp.Null)) or known_type(value) is not None:
+        return False
+    return not any(isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for n in value.walk())
+
+
+def rule_date_or_datetime(node: exp.Expression) -> exp.Expression | None:
+    """DATE_TRUNC / DATE_ADD / DATE_SUB of a DATETIME return a DATETIME in BigQuery; the
+    translator returns a DATE when it cannot see the argument's type. For a column (or
+    another expression DuckDB types when it binds a macro) `bq_date_pick` (functions.py)
+    chooses the DATE form or the DATETIME form by the argument's DuckDB type."""
+    if not isinstance(node, (exp.DateTrunc, exp.DateAdd, exp.DateSub)) or node.meta.get("pulse_rule"):
+        return None
+    value = node.this
+    if value is None or not _bindable_column_value(value):
+        return None
+    date_rule = rule_date_trunc if isinstance(node, exp.DateTrunc) else rule_date_add
+    date_form = date_rule(node.copy()) or node.copy()
+    node.meta["pulse_rule"] = True
+    as_datetime = exp.cast(value.copy(), exp.DataType.build("TIMESTAMP"))
+    if isinstance(node, exp.DateTrunc):
+        civil = exp.DatetimeTrunc(this=as_datetime, unit=node.args.get("unit"))
+        datetime_form = rule_date_trunc(civil) or civil
+    else:
+        kind = exp.DatetimeAdd if isinstance(node, exp.DateAdd) else exp.DatetimeSub
+        datetime_form = kind(this=as_datetime, expression=node.expression.copy(), unit=node.args.get("unit"))
+    datetime_form.meta["pulse_rule"] = True
+    return exp.Anonymous(this="bq_date_pick", expressions=[as_date(value.copy()), date_form, datetime_form])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.DateTrunc: (rule_date_or_datetime,),
+    exp.DateAdd: (rule_date_or_datetime,),
+    exp.DateSub: (rule_date_or_datetime,),
     exp.String: (rule_string_in_zone,),
     exp.StrToTime: (rule_parse_timestamp_zone,),
     exp.Timestamp: (rule_timestamp_from_civil,),
