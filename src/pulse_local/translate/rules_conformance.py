@@ -694,6 +694,65 @@ def rule_number_to_string(node: exp.Expression) -> exp.Expression | None:
     return fill(_number_text(_WIDE_FLOAT_TEXT), x=value)
 
 
+def _struct_fields(node: exp.Expression) -> list[exp.Expression] | None:
+    """The field values of an evident STRUCT (STRUCT(...) or a tuple), else None."""
+    if isinstance(node, exp.Tuple):
+        return list(node.expressions)
+    if isinstance(node, exp.Struct):
+        return [f.expression if isinstance(f, exp.PropertyEQ) else f.this if isinstance(f, exp.Alias) else f
+                for f in node.expressions]
+    return None
+
+
+def _struct_equality(a: exp.Expression, b: exp.Expression) -> exp.Expression | None:
+    """BigQuery's STRUCT equality: by position (field names do not matter), FALSE if a pair
+    differs, else NULL if a pair has a NULL, else TRUE; None when neither side is evident."""
+    fields = _struct_fields(a) or _struct_fields(b)
+    if fields is None:
+        return None
+    literal_a, literal_b = _struct_fields(a), _struct_fields(b)
+    if literal_a is not None and literal_b is not None and len(literal_a) != len(literal_b):
+        return None  # BigQuery rejects it; DuckDB will too
+    pairs: list[exp.Expression] = []
+    for i in range(len(fields)):
+        left = literal_a[i].copy() if literal_a is not None else fill(f"STRUCT_EXTRACT_AT(__s, {i + 1})", s=a)
+        right = literal_b[i].copy() if literal_b is not None else fill(f"STRUCT_EXTRACT_AT(__s, {i + 1})", s=b)
+        pairs.append(_struct_equality(left, right) or exp.EQ(this=left, expression=right))
+    out = pairs[0]
+    for pair in pairs[1:]:
+        out = exp.And(this=out, expression=pair)
+    return exp.Paren(this=out)
+
+
+def rule_struct_equality(node: exp.Expression) -> exp.Expression | None:
+    """STRUCT `=` / `!=` / NULLIF / simple CASE with an evident STRUCT operand: by position and
+    NULL when a field pair is NULL, as in BigQuery (DuckDB matches fields by name and treats
+    NULL fields as equal)."""
+    if isinstance(node, (exp.EQ, exp.NEQ)):
+        equal = _struct_equality(node.this, node.expression)
+        if equal is None:
+            return None
+        return exp.Not(this=equal) if isinstance(node, exp.NEQ) else equal
+    if isinstance(node, exp.Nullif):
+        equal = _struct_equality(node.this, node.expression)
+        if equal is None:
+            return None
+        return exp.Case(ifs=[exp.If(this=equal, true=exp.Null())], default=node.this.copy())
+    if isinstance(node, exp.Case) and node.this is not None:
+        subject = node.this
+        ifs = node.args.get("ifs") or []
+        equalities = [_struct_equality(subject, branch.this) for branch in ifs]
+        if not any(e is not None for e in equalities):
+            return None
+        if any(e is None for e in equalities):
+            return None
+        return exp.Case(
+            ifs=[exp.If(this=e, true=branch.args.get("true")) for e, branch in zip(equalities, ifs, strict=True)],
+            default=node.args.get("default"),
+        )
+    return None
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -720,6 +779,10 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Cast: (rule_bytes_to_string, rule_civil_string, rule_number_to_string),
     exp.TryCast: (rule_number_to_string,),
     exp.JSONObject: (rule_json_object_duplicate_keys,),
+    exp.EQ: (rule_struct_equality,),
+    exp.NEQ: (rule_struct_equality,),
+    exp.Nullif: (rule_struct_equality,),
+    exp.Case: (rule_struct_equality,),
     exp.Union: (rule_numeric_literal_coercion,),
     exp.Array: (rule_nested_array, rule_numeric_literal_coercion),
     exp.Limit: (rule_limit_null,),
