@@ -300,15 +300,26 @@ _NUMERIC_QUOTIENT = (
 )
 
 
+#: Where the SQL macros live: an in-memory database attached to the DuckDB instance, so every
+#: cursor (a separate connection) sees them, and nothing is written to the user's database.
+MACRO_CATALOG = "pulse_bq"
+MACRO_SCHEMA = f"{MACRO_CATALOG}.main"
+
+
+def macro_call(name: str) -> str:
+    """The qualified name the translator calls macro `name` by."""
+    return f"{MACRO_SCHEMA}.{name}"
+
+
 def _overloads(name: str, params: str, decimal_body: str, other_body: str) -> str:
-    """`CREATE TEMP MACRO name` with a DECIMAL(38, 9) overload of the first parameter, one
+    """`CREATE MACRO name` with a DECIMAL(38, 9) overload of the first parameter, one
     overload per other numeric type (so none of them is cast to DECIMAL) and an untyped one."""
     first, _, rest = params.partition(",")
     rest = f", {rest.strip()}" if rest else ""
     parts = [f"({first} DECIMAL(38, 9){rest}) AS {decimal_body}"]
     parts += [f"({first} {t}{rest}) AS {other_body}" for t in _FLOAT_AVERAGE_TYPES]
     parts.append(f"({first}{rest}) AS {other_body}")
-    return f"CREATE OR REPLACE TEMP MACRO {name}" + ", ".join(parts)
+    return f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.{name}" + ", ".join(parts)
 
 
 #: SQL macros (typed overloads pick BigQuery's result type from the argument's DuckDB type):
@@ -320,12 +331,15 @@ MACROS: dict[str, str] = {
     "bq_avg_pick": _overloads("bq_avg_pick", "w, t, n, a", _NUMERIC_QUOTIENT, "a"),
     # DATE_TRUNC / DATE_ADD / DATE_SUB: the DATETIME form d for a DuckDB TIMESTAMP (BigQuery
     # DATETIME), the DATE form otherwise (DATE, and what the translator did before).
-    "bq_date_pick": "CREATE OR REPLACE TEMP MACRO bq_date_pick(x DATE, d, t) AS d, (x TIMESTAMP, d, t) AS t, "
+    "bq_date_pick": f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_date_pick(x DATE, d, t) AS d, (x TIMESTAMP, d, t) AS t, "
                     "(x TIMESTAMP WITH TIME ZONE, d, t) AS d, (x VARCHAR, d, t) AS d, (x, d, t) AS d",
 }
 
-#: Names the translator may emit (checked by core._check_functions).
-HELPER_NAMES: frozenset[str] = frozenset(h.name for h in HELPERS) | frozenset(MACROS)
+#: Names of the Python helper functions (registered on the connection, seen by its cursors).
+HELPER_NAMES: frozenset[str] = frozenset(h.name for h in HELPERS)
+
+#: Every name the translator may emit (checked by core._check_functions).
+CALLABLE_NAMES: frozenset[str] = HELPER_NAMES | frozenset(macro_call(name) for name in MACROS)
 
 
 def register(con: Any) -> None:
@@ -345,5 +359,17 @@ def register(con: Any) -> None:
             [duckdb.sqltype(p) for p in helper.parameters], duckdb.sqltype(helper.returns),
             side_effects=False,
         )
-    for definition in MACROS.values():
-        con.execute(definition)
+    register_macros(con)
+
+
+def register_macros(con: Any) -> None:
+    """Define the SQL macros (MACROS) in the attached in-memory database `pulse_bq` (idempotent)."""
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MACRO_CATALOG}")
+    defined = {
+        row[0] for row in con.execute(
+            f"SELECT function_name FROM duckdb_functions() WHERE database_name = '{MACRO_CATALOG}'"
+        ).fetchall()
+    }
+    for name, definition in MACROS.items():
+        if name not in defined:  # cursors share the attached database: define once
+            con.execute(definition)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from pulse_local.translate.functions import macro_call
 from pulse_local.translate.rules import Rule, fill
 
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
@@ -358,13 +359,13 @@ def _avg_pick(value: exp.Expression, distinct: bool, over: exp.Window | None) ->
         return exp.Distinct(expressions=[x]) if distinct else x
 
     parts: list[exp.Expression] = [
-        exp.Sum(this=arg(exp.Anonymous(this="bq_numeric_units", expressions=[value.copy()]))),
+        exp.Sum(this=arg(exp.Anonymous(this=macro_call("bq_numeric_units"), expressions=[value.copy()]))),
         exp.Count(this=arg(value.copy())),
         exp.Avg(this=arg(value.copy())),
     ]
     if over is not None:
         parts = [_over(p, over) for p in parts]
-    return exp.Anonymous(this="bq_avg_pick", expressions=[value.copy(), *parts])
+    return exp.Anonymous(this=macro_call("bq_avg_pick"), expressions=[value.copy(), *parts])
 
 
 def rule_avg_numeric(node: exp.Expression) -> exp.Expression | None:

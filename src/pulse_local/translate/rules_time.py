@@ -14,6 +14,7 @@ import re
 
 from sqlglot import exp
 
+from pulse_local.translate.functions import macro_call
 from pulse_local.translate.rules import (
     Rule,
     as_date,
@@ -235,7 +236,7 @@ def rule_date_or_datetime(node: exp.Expression) -> exp.Expression | None:
         kind = exp.DatetimeAdd if isinstance(node, exp.DateAdd) else exp.DatetimeSub
         datetime_form = kind(this=as_datetime, expression=node.expression.copy(), unit=node.args.get("unit"))
     datetime_form.meta["pulse_rule"] = True
-    return exp.Anonymous(this="bq_date_pick", expressions=[as_date(value.copy()), date_form, datetime_form])
+    return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[as_date(value.copy()), date_form, datetime_form])
 
 
 RULES: dict[type, tuple[Rule, ...]] = {
