@@ -753,6 +753,59 @@ def rule_struct_equality(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_cast_to_int64(node: exp.Expression) -> exp.Expression | None:
+    """CAST(FLOAT64 AS INT64) rounds halfway cases away from zero in BigQuery (2.5 -> 3);
+    DuckDB rounds them to even (2.5 -> 2). A TYPEOF branch, folded when DuckDB plans the
+    query, rounds FLOAT64 values first; other types keep DuckDB's cast. A float literal is
+    a FLOAT64, so one beyond INT64 raises as in BigQuery."""
+    if not isinstance(node, exp.Cast) or not node.to.is_type("bigint") or node.args.get("format"):
+        return None
+    if node.meta.get("pulse_rule"):
+        return None
+    value = node.this
+    if isinstance(value, exp.Literal) and not value.is_string and re.search(r"[.eE]", value.this):
+        value = exp.cast(value, exp.DataType.build("DOUBLE"))
+    elif isinstance(value, (exp.Literal, exp.Null)) or known_type(value) in {"VARCHAR", "TEXT", "BIGINT", "INT", "BOOLEAN"}:
+        return None
+    cast = "TRY_CAST" if isinstance(node, exp.TryCast) else "CAST"
+    out = fill(
+        f"CASE WHEN TYPEOF(__x) IN ('DOUBLE', 'FLOAT') THEN {cast}(ROUND({cast}(__x AS DOUBLE)) AS BIGINT) "
+        f"ELSE {cast}(__x AS BIGINT) END",
+        x=value,
+    )
+    for inner in out.find_all(exp.Cast):
+        inner.meta["pulse_rule"] = True
+    return out
+
+
+def rule_time_literal_range(node: exp.Expression) -> exp.Expression | None:
+    """TIME '24:00:00' is out of range in BigQuery (raises); DuckDB accepts it."""
+    if (isinstance(node, exp.Cast) and node.to.is_type("time") and isinstance(node.this, exp.Literal)
+            and node.this.is_string and re.match(r"\s*24:", node.this.name)):
+        raise fail(node, f"TIME '{node.this.name}'", "BigQuery's TIME ends at 23:59:59.999999")
+    return None
+
+
+def rule_string_length_parameter(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS STRING(n)) raises in BigQuery when x is longer than n; DuckDB ignores n.
+    Checked when run; a parameterized type inside ARRAY/STRUCT is refused."""
+    if not isinstance(node, exp.Cast) or node.meta.get("pulse_length_checked"):
+        return None
+    to = node.to
+    nested = [t for t in to.find_all(exp.DataType) if t is not to and t.is_type("text", "varchar") and t.expressions]
+    if nested:
+        raise fail(node, f"CAST to {to.sql(dialect='bigquery')}", "a length-limited STRING inside ARRAY/STRUCT is not checked",
+                   "Cast to ARRAY<STRING> and check lengths explicitly.")
+    if not (to.is_type("text", "varchar") and to.expressions):
+        return None
+    node.meta["pulse_length_checked"] = True
+    limit = to.expressions[0]
+    length = limit.this if isinstance(limit, exp.DataTypeParam) else limit
+    node.set("to", exp.DataType.build("VARCHAR"))
+    message = f"STRING({length.sql()}) has a maximum length of {length.sql()} (BigQuery raises this error)"
+    return fill(f"CASE WHEN LENGTH(__v) > {length.sql()} THEN ERROR('{message}') ELSE __v END", v=node)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -776,8 +829,9 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Group: (rule_grouping_sets,),
     exp.Window: (rule_window_checks, rule_count_empty_frame),
     exp.String: (rule_civil_string,),
-    exp.Cast: (rule_bytes_to_string, rule_civil_string, rule_number_to_string),
-    exp.TryCast: (rule_number_to_string,),
+    exp.Cast: (rule_time_literal_range, rule_string_length_parameter, rule_bytes_to_string, rule_civil_string,
+               rule_number_to_string, rule_cast_to_int64),
+    exp.TryCast: (rule_number_to_string, rule_cast_to_int64),
     exp.JSONObject: (rule_json_object_duplicate_keys,),
     exp.EQ: (rule_struct_equality,),
     exp.NEQ: (rule_struct_equality,),

@@ -212,3 +212,19 @@ def test_values_duckdb_would_round_or_nest_are_untranslatable(sql: str) -> None:
 def test_bignumeric_within_numeric_precision_is_kept() -> None:
     assert _run("SELECT BIGNUMERIC '12.5000000000', CAST('-0.000000001' AS BIGNUMERIC)")[0] == (
         Decimal("12.5"), Decimal("-0.000000001"))
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT CAST(9223372036854775754.5 AS INT64)", "out of range"),
+    ("SELECT CAST(s AS STRING(5)) FROM UNNEST(['123456']) AS s", "maximum length"),
+])
+def test_casts_bigquery_rejects_raise(sql: str, message: str) -> None:
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error, match=message):
+        con.execute(bigquery_to_duckdb(sql)).fetchall()
+
+
+@pytest.mark.parametrize("sql", ["SELECT TIME '24:00:00'", "SELECT CAST(['hello'] AS ARRAY<STRING(2)>)"])
+def test_casts_bigquery_rejects_are_untranslatable(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL):
+        bigquery_to_duckdb(sql)
