@@ -29,6 +29,8 @@ from pulse_local.translate.rules_strings import _SPEC as FORMAT_SPEC
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
 DIVISION_BY_ZERO = "division by zero (BigQuery raises an error here; use SAFE_DIVIDE for NULL)"
 
+DOUBLE_OVERFLOW = "double overflow: the FLOAT64 division is infinite (BigQuery raises this error)"
+
 _ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod)
 
 
@@ -48,7 +50,9 @@ def rule_literal_null_operand(node: exp.Expression) -> exp.Expression | None:
 def rule_division_by_zero(node: exp.Expression) -> exp.Expression | None:
     """``x / 0``, ``DIV(x, 0)`` and ``MOD(x, 0)`` raise in BigQuery; DuckDB returns inf/NaN/NULL."""
     if isinstance(node, exp.Div) and not node.args.get("safe"):
-        template = f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') ELSE __a / __b END"
+        # FLOAT64 division overflowing to inf raises "double overflow" in BigQuery too
+        template = (f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') "
+                    f"WHEN ISINF(__a / __b) AND NOT ISINF(__a) THEN ERROR('{DOUBLE_OVERFLOW}') ELSE __a / __b END")
     elif isinstance(node, exp.IntDiv):
         template = f"CASE WHEN __b = 0 THEN ERROR('{DIVISION_BY_ZERO}') ELSE __a // __b END"
     elif isinstance(node, exp.Mod):
@@ -806,6 +810,16 @@ def rule_string_length_parameter(node: exp.Expression) -> exp.Expression | None:
     return fill(f"CASE WHEN LENGTH(__v) > {length.sql()} THEN ERROR('{message}') ELSE __v END", v=node)
 
 
+def rule_safe_divide_overflow(node: exp.Expression) -> exp.Expression | None:
+    """SAFE_DIVIDE is NULL where `/` raises: a zero divisor and a FLOAT64 overflow to inf."""
+    if not isinstance(node, exp.SafeDivide) or node.meta.get("pulse_rule"):
+        return None
+    return fill(
+        "CASE WHEN __b = 0 THEN NULL WHEN ISINF(__a / __b) AND NOT ISINF(__a) THEN NULL ELSE __a / __b END",
+        a=node.this, b=node.expression,
+    )
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -833,6 +847,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
                rule_number_to_string, rule_cast_to_int64),
     exp.TryCast: (rule_number_to_string, rule_cast_to_int64),
     exp.JSONObject: (rule_json_object_duplicate_keys,),
+    exp.SafeDivide: (rule_safe_divide_overflow,),
     exp.EQ: (rule_struct_equality,),
     exp.NEQ: (rule_struct_equality,),
     exp.Nullif: (rule_struct_equality,),

@@ -228,3 +228,10 @@ def test_casts_bigquery_rejects_raise(sql: str, message: str) -> None:
 def test_casts_bigquery_rejects_are_untranslatable(sql: str) -> None:
     with pytest.raises(UntranslatableSQL):
         bigquery_to_duckdb(sql)
+
+
+def test_float64_division_overflow_raises_and_safe_divide_is_null() -> None:
+    with pytest.raises(duckdb.Error, match="double overflow"):
+        _run("SELECT a / b FROM UNNEST([STRUCT(1e300 AS a, 1e-300 AS b)])")
+    assert _run("SELECT SAFE_DIVIDE(1e300, 1e-300), SAFE_DIVIDE(1, 0), SAFE_DIVIDE(3, 2), "
+                "CAST('inf' AS FLOAT64) / 2") == [(None, None, 1.5, float("inf"))]
