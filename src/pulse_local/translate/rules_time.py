@@ -239,13 +239,43 @@ def rule_date_or_datetime(node: exp.Expression) -> exp.Expression | None:
     return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[as_date(value.copy()), date_form, datetime_form])
 
 
+def rule_iso_year_short(node: exp.Expression) -> exp.Expression | None:
+    """%g (ISO year without century) in a FORMAT_/PARSE_ pattern: DuckDB reads %g as
+    milliseconds, so the text would be wrong; %G (the full ISO year) is the same in both."""
+    if not isinstance(node, (exp.TimeToStr, exp.StrToTime, exp.StrToDate)):
+        return None
+    fmt = node.args.get("format")
+    if isinstance(fmt, exp.Literal) and fmt.is_string and re.search(r"(?<!%)(?:%%)*%g", fmt.name):
+        raise fail(node, "format element %g", "DuckDB's %g is milliseconds, not the 2-digit ISO year",
+                   "Use %G (the 4-digit ISO year) and SUBSTR, or FORMAT the year yourself.")
+    return None
+
+
+def rule_format_date_of_datetime(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT_DATE(fmt, datetime_column) prints the DATETIME's time too (ZetaSQL); the
+    translator read the argument as a DATE (00:00:00). `bq_date_pick` chooses by the column's type."""
+    if not isinstance(node, exp.TimeToStr) or node.meta.get("pulse_rule") or not isinstance(node.this, exp.TsOrDsToDate):
+        return None
+    value, fmt = node.this.this, node.args.get("format")
+    if value is None or not isinstance(fmt, exp.Literal) or not _bindable_column_value(value):
+        return None
+    text = fmt.name.replace("%R", "%H:%M").replace("%T", "%H:%M:%S").replace("%D", "%m/%d/%y")
+    node.set("format", exp.Literal.string(text))
+    date_form = node.copy()
+    node.meta["pulse_rule"] = True
+    datetime_form = exp.Anonymous(this="STRFTIME", expressions=[exp.cast(value.copy(), exp.DataType.build("TIMESTAMP")),
+                                                                exp.Literal.string(text)])
+    return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[value.copy(), date_form, datetime_form])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
     exp.DateTrunc: (rule_date_or_datetime,),
     exp.DateAdd: (rule_date_or_datetime,),
     exp.DateSub: (rule_date_or_datetime,),
     exp.String: (rule_string_in_zone,),
-    exp.StrToTime: (rule_parse_timestamp_zone,),
+    exp.StrToTime: (rule_iso_year_short, rule_parse_timestamp_zone),
     exp.Timestamp: (rule_timestamp_from_civil,),
     exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
-    exp.TimeToStr: (rule_format_timestamp_zone,),
+    exp.TimeToStr: (rule_iso_year_short, rule_format_date_of_datetime, rule_format_timestamp_zone),
+    exp.StrToDate: (rule_iso_year_short,),
 }

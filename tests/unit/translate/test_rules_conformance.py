@@ -235,3 +235,9 @@ def test_float64_division_overflow_raises_and_safe_divide_is_null() -> None:
         _run("SELECT a / b FROM UNNEST([STRUCT(1e300 AS a, 1e-300 AS b)])")
     assert _run("SELECT SAFE_DIVIDE(1e300, 1e-300), SAFE_DIVIDE(1, 0), SAFE_DIVIDE(3, 2), "
                 "CAST('inf' AS FLOAT64) / 2") == [(None, None, 1.5, float("inf"))]
+
+
+def test_iso_year_without_century_is_untranslatable() -> None:
+    with pytest.raises(UntranslatableSQL, match="%g"):
+        bigquery_to_duckdb("SELECT FORMAT_DATE('%g', DATE '2021-01-01')")
+    assert "%%g" in bigquery_to_duckdb("SELECT FORMAT_DATE('%%g', DATE '2021-01-01')")
