@@ -24,6 +24,7 @@ from pulse_local.translate.rules import (
     rule_scalar_misc,
     unit_of,
 )
+from pulse_local.translate.rules_json import is_json_typed
 from pulse_local.translate.rules_strings import _SPEC as FORMAT_SPEC
 
 #: Message of the runtime error DuckDB raises where BigQuery raises "division by zero".
@@ -820,6 +821,16 @@ def rule_safe_divide_overflow(node: exp.Expression) -> exp.Expression | None:
     )
 
 
+def rule_string_of_json(node: exp.Expression) -> exp.Expression | None:
+    """STRING(json) is the JSON string's text in BigQuery (an error for other JSON values);
+    the translator read every STRING(x) as a TIMESTAMP. Applied when x is evidently JSON."""
+    if not isinstance(node, exp.String) or node.args.get("zone") is not None or not is_json_typed(node.this):
+        return None
+    raise_ = _raise_text("STRING(JSON): the JSON value is not a string (BigQuery raises this error)", "__j")
+    return fill(f"CASE WHEN __j IS NULL OR JSON_TYPE(__j) = 'NULL' THEN NULL WHEN JSON_TYPE(__j) = 'VARCHAR' "
+                f"THEN JSON_EXTRACT_STRING(__j, '$') ELSE {raise_} END", j=node.this)
+
+
 #: Registered ahead of the rules in `rules.RULES_BY_TYPE` (see registry.py).
 CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Add: (rule_literal_null_operand,),
@@ -842,7 +853,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),
     exp.Window: (rule_window_checks, rule_count_empty_frame),
-    exp.String: (rule_civil_string,),
+    exp.String: (rule_string_of_json, rule_civil_string),
     exp.Cast: (rule_time_literal_range, rule_string_length_parameter, rule_bytes_to_string, rule_civil_string,
                rule_number_to_string, rule_cast_to_int64),
     exp.TryCast: (rule_number_to_string, rule_cast_to_int64),

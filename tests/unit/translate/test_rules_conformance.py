@@ -241,3 +241,9 @@ def test_iso_year_without_century_is_untranslatable() -> None:
     with pytest.raises(UntranslatableSQL, match="%g"):
         bigquery_to_duckdb("SELECT FORMAT_DATE('%g', DATE '2021-01-01')")
     assert "%%g" in bigquery_to_duckdb("SELECT FORMAT_DATE('%%g', DATE '2021-01-01')")
+
+
+def test_string_of_json_is_its_text() -> None:
+    assert _run("SELECT STRING(JSON '\"abc\"'), SAFE.STRING(JSON '12'), STRING(JSON 'null')") == [("abc", None, None)]
+    with pytest.raises(duckdb.Error, match="not a string"):
+        _run("SELECT STRING(JSON 'true')")
