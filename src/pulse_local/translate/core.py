@@ -13,7 +13,7 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import TokenType
 
 from pulse_local.translate.errors import UntranslatableSQL
-from pulse_local.translate.functions import HELPER_NAMES
+from pulse_local.translate.functions import CALLABLE_NAMES
 from pulse_local.translate.registry import RULES_BY_TYPE
 from pulse_local.translate.rules import fail, position
 from pulse_local.translate.wildcards import Catalog, Expansion, expand, resolve
@@ -49,7 +49,7 @@ def duckdb_function_names() -> frozenset[str]:
         rows = con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()").fetchall()
     finally:
         con.close()
-    return frozenset(r[0] for r in rows) | _DUCKDB_SPECIAL_FORMS | HELPER_NAMES
+    return frozenset(r[0] for r in rows) | _DUCKDB_SPECIAL_FORMS | CALLABLE_NAMES
 
 
 def requote_dbt_relations(sql: str) -> str:

@@ -42,7 +42,7 @@ from importlib import metadata
 from typing import Any
 
 from pulse_local.errors import PulseError
-from pulse_local.translate import session
+from pulse_local.translate import functions, session
 from pulse_local.translate.core import translate
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.partitioning import (
@@ -273,6 +273,24 @@ def translate_node_sql(node: Any, catalog: Catalog | None = None) -> None:
         )
         raise CompilationError(message, node=node) from err
     node.compiled_code = f"{duck}\n{MARKER}"
+    if functions.MACRO_CATALOG.upper() in duck.upper():
+        _ensure_macros()
+
+
+def _ensure_macros() -> None:
+    """Define the translator's SQL macros on the DuckDB database dbt-duckdb has open.
+
+    `configure_connection` defines them too; this covers a database dbt-duckdb opened
+    without calling the plugin (seen in the integration stack), so a model that calls
+    them never meets "Catalog pulse_bq does not exist"."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is what runs this hook
+        return
+    environment = DuckDBConnectionManager._ENV
+    conn = getattr(environment, "conn", None)
+    if conn is not None:
+        functions.register_macros(conn)
 
 
 def install_compile_hook() -> None:

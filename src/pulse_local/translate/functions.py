@@ -281,8 +281,65 @@ HELPERS: tuple[Helper, ...] = (
     Helper("bq_json_keys_depth", json_keys, ("VARCHAR", "BIGINT"), "VARCHAR[]"),
 )
 
-#: Names the translator may emit (checked by core._check_functions).
+# --------------------------------------------------------------------------- typed macros
+
+#: DuckDB types that BigQuery's AVG turns into FLOAT64 (INT64, FLOAT64 and what DuckDB may
+#: hold them as); a typed macro overload per type, so DuckDB picks it at bind time.
+_FLOAT_AVERAGE_TYPES = (
+    "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
+    "UTINYINT", "DOUBLE", "FLOAT", "INTERVAL", "BOOLEAN", "VARCHAR",
+)
+
+#: A NUMERIC (DECIMAL(38, 9)) value as a whole number of 1e-9 units (exact, HUGEINT).
+_NUMERIC_UNITS = "(CAST(TRUNC(x) AS HUGEINT) * 1000000000 + CAST((x - TRUNC(x)) * 1000000000 AS HUGEINT))"
+
+#: t / n in 1e-9 units, rounded half away from zero, as a NUMERIC (no intermediate overflow).
+_NUMERIC_QUOTIENT = (
+    "CASE WHEN n = 0 THEN NULL ELSE CAST(t // n + CASE WHEN 2 * ABS(t % n) >= n THEN SIGN(t) ELSE 0 END "
+    "AS DECIMAL(38, 0)) * CAST('0.000000001' AS DECIMAL(38, 9)) END"
+)
+
+
+#: Where the SQL macros live: an in-memory database attached to the DuckDB instance, so every
+#: cursor (a separate connection) sees them, and nothing is written to the user's database.
+MACRO_CATALOG = "pulse_bq"
+MACRO_SCHEMA = f"{MACRO_CATALOG}.main"
+
+
+def macro_call(name: str) -> str:
+    """The qualified name the translator calls macro `name` by."""
+    return f"{MACRO_SCHEMA}.{name}"
+
+
+def _overloads(name: str, params: str, decimal_body: str, other_body: str) -> str:
+    """`CREATE MACRO name` with a DECIMAL(38, 9) overload of the first parameter, one
+    overload per other numeric type (so none of them is cast to DECIMAL) and an untyped one."""
+    first, _, rest = params.partition(",")
+    rest = f", {rest.strip()}" if rest else ""
+    parts = [f"({first} DECIMAL(38, 9){rest}) AS {decimal_body}"]
+    parts += [f"({first} {t}{rest}) AS {other_body}" for t in _FLOAT_AVERAGE_TYPES]
+    parts.append(f"({first}{rest}) AS {other_body}")
+    return f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.{name}" + ", ".join(parts)
+
+
+#: SQL macros (typed overloads pick BigQuery's result type from the argument's DuckDB type):
+#: `bq_numeric_units(x)` is a NUMERIC in 1e-9 units (NULL for other types);
+#: `bq_avg_pick(x, SUM(bq_numeric_units(x)), COUNT(x), AVG(x))` is AVG as BigQuery types it:
+#: NUMERIC (exact, rounded to 9 digits) for a NUMERIC x, DuckDB's AVG (FLOAT64) otherwise.
+MACROS: dict[str, str] = {
+    "bq_numeric_units": _overloads("bq_numeric_units", "x", _NUMERIC_UNITS, "CAST(NULL AS HUGEINT)"),
+    "bq_avg_pick": _overloads("bq_avg_pick", "w, t, n, a", _NUMERIC_QUOTIENT, "a"),
+    # DATE_TRUNC / DATE_ADD / DATE_SUB: the DATETIME form d for a DuckDB TIMESTAMP (BigQuery
+    # DATETIME), the DATE form otherwise (DATE, and what the translator did before).
+    "bq_date_pick": f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_date_pick(x DATE, d, t) AS d, (x TIMESTAMP, d, t) AS t, "
+                    "(x TIMESTAMP WITH TIME ZONE, d, t) AS d, (x VARCHAR, d, t) AS d, (x, d, t) AS d",
+}
+
+#: Names of the Python helper functions (registered on the connection, seen by its cursors).
 HELPER_NAMES: frozenset[str] = frozenset(h.name for h in HELPERS)
+
+#: Every name the translator may emit (checked by core._check_functions).
+CALLABLE_NAMES: frozenset[str] = HELPER_NAMES | frozenset(macro_call(name) for name in MACROS)
 
 
 def register(con: Any) -> None:
@@ -302,3 +359,17 @@ def register(con: Any) -> None:
             [duckdb.sqltype(p) for p in helper.parameters], duckdb.sqltype(helper.returns),
             side_effects=False,
         )
+    register_macros(con)
+
+
+def register_macros(con: Any) -> None:
+    """Define the SQL macros (MACROS) in the attached in-memory database `pulse_bq` (idempotent)."""
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MACRO_CATALOG}")
+    defined = {
+        row[0] for row in con.execute(
+            f"SELECT function_name FROM duckdb_functions() WHERE database_name = '{MACRO_CATALOG}'"
+        ).fetchall()
+    }
+    for name, definition in MACROS.items():
+        if name not in defined:  # cursors share the attached database: define once
+            con.execute(definition)

@@ -337,10 +337,15 @@ def rule_string_agg_limit(node: exp.Expression) -> exp.Expression | None:
 
 def rule_array_functions(node: exp.Expression) -> exp.Expression | None:
     """ARRAY_FIRST/LAST, ARRAY_AVG, ARRAY_INCLUDES, RANGE_BUCKET, GENERATE_ARRAY(FLOAT64)."""
-    if isinstance(node, exp.ArrayFirst):
-        return fill("__a[1]", a=node.this)
-    if isinstance(node, exp.ArrayLast):
-        return fill("__a[-1]", a=node.this)
+    if isinstance(node, (exp.ArrayFirst, exp.ArrayLast)):
+        # BigQuery raises for an empty array (SAFE. gives NULL: rule_safe_guards).
+        which, index = ("first", "1") if isinstance(node, exp.ArrayFirst) else ("last", "-1")
+        message = f"ARRAY_{which.upper()} cannot get the {which} element of an empty array (BigQuery raises this error)"
+        return fill(
+            f"CASE WHEN LEN(__a) = 0 THEN ERROR('{message}') "
+            f"ELSE __a[{index}] END",
+            a=node.this,
+        )
     if isinstance(node, exp.RangeBucket):
         return fill("CASE WHEN __x IS NULL THEN NULL ELSE CAST(LEN(LIST_FILTER(__a, b -> b <= __x)) AS BIGINT) END",
                     x=node.this, a=node.expression)

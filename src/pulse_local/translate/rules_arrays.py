@@ -103,7 +103,8 @@ def rule_array_concat_agg_limit(node: exp.Expression) -> exp.Expression | None:
         expression=exp.Where(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))),
     )
     sliced = exp.Anonymous(this="LIST_SLICE", expressions=[agg, exp.Literal.number(1), limit.expression])
-    return exp.Anonymous(this="FLATTEN", expressions=[sliced])
+    # No non-NULL array in the first n (LIMIT 0, or all NULL): NULL in BigQuery, [] in DuckDB.
+    return fill("CASE WHEN LEN(__s) = 0 THEN NULL ELSE FLATTEN(__s) END", s=sliced)
 
 
 def rule_unnest_alias_fields(node: exp.Expression) -> exp.Expression | None:

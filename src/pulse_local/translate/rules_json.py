@@ -146,7 +146,27 @@ def rule_to_json(node: exp.Expression) -> exp.Expression | None:
     return _bigquery_json_text(value, quote_wide_ints=True)
 
 
+def rule_json_extract_array(node: exp.Expression) -> exp.Expression | None:
+    """JSON_QUERY_ARRAY / JSON_EXTRACT_ARRAY: ARRAY<JSON> for JSON input, ARRAY<STRING> of JSON
+    texts for STRING input; a JSON null element is JSON `null` (text 'null'), not SQL NULL as
+    in DuckDB's cast to JSON[]; a value that is not an array gives NULL."""
+    if not isinstance(node, exp.JSONExtractArray) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    path = node.expression
+    extracted = exp.JSONExtract(this=node.this.copy(), expression=path.copy()) if path is not None else node.this.copy()
+    elements = fill(
+        "CASE WHEN JSON_TYPE(__e) = 'ARRAY' THEN LIST_TRANSFORM(RANGE(CAST(JSON_ARRAY_LENGTH(__e) AS BIGINT)), "
+        "pulse_i -> JSON_EXTRACT(__e, '$[' || pulse_i || ']')) END",
+        e=extracted,
+    )
+    if is_json_typed(node.this):
+        return _json(elements)
+    return fill("LIST_TRANSFORM(__l, pulse_x -> CAST(pulse_x AS VARCHAR))", l=elements)
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.JSONExtractArray: (rule_json_extract_array,),
     exp.JSONExtract: (rule_json_extract,),
     exp.JSONType: (rule_json_type,),
     exp.JSONFormat: (rule_to_json,),

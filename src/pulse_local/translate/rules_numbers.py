@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from pulse_local.translate.functions import macro_call
 from pulse_local.translate.rules import Rule, fill
 
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
@@ -150,12 +151,45 @@ def _ordinals(select: exp.Select) -> dict[str, exp.Expression]:
     return out
 
 
+def _has_offsets(spec: exp.Expression) -> bool:
+    """True when a frame bound is a numeric offset (`2 PRECEDING`), not an INTERVAL."""
+    bounds = [spec.args.get("start"), spec.args.get("end")]
+    return any(
+        b is not None and not isinstance(b, (str, exp.Var)) and not any(isinstance(n, exp.Interval) for n in b.walk())
+        for b in bounds
+    )
+
+
+def _mirror_range_key(order: exp.Order) -> None:
+    """RANGE frame with numeric offsets over one key: order by the negated key, direction
+    flipped. The frames are the same (k PRECEDING of -x descending is k PRECEDING of x
+    ascending), but NaN, the greatest value for DuckDB, now sits where BigQuery puts it
+    (first ascending, last descending); -(+inf) keeps inf at the other end. NULLs keep their place."""
+    items = order.expressions
+    if len(items) != 1 or not isinstance(items[0], exp.Ordered) or items[0].meta.get("pulse_mirrored"):
+        return
+    item = items[0]
+    desc = bool(item.args.get("desc"))
+    nulls_first = item.args.get("nulls_first")
+    if nulls_first is None:
+        nulls_first = desc is False  # BigQuery: NULLS FIRST ascending, NULLS LAST descending
+    mirrored = exp.Ordered(this=exp.Neg(this=exp.Paren(this=item.this)), desc=not desc, nulls_first=bool(nulls_first))
+    mirrored.meta["pulse_mirrored"] = True
+    order.set("expressions", [mirrored])
+
+
 def rule_order_nan_first(node: exp.Expression) -> exp.Expression | None:
     """ORDER BY of a query or a window (not a RANGE frame): NaN sorts first, as in BigQuery."""
     if isinstance(node, exp.Window):
         spec = node.args.get("spec")
         order = node.args.get("order")
-        if order is None or (spec is not None and str(spec.args.get("kind") or "").upper() == "RANGE"):
+        if order is None:
+            return None
+        if spec is not None and str(spec.args.get("kind") or "").upper() == "RANGE":
+            if _has_offsets(spec):
+                _mirror_range_key(order)
+            elif isinstance(node.this, exp.Func):
+                _nan_first(order)  # UNBOUNDED / CURRENT ROW only: peers, DuckDB takes several keys
             return None
         if not isinstance(node.this, exp.Func):
             return None  # a named window (WINDOW w AS ...): its users may add a RANGE frame
@@ -299,7 +333,86 @@ def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _avg_parts(avg: exp.Avg) -> tuple[exp.Expression, bool] | None:
+    """(argument, distinct) of AVG when its DuckDB type can be read at bind time, else None.
+
+    A typed macro overload is chosen from its argument's type before aggregates, window
+    functions and subqueries are bound, so an argument holding one cannot be used; a bare
+    NULL has no type to choose by.
+    """
+    value = avg.this
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        if len(value.expressions) != 1:
+            return None
+        value = value.expressions[0]
+    if value is None or isinstance(value, exp.Null) or any(
+        isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for n in value.walk()
+    ):
+        return None
+    return value, distinct
+
+
+def _avg_pick(value: exp.Expression, distinct: bool, over: exp.Window | None) -> exp.Expression:
+    """bq_avg_pick(x, SUM(units(x)), COUNT(x), AVG(x)), each aggregate OVER `over` when given."""
+    def arg(x: exp.Expression) -> exp.Expression:
+        return exp.Distinct(expressions=[x]) if distinct else x
+
+    parts: list[exp.Expression] = [
+        exp.Sum(this=arg(exp.Anonymous(this=macro_call("bq_numeric_units"), expressions=[value.copy()]))),
+        exp.Count(this=arg(value.copy())),
+        exp.Avg(this=arg(value.copy())),
+    ]
+    if over is not None:
+        parts = [_over(p, over) for p in parts]
+    return exp.Anonymous(this=macro_call("bq_avg_pick"), expressions=[value.copy(), *parts])
+
+
+def rule_avg_numeric(node: exp.Expression) -> exp.Expression | None:
+    """AVG of a NUMERIC is a NUMERIC in BigQuery (exact, rounded half away from zero to 9
+    digits); DuckDB's AVG of a DECIMAL is a DOUBLE. The macro `bq_avg_pick` (functions.py)
+    keeps DuckDB's AVG for every other type, chosen by the argument's type at bind time."""
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None  # PIVOT takes a bare aggregate
+    if isinstance(node, exp.Avg) and not isinstance(node.parent, exp.Window):
+        parts = _avg_parts(node)
+        return _avg_pick(*parts, None) if parts else None
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Avg):
+        parts = _avg_parts(node.this)
+        return _avg_pick(*parts, node) if parts else None
+    return None
+
+
+def _float_fraction(node: exp.Expression) -> bool:
+    """True for a FLOAT64 literal (rules.rule_float_literal's DOUBLE cast), also negated or in parentheses."""
+    inner = node
+    while isinstance(inner, (exp.Paren, exp.Neg)):
+        inner = inner.this
+    return isinstance(inner, exp.Cast) and inner.to.is_type("double")
+
+
+def rule_percentile_cont_nan(node: exp.Expression) -> exp.Expression | None:
+    """PERCENTILE_CONT over a FLOAT64 holding NaN: BigQuery orders NaN below every value,
+    DuckDB above. When the partition holds a NaN the mirrored form -PERCENTILE_CONT(-x, 1 - p)
+    is used (NaN then sorts where BigQuery puts it); otherwise DuckDB's own result."""
+    if not isinstance(node, exp.Window) or not isinstance(node.this, exp.PercentileCont) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    value, fraction = node.this.this, node.this.expression
+    if value is None or fraction is None:
+        return None
+    if _float_fraction(fraction):
+        # A FLOAT64 percentile makes the result FLOAT64 (supertype of NUMERIC and FLOAT64);
+        # DuckDB would return a DECIMAL for a NUMERIC value.
+        value = exp.cast(value, exp.DataType.build("DOUBLE"))
+        node.this.set("this", value)
+    has_nan = _over(exp.Anonymous(this="BOOL_OR", expressions=[fill(IS_NAN, v=value)]), node)
+    mirrored = _over(exp.PercentileCont(this=fill("-(__x)", x=value), expression=fill("1 - (__p)", p=fraction)), node)
+    return exp.Case(ifs=[exp.If(this=has_nan, true=exp.Neg(this=exp.Paren(this=mirrored)))], default=node)
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Avg: (rule_avg_numeric,),
     exp.Cast: (rule_cast_numeric_precision,),
     **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
     exp.VariancePop: (rule_population_stats_non_finite,),
@@ -309,6 +422,6 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
-    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_nan),
     exp.Select: (rule_order_nan_first,),
 }

@@ -14,7 +14,17 @@ import re
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill, unit_of
+from pulse_local.translate.functions import macro_call
+from pulse_local.translate.rules import (
+    Rule,
+    as_date,
+    fail,
+    fill,
+    known_type,
+    rule_date_add,
+    rule_date_trunc,
+    unit_of,
+)
 
 _UTC_NAMES = {"UTC", "ETC/UTC", "Z", "+00", "+00:00", "GMT"}
 
@@ -197,10 +207,75 @@ def _offset(ts: exp.Expression, local: exp.Expression, *, colon: bool) -> exp.Ex
     )
 
 
+def _bindable_column_value(value: exp.Expression) -> bool:
+    """True when DuckDB knows `value`'s type when it picks a macro overload: no aggregate,
+    window function or subquery inside, and not a literal (whose type the rules already know)."""
+    if isinstance(value, (exp.Literal, exp.Null)) or known_type(value) is not None:
+        return False
+    return not any(isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for n in value.walk())
+
+
+def rule_date_or_datetime(node: exp.Expression) -> exp.Expression | None:
+    """DATE_TRUNC / DATE_ADD / DATE_SUB of a DATETIME return a DATETIME in BigQuery; the
+    translator returns a DATE when it cannot see the argument's type. For a column (or
+    another expression DuckDB types when it binds a macro) `bq_date_pick` (functions.py)
+    chooses the DATE form or the DATETIME form by the argument's DuckDB type."""
+    if not isinstance(node, (exp.DateTrunc, exp.DateAdd, exp.DateSub)) or node.meta.get("pulse_rule"):
+        return None
+    value = node.this
+    if value is None or not _bindable_column_value(value):
+        return None
+    date_rule = rule_date_trunc if isinstance(node, exp.DateTrunc) else rule_date_add
+    date_form = date_rule(node.copy()) or node.copy()
+    node.meta["pulse_rule"] = True
+    as_datetime = exp.cast(value.copy(), exp.DataType.build("TIMESTAMP"))
+    if isinstance(node, exp.DateTrunc):
+        civil = exp.DatetimeTrunc(this=as_datetime, unit=node.args.get("unit"))
+        datetime_form = rule_date_trunc(civil) or civil
+    else:
+        kind = exp.DatetimeAdd if isinstance(node, exp.DateAdd) else exp.DatetimeSub
+        datetime_form = kind(this=as_datetime, expression=node.expression.copy(), unit=node.args.get("unit"))
+    datetime_form.meta["pulse_rule"] = True
+    return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[as_date(value.copy()), date_form, datetime_form])
+
+
+def rule_iso_year_short(node: exp.Expression) -> exp.Expression | None:
+    """%g (ISO year without century) in a FORMAT_/PARSE_ pattern: DuckDB reads %g as
+    milliseconds, so the text would be wrong; %G (the full ISO year) is the same in both."""
+    if not isinstance(node, (exp.TimeToStr, exp.StrToTime, exp.StrToDate)):
+        return None
+    fmt = node.args.get("format")
+    if isinstance(fmt, exp.Literal) and fmt.is_string and re.search(r"(?<!%)(?:%%)*%g", fmt.name):
+        raise fail(node, "format element %g", "DuckDB's %g is milliseconds, not the 2-digit ISO year",
+                   "Use %G (the 4-digit ISO year) and SUBSTR, or FORMAT the year yourself.")
+    return None
+
+
+def rule_format_date_of_datetime(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT_DATE(fmt, datetime_column) prints the DATETIME's time too (ZetaSQL); the
+    translator read the argument as a DATE (00:00:00). `bq_date_pick` chooses by the column's type."""
+    if not isinstance(node, exp.TimeToStr) or node.meta.get("pulse_rule") or not isinstance(node.this, exp.TsOrDsToDate):
+        return None
+    value, fmt = node.this.this, node.args.get("format")
+    if value is None or not isinstance(fmt, exp.Literal) or not _bindable_column_value(value):
+        return None
+    text = fmt.name.replace("%R", "%H:%M").replace("%T", "%H:%M:%S").replace("%D", "%m/%d/%y")
+    node.set("format", exp.Literal.string(text))
+    date_form = node.copy()
+    node.meta["pulse_rule"] = True
+    datetime_form = exp.Anonymous(this="STRFTIME", expressions=[exp.cast(value.copy(), exp.DataType.build("TIMESTAMP")),
+                                                                exp.Literal.string(text)])
+    return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[value.copy(), date_form, datetime_form])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.DateTrunc: (rule_date_or_datetime,),
+    exp.DateAdd: (rule_date_or_datetime,),
+    exp.DateSub: (rule_date_or_datetime,),
     exp.String: (rule_string_in_zone,),
-    exp.StrToTime: (rule_parse_timestamp_zone,),
+    exp.StrToTime: (rule_iso_year_short, rule_parse_timestamp_zone),
     exp.Timestamp: (rule_timestamp_from_civil,),
     exp.TimestampTrunc: (rule_timestamp_trunc_zone,),
-    exp.TimeToStr: (rule_format_timestamp_zone,),
+    exp.TimeToStr: (rule_iso_year_short, rule_format_date_of_datetime, rule_format_timestamp_zone),
+    exp.StrToDate: (rule_iso_year_short,),
 }

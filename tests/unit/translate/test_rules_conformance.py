@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import duckdb
 import pytest
 
@@ -137,3 +139,111 @@ def test_limit_and_offset_still_work() -> None:
 def test_generate_array_zero_step_is_rejected(sql: str) -> None:
     with pytest.raises(UntranslatableSQL, match="zero step"):
         bigquery_to_duckdb(sql)
+
+
+# --------------------------------------------------------------------------- errors BigQuery raises
+# (GoogleSQL reference: NOT, STRING_AGG, aggregate LIMIT, window frame offsets, FORMAT,
+# JSONPath, INT64(JSON), ARRAY_FIRST/ARRAY_LAST; queries of our own)
+
+
+@pytest.mark.parametrize(("sql", "construct"), [
+    ("SELECT NOT NULL", "NOT of a literal NULL"),
+    ("SELECT NOT (NULL) AS b", "NOT of a literal NULL"),
+    ("SELECT STRING_AGG(s, NULL) FROM UNNEST(['a']) AS s", "NULL separator"),
+    ("SELECT STRING_AGG(s, CAST(NULL AS STRING)) FROM UNNEST(['a']) AS s", "NULL separator"),
+    ("SELECT ARRAY_AGG(x ORDER BY x LIMIT -2) FROM UNNEST([1, 2]) AS x", "LIMIT"),
+    ("SELECT SUM(x) OVER (ORDER BY x ROWS BETWEEN (-1) PRECEDING AND CURRENT ROW) FROM UNNEST([1]) AS x",
+     "frame offset"),
+    ("SELECT FORMAT(p, 1) FROM UNNEST(['%d']) AS p", "computed pattern"),
+    ("SELECT FORMAT('%d', 1, 2)", "takes 1 argument"),
+    ("SELECT FORMAT('%*d', 1)", "takes 2 argument"),
+    ("SELECT JSON_QUERY('{\"a\": 1}', 'lax $.a')", "JSONPath"),
+])
+def test_constructs_bigquery_rejects_are_untranslatable(sql: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(sql)
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT INT64(JSON '10.5')", "not an integer"),
+    ("SELECT INT64(JSON '\"4\"')", "not an integer"),
+    ("SELECT INT64(JSON 'true')", "not an integer"),
+    ("SELECT ARRAY_FIRST(ARRAY(SELECT x FROM UNNEST([1]) AS x WHERE x > 5))", "empty array"),
+    ("SELECT ARRAY_LAST(a) FROM UNNEST([STRUCT(CAST([] AS ARRAY<INT64>) AS a)])", "empty array"),
+    ("SELECT SUM(x) OVER (ORDER BY x RANGE BETWEEN (IEEE_DIVIDE(0, 0)) PRECEDING AND CURRENT ROW) FROM UNNEST([1.0]) AS x",
+     "must be non-negative"),
+])
+def test_values_bigquery_rejects_raise(sql: str, message: str) -> None:
+    with pytest.raises((duckdb.Error, UntranslatableSQL), match=message):
+        _run(sql)
+
+
+def test_checked_values_bigquery_accepts() -> None:
+    assert _run("SELECT INT64(JSON '10'), INT64(JSON '1e3'), INT64(JSON 'null')") == [(10, 1000, None)]
+    assert _run("SELECT ARRAY_FIRST([3, 4]), ARRAY_LAST([3, 4]), SAFE.ARRAY_FIRST(CAST([] AS ARRAY<INT64>))") == [
+        (3, 4, None)]
+    assert _run("SELECT FORMAT('%d-%s', 7, 'x'), FORMAT(CAST(NULL AS STRING), 1)") == [("7-x", None)]
+    assert _run("SELECT STRING_AGG(s, '-' ORDER BY s) FROM UNNEST(['b', 'a']) AS s") == [("a-b",)]
+
+
+def test_count_over_an_empty_frame_is_zero() -> None:
+    rows = _run("SELECT x, COUNT(*) OVER (ORDER BY x RANGE BETWEEN 1 PRECEDING AND 2 PRECEDING) AS n "
+                "FROM UNNEST([1.0, 2.5, 4.5]) AS x ORDER BY x")
+    assert rows == [(1.0, 0), (2.5, 0), (4.5, 0)]
+
+
+def test_array_concat_agg_of_nothing_is_null() -> None:
+    rows = _run("SELECT ARRAY_CONCAT_AGG(a ORDER BY k LIMIT 0) AS z, ARRAY_CONCAT_AGG(a ORDER BY k LIMIT 1) AS o "
+                "FROM UNNEST([STRUCT(1 AS k, [1, 2] AS a), STRUCT(2, [3])])")
+    assert rows == [(None, [1, 2])]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT BIGNUMERIC '1.00000000000000000000000000000000000001'",
+    "SELECT CAST('0.1234567891' AS BIGNUMERIC)",
+    "SELECT ARRAY<BIGNUMERIC>[1.5, 100000000000000000000000000000000000.5]",
+    "SELECT [[1], [2]]",
+])
+def test_values_duckdb_would_round_or_nest_are_untranslatable(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL):
+        bigquery_to_duckdb(sql)
+
+
+def test_bignumeric_within_numeric_precision_is_kept() -> None:
+    assert _run("SELECT BIGNUMERIC '12.5000000000', CAST('-0.000000001' AS BIGNUMERIC)")[0] == (
+        Decimal("12.5"), Decimal("-0.000000001"))
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT CAST(9223372036854775754.5 AS INT64)", "out of range"),
+    ("SELECT CAST(s AS STRING(5)) FROM UNNEST(['123456']) AS s", "maximum length"),
+])
+def test_casts_bigquery_rejects_raise(sql: str, message: str) -> None:
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error, match=message):
+        con.execute(bigquery_to_duckdb(sql)).fetchall()
+
+
+@pytest.mark.parametrize("sql", ["SELECT TIME '24:00:00'", "SELECT CAST(['hello'] AS ARRAY<STRING(2)>)"])
+def test_casts_bigquery_rejects_are_untranslatable(sql: str) -> None:
+    with pytest.raises(UntranslatableSQL):
+        bigquery_to_duckdb(sql)
+
+
+def test_float64_division_overflow_raises_and_safe_divide_is_null() -> None:
+    with pytest.raises(duckdb.Error, match="double overflow"):
+        _run("SELECT a / b FROM UNNEST([STRUCT(1e300 AS a, 1e-300 AS b)])")
+    assert _run("SELECT SAFE_DIVIDE(1e300, 1e-300), SAFE_DIVIDE(1, 0), SAFE_DIVIDE(3, 2), "
+                "CAST('inf' AS FLOAT64) / 2") == [(None, None, 1.5, float("inf"))]
+
+
+def test_iso_year_without_century_is_untranslatable() -> None:
+    with pytest.raises(UntranslatableSQL, match="%g"):
+        bigquery_to_duckdb("SELECT FORMAT_DATE('%g', DATE '2021-01-01')")
+    assert "%%g" in bigquery_to_duckdb("SELECT FORMAT_DATE('%%g', DATE '2021-01-01')")
+
+
+def test_string_of_json_is_its_text() -> None:
+    assert _run("SELECT STRING(JSON '\"abc\"'), SAFE.STRING(JSON '12'), STRING(JSON 'null')") == [("abc", None, None)]
+    with pytest.raises(duckdb.Error, match="not a string"):
+        _run("SELECT STRING(JSON 'true')")
