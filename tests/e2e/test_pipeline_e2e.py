@@ -98,12 +98,16 @@ def e2e_stack() -> Iterator[tuple[Settings, Any]]:
 
 
 def _run(settings: Settings) -> tuple[RunSummary, str]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+    from pulse_local.endpoints import prefect_auth_string
     from pulse_local.stack.services import prefect_api_url
 
     console = Console(record=True, width=240)
-    with temporary_settings(updates={PREFECT_API_URL: prefect_api_url(settings)}):
+    # Prefect read its settings when the session's stack was up: this stack's URL and auth
+    # string (its own, generated) replace them for the run
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api_url(settings),
+                                     PREFECT_API_AUTH_STRING: prefect_auth_string(settings)}):
         summary = run_pipeline(settings, console)
     return summary, console.export_text()
 
