@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from pulse_local import secret_files
 from pulse_local.config import Settings, load_settings, stack_port_fields
 from pulse_local.stack.process import free_port
 
@@ -35,6 +36,18 @@ def _test_state_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="pulse-test-"))
     path.chmod(0o711)
     return path
+
+
+#: One Prefect API auth string for every stack a test session starts (each stack still
+#: generates its own role passwords). Prefect reads its settings once per process, so a test
+#: process talking to the session's stack and to stacks of its own must hold the one string
+#: all of them accept; `pytest_configure` puts it in the environment before Prefect loads.
+_SESSION_PREFECT_AUTH = secret_files.random_auth_string()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this process the session's Prefect auth string before anything imports Prefect."""
+    os.environ["PREFECT_API_AUTH_STRING"] = _SESSION_PREFECT_AUTH
 
 
 def make_test_settings() -> Settings:
@@ -61,6 +74,8 @@ def make_test_settings() -> Settings:
         # a free port for every service port of the stack (`config.stack_port` fields)
         **{field: free_port() for field in stack_port_fields()},
     )
+    secret_files.ensure_secret(settings.state_dir, secret_files.PREFECT_API_AUTH,
+                               lambda: _SESSION_PREFECT_AUTH)
     prepare_stack_secrets(settings, {"postgres", "prefect"})
     return settings
 

@@ -364,7 +364,9 @@ def register(con: Any) -> None:
 
 def register_macros(con: Any) -> None:
     """Define the SQL macros (MACROS) in the attached in-memory database `pulse_bq` (idempotent)."""
-    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MACRO_CATALOG}")
+    # READ_WRITE: on a read-only connection (monitoring, dbt check) an in-memory database
+    # would inherit read-only mode, which DuckDB refuses
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MACRO_CATALOG} (READ_WRITE)")
     defined = {
         row[0] for row in con.execute(
             f"SELECT function_name FROM duckdb_functions() WHERE database_name = '{MACRO_CATALOG}'"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pulse_local.config import Settings
-from pulse_local.endpoints import prefect_api_url
+from pulse_local.endpoints import prefect_api_url, prefect_auth_headers
 from pulse_local.orchestration import deployments_ready
 from pulse_local.stack import process, snapshot
 from pulse_local.stack.native import NativeStack
@@ -42,7 +42,8 @@ def _work_pools(settings: Settings) -> set[str]:
     """A Prefect API call that reads its database."""
     import httpx
 
-    response = httpx.post(f"{prefect_api_url(settings)}/work_pools/filter", json={}, timeout=10)
+    response = httpx.post(f"{prefect_api_url(settings)}/work_pools/filter", json={}, timeout=10,
+                          headers=prefect_auth_headers(settings))
     response.raise_for_status()
     return {p["name"] for p in response.json()}
 
