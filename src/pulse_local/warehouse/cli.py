@@ -129,7 +129,7 @@ def _run(command: str, args: list[str], project_dir: Path | None = None,
         colour = "red" if n.unique_id in failed else "green"
         table.add_row(n.name, n.resource_type, f"[{colour}]{n.status}[/]", f"{n.time:.2f}")
     console.print(table)
-    console.print(f"{result.summary()}; run results in {run_dir}")
+    console.print(f"{result.summary()}; run results in {run_dir}", soft_wrap=True)
     if not result.success:
         err.print(f"[red]error:[/] {DbtError(_failure_message(result))}", highlight=False)
         raise typer.Exit(1)
@@ -198,12 +198,12 @@ def docs(
     settings = load_settings()
     site = generate_docs(settings, project_dir=project_dir, profiles_dir=profiles_dir,
                          target=target)
-    console.print(f"dbt docs of {site.project}: {site.index}")
+    console.print(f"dbt docs of {site.project}: {site.index}", soft_wrap=True)
     if no_serve:
         return
     server = serve_docs(site.directory, port)
     record_serving(settings, server)
-    console.print(f"serving on {server.url} (Ctrl-C stops)")
+    console.print(f"serving on {server.url} (Ctrl-C stops)", soft_wrap=True)
     try:
         server.wait()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -20,8 +21,11 @@ def compose() -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="module")
-def defaults() -> Settings:
+@pytest.fixture()
+def defaults(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings' own defaults: a stack's PULSE_* exports (a session stack's, a user's) removed."""
+    for name in [n for n in os.environ if n.startswith("PULSE_")]:
+        monkeypatch.delenv(name)
     return Settings(_env_file=None, PUBSUB_EMULATOR_HOST=None, BIGTABLE_EMULATOR_HOST=None)  # type: ignore[call-arg]
 
 
