@@ -60,19 +60,24 @@ def read_secret(state_dir: Path, name: str) -> str | None:
     return text
 
 
+def create_once(path: Path, make: Callable[[], str]) -> None:
+    """Write ``make()`` to `path` unless it exists: created with ``O_EXCL`` and mode 0600 (in a
+    0700 directory), so two processes starting at once agree on one value (the first one's)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it first: the caller reads that one
+    with os.fdopen(fd, "w") as fh:
+        fh.write(make() + "\n")
+
+
 def ensure_secret(state_dir: Path, name: str, make: Callable[[], str] = random_password) -> str:
-    """Read secret `name`, generating it first when absent: created with ``O_EXCL`` and mode
-    0600 (in a 0700 directory), so two processes starting at once agree on one value."""
+    """Read secret `name`, generating it first when absent (`create_once`)."""
     path = secret_path(state_dir, name)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: read that one
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(make() + "\n")
+    create_once(path, make)
     value = read_secret(state_dir, name)
     if value is None:  # deleted between our write and read
         raise ConfigError(f"secret {path} vanished while it was made: run `pulse-local up` again")

@@ -16,7 +16,6 @@ Every refusal is a `TokenRefused` whose message says why (it becomes the body of
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 import uuid
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pulse_local import secret_files
 from pulse_local.config import Settings
 from pulse_local.errors import ConfigError, GcpSettingMissing
 
@@ -97,15 +97,8 @@ def signing_key(settings: Settings, *, create: bool = True) -> bytes:
             "Google-signed ID tokens (set PULSE_SERVING_AUDIENCE); work offline with "
             "PULSE_PROFILE=local")
     path = signing_key_path(settings)
-    if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: read that one
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+    if create:
+        secret_files.create_once(path, lambda: secrets.token_hex(32))
     try:
         mode = path.stat().st_mode & 0o777
         text = path.read_text().strip()
