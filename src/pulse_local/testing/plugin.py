@@ -41,13 +41,18 @@ def _test_state_dir() -> Path:
 #: One Prefect API auth string for every stack a test session starts (each stack still
 #: generates its own role passwords). Prefect reads its settings once per process, so a test
 #: process talking to the session's stack and to stacks of its own must hold the one string
-#: all of them accept; `pytest_configure` puts it in the environment before Prefect loads.
+#: all of them accept: the one this process already has (a user's own Prefect setting is left
+#: alone), else one generated for the session, put in the environment before Prefect loads.
 _SESSION_PREFECT_AUTH = secret_files.random_auth_string()
+
+
+def _session_prefect_auth() -> str:
+    return os.environ.get("PREFECT_API_AUTH_STRING") or _SESSION_PREFECT_AUTH
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Give this process the session's Prefect auth string before anything imports Prefect."""
-    os.environ["PREFECT_API_AUTH_STRING"] = _SESSION_PREFECT_AUTH
+    os.environ.setdefault("PREFECT_API_AUTH_STRING", _SESSION_PREFECT_AUTH)
 
 
 def make_test_settings() -> Settings:
@@ -75,7 +80,7 @@ def make_test_settings() -> Settings:
         **{field: free_port() for field in stack_port_fields()},
     )
     secret_files.ensure_secret(settings.state_dir, secret_files.PREFECT_API_AUTH,
-                               lambda: _SESSION_PREFECT_AUTH)
+                               _session_prefect_auth)
     prepare_stack_secrets(settings, {"postgres", "prefect"})
     return settings
 
