@@ -88,13 +88,20 @@ def make_test_settings() -> Settings:
 @pytest.fixture(scope="session")
 def pulse_settings() -> Iterator[Settings]:
     """Settings of the session's stack; the environment points every client at it."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
     from pulse_local.stack.services import service_env
 
     settings = make_test_settings()
     saved = dict(os.environ)
-    os.environ.update(service_env(settings))
+    env = service_env(settings)
+    os.environ.update(env)
     try:
-        yield settings
+        # Prefect reads its settings once, when a test first imports it (maybe before this
+        # fixture): the session stack's API and auth string replace them for the session
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"],
+                                         PREFECT_API_AUTH_STRING: env.get("PREFECT_API_AUTH_STRING")}):
+            yield settings
     finally:
         os.environ.clear()
         os.environ.update(saved)
