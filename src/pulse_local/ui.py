@@ -15,6 +15,7 @@ from typing import Any
 
 from pulse_local.config import Settings
 from pulse_local.errors import ToolMissing
+from pulse_local.stack.process import end_child
 
 #: Flags for a closed network: without the background-networking ones Chromium keeps trying
 #: Google's hosts; as root it needs --no-sandbox.
@@ -128,10 +129,5 @@ def capture_deployments_page(settings: Settings, screenshot: Path) -> UiCapture:
                 png = page.call("Page.captureScreenshot", format="png")["data"]
                 screenshot.write_bytes(base64.b64decode(png))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_child(proc)
     return UiCapture(url, screenshot, html)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pulse_local.errors import ServiceUnavailable
+from pulse_local.stack.process import end_child
 
 
 def wait_until_answering(url: str, timeout: float = 30.0, expect: int | None = 200) -> None:
@@ -49,9 +50,4 @@ def processor_process(env: Mapping[str, str], port: int, log_path: Path,
             raise ServiceUnavailable(f"{exc}; processor log {log_path}:\n{tail}") from None
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_child(proc)

@@ -80,6 +80,16 @@ def spawn(
         )
 
 
+def end_child(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a child this process started and reap it: SIGTERM, SIGKILL after `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
     """Stop a recorded process and its group: `sig` first, SIGKILL after `timeout` seconds.
     True when some process of the group had to be killed (it did not stop cleanly)."""
