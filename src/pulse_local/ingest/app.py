@@ -6,8 +6,10 @@
 415   a ``Content-Encoding`` other than identity (compressed bodies are never inflated)
 413   body larger than ``max_body_bytes`` (Content-Length or actual bytes)
 408   body not complete within ``body_timeout`` seconds (the connection is closed)
-503   database down while resolving a tenant this process has not resolved before (its
-      secrets are unknown, the body cannot be verified): nothing stored, nothing archived
+503   database down, and the body does not verify with secrets this process kept: a slug
+      unknown or not resolved before, or a missing/wrong ``Typeform-Signature`` (secrets
+      from the cache that refuse a signature are checked against the database again, so a
+      cached slug reaches this too): the same answer for all, nothing stored or archived
 401   unknown tenant slug, or missing/wrong ``Typeform-Signature``: the same answer for both,
       so a caller cannot learn which slugs exist (nothing stored, nothing archived)
 400   not UTF-8 / malformed JSON (including nesting deeper than the parser's recursion limit)
@@ -196,20 +198,50 @@ class Processor:
                           headers={"Retry-After": str(self.options.retry_after_seconds)})
         return None
 
+    async def _verified_tenant(self, slug: str, body: bytes,
+                               header: str | None) -> ResolvedTenant | None:
+        """The tenant of `slug` when the body's signature verifies with its secrets, None for
+        an unknown slug or a wrong signature (an HMAC computed either way).
+
+        Secrets from the cache that refuse the signature are not trusted with the answer: the
+        database is asked again, so a rotated secret takes effect at once, and while the
+        database is down a wrong signature raises `DatabaseUnavailable` exactly as an unknown
+        or uncached slug does (otherwise 401 for a cached slug vs 503 for any other would tell
+        a caller which slugs exist)."""
+        cached = self.store.cached_tenant(slug)
+        tenant = cached or await self.store.tenant(slug)
+        if tenant is None:
+            signature.verify((_NO_TENANT_SECRET,), body, header)  # the same work either way
+            return None
+        if signature.verify(tenant.secrets, body, header):
+            return tenant
+        if cached is None:
+            return None
+        tenant = await self.store.tenant(slug, fresh=True)
+        return tenant if tenant is not None and signature.verify(tenant.secrets, body,
+                                                                 header) else None
+
+    def _unverifiable(self) -> JSONResponse:
+        """The one answer while the database is down to anything that does not verify with
+        secrets this process kept: an unknown or never-resolved slug, a wrong or missing
+        signature (503: indistinguishable, nothing stored, nothing archived)."""
+        return _error(503, "database_unavailable",
+                      "database unavailable and the delivery cannot be verified without it: "
+                      "nothing was stored, retry later",
+                      headers={"Retry-After": str(self.options.retry_after_seconds)})
+
     async def _degraded(self, slug: str, body: bytes, header: str | None) -> JSONResponse:
         """The database is down: verify with the tenant's secrets as last resolved; archive a
         verified, valid body under ``pending_prefix`` (202, applied later by `pulse-local
-        replay --pending`). A wrong signature gets the usual 401; a tenant whose secrets this
-        process never had gets 503 (it cannot be verified): nothing is kept for either."""
+        replay --pending`). Anything else gets the same 503, whether the slug is unknown, was
+        never resolved by this process or the signature is wrong: nothing is kept, and the
+        answer does not tell which slugs exist."""
         tenant = self.store.known_tenant(slug)
         if tenant is None:
             signature.verify((_NO_TENANT_SECRET,), body, header)  # the same work either way
-            return _error(503, "database_unavailable",
-                          "database unavailable and the delivery cannot be verified without "
-                          "it: nothing was stored, retry later",
-                          headers={"Retry-After": str(self.options.retry_after_seconds)})
+            return self._unverifiable()
         if not signature.verify(tenant.secrets, body, header):
-            return _bad_signature(body, header, checked=True)
+            return self._unverifiable()
         try:
             payload = validate_body(body)  # no database needed
         except PayloadError as exc:
@@ -260,12 +292,12 @@ class Processor:
         if not _SLUG.match(slug):
             return _bad_signature(body, header)
         try:
-            tenant = await self.store.tenant(slug)
+            tenant = await self._verified_tenant(slug, body, header)
         except DatabaseUnavailable as exc:
             log.warning("database unavailable resolving tenant %s: %s", slug, exc)
             return await self._degraded(slug, body, header)
-        if tenant is None or not signature.verify(tenant.secrets, body, header):
-            return _bad_signature(body, header, checked=tenant is not None)
+        if tenant is None:
+            return _bad_signature(body, header, checked=True)
         try:
             payload = validate_body(body)
             if (assessment := await self.store.assessment(tenant.id,

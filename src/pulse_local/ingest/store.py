@@ -288,11 +288,14 @@ class Store:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
-    async def tenant(self, slug: str) -> ResolvedTenant | None:
-        """The tenant of a webhook URL (cached for `cache_seconds`), None when unknown."""
-        hit = self._tenants.get(slug)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
+    async def tenant(self, slug: str, *, fresh: bool = False) -> ResolvedTenant | None:
+        """The tenant of a webhook URL (cached for `cache_seconds`), None when unknown.
+
+        ``fresh``: ask the database even when cached (a signature the cached secrets refused:
+        the secrets may have been rotated, and while the database is down the answer must be
+        the one an unknown slug gets, `DatabaseUnavailable`, not one the cache gives)."""
+        if not fresh and (hit := self.cached_tenant(slug)) is not None:
+            return hit
         try:
             async with self.pool.connection() as conn:
                 found = await resolve_tenant(conn, slug)
@@ -302,8 +305,15 @@ class Store:
             self._tenants[slug] = (time.monotonic() + self.cache_seconds, found)
             self._known[slug] = found
         else:
+            self._tenants.pop(slug, None)
             self._known.pop(slug, None)
         return found
+
+    def cached_tenant(self, slug: str) -> ResolvedTenant | None:
+        """The tenant `slug` from the cache when resolved less than `cache_seconds` ago (no
+        I/O), else None."""
+        hit = self._tenants.get(slug)
+        return hit[1] if hit and hit[0] > time.monotonic() else None
 
     def known_tenant(self, slug: str) -> ResolvedTenant | None:
         """The tenant `slug` as last resolved (secrets included), however long ago; None when

@@ -1,6 +1,6 @@
 """The processor's degraded mode with the stack's own PostgreSQL really stopped: verified
-deliveries are archived as pending (202), anything it cannot verify is refused and kept
-nowhere (503), and `pulse-local replay --pending` applies the pending ones once the database
+deliveries are archived as pending (202), anything it cannot verify (unknown slug, wrong
+signature, even for a tenant whose secrets are cached) is refused alike and kept nowhere (503), and `pulse-local replay --pending` applies the pending ones once the database
 is back, exactly once (a stack of its own: PostgreSQL, Pub/Sub and the processor, free ports)."""
 
 from __future__ import annotations
@@ -114,16 +114,22 @@ def test_outage_archives_verified_deliveries_and_replay_applies_them_once(
         answer = _post(settings, slug, body, webhook_headers(secret, body))
         assert answer.status_code == 202, answer.text
         assert answer.json()["outcome"] == "pending"
-    # no signature, a wrong one: 401 as ever; a tenant whose secrets this processor never
-    # had: 503 (it cannot verify it now). Nothing of them is kept.
+    # No signature or a wrong one for the slug whose secrets are cached (resolved a moment
+    # ago), a tenant this processor never resolved, a slug that does not exist: one answer,
+    # 503 with the same body and Retry-After, so an outage does not tell which slugs exist
+    # (a cached slug used to answer 401 here). Nothing of them is kept.
     unsigned = mine[0][2].replace(b'"form_response"', b'"form_response" ', 1)
     forged = webhook_headers("not-the-secret", unsigned)
     other = next(b for s, _, b in deliveries if s == other_slug)
     refused = [_post(settings, slug, unsigned, {"content-type": "application/json"}),
                _post(settings, slug, unsigned, forged),
-               _post(settings, other_slug, other, webhook_headers("x", other))]
-    assert [a.status_code for a in refused] == [401, 401, 503], [a.text for a in refused]
-    assert int(refused[2].headers["Retry-After"]) > 0
+               _post(settings, other_slug, other, webhook_headers("x", other)),
+               _post(settings, "no-such-tenant-at-all", unsigned, forged)]
+    assert [a.status_code for a in refused] == [503] * 4, [a.text for a in refused]
+    assert len({(a.content, a.headers["Retry-After"]) for a in refused}) == 1, [
+        a.text for a in refused]
+    assert int(refused[0].headers["Retry-After"]) > 0
+    assert refused[0].json()["error"] == "database_unavailable"
     pending = _archived(settings, "typeform/pending")
     assert len(pending) == len(mine) and all(r["verified"] is True for r in pending)
     assert not any(r["body"].encode() in (unsigned, other) for r in pending)
