@@ -116,6 +116,31 @@ class LocalDirArchive:
             fh.flush()
         return path.as_uri()
 
+    def names(self, prefix: str) -> list[str]:
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+                      if p.is_file())
+
+    def read_text(self, name: str) -> str:
+        return (self.root / name).read_text(encoding="utf-8")
+
+    def write(self, name: str, text: str) -> str:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as fh:  # a new object, as on GCS
+            fh.write(text)
+        return path.as_uri()
+
+    def move(self, name: str, new_name: str) -> None:
+        target = self.root / new_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (self.root / name).rename(target)  # atomic: the processor's next append starts anew
+
+    def delete(self, name: str) -> None:
+        (self.root / name).unlink()
+
 
 class GcsArchive:
     """The raw bucket on Cloud Storage: one object per append (GCS objects are immutable).
@@ -138,6 +163,33 @@ class GcsArchive:
         body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         self.bucket.blob(name).upload_from_string(body, content_type="application/x-ndjson")
         return f"gs://{self.bucket.name}/{name}"
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(blob.name for blob in self.bucket.list_blobs(prefix=f"{prefix}/"))
+
+    def read_text(self, name: str) -> str:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return str(self.bucket.blob(name).download_as_text(encoding="utf-8"))
+        except NotFound:
+            raise FileNotFoundError(f"gs://{self.bucket.name}/{name}") from None
+
+    def write(self, name: str, text: str) -> str:
+        self.bucket.blob(name).upload_from_string(text, content_type="application/x-ndjson")
+        return f"gs://{self.bucket.name}/{name}"
+
+    def move(self, name: str, new_name: str) -> None:
+        """Copy, then delete (how GCS renames within a bucket)."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.bucket.rename_blob(self.bucket.blob(name), new_name)
+        except NotFound:
+            raise FileNotFoundError(f"gs://{self.bucket.name}/{name}") from None
+
+    def delete(self, name: str) -> None:
+        self.bucket.delete_blob(name)
 
 
 #: How long the publisher waits to fill a batch (see `PubSubBus.client`).

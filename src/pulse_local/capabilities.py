@@ -19,10 +19,32 @@ from pulse_local.config import Settings
 
 
 class RawArchive(Protocol):
-    """Capability: append raw payloads (JSON lines) to the raw bucket, partitioned by date."""
+    """Capability: append raw payloads (JSON lines) to the raw bucket, partitioned by date, and
+    read them back (`pulse-local replay --pending`). Names are relative to the bucket, with
+    ``/`` between parts, on both profiles."""
 
     def append(self, prefix: str, day: str, records: list[Mapping[str, Any]]) -> str:
         """Append records under ``{prefix}/dt={day}/``; return the object's URI."""
+        ...
+
+    def names(self, prefix: str) -> list[str]:
+        """The names of every object under ``{prefix}/``, sorted."""
+        ...
+
+    def read_text(self, name: str) -> str:
+        """The object's content as UTF-8 text (`FileNotFoundError` when there is none)."""
+        ...
+
+    def write(self, name: str, text: str) -> str:
+        """Store a new object ``name`` holding `text`; return its URI."""
+        ...
+
+    def move(self, name: str, new_name: str) -> None:
+        """Rename an object (`FileNotFoundError` when there is none)."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove an object."""
         ...
 
 

@@ -10,8 +10,10 @@ deliveries are done it moves to ``typeform/pending-applied``, with those the pro
 (4xx, each with its answer) in ``typeform/pending-rejected``; deliveries not applied because
 the database or the processor went away again stay pending for the next run.
 
-Local raw bucket only (the archive of the native stack); on gcp the bucket's objects would
-be listed and moved the same way, which is not built (`NotAvailableOnProfile`).
+The same code on both profiles: the archive is read through the profile's `RawArchive` (the
+local raw bucket directory, or the GCS bucket ``$PULSE_RAW_BUCKET`` where the processor
+archives on gcp, one object per append), posting to the processor at ``PULSE_HOST`` /
+``PULSE_PROCESSOR_PORT`` as ``pulse-local replay`` does.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from pulse_local.capabilities import RawArchive
 from pulse_local.config import Settings, load_options
-from pulse_local.errors import NotAvailableOnProfile, ServiceUnavailable
+from pulse_local.errors import ServiceUnavailable
 from pulse_local.ingest.options import ProcessorOptions
 from pulse_local.ingest.signature import HEADER
 
@@ -52,19 +54,21 @@ class PendingReport:
         return text + (f"; stopped: {self.stopped}" if self.stopped else "")
 
 
-def _prefixes(settings: Settings) -> tuple[Path, Path, Path]:
+def _prefixes() -> tuple[str, str, str]:
     pending = load_options(ProcessorOptions).pending_prefix
-    root = settings.raw_bucket_dir
-    return root / pending, root / f"{pending}-applied", root / f"{pending}-rejected"
+    return pending, f"{pending}-applied", f"{pending}-rejected"
 
 
-def pending_files(settings: Settings) -> list[Path]:
-    """The pending archive's files (``<prefix>/dt=<day>/*.jsonl``, and any a replay that
+def pending_names(archive: RawArchive, prefix: str) -> list[str]:
+    """The pending archive's objects (``<prefix>/dt=<day>/*.jsonl``, and any a replay that
     was interrupted had taken: applying them again is harmless), oldest day first."""
-    pending, _, _ = _prefixes(settings)
-    if not pending.is_dir():
-        return []
-    return sorted([*pending.glob("dt=*/*.jsonl"), *pending.glob("dt=*/*.replaying-*")])
+    found = []
+    for name in archive.names(prefix):
+        parts = name[len(prefix) + 1:].split("/")
+        if (len(parts) == 2 and parts[0].startswith("dt=")
+                and (parts[1].endswith(".jsonl") or ".replaying-" in parts[1])):
+            found.append(name)
+    return found
 
 
 def _body(record: dict[str, Any]) -> bytes:
@@ -75,12 +79,10 @@ def _body(record: dict[str, Any]) -> bytes:
     return base64.b64decode(record["body_base64"])
 
 
-def _append(path: Path, records: list[dict[str, Any]]) -> None:
-    if not records:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+def _write(archive: RawArchive, name: str, records: list[dict[str, Any]]) -> None:
+    if records:
+        archive.write(name, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
+                                    for r in records))
 
 
 def _check_processor(client: Any, base_url: str) -> None:
@@ -99,44 +101,48 @@ def _check_processor(client: Any, base_url: str) -> None:
                                  "again once the database is back")
 
 
-def replay_pending(settings: Settings, *, timeout: float = 30.0) -> PendingReport:
-    """Apply every pending delivery through the running processor (see the module's doc)."""
-    if settings.profile != "local":
-        raise NotAvailableOnProfile(
-            "replay --pending reads the local raw bucket; on gcp the processor's pending "
-            "deliveries are objects under gs://$PULSE_RAW_BUCKET/typeform/pending/ (not built)")
+def replay_pending(settings: Settings, *, archive: RawArchive | None = None,
+                   timeout: float = 30.0) -> PendingReport:
+    """Apply every pending delivery through the running processor (see the module's doc).
+    `archive` defaults to the profile's (`backends.for_profile`)."""
     import httpx
 
+    if archive is None:
+        from pulse_local.backends import for_profile
+
+        archive = for_profile(settings).archive
     report = PendingReport()
     base_url = f"http://{settings.host}:{settings.processor_port}"
-    _, applied_root, rejected_root = _prefixes(settings)
+    pending_root, applied_root, rejected_root = _prefixes()
+    run = f"{os.getpid()}-{time.time_ns()}"
     with httpx.Client(timeout=timeout) as client:
         _check_processor(client, base_url)
-        for path in pending_files(settings):
+        for name in pending_names(archive, pending_root):
             report.files += 1
-            if ".replaying-" in path.name:  # left by an interrupted replay
-                taking, stamp = path, path.name.rsplit(".replaying-", 1)[1]
+            folder, base = name.rsplit("/", 1)
+            if ".replaying-" in base:  # left by an interrupted replay
+                taking = name
             else:
-                stamp = f"{os.getpid()}-{time.time_ns()}"
-                taking = path.with_name(f"{path.stem}.replaying-{stamp}")
-                path.rename(taking)  # the processor's next append starts a new file
+                taking = f"{folder}/{base.removesuffix('.jsonl')}.replaying-{run}"
+                archive.move(name, taking)  # the processor's next append starts a new file
             done: list[dict[str, Any]] = []
             refused: list[dict[str, Any]] = []
             left: list[dict[str, Any]] = []
             seen = 0
             while True:  # again until nothing new: an append in flight at the rename lands late
-                lines = [x for x in taking.read_text(encoding="utf-8").splitlines() if x.strip()]
+                lines = [x for x in archive.read_text(taking).splitlines() if x.strip()]
                 if len(lines) == seen:
                     break
                 for line in lines[seen:]:
                     _apply(client, base_url, json.loads(line), report, done, refused, left)
                 seen = len(lines)
-            day = path.parent.name
-            _append(applied_root / day / f"part-{stamp}.jsonl", done)
-            _append(rejected_root / day / f"part-{stamp}.jsonl", refused)
-            _append(path.with_name(f"part-left-{stamp}.jsonl"), left)
+            day = folder.rsplit("/", 1)[1]
+            part = f"part-{report.files}-{run}.jsonl"
+            _write(archive, f"{applied_root}/{day}/{part}", done)
+            _write(archive, f"{rejected_root}/{day}/{part}", refused)
+            _write(archive, f"{folder}/part-left-{report.files}-{run}.jsonl", left)
             report.left += len(left)
-            taking.unlink()
+            archive.delete(taking)
     return report
 
 

@@ -1,5 +1,6 @@
-"""`replay --pending` without a processor (unit: files only; the apply itself is proven in
-tests/integration/ingest/test_ingest_degraded.py against the stack)."""
+"""`replay --pending` without a processor (unit: the local archive's files only; the apply is
+proven in tests/integration/ingest/test_ingest_degraded.py against the stack, on gcp in
+tests/integration/ingest/test_pending_gcs.py against the Cloud Storage emulator)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from pulse_local.config import Settings
-from pulse_local.errors import NotAvailableOnProfile
-from pulse_local.source.pending import PendingReport, pending_files, replay_pending
+from pulse_local.backends import LocalDirArchive
+from pulse_local.source.pending import PendingReport, pending_names
 
 
-def test_gcp_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(NotAvailableOnProfile, match="typeform/pending"):
-        replay_pending(Settings(profile="gcp", state_dir=tmp_path))
-
-
-def test_pending_files_include_an_interrupted_replay(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path)
-    assert pending_files(settings) == []
-    day = settings.raw_bucket_dir / "typeform" / "pending" / "dt=2026-12-07"
+def test_pending_names_include_an_interrupted_replay(tmp_path: Path) -> None:
+    archive = LocalDirArchive(tmp_path)
+    assert pending_names(archive, "typeform/pending") == []
+    day = tmp_path / "typeform" / "pending" / "dt=2026-12-07"
     day.mkdir(parents=True)
     for name in ("part-local.jsonl", "part-local.replaying-1-2", "notes.txt"):
         (day / name).write_text("{}\n")
-    assert [p.name for p in pending_files(settings)] == ["part-local.jsonl",
-                                                         "part-local.replaying-1-2"]
+    (tmp_path / "typeform" / "pending-applied" / "dt=2026-12-07").mkdir(parents=True)
+    (tmp_path / "typeform" / "pending-applied" / "dt=2026-12-07" / "part-1.jsonl").write_text("")
+    assert pending_names(archive, "typeform/pending") == [
+        "typeform/pending/dt=2026-12-07/part-local.jsonl",
+        "typeform/pending/dt=2026-12-07/part-local.replaying-1-2"]
+
+
+def test_local_archive_reads_moves_writes_and_deletes(tmp_path: Path) -> None:
+    archive = LocalDirArchive(tmp_path)
+    archive.append("p", "2026-12-07", [{"a": 1}])
+    [name] = archive.names("p")
+    assert archive.read_text(name) == '{"a": 1}\n'
+    archive.move(name, "p/dt=2026-12-07/taken")
+    with pytest.raises(FileNotFoundError):
+        archive.read_text(name)
+    with pytest.raises(FileExistsError):  # a new object, never an overwrite
+        archive.write("p/dt=2026-12-07/taken", "x")
+    archive.write("q/new.jsonl", "x\n")
+    archive.delete("p/dt=2026-12-07/taken")
+    assert archive.names("p") == [] and archive.names("q") == ["q/new.jsonl"]
 
 
 def test_report_summary() -> None:
