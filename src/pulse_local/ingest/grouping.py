@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: What a group call returns per item: its result, or the exception that item gets.
-Outcome = R | BaseException
+Outcome: TypeAlias = R | BaseException
+#: A group call run in a worker thread, and one run on the event loop.
+SyncCall: TypeAlias = Callable[[list[T]], Sequence[Outcome[R]]]
+AsyncCall: TypeAlias = Callable[[list[T]], Awaitable[Sequence[Outcome[R]]]]
 
 
 class Grouper(Generic[T, R]):
@@ -38,8 +41,7 @@ class Grouper(Generic[T, R]):
     `submit` waits for its own item only; a cancelled waiter does not disturb the others.
     """
 
-    def __init__(self, call: Callable[[list[T]], Sequence[Outcome[R]]]
-                 | Callable[[list[T]], Awaitable[Sequence[Outcome[R]]]], *,
+    def __init__(self, call: SyncCall[T, R] | AsyncCall[T, R], *,
                  max_items: int = 500, linger: float = 0.0, busy_window: float = 0.05,
                  in_flight: int = 1) -> None:
         self._call = call
@@ -73,9 +75,10 @@ class Grouper(Generic[T, R]):
             items = [item for item, _ in group]
             try:
                 if self._on_loop:
-                    outcomes: Sequence[Outcome[R]] = await self._call(items)
+                    outcomes: Sequence[Outcome[R]] = await cast(
+                        "AsyncCall[T, R]", self._call)(items)
                 else:
-                    outcomes = await asyncio.to_thread(self._call, items)
+                    outcomes = await asyncio.to_thread(cast("SyncCall[T, R]", self._call), items)
                 if len(outcomes) != len(items):
                     raise RuntimeError(f"group call returned {len(outcomes)} outcomes for "
                                        f"{len(items)} items")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -107,7 +107,8 @@ def create_app(settings: Settings, security: ServingSecurity | None = None) -> F
         finally:
             app.state.store.close()
 
-    docs = {} if security.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    docs: dict[str, Any] = ({} if security.docs
+                            else {"docs_url": None, "redoc_url": None, "openapi_url": None})
     app = FastAPI(title="Pulse serving", version="1", lifespan=lifespan, **docs)
     app.state.verifier = security.verifier
     api = APIRouter(dependencies=[Depends(_authorize)], responses={

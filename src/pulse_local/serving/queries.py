@@ -37,6 +37,7 @@ from pulse_local.streaming.layout import (
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.data import BigtableDataClient, ReadRowsQuery, Row, Table
+    from google.cloud.bigtable.data.row_filters import RowFilter
 
 #: Largest page of events one call returns.
 MAX_LIMIT = 1000
@@ -135,7 +136,7 @@ def _counters(row: Row | None, hour: int | None = None, *,
                     max_score_sum=raw["max_score_milli"] / 1000)
 
 
-def _counter_filter() -> object:
+def _counter_filter() -> RowFilter:
     """The counter columns of aggregate rows and their pending entries (newest cells)."""
     from google.cloud.bigtable.data import row_filters as rf
 
