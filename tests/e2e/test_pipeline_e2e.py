@@ -284,3 +284,43 @@ def test_no_secret_in_logs_status_or_alerts_after_the_runs(
     assert any(where.endswith("processor.log") for where in texts)
     assert any("/alerts/" in where for where in texts), sorted(texts)
     assert leaks(texts, secrets) == []
+
+
+def test_no_secret_in_any_file_of_the_state_directory(
+        green_run: Any, e2e_stack: tuple[Settings, Any]) -> None:
+    """After the runs: no secret in any file the stack keeps (raw bucket, warehouse, Prefect's
+    data, run files, status files...), read as bytes, but where secrets belong: ``secrets/``
+    (the stack's own, mode 0600), PostgreSQL's data directory (the OLTP database holds the
+    webhook secrets, as Cloud SQL does on gcp) and the fixture sets' ``organizations.json``
+    (the simulated Typeform side: it signs the deliveries, so it holds each tenant's secret,
+    as Typeform does)."""
+    from pulse_local.serving.auth import issue_local_token, signing_key
+    from pulse_local.testing.secret_scan import stack_secrets
+
+    settings, _, _ = green_run
+    tenant = next(iter(_published_events(settings)))
+    token = issue_local_token(signing_key(settings), tenant_id=uuid.UUID(tenant))
+    answer = httpx.get(f"http://{settings.host}:{settings.serving_port}/v1/tenants/{tenant}/"
+                       "counters", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code in (200, 404), answer.text
+    secrets = {name: value.encode() for name, value in
+               stack_secrets(settings, tokens=[token]).items() if value}
+    assert sum(name.startswith("webhook secret") for name in secrets) >= 2
+    state = settings.state_dir
+    allowed = (state / "secrets", state / "postgres" / "data")
+    files = [p for p in state.rglob("*") if p.is_file() and not p.is_symlink()
+             and not any(p.is_relative_to(a) for a in allowed)
+             and not (p.is_relative_to(state / "fixtures") and p.name == "organizations.json")]
+    assert any(p.is_relative_to(settings.raw_bucket_dir) for p in files), (
+        "the raw bucket's archive is among the files scanned")
+    found = [f"{p.relative_to(state)}: {name}" for p in files
+             for name, value in secrets.items() if value in _content(p)]
+    assert found == []
+
+
+def _content(path: Path) -> bytes:
+    """A file's bytes; empty when a running service removed it meanwhile (a temporary file)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
