@@ -73,7 +73,8 @@ def replay(
         "(for big fixture sets; reference data must be seeded).")] = False,
     pending: Annotated[bool, typer.Option(
         "--pending", help="Apply the deliveries the processor archived while its database was "
-        "down (typeform/pending), through the running processor, once each.")] = False,
+        "down (typeform/pending in the profile's raw bucket: local directory or GCS), through "
+        "the running processor, once each.")] = False,
 ) -> None:
     """POST fixture webhooks (signed) to the running processor. Example: pulse-local replay fixtures/default"""
     from pulse_local.config import load_settings
