@@ -90,9 +90,19 @@ def _dumps(value: Any, ascii_only: bool = False) -> str:
     return json.dumps(value, ensure_ascii=ascii_only, sort_keys=True, separators=(",", ":"))
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
-    """A JSON list of already rendered items, one per line (diff-friendly and fast)."""
-    path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
+def _write_lines(path: Path, lines: list[str], private: bool = False) -> None:
+    """A JSON list of already rendered items, one per line (diff-friendly and fast).
+
+    `private`: the file holds secrets (the tenants' webhook secrets), so only its owner may
+    read it (0600 from creation, also when it already existed)."""
+    text = "[\n" + ",\n".join(lines) + "\n]\n"
+    if not private:
+        path.write_text(text, encoding="utf-8")
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -444,7 +454,7 @@ def generate(scale: int, seed: int, out_dir: Path, processes: int | None = None
             merged.counts[key] += value
     changes = sorted(merged.changes,
                      key=lambda c: (c["effective_at"], c["tenant_id"], c["external_id"]))
-    _write_lines(out_dir / "organizations.json", merged.orgs)
+    _write_lines(out_dir / "organizations.json", merged.orgs, private=True)
     _write_lines(out_dir / "teams.json", merged.teams)
     _write_lines(out_dir / "users.json", merged.users)
     _write_json(out_dir / "user_changes.json", changes)

@@ -48,7 +48,9 @@ def test_a_rate_spaces_the_deliveries_and_latency_counts_from_when_each_was_due(
     assert latencies[-1] > latencies[0] + 0.3  # 10 x (50 ms served - 10 ms spacing) queued
     # the client was the one holding them back: sent late by all but the service time
     assert len(delays) == 11 and delays[-1] > 0.3
-    assert all(0.04 < lat - late < 0.2 for lat, late in zip(latencies, delays, strict=True))
+    # each latency is its send delay plus at least the 50 ms service time (no upper bound:
+    # a loaded machine may add any amount, and timing is for `make bench`)
+    assert all(lat - late > 0.04 for lat, late in zip(latencies, delays, strict=True))
     assert result.send_delay_percentile(100) == max(delays)
 
 

@@ -91,3 +91,11 @@ def test_a_failed_child_leaves_no_half_written_data_set(tmp_path: Path,
     with pytest.raises(fixtures.FixtureGenerationError, match="exited with code 3"):
         generate(4, 1, tmp_path, processes=2)
     assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_the_file_of_webhook_secrets_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    (tmp_path / "organizations.json").write_text("[]\n")
+    (tmp_path / "organizations.json").chmod(0o644)  # left by an older version
+    generate(1, 3, tmp_path)
+    assert (tmp_path / "organizations.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "users.json").stat().st_mode & 0o077 != 0  # only the secrets are private
