@@ -6,6 +6,7 @@ on both profiles: the clients reach the emulators or GCP depending on the enviro
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -151,4 +152,4 @@ CHECKS: list[tuple[str, str, Callable[[Settings], str]]] = [
 
 def run_checks(settings: Settings) -> list[CheckResult]:
     """Run every round trip (one after another: they are quick) and return the results."""
-    return [_timed(service, op, lambda fn=fn: fn(settings)) for service, op, fn in CHECKS]
+    return [_timed(service, op, functools.partial(fn, settings)) for service, op, fn in CHECKS]

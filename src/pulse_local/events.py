@@ -14,12 +14,12 @@ not know).
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 RESPONSE_EVENTS_TOPIC = "response-events"
-RESPONSE_EVENT_SCHEMA_VERSION = 1
+RESPONSE_EVENT_SCHEMA_VERSION: Final = 1
 #: Namespace of deterministic event ids: uuid5(namespace, f"{response_id}:{revision}").
 EVENT_NAMESPACE = uuid.UUID("6f1c1d0e-5a8b-4c0e-9a52-7d1f3c2b9e41")
 

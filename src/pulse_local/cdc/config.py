@@ -30,10 +30,10 @@ class SourceConfig(BaseModel):
     connection_profile: str = "pulse-postgres"
     publication: str = "pulse_pipeline"
     replication_slot: str = "pulse_datastream"
-    schema_name: str = Field("public", alias="schema")
+    schema_name: str = Field(default="public", alias="schema")
     #: Copy existing rows before streaming changes (Datastream's backfill_all / backfill_none).
     backfill: bool = True
-    max_concurrent_backfill_tasks: int = Field(4, ge=1, le=50)
+    max_concurrent_backfill_tasks: int = Field(default=4, ge=1, le=50)
     #: GCP: Secret Manager secret holding the password of the Datastream login (the user of
     #: PULSE_ADMIN_DATABASE_URL); the connection profile refers to it, the password is never
     #: read or printed here.
@@ -61,9 +61,9 @@ class DestinationConfig(BaseModel):
     #: Local landing directory, relative to the state directory (or absolute).
     path: str = "warehouse/raw"
     #: Local service: land a batch at least this often while changes arrive.
-    flush_interval_ms: int = Field(200, ge=10, le=60_000)
+    flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
     #: Local service: land a batch early once it holds this many changes.
-    max_batch_changes: int = Field(50_000, ge=1)
+    max_batch_changes: int = Field(default=50_000, ge=1)
 
     @field_validator("data_freshness")
     @classmethod
@@ -94,7 +94,7 @@ class StreamConfig(BaseModel):
 
     name: str = "pulse-postgres-raw"
     display_name: str = "Pulse Postgres -> raw"
-    source: SourceConfig = SourceConfig()  # type: ignore[call-arg]
+    source: SourceConfig = SourceConfig()
     destination: DestinationConfig = DestinationConfig()
     tables: dict[str, TableConfig] = Field(default_factory=dict)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from pulse_local.conformance.comparison import compare, compare_rows, show
 from pulse_local.conformance.scope import BIGQUERY_FEATURES, FRAMEWORK_FEATURES, NON_BIGQUERY_TYPES
 from pulse_local.conformance.source import ComplianceSource
 from pulse_local.conformance.testfile import (
@@ -44,10 +45,7 @@ from pulse_local.conformance.values import (
     JsonValue,
     SqlType,
     UnsupportedType,
-    compare,
-    compare_rows,
     parse_typed,
-    show,
 )
 from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb, session
 

@@ -9,6 +9,7 @@ then ``--`` and the expected output: a typed value or ``ERROR: ...``. A section 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,10 +202,15 @@ def split_parameters(text: str) -> dict[str, str]:
     return params
 
 
+def _parenthesized(expression: str, _match: re.Match[str]) -> str:
+    return f"({expression})"
+
+
 def bind_parameters(sql: str, params: dict[str, str]) -> str:
     """Replace each ``@name`` with its parameter's expression in parentheses."""
     for name in sorted(params, key=len, reverse=True):
-        sql = re.sub(rf"(?<!@)@{name}\b", lambda _m, n=name: f"({params[n]})", sql)
+        # a literal replacement: the expression's backslashes are not a template's
+        sql = re.sub(rf"(?<!@)@{name}\b", functools.partial(_parenthesized, params[name]), sql)
     return sql
 
 

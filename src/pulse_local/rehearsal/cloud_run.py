@@ -56,7 +56,7 @@ def render_job(job_variables: dict[str, Any], flow: str | None = None) -> Any:
         # the Cloud SQL volume, command, timeout, labels, all into the job body.
         from prefect.client.schemas.objects import Flow, FlowRun
 
-        prefect_flow = Flow(name=flow)
+        prefect_flow = Flow(name=flow, labels={})
         config.prepare_for_flow_run(flow_run=FlowRun(flow_id=prefect_flow.id, name=f"{flow}-run"),
                                     flow=prefect_flow)
     return config

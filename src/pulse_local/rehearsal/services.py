@@ -8,11 +8,16 @@ bqemulator's pins clash with the main one) and start only for a rehearsal, so ``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pulse_local.config import PROJECT_ROOT, Settings
 from pulse_local.errors import ToolMissing
 from pulse_local.stack.services import ServiceSpec, native_services
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
 
 
 def emulators_venv() -> Path:
@@ -31,7 +36,7 @@ def emulator_program(name: str) -> Path:
     return path
 
 
-def bigquery_client(settings: Settings) -> object:
+def bigquery_client(settings: Settings) -> bigquery.Client:
     """The official BigQuery client on the rehearsal's emulator (anonymous credentials)."""
     from pulse_local.rehearsal.endpoints import rehearsal_endpoints
     from pulse_local.resources.clients import bigquery_client as make_client
@@ -46,22 +51,22 @@ def bigquery_ready(settings: Settings, timeout: float = 2.0) -> None:
 
     client = bigquery_client(settings)
     try:
-        list(client.list_datasets(timeout=timeout, retry=Retry(timeout=timeout)))  # type: ignore[attr-defined]
+        list(client.list_datasets(timeout=timeout, retry=Retry(timeout=timeout)))
     finally:
-        client.close()  # type: ignore[attr-defined]
+        client.close()
 
 
 def storage_ready(settings: Settings, timeout: float = 2.0) -> None:
     """``buckets.list`` through the official Cloud Storage client."""
+    import google.cloud.storage
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
 
     from pulse_local.rehearsal.endpoints import rehearsal_endpoints
 
-    client = storage.Client(project=settings.project, credentials=AnonymousCredentials(),
-                            client_options=ClientOptions(
-                                api_endpoint=rehearsal_endpoints(settings).storage))
+    client = google.cloud.storage.Client(
+        project=settings.project, credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=rehearsal_endpoints(settings).storage))
     list(client.list_buckets(timeout=timeout, retry=None))
 
 
@@ -101,6 +106,16 @@ def emulator_services() -> list[ServiceSpec]:
     ]
 
 
+def _with_env(own: Callable[[Settings], dict[str, str]],
+              extra: Mapping[str, str]) -> Callable[[Settings], dict[str, str]]:
+    """A service's environment function with ``extra`` laid over what ``own`` returns."""
+
+    def env(settings: Settings) -> dict[str, str]:
+        return {**own(settings), **extra}
+
+    return env
+
+
 #: Services that run the gcp code in the cloud (Cloud Run): on profile gcp in a rehearsal. The
 #: others are the stack's own (PostgreSQL plays Cloud SQL, the cdc service plays Datastream).
 GCP_SERVICES = ("processor", "streaming", "serving")
@@ -120,7 +135,7 @@ def rehearsal_services(gcp_settings: Settings) -> list[ServiceSpec]:
     services = []
     for spec in native_services(gcp_settings):
         if spec.name in GCP_SERVICES:
-            spec = replace(spec, env=lambda s, own=spec.env: {**own(s), **gcp_env})
+            spec = replace(spec, env=_with_env(spec.env, gcp_env))
         if spec.name == "processor":
             spec = replace(spec, depends_on=(*spec.depends_on, *names))
         services.append(spec)

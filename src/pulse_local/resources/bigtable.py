@@ -22,15 +22,23 @@ from pulse_local.resources.report import ApplyReport
 
 if TYPE_CHECKING:
     from google.cloud.bigtable import Client
-    from google.cloud.bigtable.column_family import GarbageCollectionRule
+    from google.cloud.bigtable.column_family import (
+        GCRuleIntersection,
+        GCRuleUnion,
+        MaxAgeGCRule,
+        MaxVersionsGCRule,
+    )
     from google.cloud.bigtable.instance import Instance
 
+    #: The GC rules `gc_rule` builds (the library's base class declares no ``to_pb``).
+    GcRule = MaxVersionsGCRule | MaxAgeGCRule | GCRuleUnion | GCRuleIntersection
 
-def gc_rule(spec: GcRuleSpec) -> GarbageCollectionRule:
+
+def gc_rule(spec: GcRuleSpec) -> GcRule:
     """The client-library GC rule for ``spec``."""
     from google.cloud.bigtable import column_family as cf
 
-    rules: list[GarbageCollectionRule] = []
+    rules: list[GcRule] = []
     if spec.max_versions is not None:
         rules.append(cf.MaxVersionsGCRule(spec.max_versions))
     if spec.max_age is not None:
@@ -52,7 +60,7 @@ def describe_gc_rule(spec: GcRuleSpec) -> str:
     return f" {spec.combine} ".join(parts)
 
 
-def _same_rule(actual: GarbageCollectionRule | None, desired: GarbageCollectionRule) -> bool:
+def _same_rule(actual: GcRule | None, desired: GcRule) -> bool:
     """Compare two GC rules by their protobuf form."""
     return actual is not None and actual.to_pb() == desired.to_pb()
 

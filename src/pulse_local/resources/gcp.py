@@ -10,6 +10,7 @@ fakes; `gcp_clients` builds the real ones).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,7 +99,7 @@ def apply_gcp(settings: Settings, declarations: PubSubDeclarations,
     report = ApplyReport("gcp", project)
     for name in DATASETS:
         ref = f"{project}.{name}"
-        if _missing(lambda r=ref: bq.get_dataset(r)):
+        if _missing(functools.partial(bq.get_dataset, ref)):
             dataset = bigquery.Dataset(ref)
             dataset.location = settings.location
             bq.create_dataset(dataset)
@@ -107,7 +108,7 @@ def apply_gcp(settings: Settings, declarations: PubSubDeclarations,
             report.add("dataset", ref, "exists")
     for table in subscription_tables(declarations):
         ref = f"{project}.{table}"
-        if _missing(lambda r=ref: bq.get_table(r)):
+        if _missing(functools.partial(bq.get_table, ref)):
             spec = bigquery.Table(ref, schema=[bigquery.SchemaField(n, t)
                                                for n, t in SUBSCRIPTION_TABLE_SCHEMA])
             spec.time_partitioning = bigquery.TimePartitioning(field="publish_time")

@@ -22,6 +22,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,7 +126,8 @@ class _TenantData:
 
 def _read_tenant(conn: psycopg.Connection) -> _TenantData:
     """Forms are read lazily (`_form`); users, runs and stored responses at once."""
-    users = dict(conn.execute("select external_id, id from users").fetchall())
+    users: dict[str, uuid.UUID] = dict(
+        conn.execute("select external_id, id from users").fetchall())
     runs: dict[uuid.UUID, list[tuple[datetime, datetime, uuid.UUID]]] = {}
     for assessment_id, opens_at, closes_at, run_id in conn.execute(
             "select assessment_id, opens_at, closes_at, id from assessment_runs "
@@ -166,7 +168,8 @@ def _decide(data: _TenantData, tenant_id: uuid.UUID, spec: AssessmentSpec,
     if outcome in ("duplicate", "stale"):
         assert stored is not None
         return WriteResult(stored.id, stored.revision, outcome, stored.user_id, stored.run_id)
-    user_id = data.users.get(fr.hidden.get("user_id")) if fr.hidden.get("user_id") else None
+    hidden_user = fr.hidden.get("user_id")
+    user_id = data.users.get(hidden_user) if hidden_user else None
     run_id = _run_at(data.runs.get(spec.id, []), fr.submitted_at)
     if stored is None:
         stored = data.responses[fr.token] = _Response(
@@ -195,7 +198,7 @@ def _load_tenant(conn: psycopg.Connection, backends: Backends, options: Processo
                                "seed the fixtures first (pulse-local fixtures seed DIR)")
         data = _read_tenant(conn)
         deliveries: list[tuple[Any, ...]] = []
-        archive: list[dict[str, Any]] = []
+        archive: list[Mapping[str, Any]] = []
         events: list[tuple[bytes, dict[str, str]]] = []
         received = datetime.now(UTC).isoformat()
         for body in read_webhooks(path):
@@ -227,7 +230,7 @@ def _load_tenant(conn: psycopg.Connection, backends: Backends, options: Processo
             backends.archive.append(options.archive_prefix, received[:10], archive)
         conn.execute(_TEMP_TABLES)
         cursor = conn.cursor()
-        for table, rows in (("bulk_responses", (r.row for r in changed)),
+        for table, rows in (("bulk_responses", (r.row for r in changed if r.row is not None)),
                             ("bulk_answers", (a for r in changed for a in r.answers)),
                             ("bulk_deliveries", deliveries)):
             with cursor.copy(f"copy {table} from stdin") as copy:

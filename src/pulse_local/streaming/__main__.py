@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                 # are done, the second (fold_after later) folds them.
                 store.fold(everything=True)
                 time.sleep(store.fold_after)
-                report = store.fold(everything=True)
-                print(f"folded {report.folded_entries} entries in {report.folded_rows} rows; "
-                      f"{report.waiting} still pending (events not done), "
-                      f"{report.conflicts} rows changed meanwhile (run again)")
+                folded = store.fold(everything=True)
+                print(f"folded {folded.folded_entries} entries in {folded.folded_rows} rows; "
+                      f"{folded.waiting} still pending (events not done), "
+                      f"{folded.conflicts} rows changed meanwhile (run again)")
             finally:
                 store.close()
         else:

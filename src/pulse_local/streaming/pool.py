@@ -103,7 +103,7 @@ class ChildConsumers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        codes = []
+        codes: list[int | None] = []
         for proc in live:
             try:
                 codes.append(proc.wait(max(0.1, deadline - time.monotonic())))

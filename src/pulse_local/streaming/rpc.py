@@ -133,7 +133,12 @@ class BigtableRpc:
                 rule.increment_amount = change
             else:
                 rule.append_value = change
+        import grpc
+
         stub = self.gapic.transport.read_modify_write_row
+        if not isinstance(stub, grpc.UnaryUnaryMultiCallable):
+            raise TypeError(f"the Bigtable client's transport is {type(self.gapic.transport).__name__}; "
+                            "BigtableRpc needs the gRPC transport (its calls have .future)")
         future = stub.future(wrapper.wrap(request), timeout=timeout,
                              metadata=self._routing(request.table_name))
         return PendingWrite(future, self._t["ReadModifyWriteRowResponse"])

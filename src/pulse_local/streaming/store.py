@@ -20,12 +20,12 @@ Write protocol for one batch (see docs/streaming.md, "Exactly once", for the arg
    it is a duplicate at step 1, so a folded event never comes back.
 
 The table layout (tables, families, the packed pending entries) and the read helpers live in
-`pulse_local.streaming.layout`.
+`pulse_local.streaming.layout`; the cells written and the fold's parsed row, in
+`pulse_local.streaming.cells`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -39,7 +39,19 @@ from typing import Any
 
 import pulse_local.streaming.keys as keys  # noqa: PLR0402 (no package import: circle)
 from pulse_local.config import Settings
-from pulse_local.events import ResponseEvent
+from pulse_local.streaming.cells import (
+    MS,
+    Delivered,
+    Parsed,
+    RowState,
+    add_fact,
+    batch_token,
+    delete_column,
+    now_micros,
+    parse_column,
+    row_state,
+    set_cell,
+)
 from pulse_local.streaming.layout import (
     AGGREGATE_TABLE,
     COUNTS,
@@ -47,13 +59,9 @@ from pulse_local.streaming.layout import (
     DEDUP_WINDOW,
     DONE_SUFFIX,
     ENTRY,
-    EVENT,
     FACT_TABLE,
     FOLD_TOKEN,
-    META,
     PENDING,
-    PENDING_PREFIX,
-    QUALITY,
     SEEN,
     aggregate_rows,
     bigtable_data_client,  # noqa: F401 (re-exported for stack/emulator_state.py)
@@ -61,7 +69,6 @@ from pulse_local.streaming.layout import (
     pack_entry,
     pending_sums,
 )
-from pulse_local.streaming.quality import QualityResult
 from pulse_local.streaming.rpc import (
     SCAN_TIMEOUT,
     BigtableRpc,
@@ -74,52 +81,12 @@ log = logging.getLogger("pulse_local.streaming")
 #: Attempts of a batch that stalled (too little time left for its pending write) before it
 #: is nacked.
 _STALL_RETRIES = 3
-#: Cell timestamps must be multiples of 1000 µs on Bigtable.
-_MS = 1000
 #: Rows read per fold request.
 _FOLD_CHUNK = 200
 
 
 class _Stalled(Exception):
     """The pending write would have been issued too long after `done` was read."""
-
-CONSUMER_VERSION = "pulse-local-streaming/2"
-_CONSUMER = CONSUMER_VERSION.encode()
-
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """A valid event with its Pub/Sub metadata and quality results, ready to store."""
-
-    event: ResponseEvent
-    message_id: str
-    publish_time: datetime
-    data: bytes
-    quality: QualityResult
-
-
-
-def add_fact(request: Any, item: Delivered) -> None:
-    """Append the fact row of ``item`` to a MutateRows protobuf request. Cell timestamps are
-    the event time, so rewriting the same event writes the very same cells."""
-    event = item.event
-    key = keys.fact_key(event.tenant_id, event.user_id, event.submitted_at, event.event_id)
-    ts = keys.to_millis(event.submitted_at) * _MS
-    entry = request.entries.add(row_key=key)
-    for family, qualifier, value in (
-        (EVENT, b"json", item.data),
-        (META, b"message_id", item.message_id.encode()),
-        (META, b"publish_time", item.publish_time.isoformat().encode()),
-        (META, b"consumer", _CONSUMER),
-        (QUALITY, b"status", item.quality.status.encode()),
-        (QUALITY, b"failures", json.dumps(item.quality.failures, sort_keys=True).encode()
-         if item.quality.failures else b"{}"),
-        (QUALITY, b"checks", ",".join(item.quality.checks).encode()),
-    ):
-        cell = entry.mutations.add().set_cell
-        cell.family_name, cell.column_qualifier = family, qualifier
-        cell.timestamp_micros, cell.value = ts, value
 
 
 @dataclass
@@ -132,23 +99,6 @@ class WriteResult:
     compensated: int = 0
 
 
-def _set_cell(entry: Any, family: str, qualifier: bytes, value: bytes, stamp: int) -> None:
-    cell = entry.add().set_cell
-    cell.family_name, cell.column_qualifier = family, qualifier
-    cell.timestamp_micros, cell.value = stamp, value
-
-
-def _delete_column(entry: Any, family: str, qualifier: bytes) -> None:
-    deletion = entry.add().delete_from_column
-    deletion.family_name, deletion.column_qualifier = family, qualifier
-
-
-def batch_token() -> bytes:
-    """A fresh pending-column qualifier: the wall-clock milliseconds (so qualifier order is
-    time order) and a random part (so two attempts never share a column)."""
-    return PENDING_PREFIX + f"{int(time.time() * 1000):013d}.{secrets.token_hex(6)}".encode()
-
-
 @dataclass
 class FoldReport:
     """What one `EventStore.fold` pass did."""
@@ -158,26 +108,6 @@ class FoldReport:
     folded_entries: int = 0  #: entries moved into counters (repeats removed not included)
     conflicts: int = 0  #: rows another fold changed between read and write (next pass)
     waiting: int = 0  #: entries left pending (not done long enough yet)
-
-
-@dataclass
-class _RowState:
-    """An aggregate row as the fold reads it."""
-
-    key: bytes
-    counters: dict[bytes, int] = field(default_factory=dict)
-    token: bytes | None = None
-    columns: list[tuple[bytes, int, bytes]] = field(default_factory=list)  # qualifier, ts, value
-    #: Pending columns that have their done cell (every event of theirs is marked done).
-    done: set[bytes] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """A pending column's entries, parsed once (columns are written once)."""
-
-    entries: list[tuple[bytes, int, int, int, int]]
-    ids: frozenset[bytes]
 
 
 class EventStore:
@@ -205,7 +135,7 @@ class EventStore:
         self._column_seen: dict[tuple[bytes, bytes], float] = {}
         #: row -> (pending column, value length) -> its parsed entries (the columns the row
         #: had when last read).
-        self._parsed: dict[bytes, dict[tuple[bytes, int], _Parsed]] = {}
+        self._parsed: dict[bytes, dict[tuple[bytes, int], Parsed]] = {}
         #: Rows with pending entries this process wrote or left pending -> when a fold pass
         #: should read them next (monotonic): the fold's work.
         self._to_fold: dict[bytes, float] = {}
@@ -228,10 +158,10 @@ class EventStore:
                   done_before: datetime | None = None) -> set[bytes]:
         """The dedup keys already marked ``done`` within the dedup window (and, with
         ``done_before``, marked before that time)."""
-        since = int((time.time() - DEDUP_WINDOW.total_seconds()) * 1000) * _MS
+        since = int((time.time() - DEDUP_WINDOW.total_seconds()) * 1000) * MS
         window: dict[str, int] = {"start_timestamp_micros": since}
         if done_before is not None:
-            window["end_timestamp_micros"] = keys.to_millis(done_before) * _MS
+            window["end_timestamp_micros"] = keys.to_millis(done_before) * MS
         row_filter = self.rpc.row_filter(chain={"filters": [
             {"family_name_regex_filter": SEEN},
             {"column_qualifier_regex_filter": b"done"},
@@ -298,11 +228,11 @@ class EventStore:
         if not todo:
             return result
 
-        token, now_us = batch_token(), int(time.time() * 1000) * _MS
+        token, now_us = batch_token(), now_micros()
         pending = self.rpc.new_mutate_request(AGGREGATE_TABLE)
         for row, row_entries in entries.items():
-            _set_cell(pending.entries.add(row_key=row).mutations, PENDING, token,
-                      b"".join(row_entries), now_us)
+            set_cell(pending.entries.add(row_key=row).mutations, PENDING, token,
+                     b"".join(row_entries), now_us)
         with self._lock:  # a failed attempt's rows are looked at later too
             for row in entries:
                 self._to_fold.setdefault(row, time.monotonic() + 1.5 * self.fold_after)
@@ -316,10 +246,10 @@ class EventStore:
         self.rpc.mutate_rows(pending, timeout=remaining, retry=False)
         self.rpc.mutate_rows(facts)
         marks = self.rpc.new_mutate_request(DEDUP_TABLE)
-        now_us = int(time.time() * 1000) * _MS
+        now_us = now_micros()
         for index, dk in todo:
-            _set_cell(marks.entries.add(row_key=dk).mutations, SEEN, b"done",
-                      items[index].message_id.encode(), now_us)
+            set_cell(marks.entries.add(row_key=dk).mutations, SEEN, b"done",
+                     items[index].message_id.encode(), now_us)
         self.rpc.mutate_rows(marks)
         seen = time.monotonic()
         with self._lock:
@@ -329,8 +259,8 @@ class EventStore:
                                          seen + self.fold_after)
         done_cells = self.rpc.new_mutate_request(AGGREGATE_TABLE)
         for row in entries:
-            _set_cell(done_cells.entries.add(row_key=row).mutations, PENDING,
-                      token + DONE_SUFFIX, b"", now_us)
+            set_cell(done_cells.entries.add(row_key=row).mutations, PENDING,
+                     token + DONE_SUFFIX, b"", now_us)
         self.rpc.mutate_rows(done_cells)
         result.written = [index for index, _ in todo]
         return result
@@ -383,7 +313,7 @@ class EventStore:
             self._next_forget = time.monotonic() + self.fold_after
         return report
 
-    def _read_rows(self, row_keys: Sequence[bytes]) -> list[_RowState]:
+    def _read_rows(self, row_keys: Sequence[bytes]) -> list[RowState]:
         row_filter = self.rpc.row_filter(chain={"filters": [
             {"interleave": {"filters": [{"family_name_regex_filter": COUNTS},
                                         {"family_name_regex_filter": PENDING}]}},
@@ -391,17 +321,7 @@ class EventStore:
         ]})
         states = []
         for key, cells in self.rpc.read_cells(AGGREGATE_TABLE, row_filter, row_keys):
-            state = _RowState(key)
-            for family, qualifier, stamp, value in cells:
-                if family == PENDING:
-                    if qualifier.endswith(DONE_SUFFIX):
-                        state.done.add(qualifier[:-len(DONE_SUFFIX)])
-                    else:
-                        state.columns.append((qualifier, stamp, value))
-                elif qualifier == FOLD_TOKEN:
-                    state.token = value
-                else:
-                    state.counters[qualifier] = int64(value)
+            state = row_state(key, cells)
             present = {(q, len(v)) for q, _, v in state.columns}
             with self._lock:  # parsed columns that are gone are forgotten
                 cache = self._parsed.pop(key, {})
@@ -411,18 +331,16 @@ class EventStore:
                 states.append(state)
         return states
 
-    def _parse(self, row: bytes, qualifier: bytes, value: bytes) -> _Parsed:
+    def _parse(self, row: bytes, qualifier: bytes, value: bytes) -> Parsed:
         """The entries of a pending column, parsed on first sight (a column is written once;
         a partly folded one is rewritten shorter, so its length tells the versions apart)."""
         cache = self._parsed.setdefault(row, {})
         parsed = cache.get((qualifier, len(value)))
         if parsed is None:
-            entries = list(ENTRY.iter_unpack(value))
-            parsed = cache[qualifier, len(value)] = _Parsed(entries,
-                                                            frozenset(e[0] for e in entries))
+            parsed = cache[qualifier, len(value)] = parse_column(value)
         return parsed
 
-    def _learn_done(self, states: Sequence[_RowState]) -> None:
+    def _learn_done(self, states: Sequence[RowState]) -> None:
         """Note when done cells were first seen, and read the done marks of events in columns
         without one (attempts that died before writing it) not looked up recently."""
         now = time.monotonic()  # after the read: the done cells were there by now
@@ -456,7 +374,7 @@ class EventStore:
                 else:
                     self._not_done[event] = seen
 
-    def _ready(self, state: _RowState, read_at: float) -> tuple[set[bytes], float | None]:
+    def _ready(self, state: RowState, read_at: float) -> tuple[set[bytes], float | None]:
         """The events of a row read at ``read_at`` that may be folded (seen done at least
         ``fold_after`` before the read), and when the next ones may (None: nothing known to
         become ready)."""
@@ -481,7 +399,7 @@ class EventStore:
                     upcoming.append(seen + self.fold_after)
         return ready, min(upcoming, default=None)
 
-    def _fold_row(self, state: _RowState, report: FoldReport, read_at: float) -> None:
+    def _fold_row(self, state: RowState, report: FoldReport, read_at: float) -> None:
         """Fold what is ready in one row read at ``read_at`` (one CheckAndMutateRow)."""
         ready, upcoming = self._ready(state, read_at)
         columns = sorted(state.columns)  # qualifier (= time) order: an event's first entry counts
@@ -515,24 +433,24 @@ class EventStore:
                 {"value_regex_filter": state.token},
             ]}))
             mutations = request.true_mutations
-        stamp = int(time.time() * 1000) * _MS
+        stamp = now_micros()
         for column, amount in pending_sums(folded).items():
             qualifier = column.encode()
             total = state.counters.get(qualifier, 0) + amount
-            _delete_column(mutations, COUNTS, qualifier)  # one version: the new count
-            _set_cell(mutations, COUNTS, qualifier, total.to_bytes(8, "big", signed=True), stamp)
-        _delete_column(mutations, COUNTS, FOLD_TOKEN)
-        _set_cell(mutations, COUNTS, FOLD_TOKEN, secrets.token_hex(8).encode(), stamp)
+            delete_column(mutations, COUNTS, qualifier)  # one version: the new count
+            set_cell(mutations, COUNTS, qualifier, total.to_bytes(8, "big", signed=True), stamp)
+        delete_column(mutations, COUNTS, FOLD_TOKEN)
+        set_cell(mutations, COUNTS, FOLD_TOKEN, secrets.token_hex(8).encode(), stamp)
         for qualifier, column_stamp, parsed in touched:
             kept = [e for e in parsed.entries if e[0] not in ready]
-            _delete_column(mutations, PENDING, qualifier)
+            delete_column(mutations, PENDING, qualifier)
             if kept:
-                _set_cell(mutations, PENDING, qualifier, b"".join(ENTRY.pack(*e) for e in kept),
-                          column_stamp)
+                set_cell(mutations, PENDING, qualifier, b"".join(ENTRY.pack(*e) for e in kept),
+                         column_stamp)
             else:
-                _delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
+                delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
         for qualifier in orphan_marks:  # a done cell whose column went before it was written
-            _delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
+            delete_column(mutations, PENDING, qualifier + DONE_SUFFIX)
         if self.rpc.check_and_mutate(request) == (state.token is not None):
             report.folded_rows += 1
             report.folded_entries += len(folded)

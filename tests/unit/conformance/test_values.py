@@ -6,7 +6,8 @@ from typing import Any
 
 import duckdb
 
-from pulse_local.conformance.values import compare_rows, floats_equal, parse_typed
+from pulse_local.conformance.comparison import compare_rows, floats_equal
+from pulse_local.conformance.values import parse_typed
 
 
 def _result(sql: str) -> tuple[list[tuple[Any, ...]], list[Any]]:
