@@ -9,9 +9,9 @@ table), and falls in one of three classes:
 * `BIGQUERY_RENDERED`: the plugin makes ``adapter.dispatch`` render what dbt-bigquery renders
   (a project's own ``bigquery__<name>`` first, then the rendering here), so the model reads
   the same BigQuery SQL as on the gcp target and the translator gives BigQuery's answer.
-  Only macros whose SQL lands in model code are here: dbt's internals that run SQL directly
-  on DuckDB (``date_spine``'s interval query uses ``datediff``; freshness and snapshots use
-  ``current_timestamp``) keep DuckDB's rendering.
+  dbt's ``get_intervals_between`` (``date_spine``'s period count, a query dbt runs itself)
+  is counted with BigQuery's ``datediff``, translated; freshness and snapshots run
+  ``current_timestamp`` themselves and keep DuckDB's (verified equal) rendering.
 * `VERIFIED`: the DuckDB rendering, read as BigQuery SQL, was run against the translated
   dbt-bigquery rendering over NULLs, empty strings, negatives and time zones and gave equal
   values and types; it is left alone.
@@ -45,19 +45,14 @@ VERIFIED: dict[str, str] = {
     "current_timestamp_backcompat": "current_timestamp::timestamp = current_timestamp: TIMESTAMP",
     "current_timestamp_in_utc_backcompat": "as current_timestamp_backcompat",
     "snapshot_get_time": "dbt's snapshot internals (DuckDB SQL they run themselves)",
-    "date_spine": "its rows equal BigQuery's GENERATE_DATE_ARRAY / GENERATE_TIMESTAMP_ARRAY "
-                  "spine (its dateadd and generate_series render BigQuery SQL here)",
-    "get_intervals_between": "dbt internal of date_spine: runs its own DuckDB query",
+    "date_spine": "its rows equal a spine of BigQuery's datetime_diff periods by datetime_add "
+                  "(its dateadd, generate_series and interval count are BigQuery's here)",
     "get_powers_of_two": "dbt internal of generate_series (plain integers)",
     "default_last_day": "dbt internal of last_day (built on the BigQuery-rendered macros)",
 }
 
 #: Cross-database macros refused on this target: why, and what to write instead.
 REFUSED: dict[str, str] = {
-    "datediff": "DuckDB's date_diff('part', a::timestamp, b::timestamp) does not run as "
-                "BigQuery SQL, and dbt's date_spine runs dbt.datediff directly on DuckDB, so "
-                "it cannot render BigQuery SQL. Write date_diff(b, a, part) for DATEs, "
-                "datetime_diff(b, a, part) or timestamp_diff(b, a, part)",
     "_split_part_negative": "a helper of other databases' split_part; write "
                             "split(s, delimiter)[safe_offset(n)]",
 }
@@ -119,6 +114,8 @@ def _array_construct(inputs: list[str] | None = None, data_type: str = "INT64") 
 
 #: SQL renderings of dbt-bigquery for macros whose text has no Jinja dependencies.
 _TEXT_RENDERINGS: dict[str, Callable[..., str]] = {
+    "datediff": lambda first_date, second_date, datepart:
+        f"datetime_diff(cast({second_date} as datetime), cast({first_date} as datetime), {datepart})",
     "dateadd": lambda datepart, interval, from_date_or_timestamp:
         f"datetime_add(cast({from_date_or_timestamp} as datetime), interval {interval} {datepart})",
     "date_trunc": lambda datepart, date: f"timestamp_trunc(cast({date} as timestamp), {datepart})",
@@ -143,8 +140,41 @@ _TEXT_RENDERINGS: dict[str, Callable[..., str]] = {
 #: Macros for which dbt-bigquery uses dbt's ``default__`` implementation (taken from dbt itself).
 _DEFAULT_IMPLEMENTATIONS = ("last_day", "generate_series")
 
+def _intervals_between(wrapper: Any) -> Callable[..., int]:
+    """dbt's ``get_intervals_between`` (date_spine's period count), counted as BigQuery counts:
+    BigQuery's ``datediff`` rendering, translated, run on the warehouse through dbt's adapter.
+    While dbt parses (no warehouse) it returns 1, as dbt's own macro does."""
+
+    def get_intervals_between(start_date: str, end_date: str, datepart: str) -> int:
+        from dbt.context.providers import RuntimeDatabaseWrapper
+        from dbt_common.exceptions import CompilationError
+
+        from pulse_local.translate.core import translate
+        from pulse_local.translate.errors import UntranslatableSQL
+
+        if not isinstance(wrapper, RuntimeDatabaseWrapper):
+            return 1
+        bigquery = "select " + _TEXT_RENDERINGS["datediff"](start_date, end_date, datepart)
+        try:
+            duck = translate(bigquery)
+        except UntranslatableSQL as err:
+            raise CompilationError(f"dbt.date_spine's interval count {bigquery!r} cannot run on "
+                                   f"DuckDB: {err}") from err
+        _, table = wrapper._adapter.execute(duck, fetch=True)
+        rows = list(table.rows)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 1
+
+    return get_intervals_between
+
+
+#: Renderings that need dbt's adapter (they run SQL while the model compiles).
+_ADAPTER_RENDERINGS: dict[str, Callable[[Any], Callable[..., Any]]] = {
+    "get_intervals_between": _intervals_between,
+}
+
 #: Every macro the plugin renders as BigQuery SQL.
-BIGQUERY_RENDERED: frozenset[str] = frozenset(_TEXT_RENDERINGS) | frozenset(_DEFAULT_IMPLEMENTATIONS)
+BIGQUERY_RENDERED: frozenset[str] = (frozenset(_TEXT_RENDERINGS) | frozenset(_ADAPTER_RENDERINGS)
+                                     | frozenset(_DEFAULT_IMPLEMENTATIONS))
 
 #: dbt's cross-database macros outside ``macros/utils`` (they live in ``macros/adapters``).
 _TIMESTAMP_MACROS = frozenset({"current_timestamp", "current_timestamp_backcompat",
@@ -238,6 +268,20 @@ def refuse_unverified_macros(node: Any, manifest: Any) -> None:
     raise CompilationError(refusal_message(node, found), node=node)
 
 
+class Rendering:
+    """What the wrapped ``adapter.dispatch`` returns: called from Jinja it renders BigQuery SQL;
+    ``.macro`` is the macro dbt's own dispatch chose, which dbt's static parser records as the
+    caller's dependency (so manifests and the guard see the same dependencies as without the
+    plugin)."""
+
+    def __init__(self, render: Callable[..., Any], macro: Any) -> None:
+        self._render = render
+        self.macro = macro
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._render(*args, **kwargs)
+
+
 def bigquery_rendering(wrapper: Any, name: str, namespace: str | None) -> Any:
     """What ``adapter.dispatch(name, namespace)`` returns on BigQuery, for a macro in
     `BIGQUERY_RENDERED`: the project's (or a package's) own ``bigquery__<name>``, else
@@ -253,6 +297,8 @@ def bigquery_rendering(wrapper: Any, name: str, namespace: str | None) -> Any:
             return found
     if name in _TEXT_RENDERINGS:
         return _TEXT_RENDERINGS[name]
+    if name in _ADAPTER_RENDERINGS:
+        return _ADAPTER_RENDERINGS[name](wrapper)
     return wrapper._namespace.get_from_package("dbt", f"default__{name}")
 
 
@@ -270,7 +316,11 @@ def install_dispatch_hook(uses_plugin: Callable[[Any], bool]) -> None:
                  packages: Any = None) -> Any:
         if (macro_namespace == "dbt" and packages is None and macro_name in BIGQUERY_RENDERED
                 and uses_plugin(getattr(self._adapter.config, "credentials", None))):
-            return bigquery_rendering(self, macro_name, macro_namespace)
+            chosen = original(self, macro_name, macro_namespace, packages)
+            rendering = bigquery_rendering(self, macro_name, macro_namespace)
+            if hasattr(rendering, "macro"):  # a dbt macro (bigquery__<name> or default__<name>)
+                return rendering
+            return Rendering(rendering, getattr(chosen, "macro", None))
         return original(self, macro_name, macro_namespace, packages)
 
     setattr(dispatch, _HOOK_ATTR, True)
