@@ -9,9 +9,11 @@ table), and falls in one of three classes:
 * `BIGQUERY_RENDERED`: the plugin makes ``adapter.dispatch`` render what dbt-bigquery renders
   (a project's own ``bigquery__<name>`` first, then the rendering here), so the model reads
   the same BigQuery SQL as on the gcp target and the translator gives BigQuery's answer.
-  dbt's ``get_intervals_between`` (``date_spine``'s period count, a query dbt runs itself)
-  is counted with BigQuery's ``datediff``, translated; freshness and snapshots run
-  ``current_timestamp`` themselves and keep DuckDB's (verified equal) rendering.
+  Only while a node's code renders (the SQL the plugin translates): SQL dbt renders while it
+  executes a node (unit tests' expected rows through ``safe_cast``, snapshots, freshness)
+  runs on DuckDB untranslated and keeps DuckDB's rendering. dbt's ``get_intervals_between``
+  (``date_spine``'s period count, a query dbt runs itself while rendering the model) is
+  counted with BigQuery's ``datediff``, translated.
 * `VERIFIED`: the DuckDB rendering, read as BigQuery SQL, was run against the translated
   dbt-bigquery rendering over NULLs, empty strings, negatives and time zones and gave equal
   values and types; it is left alone.
@@ -23,7 +25,10 @@ table), and falls in one of three classes:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 #: Cross-database macros kept as DuckDB renders them, with what the comparison showed.
@@ -94,13 +99,19 @@ def _listagg(measure: str, delimiter_text: str = "','", order_by_clause: str | N
 
 
 def _safe_cast(field: Any, type_: str) -> str:
-    """safe_cast(field as type) for SQL text arguments (dbt-bigquery's list/dict forms are
-    refused: write the BigQuery SQL)."""
-    if not isinstance(field, str):
-        raise TypeError("dbt.safe_cast with a list or dict argument: write BigQuery's "
-                        "safe_cast(x as type) in the model")
+    """safe_cast(field as type), as dbt-bigquery renders it: `field` is SQL text, or a value
+    from a unit-test fixture (a number, a list for an ARRAY type, a dict for JSON)."""
     type_ = _bigquery_type(type_)
-    if type_.lower().startswith("struct") or type_.lower() == "geography":
+    lowered = type_.lower()
+    if lowered.startswith("array") and isinstance(field, (list, tuple)) and field:
+        element = type_[6:-1]
+        if element.lower().startswith("struct") or element.lower() == "geography":
+            items = ", ".join(str(item).strip('"').strip("'") for item in field)
+            return f"(select array_agg(safe_cast(i as {element})) from unnest([{items}]) i)"
+        return f"(select array_agg(safe_cast(i as {element})) from unnest({field}) i)"
+    if lowered == "json" and isinstance(field, Mapping):
+        return f"safe_cast(json '{_quote_escaped(json.dumps(field))}' as json)"
+    if isinstance(field, str) and (lowered.startswith("struct") or lowered == "geography"):
         field = field.strip('"').strip("'")
     return f"safe_cast({field} as {type_})"
 
@@ -184,6 +195,21 @@ _DBT_PACKAGES = frozenset({"dbt", "dbt_duckdb"})
 #: Adapter packages whose macros are internals of their adapter (never followed).
 _ADAPTER_PACKAGES = frozenset({"dbt_duckdb", "dbt_bigquery", "dbt_postgres"})
 _HOOK_ATTR = "__pulse_crossdb_dispatch__"
+
+#: True while dbt renders a node's code, the SQL the plugin translates as BigQuery SQL. SQL dbt
+#: renders while it *executes* a node (materializations, unit tests' expected rows, snapshots,
+#: freshness) runs on DuckDB as it is, so it keeps DuckDB's renderings.
+_RENDERING_NODE_SQL: ContextVar[bool] = ContextVar("pulse_rendering_node_sql", default=False)
+
+
+@contextmanager
+def rendering_node_sql() -> Iterator[None]:
+    """Within this block (the plugin's compile hook) dispatch renders BigQuery SQL."""
+    token = _RENDERING_NODE_SQL.set(True)
+    try:
+        yield
+    finally:
+        _RENDERING_NODE_SQL.reset(token)
 
 
 def macro_name(unique_id: str) -> tuple[str, str]:
@@ -303,8 +329,9 @@ def bigquery_rendering(wrapper: Any, name: str, namespace: str | None) -> Any:
 
 
 def install_dispatch_hook(uses_plugin: Callable[[Any], bool]) -> None:
-    """Wrap dbt's ``adapter.dispatch`` so that, on a target whose credentials `uses_plugin`,
-    the macros in `BIGQUERY_RENDERED` of the ``dbt`` namespace render BigQuery SQL (idempotent)."""
+    """Wrap dbt's ``adapter.dispatch`` so that, while a node's code renders
+    (`rendering_node_sql`) on a target whose credentials `uses_plugin`, the macros in
+    `BIGQUERY_RENDERED` of the ``dbt`` namespace render BigQuery SQL (idempotent)."""
     from dbt.context.providers import BaseDatabaseWrapper
 
     original = BaseDatabaseWrapper.dispatch
@@ -314,8 +341,8 @@ def install_dispatch_hook(uses_plugin: Callable[[Any], bool]) -> None:
     @functools.wraps(original)
     def dispatch(self: Any, macro_name: str, macro_namespace: str | None = None,
                  packages: Any = None) -> Any:
-        if (macro_namespace == "dbt" and packages is None and macro_name in BIGQUERY_RENDERED
-                and uses_plugin(getattr(self._adapter.config, "credentials", None))):
+        if (_RENDERING_NODE_SQL.get() and macro_namespace == "dbt" and packages is None
+                and macro_name in BIGQUERY_RENDERED and uses_plugin(getattr(self._adapter.config, "credentials", None))):
             chosen = original(self, macro_name, macro_namespace, packages)
             rendering = bigquery_rendering(self, macro_name, macro_namespace)
             if hasattr(rendering, "macro"):  # a dbt macro (bigquery__<name> or default__<name>)

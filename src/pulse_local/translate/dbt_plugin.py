@@ -37,6 +37,7 @@ Mechanism (see docs/translation.md for the reasoning):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
@@ -261,8 +262,10 @@ def install_compile_hook() -> None:
 
     @functools.wraps(original)
     def _compile_code(self: Any, node: Any, manifest: Any, extra_context: Any = None) -> Any:
-        node = original(self, node, manifest, extra_context)
-        if _uses_plugin(getattr(self.config, "credentials", None)):
+        uses_plugin = _uses_plugin(getattr(self.config, "credentials", None))
+        with crossdb.rendering_node_sql() if uses_plugin else contextlib.nullcontext():
+            node = original(self, node, manifest, extra_context)
+        if uses_plugin:
             refuse_duckdb_flavoured_macros(node, manifest)
             if _plugin_option(self.config.credentials, EMPTY_BUILD_OPTION) and getattr(
                     node, "compiled_code", None):
