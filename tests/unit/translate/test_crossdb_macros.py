@@ -7,7 +7,8 @@ offline, ``--no-populate-cache``, a dummy token; nothing is sent) and for a ``du
 with the translation plugin. The bigquery rendering, translated, is the reference; the
 plugin's compiled (translated) SQL must return equal values and equal types on DuckDB, and a
 refused macro must fail the node's compilation naming the macro and what to write.
-About 60 s (two dbt compiles of ~110 models and one dbt run of the refused ones).
+About 60 s (two dbt compiles of ~110 models, a dbt run of the refused ones, a dbt build of a
+unit-tested model).
 """
 
 from __future__ import annotations
@@ -168,6 +169,29 @@ PROJECT_MACROS = """{% macro last_part(column) -%}
 {%- endmacro %}
 """
 
+#: A dbt unit test: its input rows are rendered into the node's code (BigQuery renderings of
+#: safe_cast / escape_single_quotes, translated), its expected rows while dbt executes it (DuckDB
+#: renderings, run untranslated). Both must hold a quote, a NULL and a negative number.
+UNIT_MODELS = {
+    "unit_input": "select 'x' as s, 1 as n",
+    "unit_subject": "select upper(s) as u, n * 2 as n2, "
+                    "{{ dbt.concat(['s', \"'!'\"]) }} as c from {{ ref('unit_input') }}",
+}
+UNIT_TESTS = """unit_tests:
+  - name: unit_subject_keeps_quotes_nulls_and_signs
+    model: unit_subject
+    given:
+      - input: ref('unit_input')
+        rows:
+          - {s: "it's", n: 2}
+          - {s: null, n: -1}
+    expect:
+      rows:
+        - {u: "IT'S", n2: 4, c: "it's!"}
+        - {u: null, n2: -2, c: null}
+"""
+UNIT_SELECTION = ["unit_input", "unit_subject"]
+
 PROFILES = """crossdb:
   target: duckdb
   outputs:
@@ -221,16 +245,19 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (root / "profiles.yml").write_text(PROFILES.format(db=root / "crossdb.duckdb"))
     (root / "macros").mkdir()
     (root / "macros" / "last_part.sql").write_text(PROJECT_MACROS)
-    for name, sql in CASES.items():
+    for name, sql in {**CASES, **UNIT_MODELS}.items():
         (root / "models" / f"{name}.sql").write_text(sql + "\n")
+    (root / "models" / "unit_tests.yml").write_text(UNIT_TESTS)
     refused = sorted(REFUSED_CASES)
-    local = _compiled_code(_dbt(root, "duckdb", "compile", ["--exclude", *refused]))
+    local = _compiled_code(_dbt(root, "duckdb", "compile", ["--exclude", *refused, *UNIT_SELECTION]))
     local_errors = _errors(_dbt(root, "duckdb", "run", ["--select", *refused]))
-    bigquery = _compiled_code(_dbt(root, "bigquery", "compile",
-                                   ["--exclude", *SPINE_REFERENCE, *REFUSED_CASES]))
+    unit_results = _dbt(root, "duckdb", "build", ["--select", *UNIT_SELECTION]) / "run_results.json"
+    bigquery = _compiled_code(_dbt(root, "bigquery", "compile", [
+        "--exclude", *SPINE_REFERENCE, *REFUSED_CASES, *UNIT_SELECTION]))
     con = duckdb.connect()
     session.configure(con)
-    yield {"local": local, "local_errors": local_errors, "bigquery": bigquery, "con": con}
+    yield {"local": local, "local_errors": local_errors, "bigquery": bigquery, "con": con,
+           "unit_results": json.loads(unit_results.read_text())["results"]}
     con.close()
 
 
@@ -262,6 +289,14 @@ def test_refused_macro_fails_compilation_naming_what_to_write(
     assert "dbt._split_part_negative:" in message, message
     assert "split(s, delimiter)[safe_offset(n)]" in message, message
     assert f"models/{name}.sql" in message
+
+
+def test_dbt_unit_test_renders_inputs_as_bigquery_and_expected_rows_as_duckdb(
+        compiled: dict[str, Any]) -> None:
+    statuses = {r["unique_id"].split(".")[-1]: (r["status"], r["message"])
+                for r in compiled["unit_results"]}
+    assert statuses.get("unit_subject_keeps_quotes_nulls_and_signs", ("absent",))[0] == "pass", statuses
+    assert statuses["unit_subject"][0] == "success", statuses
 
 
 def test_every_cross_database_macro_dbt_ships_is_classified() -> None:
