@@ -183,6 +183,11 @@ _ADAPTER_RENDERINGS: dict[str, Callable[[Any], Callable[..., Any]]] = {
     "get_intervals_between": _intervals_between,
 }
 
+#: Packages whose ``get_intervals_between`` (a date spine's period count, a query the macro
+#: runs itself while the model renders) the plugin counts as BigQuery counts: dbt's own and
+#: dbt_utils' (whose ``date_spine`` runs ``dbt.datediff`` in it).
+_INTERVAL_COUNT_NAMESPACES = frozenset({"dbt", "dbt_utils"})
+
 #: Every macro the plugin renders as BigQuery SQL.
 BIGQUERY_RENDERED: frozenset[str] = (frozenset(_TEXT_RENDERINGS) | frozenset(_ADAPTER_RENDERINGS)
                                      | frozenset(_DEFAULT_IMPLEMENTATIONS))
@@ -328,6 +333,13 @@ def bigquery_rendering(wrapper: Any, name: str, namespace: str | None) -> Any:
     return wrapper._namespace.get_from_package("dbt", f"default__{name}")
 
 
+def _renders_as_bigquery(name: str, namespace: str | None) -> bool:
+    """True for a dispatch the plugin answers with BigQuery's rendering."""
+    if name == "get_intervals_between":
+        return namespace in _INTERVAL_COUNT_NAMESPACES
+    return namespace == "dbt" and name in BIGQUERY_RENDERED
+
+
 def install_dispatch_hook(uses_plugin: Callable[[Any], bool]) -> None:
     """Wrap dbt's ``adapter.dispatch`` so that, while a node's code renders
     (`rendering_node_sql`) on a target whose credentials `uses_plugin`, the macros in
@@ -341,8 +353,9 @@ def install_dispatch_hook(uses_plugin: Callable[[Any], bool]) -> None:
     @functools.wraps(original)
     def dispatch(self: Any, macro_name: str, macro_namespace: str | None = None,
                  packages: Any = None) -> Any:
-        if (_RENDERING_NODE_SQL.get() and macro_namespace == "dbt" and packages is None
-                and macro_name in BIGQUERY_RENDERED and uses_plugin(getattr(self._adapter.config, "credentials", None))):
+        if packages is None and _RENDERING_NODE_SQL.get() and _renders_as_bigquery(
+                macro_name, macro_namespace) and uses_plugin(
+                    getattr(self._adapter.config, "credentials", None)):
             chosen = original(self, macro_name, macro_namespace, packages)
             rendering = bigquery_rendering(self, macro_name, macro_namespace)
             if hasattr(rendering, "macro"):  # a dbt macro (bigquery__<name> or default__<name>)

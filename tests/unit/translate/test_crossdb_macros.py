@@ -137,6 +137,7 @@ case("date_spine_year", "select date_year from ({{ dbt.date_spine('year', \"cast
 case("date_spine_hour", "select date_hour from ({{ dbt.date_spine('hour', \"cast('2024-03-30 22:00:00' as datetime)\", \"cast('2024-03-31 03:00:00' as datetime)\") }}) as s")
 case("split_part_negative_direct", f"select id, {{{{ dbt._split_part_negative('s', \"','\", -1) }}}} as r from {S}")
 case("split_part_negative_via_macro", f"select id, {{{{ last_part('s') }}}} as r from {S}")
+case("package_interval_count", "select cast({{ adapter.dispatch('get_intervals_between', 'dbt_utils')(\"cast('2024-01-31' as date)\", \"cast('2024-03-01' as date)\", 'month') }} as int64) as n")
 case("date_spine_week", "select date_week from ({{ dbt.date_spine('week', \"cast('2024-01-30' as date)\", \"cast('2024-02-20' as date)\") }}) as s")
 
 
@@ -149,12 +150,14 @@ def _spine(part: str, start: str, end: str) -> str:
             f"where {first} <= {end}")
 
 
-#: date_spine cannot compile for BigQuery offline (it queries the warehouse for its interval
-#: count); its reference is written from BigQuery's functions.
+#: date_spine and interval counts cannot compile for BigQuery offline (they query the warehouse
+#: for the count); their reference is written from BigQuery's functions.
 SPINE_REFERENCE = {
     "date_spine_day": _spine("day", "date '2024-01-30'", "date '2024-02-02'"),
     "date_spine_month": _spine("month", "date '2023-11-30'", "date '2024-03-01'"),
     "date_spine_week": _spine("week", "date '2024-01-30'", "date '2024-02-20'"),
+    "package_interval_count": "select datetime_diff(datetime '2024-03-01', datetime '2024-01-31', "
+                              "month) as n",
     "date_spine_week_saturday": _spine("week", "date '2024-02-03'", "date '2024-02-25'"),
     "date_spine_year": _spine("year", "date '2020-02-29'", "date '2024-02-28'"),
     "date_spine_hour": _spine("hour", "datetime '2024-03-30 22:00:00'", "datetime '2024-03-31 03:00:00'"),
@@ -163,9 +166,19 @@ SPINE_REFERENCE = {
 CLOCK_CASES = {"current_timestamp", "current_timestamp_backcompat",
                "current_timestamp_in_utc_backcompat"}
 REFUSED_CASES = {"split_part_negative_direct", "split_part_negative_via_macro"}
-#: A project macro over a refused macro: the guard follows project macros.
+#: A project macro over a refused macro: the guard follows project macros. And a package-style
+#: interval count (as dbt_utils' date_spine dispatches to): it runs dbt.datediff in a statement
+#: while the model renders, which the plugin answers with BigQuery's count instead.
 PROJECT_MACROS = """{% macro last_part(column) -%}
     {{ dbt._split_part_negative(column, "','", -1) }}
+{%- endmacro %}
+
+{% macro default__get_intervals_between(start_date, end_date, datepart) -%}
+    {%- call statement('count_periods', fetch_result=True) -%}
+        select {{ dbt.datediff(start_date, end_date, datepart) }}
+    {%- endcall -%}
+    {%- set counted = load_result('count_periods') -%}
+    {{ return(counted['data'][0][0] if counted else 1) }}
 {%- endmacro %}
 """
 
