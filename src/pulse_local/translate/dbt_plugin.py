@@ -26,6 +26,9 @@ Mechanism (see docs/translation.md for the reasoning):
 * Wildcard tables (`dataset.prefix*`) are looked up in the warehouse through dbt's own
   connection when the node compiles, i.e. just before it runs
   (`pulse_local.translate.wildcards`).
+* dbt's cross-database macros (`pulse_local.translate.crossdb`) render dbt-bigquery's SQL
+  where that is safe; those verified equal keep DuckDB's rendering; any other one a node
+  calls is refused at compile time with the BigQuery SQL to write.
 * A self-check runs when dbt-duckdb opens the database (``configure_connection``):
   it verifies the compile hook is installed on the method dbt calls and that a
   BigQuery-only probe returns BigQuery's answer (a DATE) on this DuckDB. If either
@@ -34,6 +37,7 @@ Mechanism (see docs/translation.md for the reasoning):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
@@ -42,7 +46,7 @@ from importlib import metadata
 from typing import Any
 
 from pulse_local.errors import PulseError
-from pulse_local.translate import functions, session
+from pulse_local.translate import crossdb, functions, session
 from pulse_local.translate.core import translate
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.partitioning import (
@@ -163,66 +167,11 @@ def apply_bigquery_configs(node: Any, code: str) -> str:
     return substitute_max_partition(code, max_partition_sql(partition, relation))
 
 
-#: dbt's cross-database macros whose rendering on a DuckDB target means something else when read
-#: as BigQuery SQL (the plugin translates model SQL as BigQuery SQL), with what to write instead.
-DUCKDB_FLAVOURED_MACROS = {
-    "hash": "to_hex(md5(cast(x as string)))  -- dbt.hash renders md5(...), which BigQuery "
-            "reads as BYTES",
-    "date_trunc": "timestamp_trunc(cast(x as timestamp), part) or date_trunc(x, part)  -- "
-                  "dbt.date_trunc renders date_trunc('part', x), argument order of DuckDB",
-    "datediff": "date_diff(b, a, part) / timestamp_diff(b, a, part)  -- dbt.datediff renders "
-                "DuckDB's date_diff('part', a, b)",
-    "last_day": "last_day(x, part)  -- dbt.last_day renders dbt.date_trunc",
-}
-
-
-def _macros_called(item: Any) -> list[str]:
-    """``depends_on.macros`` of a dbt node or macro, as an object or as manifest.json reads."""
-    depends = item.get("depends_on") if isinstance(item, dict) else getattr(item, "depends_on", None)
-    found = depends.get("macros") if isinstance(depends, dict) else getattr(depends, "macros", None)
-    return list(found or [])
-
-
-def _duckdb_flavoured_macros(node: Any, manifest: Any) -> list[str]:
-    """dbt cross-database macros in `DUCKDB_FLAVOURED_MACROS` that the node or a project/package
-    macro it uses calls directly (dbt's own internals are not followed: they run as DuckDB SQL).
-
-    `manifest` is dbt's Manifest or the dict of its manifest.json."""
-    macros = (manifest.get("macros") if isinstance(manifest, dict)
-              else getattr(manifest, "macros", None)) or {}
-    seen: set[str] = set()
-    found: list[str] = []
-    stack = _macros_called(node)
-    while stack:
-        unique_id = stack.pop()
-        if unique_id in seen:
-            continue
-        seen.add(unique_id)
-        package, _, name = unique_id.removeprefix("macro.").partition(".")
-        if package == "dbt":
-            if name in DUCKDB_FLAVOURED_MACROS:
-                found.append(name)
-            continue
-        if package in {"dbt_duckdb", "dbt_bigquery", "dbt_postgres"}:
-            continue
-        stack.extend(_macros_called(macros.get(unique_id)))
-    return sorted(set(found))
-
-
-def refuse_duckdb_flavoured_macros(node: Any, manifest: Any) -> None:
-    """Raise dbt's CompilationError when the node's SQL comes from a cross-database macro that
-    rendered DuckDB SQL the translator would read as different BigQuery SQL."""
-    found = _duckdb_flavoured_macros(node, manifest)
-    if not found:
-        return
-    from dbt_common.exceptions import CompilationError
-
-    lines = "\n".join(f"  dbt.{name}: write {DUCKDB_FLAVOURED_MACROS[name]}" for name in found)
-    raise CompilationError(
-        f"{getattr(node, 'name', 'node')} ({getattr(node, 'original_file_path', '?')}) uses dbt's "
-        "cross-database macro(s) that render DuckDB SQL on this target, which the BigQuery->DuckDB "
-        "translation would read as other BigQuery SQL (a wrong answer). Write BigQuery SQL "
-        f"instead (in the model or a project macro):\n{lines}", node=node)
+#: The cross-database macro guard and dispatch lives in `pulse_local.translate.crossdb`; these
+#: names stay for callers of the plugin (`pulse-local dbt check`).
+DUCKDB_FLAVOURED_MACROS = crossdb.REFUSED
+_duckdb_flavoured_macros = crossdb.unverified_macros
+refuse_duckdb_flavoured_macros = crossdb.refuse_unverified_macros
 
 
 def warehouse_catalog(config: Any) -> Catalog:
@@ -313,8 +262,10 @@ def install_compile_hook() -> None:
 
     @functools.wraps(original)
     def _compile_code(self: Any, node: Any, manifest: Any, extra_context: Any = None) -> Any:
-        node = original(self, node, manifest, extra_context)
-        if _uses_plugin(getattr(self.config, "credentials", None)):
+        uses_plugin = _uses_plugin(getattr(self.config, "credentials", None))
+        with crossdb.rendering_node_sql() if uses_plugin else contextlib.nullcontext():
+            node = original(self, node, manifest, extra_context)
+        if uses_plugin:
             refuse_duckdb_flavoured_macros(node, manifest)
             if _plugin_option(self.config.credentials, EMPTY_BUILD_OPTION) and getattr(
                     node, "compiled_code", None):
@@ -381,9 +332,10 @@ class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
     """dbt-duckdb plugin that makes DuckDB run the project's BigQuery SQL."""
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        """Install the compile hook and the `insert_overwrite` strategy as soon as dbt-duckdb
-        loads the plugin."""
+        """Install the compile hook, BigQuery renderings of dbt's cross-database macros and the
+        `insert_overwrite` strategy as soon as dbt-duckdb loads the plugin."""
         install_compile_hook()
+        crossdb.install_dispatch_hook(_uses_plugin)
         install_strategies(_uses_plugin)
 
     def configure_connection(self, conn: Any) -> None:

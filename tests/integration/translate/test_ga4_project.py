@@ -198,8 +198,9 @@ def test_pulse_local_dbt_test_on_the_project(built: Built, monkeypatch: pytest.M
 
 
 def test_broken_models_fail_loudly(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wildcard with no table: BigQuery's "Not found"; dbt.hash (DuckDB md5 on this target,
-    BYTES when read as BigQuery SQL) through a project macro: refused, naming what to write."""
+    """A wildcard with no table: BigQuery's "Not found"; dbt._split_part_negative (a
+    cross-database macro not verified on DuckDB) through a project macro: refused, naming what
+    to write."""
     monkeypatch.setenv("PULSE_GA4_PROJECT_DUCKDB", str(built.db))
     result = dbtRunner().invoke([
         "run", "--select", "models/broken", "--vars", "{include_broken: true}",
@@ -208,12 +209,12 @@ def test_broken_models_fail_loudly(built: Built, monkeypatch: pytest.MonkeyPatch
         "--log-path", str(built.dir.parent / "broken-logs"), "--quiet"])
     assert not result.success
     messages = {r.node.name: str(r.message) for r in (result.result or [])}
-    assert set(messages) == {"reads_missing_shards", "uses_dbt_hash"}
+    assert set(messages) == {"reads_missing_shards", "uses_unverified_macro"}
     missing = messages["reads_missing_shards"]
     assert "models/broken/reads_missing_shards.sql" in missing
     assert "Not found: Table" in missing and "sessions_*" in missing
-    hashed = messages["uses_dbt_hash"]
-    assert "dbt.hash" in hashed and "to_hex(md5(cast(x as string)))" in hashed
+    refused = messages["uses_unverified_macro"]
+    assert "dbt._split_part_negative" in refused and "safe_offset(n)" in refused
 
 
 def _check(built: Built, monkeypatch: pytest.MonkeyPatch, *args: str,
@@ -251,12 +252,12 @@ def test_dbt_check_refuses_the_broken_models_as_the_build_does(
                           "--select", "models/broken")
     assert code == 1 and not report["ok"]
     failed = {n["name"]: n for n in report["nodes"] if not n["ok"]}
-    assert set(failed) == {"reads_missing_shards", "uses_dbt_hash"}, report
+    assert set(failed) == {"reads_missing_shards", "uses_unverified_macro"}, report
     missing = failed["reads_missing_shards"]
     assert missing["path"] == "models/broken/reads_missing_shards.sql"
     assert "Not found: Table" in missing["reason"] and "sessions_*" in missing["reason"]
-    hashed = failed["uses_dbt_hash"]
-    assert "dbt.hash" in hashed["reason"] and "to_hex(md5(cast(x as string)))" in hashed["reason"]
+    refused = failed["uses_unverified_macro"]
+    assert "dbt._split_part_negative" in refused["reason"] and "safe_offset(n)" in refused["reason"]
 
 
 def test_dbt_check_without_shards_gives_the_builds_wildcard_error(
