@@ -12,6 +12,7 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import TokenType
 
+from pulse_local.translate.dialect import PulseBigQuery
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.functions import CALLABLE_NAMES
 from pulse_local.translate.registry import RULES_BY_TYPE
@@ -158,6 +159,43 @@ def _apply_rules(tree: exp.Expression) -> exp.Expression:
     return root
 
 
+def _range_variables(select: exp.Select, table: exp.Table) -> set[str]:
+    """Names of the FROM/JOIN items of `select` other than `table` (lower case)."""
+    names: set[str] = set()
+    source = select.args.get("from_")
+    items = [source.this] if isinstance(source, exp.From) else []
+    items += [join.this for join in select.args.get("joins") or []]
+    for item in items:
+        if item is not table and item.alias_or_name:
+            names.add(item.alias_or_name.lower())
+    return names
+
+
+def implicit_unnest(tree: exp.Expression) -> exp.Expression:
+    """`FROM t.arr AS v` where `t` is a range variable of an enclosing query: BigQuery reads
+    the path as `UNNEST(t.arr) AS v` (a correlated array), not as table `arr` of dataset `t`.
+    sqlglot does this for joins (`FROM t, t.arr`), not for a subquery's own FROM."""
+    for table in list(tree.find_all(exp.Table)):
+        if not table.args.get("db") or table.args.get("catalog") or not isinstance(table.parent, (exp.From, exp.Join)):
+            continue
+        prefix = table.args["db"].name.lower()
+        select = table.parent.parent
+        visible: set[str] = set()
+        ancestor: exp.Expression | None = select.parent if isinstance(select, exp.Select) else None
+        while ancestor is not None:
+            if isinstance(ancestor, exp.Select):
+                visible |= _range_variables(ancestor, table)
+            ancestor = ancestor.parent
+        if prefix not in visible:
+            continue
+        alias = table.alias or table.name
+        table.replace(exp.Unnest(
+            expressions=[exp.column(table.name, table=table.args["db"].name)],
+            alias=exp.TableAlias(columns=[exp.to_identifier(alias)]),
+        ))
+    return tree
+
+
 def _user_functions(trees: list[exp.Expression]) -> set[str]:
     names: set[str] = set()
     for tree in trees:
@@ -220,7 +258,7 @@ def _generate(tree: exp.Expression) -> str:
 def _parse(sql: str, dbt_relations: bool) -> list[exp.Expression]:
     text = requote_dbt_relations(sql) if dbt_relations else sql
     try:
-        return [t for t in sqlglot.parse(text, read="bigquery") if t is not None]
+        return [t for t in sqlglot.parse(text, read=PulseBigQuery) if t is not None]
     except (ParseError, TokenError) as err:
         raise _syntax_error(err) from err
 
@@ -234,7 +272,7 @@ def _translate_cached(sql: str, dbt_relations: bool, wildcards: tuple[Expansion,
         _check_statement(tree)
         if wildcards:
             tree = expand(tree, wildcards)
-        tree = _apply_rules(tree)
+        tree = _apply_rules(implicit_unnest(tree))
         _check_functions(tree, user_functions)
         out.append(_generate(tree))
     return ";\n".join(out)

@@ -86,6 +86,24 @@ def as_date(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def typed_at_bind(value: exp.Expression) -> bool:
+    """True when DuckDB knows the type of `value` where it binds a typed macro overload.
+
+    Overloads are chosen before aggregates, window functions and subqueries inside the
+    argument are bound, and before a correlated column of an expression subquery
+    (scalar, EXISTS, IN) is resolved; such arguments match several overloads."""
+    if any(isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)) for n in value.walk()):
+        return False
+    ancestor = value.parent
+    while ancestor is not None:
+        if isinstance(ancestor, exp.Subquery) and not isinstance(ancestor.parent, (exp.From, exp.Join)):
+            return False
+        if isinstance(ancestor, (exp.Exists, exp.In)) and ancestor.args.get("query") is not None:
+            return False
+        ancestor = ancestor.parent
+    return True
+
+
 def known_type(node: exp.Expression) -> str | None:
     """The BigQuery type of `node` when it is evident from the syntax (casts, literals)."""
     if isinstance(node, exp.Cast):

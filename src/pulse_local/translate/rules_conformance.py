@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlglot import exp
 
+from pulse_local.translate.functions import macro_call
 from pulse_local.translate.rules import (
     Rule,
     fail,
@@ -22,6 +23,7 @@ from pulse_local.translate.rules import (
     known_type,
     rule_extract,
     rule_scalar_misc,
+    typed_at_bind,
     unit_of,
 )
 from pulse_local.translate.rules_json import is_json_typed
@@ -238,6 +240,17 @@ def _leaves(node: exp.Expression, resolve: Callable[[exp.Expression], exp.Expres
     return [resolve(node)]
 
 
+def _unify_aliases(node: exp.Group, resolve: Callable[[exp.Expression], exp.Expression]) -> None:
+    """A select-list alias in a grouping list that names an expression also grouped by
+    itself (or by ordinal) elsewhere: BigQuery groups both as one item, DuckDB as two."""
+    items = [item for lst in node.find_all(*_GROUPING_LISTS) for item in lst.expressions]
+    aliased = [(item, resolve(item)) for item in items if isinstance(item, exp.Column) and resolve(item) is not item]
+    plain = {item.sql() for item in items if not any(item is a for a, _ in aliased)}
+    if any(target.sql() in plain for _, target in aliased):
+        for item, target in aliased:
+            item.replace(target.copy())
+
+
 def rule_grouping_sets(node: exp.Expression) -> exp.Expression | None:
     """GROUPING SETS / ROLLUP / CUBE cases where DuckDB groups differently from BigQuery.
 
@@ -268,6 +281,7 @@ def rule_grouping_sets(node: exp.Expression) -> exp.Expression | None:
                     raise fail(node, f"grouping item {item.name}", "an ordinal naming a constant (or no column)",
                                "Group by the column or expression itself.")
                 item.replace(target.copy())
+    _unify_aliases(node, resolve)
     leaves = [leaf for e in node.expressions for leaf in _leaves(e, resolve)]
     columns = {leaf.sql() for leaf in leaves if isinstance(leaf, exp.Column)}
     for leaf in leaves:
@@ -543,7 +557,10 @@ def rule_count_empty_frame(node: exp.Expression) -> exp.Expression | None:
 def rule_format_pattern(node: exp.Expression) -> exp.Expression | None:
     """FORMAT with a pattern that is not a string literal: DuckDB's printf neither checks the
     argument count nor the types against the pattern as BigQuery does, nor reads `%.*d` alike."""
-    if isinstance(node, exp.Format) and any(isinstance(n, (exp.Column, exp.Subquery, exp.Select)) for n in node.this.walk()):
+    if isinstance(node, exp.Format) and (
+        any(isinstance(n, (exp.Column, exp.Subquery, exp.Select)) for n in node.this.walk())
+        or _error_calls(node.this)  # DuckDB folds printf(ERROR(..), ..) to NULL without raising
+    ):
         raise fail(node, "FORMAT with a computed pattern",
                    "only a string-literal pattern can be checked and translated as BigQuery reads it",
                    "Write the FORMAT pattern as a string literal.")
@@ -669,15 +686,16 @@ _WIDE_FLOAT_TEXT = ("ERROR('CAST(FLOAT64 AS STRING) of a whole number of 16 or m
                     "in exponent notation, which is not reproduced; use FORMAT')")
 
 
-def _number_text(wide_float: str) -> str:
-    """The STRING BigQuery writes for __x, `wide_float` for whole FLOAT64s of 16+ digits."""
+def _number_text(wide_float: str, other: str = "CAST(__x AS VARCHAR)") -> str:
+    """The STRING BigQuery writes for __x, `wide_float` for whole FLOAT64s of 16+ digits,
+    `other` for the other types."""
     return (
         "CASE WHEN TYPEOF(__x) LIKE 'DECIMAL%' "
         "THEN regexp_replace(regexp_replace(CAST(__x AS VARCHAR), '(\\.[0-9]*[1-9])0+$|\\.0+$', '\\1'), '^-0$', '0') "
         "WHEN TYPEOF(__x) IN ('DOUBLE', 'FLOAT') THEN CASE "
         f"WHEN regexp_full_match(CAST(__x AS VARCHAR), '-?[0-9]{{16,}}\\.0') THEN {wide_float} "
         "ELSE regexp_replace(CAST(__x AS VARCHAR), '^(-?[0-9]+)\\.0$', '\\1') END "
-        "ELSE CAST(__x AS VARCHAR) END"
+        f"ELSE {other} END"
     )
 
 
@@ -694,9 +712,13 @@ def rule_number_to_string(node: exp.Expression) -> exp.Expression | None:
         value = exp.cast(value, exp.DataType.build("DOUBLE"))  # a FLOAT64 literal
     elif isinstance(value, (exp.Literal, exp.Null)) or known_type(value) in {"VARCHAR", "TEXT", "BIGINT", "INT", "BOOLEAN"}:
         return None
+    other = "CAST(__x AS VARCHAR)"
+    if typed_at_bind(node):
+        # a TIMESTAMP / DATETIME / TIME column: BigQuery's 0/3/6 fractional digits (typed macro)
+        other = f"{macro_call('bq_civil_text')}(__x)"
     if isinstance(node, exp.TryCast):  # SAFE_CAST: NULL instead of an error
-        return fill(_number_text("NULL"), x=value)
-    return fill(_number_text(_WIDE_FLOAT_TEXT), x=value)
+        return fill(_number_text("NULL", other), x=value)
+    return fill(_number_text(_WIDE_FLOAT_TEXT, other), x=value)
 
 
 def _struct_fields(node: exp.Expression) -> list[exp.Expression] | None:

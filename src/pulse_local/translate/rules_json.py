@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from pulse_local.translate.dialect import JSON_OBJECT_SIZE_MISMATCH
 from pulse_local.translate.rules import Rule, fail, fill
 
 _JSON_MARK = "pulse_json"
@@ -165,7 +166,18 @@ def rule_json_extract_array(node: exp.Expression) -> exp.Expression | None:
     return fill("LIST_TRANSFORM(__l, pulse_x -> CAST(pulse_x AS VARCHAR))", l=elements)
 
 
+def rule_json_object_array_sizes(node: exp.Expression) -> exp.Expression | None:
+    """JSON_OBJECT([keys], [values]) with arrays of different lengths raises in BigQuery;
+    sqlglot's parser zips them, dropping the extra items (marked by `dialect`)."""
+    if isinstance(node, exp.JSONObject) and node.meta.get(JSON_OBJECT_SIZE_MISMATCH):
+        raise fail(node, "JSON_OBJECT with key and value arrays of different lengths",
+                   "BigQuery raises an error for it",
+                   "Give JSON_OBJECT as many keys as values.")
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.JSONObject: (rule_json_object_array_sizes,),
     exp.JSONExtractArray: (rule_json_extract_array,),
     exp.JSONExtract: (rule_json_extract,),
     exp.JSONType: (rule_json_type,),

@@ -19,10 +19,12 @@ a CAST fail) so that HAVING and QUALIFY may still name their aliases.
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from pulse_local.translate.functions import macro_call
-from pulse_local.translate.rules import Rule, fill
+from pulse_local.translate.rules import Rule, fill, known_type, typed_at_bind
 
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
 _NAN_TEXTS = "('nan', '-nan')"
@@ -277,13 +279,17 @@ def _nan_aware(node: exp.Expression) -> exp.Expression:
 
 
 def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
-    """VAR_POP / STDDEV_POP / COVAR_POP over an infinite or NaN input are NaN in BigQuery
-    (DuckDB gives 0 for a single value and inf for a covariance). Aggregate form only."""
+    """VAR / STDDEV / COVAR (population and sample) over an infinite or NaN input are NaN in
+    BigQuery (DuckDB gives 0 for a single value, inf for a covariance, or raises "out of
+    range"); the sample forms are NULL below two values. Aggregate form only."""
     if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
         return None
-    if isinstance(node, (exp.VariancePop, exp.StddevPop)):
+    sample = isinstance(node, (exp.Variance, exp.Stddev, exp.StddevSamp, exp.CovarSamp))
+    if isinstance(node, (exp.VariancePop, exp.StddevPop, exp.Variance, exp.Stddev, exp.StddevSamp)):
+        if sample and isinstance(node.this, exp.Distinct):
+            return None
         values = [_plain_argument(node)]
-    elif isinstance(node, exp.CovarPop):
+    elif isinstance(node, (exp.CovarPop, exp.CovarSamp)):
         values = [node.this, node.expression]
     else:
         return None
@@ -294,8 +300,9 @@ def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | N
     for i, value in enumerate(values):
         value.replace(fill(f"CASE WHEN {finite} THEN __v{i} END", **args))
     values = list(args.values())
+    few = f"WHEN COUNT(CASE WHEN {known} THEN 1 END) < 2 THEN NULL " if sample else ""
     return fill(
-        f"CASE WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
+        f"CASE {few}WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
         r=node, **{f"v{i}": v for i, v in enumerate(values)},
     )
 
@@ -411,17 +418,170 @@ def rule_percentile_cont_nan(node: exp.Expression) -> exp.Expression | None:
     return exp.Case(ifs=[exp.If(this=has_nan, true=exp.Neg(this=exp.Paren(this=mirrored)))], default=node)
 
 
+_SPREAD_KINDS = {
+    exp.Variance: "var_samp", exp.VariancePop: "var_pop",
+    exp.Stddev: "stddev_samp", exp.StddevSamp: "stddev_samp", exp.StddevPop: "stddev_pop",
+}
+
+
+def rule_numeric_spread(node: exp.Expression) -> exp.Expression | None:
+    """VAR_* / STDDEV_* of a NUMERIC are computed exactly by BigQuery; DuckDB converts each
+    value to DOUBLE first, so values that differ beyond DOUBLE's 16 digits (1e24 + 0.1 and
+    1e24 + 0.2) give 0. The typed macro `bq_<kind>_pick` computes the spread from the exact
+    differences for a NUMERIC argument and keeps DuckDB's result (and the NaN rule's) for
+    every other type. Aggregate form only; DISTINCT, windows and PIVOT keep DuckDB's."""
+    kind = _SPREAD_KINDS.get(type(node))
+    if kind is None or isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    value = node.this
+    if value is None or isinstance(value, (exp.Distinct, exp.Null)) or not typed_at_bind(value):
+        return None
+    value = value.copy()
+    units = exp.Anonymous(this=macro_call("bq_numeric_units"), expressions=[value.copy()])
+    values = exp.Filter(
+        this=exp.Anonymous(this="LIST", expressions=[units]),
+        expression=exp.Where(this=exp.Not(this=exp.Is(this=units.copy(), expression=exp.Null()))),
+    )
+    result = rule_population_stats_non_finite(node) or node
+    return exp.Anonymous(this=macro_call(f"bq_{kind}_pick"), expressions=[value, values, result])
+
+
+def _numeric_fraction(node: exp.Expression) -> bool:
+    """True for an evidently NUMERIC percentile (a NUMERIC literal or a cast to NUMERIC)."""
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.Cast) and inner.to.this in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+
+
+def rule_percentile_cont_numeric(node: exp.Expression) -> exp.Expression | None:
+    """PERCENTILE_CONT(x, p) OVER (...) with a NUMERIC p and a NUMERIC x is NUMERIC, computed
+    exactly by BigQuery; DuckDB interpolates in DOUBLE (1e28-scale values come back off by
+    1e12). The typed macro `bq_percentile_cont_pick` uses the exact helper for a NUMERIC x
+    and DuckDB's result (with the NaN rule) for every other type."""
+    if not isinstance(node, exp.Window) or not isinstance(node.this, exp.PercentileCont):
+        return None
+    if node.meta.get("pulse_pct_numeric"):
+        return None
+    value, fraction = node.this.this, node.this.expression
+    if value is None or fraction is None or not _numeric_fraction(fraction) or not typed_at_bind(value):
+        return None
+    node.meta["pulse_pct_numeric"] = True
+    values = _over(exp.Anonymous(this="LIST", expressions=[value.copy()]), node)
+    result = rule_percentile_cont_nan(node) or node
+    return exp.Anonymous(this=macro_call("bq_percentile_cont_pick"),
+                         expressions=[value.copy(), values, fraction.copy(), result])
+
+
+_DECIMALS = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+_NOT_FLOAT = {"VARCHAR", "TEXT", "BIGINT", "INT", "BOOLEAN", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ"}
+
+
+def _exact_decimal(value: exp.Expression, to: exp.DataType, try_: bool) -> exp.Expression:
+    """CAST(value AS to) where a FLOAT64 `value` converts from its exact binary value."""
+    cast = "TRY_CAST" if try_ else "CAST"
+    target = to.sql(dialect="duckdb")
+    out = fill(
+        f"CASE WHEN TYPEOF(__x) IN ('DOUBLE', 'FLOAT') THEN {cast}({cast}({cast}(TRUNC(CAST(__x AS DOUBLE)) AS HUGEINT) "
+        f"AS DECIMAL(38, 9)) + {cast}(CAST(__x AS DOUBLE) - TRUNC(CAST(__x AS DOUBLE)) AS DECIMAL(38, 9)) AS {target}) "
+        f"ELSE {cast}(__x AS {target}) END",
+        x=value,
+    )
+    for inner in out.find_all(exp.Cast):
+        inner.meta["pulse_exact_decimal"] = True
+    return out
+
+
+def rule_double_to_numeric(node: exp.Expression) -> exp.Expression | None:
+    """CAST(float64 AS NUMERIC): BigQuery converts the exact binary value (1e26 is
+    100000000000000004764729344); DuckDB's conversion is off for large values
+    (99999999999999996863366107.917975552, and 8.5e15 gives 8499999999999999.588958208).
+    A FLOAT64 goes through its exact whole part (HUGEINT) plus its fraction; a TYPEOF
+    branch DuckDB folds keeps every other type's cast. A STRUCT literal cast to a STRUCT
+    type gets the same treatment field by field."""
+    if not isinstance(node, exp.Cast) or node.meta.get("pulse_exact_decimal") or node.args.get("format"):
+        return None
+    to, value = node.to, node.this
+    try_ = isinstance(node, exp.TryCast)
+    if to.this == exp.DataType.Type.STRUCT and isinstance(value, (exp.Tuple, exp.Struct)):
+        fields = [f for f in to.expressions if isinstance(f, exp.ColumnDef)]
+        values = (list(value.expressions) if isinstance(value, exp.Tuple) else [
+            f.expression if isinstance(f, exp.PropertyEQ) else f.this if isinstance(f, exp.Alias) else f
+            for f in value.expressions])
+        if len(fields) != len(to.expressions) or len(fields) != len(values) or not any(
+                f.args.get("kind") is not None and f.args["kind"].this in _DECIMALS for f in fields):
+            return None
+        items: list[exp.Expression] = []
+        for field, item in zip(fields, values, strict=True):
+            kind = field.args["kind"]
+            cast = (exp.TryCast if try_ else exp.Cast)(this=item.copy(), to=kind.copy())
+            items.append(exp.PropertyEQ(this=exp.to_identifier(field.name),
+                                        expression=rule_double_to_numeric(cast) or cast))
+        return exp.Struct(expressions=items)
+    if to.this not in _DECIMALS:
+        return None
+    inner = value.this if isinstance(value, exp.Paren) else value
+    if isinstance(inner, exp.Literal) and not inner.is_string and re.search(r"[eE]", inner.this):
+        return _exact_decimal(exp.cast(inner.copy(), exp.DataType.build("DOUBLE")), to, try_)  # DuckDB: a DOUBLE
+    if isinstance(inner, (exp.Literal, exp.Null)) or (known_type(inner) or "") in _NOT_FLOAT:
+        return None
+    return _exact_decimal(value, to, try_)
+
+
+def rule_using_join_nan(node: exp.Expression) -> exp.Expression | None:
+    """JOIN ... USING (k) on a FLOAT64 key: NaN matches nothing in BigQuery, DuckDB's join
+    matches NaN with NaN. For INNER and LEFT joins the right input's NaN keys become NULL
+    (such rows can never match, so nothing visible changes); a TYPEOF branch DuckDB folds
+    away for other key types. RIGHT and FULL joins keep DuckDB's behaviour."""
+    if not isinstance(node, exp.Join) or not node.args.get("using") or node.meta.get("pulse_nan_using"):
+        return None
+    side = str(node.args.get("side") or "").upper()
+    kind = str(node.args.get("kind") or "").upper()
+    if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER"):
+        return None
+    right = node.this
+    if not isinstance(right, (exp.Table, exp.Subquery)) or right.args.get("pivots"):
+        return None
+    alias = right.alias_or_name
+    if not alias:
+        return None
+    node.meta["pulse_nan_using"] = True
+    replaced = [
+        exp.alias_(fill(f"CASE WHEN {IS_NAN} THEN NULL ELSE __v END", v=exp.column(key.name, quoted=True)),
+                   key.name, quoted=True)
+        for key in node.args["using"]
+    ]
+    source = right.copy()
+    if isinstance(source, exp.Table):
+        source.set("alias", None)
+    else:
+        source.set("alias", None)
+    inner = exp.select(exp.Star(replace=replaced)).from_(source)
+    node.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Join: (rule_using_join_nan,),
+    exp.Variance: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.Stddev: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.StddevSamp: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.CovarSamp: (rule_population_stats_non_finite,),
     exp.Avg: (rule_avg_numeric,),
     exp.Cast: (rule_cast_numeric_precision,),
     **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
-    exp.VariancePop: (rule_population_stats_non_finite,),
-    exp.StddevPop: (rule_population_stats_non_finite,),
+    exp.VariancePop: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.StddevPop: (rule_numeric_spread, rule_population_stats_non_finite),
     exp.CovarPop: (rule_population_stats_non_finite,),
     **{t: (rule_nan_comparison,) for t in _COMPARISONS},
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
-    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_nan),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_numeric,
+                  rule_percentile_cont_nan),
     exp.Select: (rule_order_nan_first,),
+}
+
+#: Run after every other rule of their node types (registry.py appends them): they wrap the node.
+LATE_RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Cast: (rule_double_to_numeric,),
+    exp.TryCast: (rule_double_to_numeric,),
 }

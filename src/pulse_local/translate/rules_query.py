@@ -144,7 +144,29 @@ def rule_unpivot_columns(node: exp.Expression) -> exp.Expression | None:
     return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
 
 
+def _groups_by_column(item: exp.Expression) -> bool:
+    """True when the select item references a column outside aggregates and window functions."""
+    if isinstance(item, exp.Star) or isinstance(item.unalias(), exp.Star):
+        return True
+    for column in item.find_all(exp.Column):
+        if not column.find_ancestor(exp.AggFunc, exp.Window, exp.Subquery):
+            return True
+    return False
+
+
+def rule_group_by_all_without_keys(node: exp.Expression) -> exp.Expression | None:
+    """GROUP BY ALL with no select item that references a column groups every row into one
+    group in BigQuery (an empty grouping set); DuckDB then does not group at all."""
+    if not isinstance(node, exp.Group) or not node.args.get("all") or node.expressions:
+        return None
+    select = node.parent
+    if not isinstance(select, exp.Select) or any(_groups_by_column(i) for i in select.expressions):
+        return None
+    return exp.Group(expressions=[exp.Tuple()])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Group: (rule_group_by_all_without_keys,),
     exp.CountIf: (rule_countif,),
     exp.Sub: (rule_datetime_subtraction,),
     exp.Select: (rule_star_after_using,),

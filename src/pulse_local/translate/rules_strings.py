@@ -13,7 +13,8 @@ import re
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill
+from pulse_local.translate.functions import macro_call
+from pulse_local.translate.rules import Rule, fail, fill, typed_at_bind
 
 
 def rule_chr(node: exp.Expression) -> exp.Expression | None:
@@ -165,7 +166,69 @@ def rule_helper_functions(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+_REGEXP_GROUPS_ERROR = "REGEXP_INSTR: the regular expression has more than one capturing group (BigQuery raises this error)"
+
+
+def rule_regexp_instr_groups(node: exp.Expression) -> exp.Expression | None:
+    """REGEXP_INSTR with a capturing group returns the group's position in BigQuery (and
+    raises for more than one group); DuckDB's translation gives the whole match's. A
+    literal pattern with one group is refused, one with more raises when run (so SAFE.
+    gives NULL, as in BigQuery)."""
+    if not isinstance(node, exp.RegexpInstr) or node.meta.get("pulse_rule"):
+        return None
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    try:
+        groups = re.compile(pattern.name).groups
+    except re.error:
+        return None
+    if groups == 0:
+        return None
+    if groups == 1:
+        raise fail(node, "REGEXP_INSTR with a capturing group",
+                   "BigQuery returns the position of the group, the translation that of the whole match",
+                   "Make the group non-capturing, (?:...), or use REGEXP_EXTRACT with INSTR.")
+    node.meta["pulse_rule"] = True
+    return fill(f"CASE WHEN CAST('{_REGEXP_GROUPS_ERROR}' AS BIGINT) IS NULL THEN NULL ELSE __r END", r=node)
+
+
+def _aggregated_value(agg: exp.GroupConcat) -> exp.Expression | None:
+    """The value STRING_AGG aggregates (under DISTINCT / ORDER BY / LIMIT)."""
+    value = agg.this
+    while isinstance(value, (exp.Limit, exp.Order)):
+        value = value.this
+    if isinstance(value, exp.Distinct):
+        value = value.expressions[0] if len(value.expressions) == 1 else None
+    return value
+
+
+def rule_bytes_string_agg(node: exp.Expression) -> exp.Expression | None:
+    """STRING_AGG of BYTES is BYTES in BigQuery; DuckDB's string_agg gives the escaped text
+    (VARCHAR). The typed macro `bq_bytes_agg` casts that text back to BLOB when the value is
+    a BLOB (decided when DuckDB binds the query); a BYTES separator is passed as its text."""
+    window = node if isinstance(node, exp.Window) else None
+    agg = node.this if window is not None else node
+    if not isinstance(agg, exp.GroupConcat) or agg.meta.get("pulse_bytes_agg"):
+        return None
+    if window is None and isinstance(node.parent, exp.Window):
+        return None  # handled on the window
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None
+    value = _aggregated_value(agg)
+    if value is None or isinstance(value, exp.Null) or not typed_at_bind(value):
+        return None
+    agg.meta["pulse_bytes_agg"] = True
+    separator = agg.args.get("separator")
+    if isinstance(separator, exp.ByteString) or (
+        isinstance(separator, exp.Cast) and separator.to.is_type("blob", "binary", "varbinary")
+    ):
+        agg.set("separator", exp.cast(separator, exp.DataType.build("VARCHAR")))
+    return exp.Anonymous(this=macro_call("bq_bytes_agg"), expressions=[value.copy(), node.copy()])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.RegexpInstr: (rule_regexp_instr_groups,),
     exp.Chr: (rule_chr,),
     exp.CodePointsToString: (rule_code_points_to_string,),
     exp.Pad: (rule_pad,),
@@ -174,4 +237,11 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Soundex: (rule_helper_functions,),
     exp.FarmFingerprint: (rule_helper_functions,),
     exp.JSONKeysAtDepth: (rule_helper_functions,),
+}
+
+#: Run after every other rule of their node types (registry.py appends them): they wrap the node.
+LATE_RULES: dict[type, tuple[Rule, ...]] = {
+    exp.RegexpInstr: (rule_regexp_instr_groups,),
+    exp.GroupConcat: (rule_bytes_string_agg,),
+    exp.Window: (rule_bytes_string_agg,),
 }
