@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -136,14 +137,14 @@ def _apply_rules(tree: exp.Expression) -> exp.Expression:
     A rule sees its node still attached to the tree (so it can look at the parent) and
     may return a new node that wraps it; the new node then takes the old node's slot.
     """
-    nodes = list(tree.walk(bfs=False))
+    nodes = [cast(exp.Expression, n) for n in tree.walk(bfs=False)]
     root = tree
     for node in reversed(nodes):
         rules = RULES_BY_TYPE.get(type(node))
         if not rules:
             continue
         for rule in rules:
-            parent, arg_key, index = node.parent, node.arg_key, node.index
+            parent, arg_key, index = cast("exp.Expression | None", node.parent), cast(str, node.arg_key), node.index
             new = rule(node)
             if new is None or new is node:
                 continue
@@ -181,7 +182,7 @@ def implicit_unnest(tree: exp.Expression) -> exp.Expression:
         prefix = table.args["db"].name.lower()
         select = table.parent.parent
         visible: set[str] = set()
-        ancestor: exp.Expression | None = select.parent if isinstance(select, exp.Select) else None
+        ancestor = select.parent if isinstance(select, exp.Select) else None
         while ancestor is not None:
             if isinstance(ancestor, exp.Select):
                 visible |= _range_variables(ancestor, table)
@@ -234,7 +235,7 @@ def _check_functions(tree: exp.Expression, user_functions: set[str]) -> None:
             if name.lower() in known or name.lower() in user_functions:
                 continue
             bq_name = node.meta.get("bigquery_name", name) if node._meta else name
-            raise fail(node, f"function {bq_name}()", "DuckDB has no equivalent")
+            raise fail(cast(exp.Expression, node), f"function {bq_name}()", "DuckDB has no equivalent")
 
 
 def _check_statement(tree: exp.Expression) -> None:
@@ -258,7 +259,7 @@ def _generate(tree: exp.Expression) -> str:
 def _parse(sql: str, dbt_relations: bool) -> list[exp.Expression]:
     text = requote_dbt_relations(sql) if dbt_relations else sql
     try:
-        return [t for t in sqlglot.parse(text, read=PulseBigQuery) if t is not None]
+        return [cast(exp.Expression, t) for t in sqlglot.parse(text, read=PulseBigQuery) if t is not None]
     except (ParseError, TokenError) as err:
         raise _syntax_error(err) from err
 

@@ -19,12 +19,11 @@ a CAST fail) so that HAVING and QUALIFY may still name their aliases.
 
 from __future__ import annotations
 
-import re
-
 from sqlglot import exp
 
 from pulse_local.translate.functions import macro_call
-from pulse_local.translate.rules import Rule, fill, known_type, typed_at_bind
+from pulse_local.translate.rules import Rule, fill, typed_at_bind
+from pulse_local.translate.rules_casts import rule_cast_numeric_precision
 
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
 _NAN_TEXTS = "('nan', '-nan')"
@@ -70,8 +69,8 @@ def rule_sum_overflow(node: exp.Expression) -> exp.Expression | None:
         return fill(SUM_CHECK, s=node, i=has_inf)
     if isinstance(node, exp.Window) and isinstance(node.this, exp.Sum):
         value = _plain_argument(node.this)
-        has_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
-        return fill(SUM_CHECK, s=node, i=has_inf)
+        window_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
+        return fill(SUM_CHECK, s=node, i=window_inf)
     return None
 
 
@@ -248,6 +247,7 @@ def rule_nan_comparison(node: exp.Expression) -> exp.Expression | None:
         if any(v is None or _unkeyable(v) for v in (x, low, high)) or not any(map(_may_be_nan, (x, low, high))):
             return None
         # x BETWEEN a AND b is x >= a AND x <= b in BigQuery, each FALSE with a NaN.
+        assert low is not None and high is not None  # checked above
         lower, upper = exp.GTE(this=x.copy(), expression=low.copy()), exp.LTE(this=x.copy(), expression=high.copy())
         return exp.Paren(this=exp.and_(_nan_aware(lower), _nan_aware(upper)))
     if not isinstance(node, _COMPARISONS) or _unkeyable(node.this) or _unkeyable(node.expression):
@@ -307,7 +307,7 @@ def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | N
     )
 
 
-_DATETIME_ARITHMETIC = {
+_DATETIME_ARITHMETIC: dict[type, str] = {
     exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
     exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
 }
@@ -327,17 +327,6 @@ def rule_datetime_range(node: exp.Expression) -> exp.Expression | None:
         r=node,
     )
     return exp.cast(checked, exp.DataType.build(target))
-
-
-def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
-    """CAST(x AS NUMERIC) is DECIMAL(38, 9). rules.rule_numeric_type fixes the DataType node,
-    but sqlglot's parser shares that node with a struct field definition inside UNNEST, so
-    the Cast kept DuckDB's bare DECIMAL, i.e. DECIMAL(18, 3) (1.23456 became 1.235)."""
-    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType) and node.to.this in (
-        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
-    ) and not node.to.expressions:
-        node.set("to", exp.DataType.build("DECIMAL(38, 9)"))
-    return None
 
 
 def _avg_parts(avg: exp.Avg) -> tuple[exp.Expression, bool] | None:
@@ -418,7 +407,7 @@ def rule_percentile_cont_nan(node: exp.Expression) -> exp.Expression | None:
     return exp.Case(ifs=[exp.If(this=has_nan, true=exp.Neg(this=exp.Paren(this=mirrored)))], default=node)
 
 
-_SPREAD_KINDS = {
+_SPREAD_KINDS: dict[type, str] = {
     exp.Variance: "var_samp", exp.VariancePop: "var_pop",
     exp.Stddev: "stddev_samp", exp.StddevSamp: "stddev_samp", exp.StddevPop: "stddev_pop",
 }
@@ -471,96 +460,7 @@ def rule_percentile_cont_numeric(node: exp.Expression) -> exp.Expression | None:
                          expressions=[value.copy(), values, fraction.copy(), result])
 
 
-_DECIMALS = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
-_NOT_FLOAT = {"VARCHAR", "TEXT", "BIGINT", "INT", "BOOLEAN", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ"}
-
-
-def _exact_decimal(value: exp.Expression, to: exp.DataType, try_: bool) -> exp.Expression:
-    """CAST(value AS to) where a FLOAT64 `value` converts from its exact binary value."""
-    cast = "TRY_CAST" if try_ else "CAST"
-    target = to.sql(dialect="duckdb")
-    out = fill(
-        f"CASE WHEN TYPEOF(__x) IN ('DOUBLE', 'FLOAT') THEN {cast}({cast}({cast}(TRUNC(CAST(__x AS DOUBLE)) AS HUGEINT) "
-        f"AS DECIMAL(38, 9)) + {cast}(CAST(__x AS DOUBLE) - TRUNC(CAST(__x AS DOUBLE)) AS DECIMAL(38, 9)) AS {target}) "
-        f"ELSE {cast}(__x AS {target}) END",
-        x=value,
-    )
-    for inner in out.find_all(exp.Cast):
-        inner.meta["pulse_exact_decimal"] = True
-    return out
-
-
-def rule_double_to_numeric(node: exp.Expression) -> exp.Expression | None:
-    """CAST(float64 AS NUMERIC): BigQuery converts the exact binary value (1e26 is
-    100000000000000004764729344); DuckDB's conversion is off for large values
-    (99999999999999996863366107.917975552, and 8.5e15 gives 8499999999999999.588958208).
-    A FLOAT64 goes through its exact whole part (HUGEINT) plus its fraction; a TYPEOF
-    branch DuckDB folds keeps every other type's cast. A STRUCT literal cast to a STRUCT
-    type gets the same treatment field by field."""
-    if not isinstance(node, exp.Cast) or node.meta.get("pulse_exact_decimal") or node.args.get("format"):
-        return None
-    to, value = node.to, node.this
-    try_ = isinstance(node, exp.TryCast)
-    if to.this == exp.DataType.Type.STRUCT and isinstance(value, (exp.Tuple, exp.Struct)):
-        fields = [f for f in to.expressions if isinstance(f, exp.ColumnDef)]
-        values = (list(value.expressions) if isinstance(value, exp.Tuple) else [
-            f.expression if isinstance(f, exp.PropertyEQ) else f.this if isinstance(f, exp.Alias) else f
-            for f in value.expressions])
-        if len(fields) != len(to.expressions) or len(fields) != len(values) or not any(
-                f.args.get("kind") is not None and f.args["kind"].this in _DECIMALS for f in fields):
-            return None
-        items: list[exp.Expression] = []
-        for field, item in zip(fields, values, strict=True):
-            kind = field.args["kind"]
-            cast = (exp.TryCast if try_ else exp.Cast)(this=item.copy(), to=kind.copy())
-            items.append(exp.PropertyEQ(this=exp.to_identifier(field.name),
-                                        expression=rule_double_to_numeric(cast) or cast))
-        return exp.Struct(expressions=items)
-    if to.this not in _DECIMALS:
-        return None
-    inner = value.this if isinstance(value, exp.Paren) else value
-    if isinstance(inner, exp.Literal) and not inner.is_string and re.search(r"[eE]", inner.this):
-        return _exact_decimal(exp.cast(inner.copy(), exp.DataType.build("DOUBLE")), to, try_)  # DuckDB: a DOUBLE
-    if isinstance(inner, (exp.Literal, exp.Null)) or (known_type(inner) or "") in _NOT_FLOAT:
-        return None
-    return _exact_decimal(value, to, try_)
-
-
-def rule_using_join_nan(node: exp.Expression) -> exp.Expression | None:
-    """JOIN ... USING (k) on a FLOAT64 key: NaN matches nothing in BigQuery, DuckDB's join
-    matches NaN with NaN. For INNER and LEFT joins the right input's NaN keys become NULL
-    (such rows can never match, so nothing visible changes); a TYPEOF branch DuckDB folds
-    away for other key types. RIGHT and FULL joins keep DuckDB's behaviour."""
-    if not isinstance(node, exp.Join) or not node.args.get("using") or node.meta.get("pulse_nan_using"):
-        return None
-    side = str(node.args.get("side") or "").upper()
-    kind = str(node.args.get("kind") or "").upper()
-    if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER"):
-        return None
-    right = node.this
-    if not isinstance(right, (exp.Table, exp.Subquery)) or right.args.get("pivots"):
-        return None
-    alias = right.alias_or_name
-    if not alias:
-        return None
-    node.meta["pulse_nan_using"] = True
-    replaced = [
-        exp.alias_(fill(f"CASE WHEN {IS_NAN} THEN NULL ELSE __v END", v=exp.column(key.name, quoted=True)),
-                   key.name, quoted=True)
-        for key in node.args["using"]
-    ]
-    source = right.copy()
-    if isinstance(source, exp.Table):
-        source.set("alias", None)
-    else:
-        source.set("alias", None)
-    inner = exp.select(exp.Star(replace=replaced)).from_(source)
-    node.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias))))
-    return None
-
-
 RULES: dict[type, tuple[Rule, ...]] = {
-    exp.Join: (rule_using_join_nan,),
     exp.Variance: (rule_numeric_spread, rule_population_stats_non_finite),
     exp.Stddev: (rule_numeric_spread, rule_population_stats_non_finite),
     exp.StddevSamp: (rule_numeric_spread, rule_population_stats_non_finite),
@@ -578,10 +478,4 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_numeric,
                   rule_percentile_cont_nan),
     exp.Select: (rule_order_nan_first,),
-}
-
-#: Run after every other rule of their node types (registry.py appends them): they wrap the node.
-LATE_RULES: dict[type, tuple[Rule, ...]] = {
-    exp.Cast: (rule_double_to_numeric,),
-    exp.TryCast: (rule_double_to_numeric,),
 }

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fill, known_type
+from pulse_local.translate.rules import (
+    Rule,
+    fill,
+    known_type,
+)
+from pulse_local.translate.rules_numbers import IS_NAN
 
 
 def rule_countif(node: exp.Expression) -> exp.Expression | None:
@@ -165,7 +170,41 @@ def rule_group_by_all_without_keys(node: exp.Expression) -> exp.Expression | Non
     return exp.Group(expressions=[exp.Tuple()])
 
 
+def rule_using_join_nan(node: exp.Expression) -> exp.Expression | None:
+    """JOIN ... USING (k) on a FLOAT64 key: NaN matches nothing in BigQuery, DuckDB's join
+    matches NaN with NaN. For INNER and LEFT joins the right input's NaN keys become NULL
+    (such rows can never match, so nothing visible changes); a TYPEOF branch DuckDB folds
+    away for other key types. RIGHT and FULL joins keep DuckDB's behaviour."""
+    if not isinstance(node, exp.Join) or not node.args.get("using") or node.meta.get("pulse_nan_using"):
+        return None
+    side = str(node.args.get("side") or "").upper()
+    kind = str(node.args.get("kind") or "").upper()
+    if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER"):
+        return None
+    right = node.this
+    if not isinstance(right, (exp.Table, exp.Subquery)) or right.args.get("pivots"):
+        return None
+    alias = right.alias_or_name
+    if not alias:
+        return None
+    node.meta["pulse_nan_using"] = True
+    replaced = [
+        exp.alias_(fill(f"CASE WHEN {IS_NAN} THEN NULL ELSE __v END", v=exp.column(key.name, quoted=True)),
+                   key.name, quoted=True)
+        for key in node.args["using"]
+    ]
+    source = right.copy()
+    if isinstance(source, exp.Table):
+        source.set("alias", None)
+    else:
+        source.set("alias", None)
+    inner = exp.select(exp.Star(replace=replaced)).from_(source)
+    node.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Join: (rule_using_join_nan,),
     exp.Group: (rule_group_by_all_without_keys,),
     exp.CountIf: (rule_countif,),
     exp.Sub: (rule_datetime_subtraction,),

@@ -87,6 +87,33 @@ def _struct_not_distinct(a: exp.Expression, b: exp.Expression) -> exp.Expression
     return exp.Paren(this=exp.And(this=whole, expression=exp.Paren(this=out)))
 
 
+def rule_struct_equality(node: exp.Expression) -> exp.Expression | None:
+    """STRUCT `=` / `!=` / NULLIF / simple CASE with an evident STRUCT operand: by position and
+    NULL when a field pair is NULL, as in BigQuery (DuckDB matches fields by name and treats
+    NULL fields as equal)."""
+    if isinstance(node, (exp.EQ, exp.NEQ)):
+        equal = struct_equality(node.this, node.expression)
+        if equal is None:
+            return None
+        return exp.Not(this=equal) if isinstance(node, exp.NEQ) else equal
+    if isinstance(node, exp.Nullif):
+        equal = struct_equality(node.this, node.expression)
+        if equal is None:
+            return None
+        return exp.Case(ifs=[exp.If(this=equal, true=exp.Null())], default=node.this.copy())
+    if isinstance(node, exp.Case) and node.this is not None:
+        subject = node.this
+        ifs = node.args.get("ifs") or []
+        equalities = [struct_equality(subject, branch.this) for branch in ifs]
+        if not any(e is not None for e in equalities) or any(e is None for e in equalities):
+            return None
+        return exp.Case(
+            ifs=[exp.If(this=e, true=branch.args.get("true")) for e, branch in zip(equalities, ifs, strict=True)],
+            default=node.args.get("default"),
+        )
+    return None
+
+
 def rule_struct_distinct(node: exp.Expression) -> exp.Expression | None:
     """`IS [NOT] DISTINCT FROM` with an evident STRUCT operand: by position, as in BigQuery."""
     if not isinstance(node, (exp.NullSafeEQ, exp.NullSafeNEQ)):

@@ -16,7 +16,17 @@ import sqlglot
 from sqlglot import exp
 
 from pulse_local.translate.functions import macro_call
-from pulse_local.translate.rules import Rule, fill, typed_at_bind
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+    typed_at_bind,
+)
+from pulse_local.translate.rules_constants import (
+    is_constant,
+    is_null_constant,
+    negative_constant,
+)
 
 
 def rule_safe_window_function(node: exp.Expression) -> exp.Expression | None:
@@ -76,6 +86,137 @@ def rule_range_frame_saturation(node: exp.Expression) -> exp.Expression | None:
         name = "bq_range_upper" if upward else "bq_range_lower"
         node.set(side, exp.Anonymous(this=macro_call(name), expressions=[key.copy(), bound]))
     return None
+
+
+def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
+    """LAG/LEAD: BigQuery requires a non-negative, non-NULL constant offset and a constant default."""
+    if not isinstance(node, (exp.Lag, exp.Lead)):
+        return None
+    name = node.key.upper()
+    offset = node.args.get("offset")
+    if offset is not None:
+        inner = offset.this if isinstance(offset, exp.Paren) else offset
+        if isinstance(inner, (exp.Neg, exp.Null)) or (
+            isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null)
+        ):
+            raise fail(node, f"{name} with a negative or NULL offset", "BigQuery raises an error for it")
+        if not is_constant(offset):
+            raise fail(node, f"{name} with a non-constant offset", "BigQuery requires a constant offset")
+    default = node.args.get("default")
+    if default is not None and not is_constant(default):
+        raise fail(node, f"{name} with a non-constant default", "BigQuery requires a constant default value")
+    window = node.parent
+    if isinstance(window, exp.Window) and frame_of(window) is not None:
+        raise fail(node, f"{name} with a window frame", "BigQuery does not allow a frame for navigation functions")
+    return None
+
+
+def frame_of(window: exp.Window) -> exp.Expression | None:
+    """The frame of `window`, also when it names a window of the WINDOW clause (OVER w)."""
+    if window.args.get("spec") is not None:
+        return window.args["spec"]
+    name = window.args.get("alias")
+    select = window.find_ancestor(exp.Select)
+    if name is None or select is None:
+        return None
+    for named in select.args.get("windows") or []:
+        if isinstance(named.this, exp.Identifier) and named.this.name.lower() == name.name.lower():
+            return frame_of(named)
+    return None
+
+
+def rule_nth_value_n(node: exp.Expression) -> exp.Expression | None:
+    """NTH_VALUE's N must be a positive non-NULL constant in BigQuery."""
+    if not isinstance(node, exp.NthValue):
+        return None
+    n = node.args.get("offset")
+    inner = n.this if isinstance(n, exp.Paren) else n
+    if isinstance(inner, (exp.Neg, exp.Null)) or (isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Null)) or (
+        isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+    ):
+        raise fail(node, "NTH_VALUE with N <= 0 or NULL", "BigQuery raises an error for it")
+    return None
+
+
+_NUMBERING = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.PercentRank, exp.CumeDist, exp.Ntile)
+
+
+def rule_window_checks(node: exp.Expression) -> exp.Expression | None:
+    """Window forms BigQuery rejects and DuckDB runs: numbering functions with a frame,
+    NTILE of a NULL or non-positive constant, a NULL frame offset."""
+    if isinstance(node, exp.WindowSpec):
+        for side in ("start", "end"):
+            if is_null_constant(node.args.get(side)):
+                raise fail(node, "window frame with a NULL offset", "BigQuery raises an error for it")
+        return None
+    if not isinstance(node, exp.Window):
+        return None
+    function = node.this
+    if isinstance(function, _NUMBERING) and node.args.get("spec") is not None:
+        raise fail(node, f"{function.sql_name()} with a window frame",
+                   "BigQuery does not allow a frame for numbering functions")
+    if isinstance(function, exp.Ntile):
+        n = function.this
+        inner = n.this if isinstance(n, exp.Paren) else n
+        if is_null_constant(n) or isinstance(inner, exp.Neg) or (
+            isinstance(inner, exp.Literal) and not inner.is_string and inner.name == "0"
+        ):
+            raise fail(node, "NTILE with a NULL or non-positive bucket count", "BigQuery raises an error for it")
+    return None
+
+
+_FRAME_OFFSET_ERROR = "Window frame offset for PRECEDING or FOLLOWING must be non-negative (BigQuery raises this error)"
+
+
+def rule_frame_offsets(node: exp.Expression) -> exp.Expression | None:
+    """A window frame offset must be non-negative (and not NaN) in BigQuery; DuckDB runs a
+    negative one. A negative literal is rejected; a computed offset is checked when run."""
+    if not isinstance(node, exp.WindowSpec) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    for side in ("start", "end"):
+        offset = node.args.get(side)
+        if offset is None or isinstance(offset, (str, exp.Interval)) or (
+            isinstance(offset, exp.Literal) and not offset.is_string
+        ) or isinstance(offset, exp.Var):
+            continue
+        if negative_constant(offset):
+            raise fail(node, f"window frame offset {offset.sql()}", "BigQuery requires a non-negative offset")
+        if any(isinstance(n, (exp.Column, exp.Interval)) for n in offset.walk()):
+            continue  # not a constant number: BigQuery rejects it at analysis, DuckDB too
+        node.set(side, fill(
+            f"CASE WHEN ISNAN(CAST(__o AS DOUBLE)) OR CAST(__o AS DOUBLE) < 0 THEN ERROR('{_FRAME_OFFSET_ERROR}') "
+            "ELSE __o END", o=offset))
+    return None
+
+
+def _frame_offsets_only(spec: exp.Expression | None) -> bool:
+    """True when both frame bounds are offsets (n PRECEDING / n FOLLOWING), so the frame can be empty."""
+    if not isinstance(spec, exp.WindowSpec):
+        return False
+    bounds = [spec.args.get("start"), spec.args.get("end")]
+    return all(b is not None and not isinstance(b, (str, exp.Var)) for b in bounds)
+
+
+def rule_count_empty_frame(node: exp.Expression) -> exp.Expression | None:
+    """COUNT over an empty frame (1 PRECEDING AND 2 PRECEDING) is 0; DuckDB can return -1."""
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Count) and _frame_offsets_only(node.args.get("spec")):
+        if node.meta.get("pulse_count_frame"):
+            return None
+        node.meta["pulse_count_frame"] = True
+        return fill("GREATEST(__c, 0)", c=node)
+    return None
+
+
+def rule_corr_few_pairs(node: exp.Expression) -> exp.Expression | None:
+    """CORR over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN). Aggregate form only."""
+    if not isinstance(node, exp.Corr) or isinstance(node.parent, exp.Window):
+        return None
+    return fill(
+        "CASE WHEN COUNT(CASE WHEN __y IS NOT NULL AND __x IS NOT NULL THEN 1 END) < 2 THEN NULL "
+        "ELSE __c END",
+        y=node.this, x=node.expression, c=node,
+    )
 
 
 RULES: dict[type, tuple[Rule, ...]] = {

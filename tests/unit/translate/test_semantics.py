@@ -52,6 +52,8 @@ def test_bigquery_errors_are_errors_on_duckdb(sql: str, message: str) -> None:
     ("SELECT FORMAT(ERROR('foo'), 1)", "FORMAT with a computed pattern"),
     ("SELECT SAFE.NTILE(NULL) OVER (ORDER BY x) FROM UNNEST([1, 2]) AS x", "NTILE"),
     ("SELECT JSON_OBJECT(['a', 'b'], [10])", "JSON_OBJECT with key and value arrays of different lengths"),
+    ("SELECT CAST(DATE '2020-01-01' AS STRING FORMAT 'YYYY')", "FORMAT 'YYYY'"),
+    ("SELECT CAST(b'abc' AS STRING FORMAT 'base64')", "FORMAT 'base64'"),
 ])
 def test_unreproduced_constructs_are_refused(sql: str, construct: str) -> None:
     with pytest.raises(UntranslatableSQL) as info:
