@@ -384,8 +384,8 @@ def _range_bound(name: str, upward: bool) -> str:
     past the end of the key's type it still includes every key up to that end, and no
     infinite one. These offsets put such a bound at the type's largest (smallest) finite
     value: for FLOAT64 (DuckDB's infinite bound would take the rows keyed +inf/-inf in) and
-    NUMERIC (DuckDB raises "Overflow in addition"). Other types keep `off` (an INT64 bound
-    past the end still raises: ordering by the key as a HUGEINT gave other frames). DuckDB
+    NUMERIC (DuckDB raises "Overflow in addition"). Other types keep `off` (an INT64 key is
+    ordered as a HUGEINT, `bq_range_key`, where the bound cannot overflow). DuckDB
     evaluates both CASE branches, so neither may overflow for any row."""
     if upward:
         double = ("CASE WHEN NOT ISINF(k) AND NOT ISINF(off) AND ISINF(k + off) "
@@ -406,6 +406,11 @@ MACROS: dict[str, str] = {
     # window, Python helper), DuckDB's r for every other type
     "bq_percentile_cont_pick": _overloads("bq_percentile_cont_pick", "x, l, p, r",
                                           "bq_percentile_cont_numeric(l, CAST(p AS DECIMAL(38, 9)))", "r"),
+    # a RANGE frame's INT64 key as a HUGEINT, where key ± offset cannot overflow (BigQuery
+    # computes the bound exactly: 2 FOLLOWING of the largest INT64 is an empty frame); an
+    # overload per other key type, so none of them is converted
+    "bq_range_key": f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_range_key(k BIGINT) AS CAST(k AS HUGEINT), "
+                    "(k DOUBLE) AS k, (k FLOAT) AS k, (k DECIMAL(38, 9)) AS k, (k HUGEINT) AS k, (k) AS k",
     "bq_range_upper": _range_bound("bq_range_upper", upward=True),
     "bq_range_lower": _range_bound("bq_range_lower", upward=False),
     **{f"bq_{kind}_pick": _overloads(f"bq_{kind}_pick", "x, l, r", _numeric_spread(kind), "r")

@@ -86,6 +86,42 @@ def rule_safe_guards(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _outside_aggregates(node: exp.Expression) -> list[exp.Expression]:
+    """The nodes of `node` that are not inside an aggregate function's argument."""
+    found: list[exp.Expression] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        if isinstance(current, (exp.AggFunc, exp.Subquery, exp.Select)):
+            continue
+        stack.extend(current.iter_expressions())
+    return found
+
+
+def rule_safe_aggregate(node: exp.Expression) -> exp.Expression | None:
+    """SAFE.SUM(x) and other SAFE. aggregates: DuckDB refuses an aggregate inside TRY. The
+    aggregate's own guards (the failing CASTs of the overflow checks, ERROR() calls) around
+    it become NULL-returning (TRY_CAST, NULL), which is what SAFE. means; its argument keeps
+    raising, as in BigQuery."""
+    if not isinstance(node, exp.SafeFunc):
+        return None
+    outside = _outside_aggregates(node.this)
+    if not any(isinstance(n, exp.AggFunc) for n in outside):
+        return None
+    for aggregate in [n for n in outside if isinstance(n, exp.AggFunc)]:
+        if error_calls(aggregate):
+            raise fail(node, "SAFE. aggregate whose argument can raise (division by zero, ...)",
+                       "BigQuery raises for the argument; SAFE. only covers the aggregate itself",
+                       "Compute the argument with SAFE_DIVIDE (or a CASE) first.")
+    for guard in outside:
+        if isinstance(guard, exp.Cast) and not isinstance(guard, exp.TryCast):
+            guard.replace(exp.TryCast(this=guard.this, to=guard.to))
+        elif isinstance(guard, exp.Anonymous) and guard.name.upper() == "ERROR":
+            guard.replace(exp.Null())
+    return node.this
+
+
 def rule_not_literal_null(node: exp.Expression) -> exp.Expression | None:
     """BigQuery rejects ``NOT NULL`` ("Operands of NOT cannot be literal NULL"); DuckDB gives NULL."""
     if isinstance(node, exp.Not):

@@ -18,6 +18,7 @@ from pulse_local.translate.rules_arithmetic import (
     rule_ieee_divide,
     rule_literal_null_operand,
     rule_not_literal_null,
+    rule_safe_aggregate,
     rule_safe_divide_overflow,
     rule_safe_guards,
 )
@@ -83,7 +84,7 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Substring: (rule_negative_length,),
     exp.Extract: (rule_extract_subsecond,),
     exp.Corr: (rule_corr_few_pairs,),
-    exp.SafeFunc: (rule_safe_guards,),
+    exp.SafeFunc: (rule_safe_aggregate, rule_safe_guards),
     exp.Select: (rule_top_level_select_as_struct,),
     exp.NthValue: (rule_nth_value_n,),
     exp.Group: (rule_grouping_sets,),

@@ -278,33 +278,50 @@ def _nan_aware(node: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=exp.and_(any_nan, both_known), true=result)], default=node)
 
 
-def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
-    """VAR / STDDEV / COVAR (population and sample) over an infinite or NaN input are NaN in
-    BigQuery (DuckDB gives 0 for a single value, inf for a covariance, or raises "out of
-    range"); the sample forms are NULL below two values. Aggregate form only."""
-    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
-        return None
-    sample = isinstance(node, (exp.Variance, exp.Stddev, exp.StddevSamp, exp.CovarSamp))
-    if isinstance(node, (exp.VariancePop, exp.StddevPop, exp.Variance, exp.Stddev, exp.StddevSamp)):
-        if sample and isinstance(node.this, exp.Distinct):
+_SAMPLE_STATISTICS = (exp.Variance, exp.Stddev, exp.StddevSamp, exp.CovarSamp, exp.Corr)
+_ONE_VALUE_STATISTICS = (exp.VariancePop, exp.StddevPop, exp.Variance, exp.Stddev, exp.StddevSamp)
+_TWO_VALUE_STATISTICS = (exp.CovarPop, exp.CovarSamp, exp.Corr)
+
+
+def non_finite_statistic(function: exp.Expression, window: exp.Window | None = None) -> exp.Expression | None:
+    """VAR / STDDEV / COVAR / CORR over an infinite or NaN input are NaN in BigQuery (DuckDB
+    gives 0 for a single value, inf for a covariance, or raises "out of range"); the sample
+    forms and CORR are NULL below two (pairs of) values. `function` OVER `window` when given.
+    The statistic itself reads the finite rows only (DuckDB raises on an infinite one)."""
+    sample = isinstance(function, _SAMPLE_STATISTICS)
+    if isinstance(function, _ONE_VALUE_STATISTICS):
+        if isinstance(function.this, exp.Distinct) and (sample or window is not None):
             return None
-        values = [_plain_argument(node)]
-    elif isinstance(node, (exp.CovarPop, exp.CovarSamp)):
-        values = [node.this, node.expression]
+        values = [_plain_argument(function)]
+    elif isinstance(function, _TWO_VALUE_STATISTICS):
+        values = [function.this, function.expression]
     else:
+        return None
+    if any(v is None for v in values):
         return None
     finite = " AND ".join(f"ISFINITE(CAST(__v{i} AS DOUBLE))" for i in range(len(values)))
     known = " AND ".join(f"__v{i} IS NOT NULL" for i in range(len(values)))
     args = {f"v{i}": v.copy() for i, v in enumerate(values)}
-    # DuckDB raises "out of range" on an infinite input: aggregate the finite rows only.
     for i, value in enumerate(values):
         value.replace(fill(f"CASE WHEN {finite} THEN __v{i} END", **args))
-    values = list(args.values())
-    few = f"WHEN COUNT(CASE WHEN {known} THEN 1 END) < 2 THEN NULL " if sample else ""
-    return fill(
-        f"CASE {few}WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
-        r=node, **{f"v{i}": v for i, v in enumerate(values)},
-    )
+    count = fill(f"COUNT(CASE WHEN {known} THEN 1 END)", **args)
+    non_finite = fill(f"BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END)", **args)
+    result: exp.Expression = function
+    if window is not None:
+        count, non_finite, result = _over(count, window), _over(non_finite, window), window
+    ifs = [exp.If(this=exp.LT(this=count, expression=exp.Literal.number(2)), true=exp.Null())] if sample else []
+    ifs.append(exp.If(this=non_finite, true=fill("CAST('nan' AS DOUBLE)")))
+    return exp.Case(ifs=ifs, default=result)
+
+
+def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
+    """VAR / STDDEV / COVAR over an infinite or NaN input (see `non_finite_statistic`).
+    Aggregate form; windows: rules_windows.rule_window_statistics."""
+    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    if isinstance(node, exp.Corr):
+        return None  # rules_windows.rule_corr_few_pairs
+    return non_finite_statistic(node)
 
 
 _DATETIME_ARITHMETIC: dict[type, str] = {

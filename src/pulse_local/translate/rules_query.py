@@ -9,10 +9,12 @@ before the name column).
 
 from __future__ import annotations
 
+import sqlglot
 from sqlglot import exp
 
 from pulse_local.translate.rules import (
     Rule,
+    fail,
     fill,
     known_type,
 )
@@ -203,12 +205,62 @@ def rule_using_join_nan(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def _pivot_value_name(value: exp.Expression) -> str | None:
+    """The column-name part both BigQuery and DuckDB derive from a PIVOT value, if they agree."""
+    if isinstance(value, exp.PivotAlias):
+        return value.alias
+    if isinstance(value, exp.Literal) and (value.is_string or value.is_int):
+        return value.name
+    if isinstance(value, exp.Null):
+        return "NULL"
+    return None
+
+
+def rule_pivot_column_names(node: exp.Expression) -> exp.Expression | None:
+    """PIVOT(SUM(x) AS s FOR y IN ('a', 'b')) names its columns `s_a`, `s_b` in BigQuery and
+    `a_s`, `b_s` in DuckDB. The pivoted source becomes a subquery renaming the columns
+    (`SELECT * RENAME (...)`), keeping the alias; values whose column name could differ
+    (no alias, not a string or whole-number literal) are refused."""
+    if not isinstance(node, (exp.Table, exp.Subquery)) or node.meta.get("pulse_pivot_names"):
+        return None
+    pivots = node.args.get("pivots") or []
+    if len(pivots) != 1 or pivots[0].args.get("unpivot"):
+        return None
+    pivot = pivots[0]
+    aggregates = list(pivot.expressions)
+    aliases = [a.alias for a in aggregates if isinstance(a, exp.Alias) and a.alias]
+    if not aliases:
+        return None  # DuckDB and BigQuery both name the columns after the values
+    fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+    if len(aliases) != len(aggregates) or len(fields) != 1:
+        raise fail(node, "PIVOT with aggregates without an alias", "BigQuery and DuckDB name such columns differently",
+                   "Give every aggregate of the PIVOT an alias.")
+    renames: list[str] = []
+    for value in fields[0].expressions:
+        name = _pivot_value_name(value)
+        if name is None:
+            raise fail(node, f"PIVOT value {value.sql(dialect='bigquery')}",
+                       "BigQuery and DuckDB derive different column names from it",
+                       "Give the value an alias: IN (1.5 AS v1_5).")
+        renames += [f'"{name}_{a}" AS "{a}_{name}"'.replace("'", "''") for a in aliases]
+    alias = pivot.args.get("alias")
+    alias_name = alias.name if alias is not None and alias.name else node.alias_or_name
+    source = node.copy()
+    source.args["pivots"][0].set("alias", None)
+    source.meta["pulse_pivot_names"] = True
+    inner = sqlglot.parse_one(f"SELECT * RENAME ({', '.join(renames)}) FROM __pulse_pivot", read="duckdb")
+    inner.set("from_", exp.From(this=source))
+    if not alias_name:
+        return exp.Subquery(this=inner)
+    return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
     exp.Join: (rule_using_join_nan,),
     exp.Group: (rule_group_by_all_without_keys,),
     exp.CountIf: (rule_countif,),
     exp.Sub: (rule_datetime_subtraction,),
     exp.Select: (rule_star_after_using,),
-    exp.Table: (rule_unpivot_columns,),
-    exp.Subquery: (rule_unpivot_columns,),
+    exp.Table: (rule_unpivot_columns, rule_pivot_column_names),
+    exp.Subquery: (rule_unpivot_columns, rule_pivot_column_names),
 }

@@ -7,7 +7,8 @@
 - `CORR(...) OVER (...)` over fewer than two non-NULL pairs is NULL (DuckDB: NaN).
 - A RANGE frame whose bound (key ± offset) passes the end of the key's type: BigQuery
   computes the bound exactly, DuckDB overflows (NUMERIC: an error; FLOAT64: an infinite
-  bound that takes the rows keyed ±inf in; INT64: an error, left as it is).
+  bound that takes the rows keyed ±inf in); an INT64 key is ordered as a HUGEINT, where the
+  bound cannot overflow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pulse_local.translate.rules_constants import (
     is_null_constant,
     negative_constant,
 )
+from pulse_local.translate.rules_numbers import non_finite_statistic
 
 
 def rule_safe_window_function(node: exp.Expression) -> exp.Expression | None:
@@ -47,15 +49,14 @@ def _over(function: exp.Expression, window: exp.Window) -> exp.Window:
     return copy
 
 
-def rule_corr_window_few_pairs(node: exp.Expression) -> exp.Expression | None:
-    """CORR(...) OVER (...) over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN)."""
-    if not isinstance(node, exp.Window) or not isinstance(node.this, exp.Corr) or node.meta.get("pulse_corr"):
+def rule_window_statistics(node: exp.Expression) -> exp.Expression | None:
+    """VAR / STDDEV / COVAR / CORR ... OVER (...): NaN over an infinite or NaN input, NULL
+    for the sample forms and CORR below two (pairs of) values, as in BigQuery (DuckDB: NaN,
+    0, or the error "out of range")."""
+    if not isinstance(node, exp.Window) or node.meta.get("pulse_statistic"):
         return None
-    node.meta["pulse_corr"] = True
-    corr = node.this
-    pairs = fill("COUNT(CASE WHEN __y IS NOT NULL AND __x IS NOT NULL THEN 1 END)", y=corr.this, x=corr.expression)
-    return exp.Case(ifs=[exp.If(this=exp.LT(this=_over(pairs, node), expression=exp.Literal.number(2)),
-                                true=exp.Null())], default=node)
+    node.meta["pulse_statistic"] = True
+    return non_finite_statistic(node.this, node)
 
 
 def rule_range_frame_saturation(node: exp.Expression) -> exp.Expression | None:
@@ -85,7 +86,18 @@ def rule_range_frame_saturation(node: exp.Expression) -> exp.Expression | None:
         upward = (direction == "FOLLOWING") != bool(order.expressions[0].args.get("desc"))
         name = "bq_range_upper" if upward else "bq_range_lower"
         node.set(side, exp.Anonymous(this=macro_call(name), expressions=[key.copy(), bound]))
+    if _numeric_offsets(node):  # an INT64 key is ordered as a HUGEINT: key ± offset cannot overflow
+        order.expressions[0].set("this", exp.Anonymous(this=macro_call("bq_range_key"), expressions=[key.copy()]))
     return None
+
+
+def _numeric_offsets(spec: exp.WindowSpec) -> bool:
+    """True when a bound of the frame is a numeric offset (n PRECEDING / n FOLLOWING)."""
+    for side in ("start", "end"):
+        bound = spec.args.get(side)
+        if bound is not None and not isinstance(bound, (str, exp.Var)) and not bound.find(exp.Interval):
+            return True
+    return False
 
 
 def rule_navigation_arguments(node: exp.Expression) -> exp.Expression | None:
@@ -209,14 +221,11 @@ def rule_count_empty_frame(node: exp.Expression) -> exp.Expression | None:
 
 
 def rule_corr_few_pairs(node: exp.Expression) -> exp.Expression | None:
-    """CORR over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN). Aggregate form only."""
-    if not isinstance(node, exp.Corr) or isinstance(node.parent, exp.Window):
+    """CORR over fewer than two non-NULL pairs is NULL in BigQuery (DuckDB: NaN), and NaN over
+    an infinite or NaN input (DuckDB raises "out of range"). Aggregate form."""
+    if not isinstance(node, exp.Corr) or isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot):
         return None
-    return fill(
-        "CASE WHEN COUNT(CASE WHEN __y IS NOT NULL AND __x IS NOT NULL THEN 1 END) < 2 THEN NULL "
-        "ELSE __c END",
-        y=node.this, x=node.expression, c=node,
-    )
+    return non_finite_statistic(node)
 
 
 RULES: dict[type, tuple[Rule, ...]] = {
@@ -225,6 +234,6 @@ RULES: dict[type, tuple[Rule, ...]] = {
 
 #: Run after every other rule of their node types (registry.py appends them): they wrap the node.
 LATE_RULES: dict[type, tuple[Rule, ...]] = {
-    exp.Window: (rule_corr_window_few_pairs,),
+    exp.Window: (rule_window_statistics,),
     exp.WindowSpec: (rule_range_frame_saturation,),
 }
