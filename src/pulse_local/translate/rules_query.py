@@ -213,6 +213,8 @@ def _pivot_value_name(value: exp.Expression) -> str | None:
         return value.name
     if isinstance(value, exp.Null):
         return "NULL"
+    if isinstance(value, exp.Boolean):
+        return "true" if value.this else "false"
     return None
 
 
@@ -220,7 +222,7 @@ def rule_pivot_column_names(node: exp.Expression) -> exp.Expression | None:
     """PIVOT(SUM(x) AS s FOR y IN ('a', 'b')) names its columns `s_a`, `s_b` in BigQuery and
     `a_s`, `b_s` in DuckDB. The pivoted source becomes a subquery renaming the columns
     (`SELECT * RENAME (...)`), keeping the alias; values whose column name could differ
-    (no alias, not a string or whole-number literal) are refused."""
+    (no alias, not a string, whole-number or boolean literal) are refused."""
     if not isinstance(node, (exp.Table, exp.Subquery)) or node.meta.get("pulse_pivot_names"):
         return None
     pivots = node.args.get("pivots") or []
