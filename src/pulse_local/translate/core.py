@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -12,6 +13,7 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import TokenType
 
+from pulse_local.translate.dialect import PulseBigQuery
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.functions import CALLABLE_NAMES
 from pulse_local.translate.registry import RULES_BY_TYPE
@@ -135,14 +137,14 @@ def _apply_rules(tree: exp.Expression) -> exp.Expression:
     A rule sees its node still attached to the tree (so it can look at the parent) and
     may return a new node that wraps it; the new node then takes the old node's slot.
     """
-    nodes = list(tree.walk(bfs=False))
+    nodes = [cast(exp.Expression, n) for n in tree.walk(bfs=False)]
     root = tree
     for node in reversed(nodes):
         rules = RULES_BY_TYPE.get(type(node))
         if not rules:
             continue
         for rule in rules:
-            parent, arg_key, index = node.parent, node.arg_key, node.index
+            parent, arg_key, index = cast("exp.Expression | None", node.parent), cast(str, node.arg_key), node.index
             new = rule(node)
             if new is None or new is node:
                 continue
@@ -156,6 +158,43 @@ def _apply_rules(tree: exp.Expression) -> exp.Expression:
                 parent.set(arg_key, new, index=index)
             break
     return root
+
+
+def _range_variables(select: exp.Select, table: exp.Table) -> set[str]:
+    """Names of the FROM/JOIN items of `select` other than `table` (lower case)."""
+    names: set[str] = set()
+    source = select.args.get("from_")
+    items = [source.this] if isinstance(source, exp.From) else []
+    items += [join.this for join in select.args.get("joins") or []]
+    for item in items:
+        if item is not table and item.alias_or_name:
+            names.add(item.alias_or_name.lower())
+    return names
+
+
+def implicit_unnest(tree: exp.Expression) -> exp.Expression:
+    """`FROM t.arr AS v` where `t` is a range variable of an enclosing query: BigQuery reads
+    the path as `UNNEST(t.arr) AS v` (a correlated array), not as table `arr` of dataset `t`.
+    sqlglot does this for joins (`FROM t, t.arr`), not for a subquery's own FROM."""
+    for table in list(tree.find_all(exp.Table)):
+        if not table.args.get("db") or table.args.get("catalog") or not isinstance(table.parent, (exp.From, exp.Join)):
+            continue
+        prefix = table.args["db"].name.lower()
+        select = table.parent.parent
+        visible: set[str] = set()
+        ancestor = select.parent if isinstance(select, exp.Select) else None
+        while ancestor is not None:
+            if isinstance(ancestor, exp.Select):
+                visible |= _range_variables(ancestor, table)
+            ancestor = ancestor.parent
+        if prefix not in visible:
+            continue
+        alias = table.alias or table.name
+        table.replace(exp.Unnest(
+            expressions=[exp.column(table.name, table=table.args["db"].name)],
+            alias=exp.TableAlias(columns=[exp.to_identifier(alias)]),
+        ))
+    return tree
 
 
 def _user_functions(trees: list[exp.Expression]) -> set[str]:
@@ -196,7 +235,7 @@ def _check_functions(tree: exp.Expression, user_functions: set[str]) -> None:
             if name.lower() in known or name.lower() in user_functions:
                 continue
             bq_name = node.meta.get("bigquery_name", name) if node._meta else name
-            raise fail(node, f"function {bq_name}()", "DuckDB has no equivalent")
+            raise fail(cast(exp.Expression, node), f"function {bq_name}()", "DuckDB has no equivalent")
 
 
 def _check_statement(tree: exp.Expression) -> None:
@@ -220,7 +259,7 @@ def _generate(tree: exp.Expression) -> str:
 def _parse(sql: str, dbt_relations: bool) -> list[exp.Expression]:
     text = requote_dbt_relations(sql) if dbt_relations else sql
     try:
-        return [t for t in sqlglot.parse(text, read="bigquery") if t is not None]
+        return [cast(exp.Expression, t) for t in sqlglot.parse(text, read=PulseBigQuery) if t is not None]
     except (ParseError, TokenError) as err:
         raise _syntax_error(err) from err
 
@@ -234,7 +273,7 @@ def _translate_cached(sql: str, dbt_relations: bool, wildcards: tuple[Expansion,
         _check_statement(tree)
         if wildcards:
             tree = expand(tree, wildcards)
-        tree = _apply_rules(tree)
+        tree = _apply_rules(implicit_unnest(tree))
         _check_functions(tree, user_functions)
         out.append(_generate(tree))
     return ";\n".join(out)

@@ -19,6 +19,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 _MASK = (1 << 64) - 1
@@ -258,6 +259,24 @@ def json_keys(document: str, max_depth: int | None = None) -> list[str]:
     return sorted(set(_key_paths(parsed, "", 1, max_depth)))
 
 
+def percentile_cont_numeric(values: list[Decimal | None], fraction: Decimal) -> Decimal | None:
+    """BigQuery PERCENTILE_CONT of NUMERIC values with a NUMERIC percentile: exact linear
+    interpolation between the closest ranks, rounded half away from zero to 9 digits
+    (DuckDB interpolates in DOUBLE). NULL values are ignored; no value gives NULL."""
+    if not Decimal(0) <= fraction <= Decimal(1):
+        raise ValueError("PERCENTILE_CONT: the percentile must be between 0 and 1")
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    with localcontext() as context:
+        context.prec = 100
+        position = fraction * (len(ordered) - 1)
+        index = int(position)
+        low, high = ordered[index], ordered[min(index + 1, len(ordered) - 1)]
+        exact = low + (high - low) * (position - index)
+        return exact.quantize(Decimal("1e-9"), rounding=ROUND_HALF_UP)
+
+
 # --------------------------------------------------------------------------- registration
 
 
@@ -279,6 +298,8 @@ HELPERS: tuple[Helper, ...] = (
     Helper("bq_soundex", soundex, ("VARCHAR",), "VARCHAR"),
     Helper("bq_json_keys", lambda document: json_keys(document), ("VARCHAR",), "VARCHAR[]"),
     Helper("bq_json_keys_depth", json_keys, ("VARCHAR", "BIGINT"), "VARCHAR[]"),
+    Helper("bq_percentile_cont_numeric", percentile_cont_numeric, ("DECIMAL(38, 9)[]", "DECIMAL(38, 9)"),
+           "DECIMAL(38, 9)"),
 )
 
 # --------------------------------------------------------------------------- typed macros
@@ -326,7 +347,77 @@ def _overloads(name: str, params: str, decimal_body: str, other_body: str) -> st
 #: `bq_numeric_units(x)` is a NUMERIC in 1e-9 units (NULL for other types);
 #: `bq_avg_pick(x, SUM(bq_numeric_units(x)), COUNT(x), AVG(x))` is AVG as BigQuery types it:
 #: NUMERIC (exact, rounded to 9 digits) for a NUMERIC x, DuckDB's AVG (FLOAT64) otherwise.
+def _fraction_text(value: str, head: str, tail: str = "") -> str:
+    """STRFTIME of `value` with 0, 3 or 6 fractional digits, as BigQuery prints them."""
+    return (
+        f"CASE WHEN MICROSECOND({value}) % 1000000 = 0 THEN STRFTIME({value}, '{head}{tail}') "
+        f"WHEN MICROSECOND({value}) % 1000 = 0 THEN STRFTIME({value}, '{head}.%g{tail}') "
+        f"ELSE STRFTIME({value}, '{head}.%f{tail}') END"
+    )
+
+
+#: CAST(x AS STRING) as BigQuery writes a TIMESTAMP (UTC session: '+00'), a DATETIME or a TIME
+#: (0, 3 or 6 fractional digits); DuckDB's cast for every other type.
+_CIVIL_TEXT = (
+    f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_civil_text"
+    f"(x TIMESTAMP WITH TIME ZONE) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S', '+00')}, "
+    f"(x TIMESTAMP) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S')}, "
+    f"(x TIME) AS {_fraction_text('(DATE ' + chr(39) + '1970-01-01' + chr(39) + ' + x)', '%H:%M:%S')}, "
+    "(x DATE) AS CAST(x AS VARCHAR), (x VARCHAR) AS x, (x) AS CAST(x AS VARCHAR)"
+)
+
+def _numeric_spread(kind: str) -> str:
+    """VAR/STDDEV of a NUMERIC from `l`, its non-NULL values in 1e-9 units (HUGEINT): the
+    differences to the first value are exact, so DOUBLE only rounds the spread, not the
+    magnitude (BigQuery computes it exactly; DuckDB's DOUBLE loses 1e24 + 0.1 vs + 0.2)."""
+    variance = (f"(LIST_AGGREGATE(LIST_TRANSFORM(l, v -> CAST(v - l[1] AS DOUBLE)), "
+                f"'{kind.replace('stddev', 'var')}') / 1e18)")
+    return f"SQRT({variance})" if kind.startswith("stddev") else variance
+
+
+_NUMERIC_MAX = "CAST('99999999999999999999999999999.999999999' AS DECIMAL(38, 9))"
+
+
+def _range_bound(name: str, upward: bool) -> str:
+    """A RANGE frame offset `off` for the key k of the current row, for a bound that widens
+    the frame upwards (k + off) or downwards (k - off). BigQuery computes the bound exactly:
+    past the end of the key's type it still includes every key up to that end, and no
+    infinite one. These offsets put such a bound at the type's largest (smallest) finite
+    value: for FLOAT64 (DuckDB's infinite bound would take the rows keyed +inf/-inf in) and
+    NUMERIC (DuckDB raises "Overflow in addition"). Other types keep `off` (an INT64 key is
+    ordered as a HUGEINT, `bq_range_key`, where the bound cannot overflow). DuckDB
+    evaluates both CASE branches, so neither may overflow for any row."""
+    if upward:
+        double = ("CASE WHEN NOT ISINF(k) AND NOT ISINF(off) AND ISINF(k + off) "
+                  "THEN 1.7976931348623157e308 - k ELSE off END")
+        decimal = f"CASE WHEN k > {_NUMERIC_MAX} - GREATEST(off, 0) THEN {_NUMERIC_MAX} - GREATEST(k, 0) ELSE off END"
+    else:
+        double = ("CASE WHEN NOT ISINF(k) AND NOT ISINF(off) AND ISINF(k - off) "
+                  "THEN k + 1.7976931348623157e308 ELSE off END")
+        decimal = f"CASE WHEN k < -{_NUMERIC_MAX} + GREATEST(off, 0) THEN LEAST(k, 0) + {_NUMERIC_MAX} ELSE off END"
+    keep = [f"(k {t}, off) AS off" for t in _FLOAT_AVERAGE_TYPES if t not in ("DOUBLE", "FLOAT")]
+    return (f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.{name}(k DOUBLE, off) AS {double}, "
+            f"(k DECIMAL(38, 9), off) AS {decimal}, {', '.join(keep)}, (k, off) AS off")
+
+
 MACROS: dict[str, str] = {
+    "bq_civil_text": _CIVIL_TEXT,
+    # PERCENTILE_CONT(x, p) with a NUMERIC p: exact for a NUMERIC x (l = LIST(x) over the
+    # window, Python helper), DuckDB's r for every other type
+    "bq_percentile_cont_pick": _overloads("bq_percentile_cont_pick", "x, l, p, r",
+                                          "bq_percentile_cont_numeric(l, CAST(p AS DECIMAL(38, 9)))", "r"),
+    # a RANGE frame's INT64 key as a HUGEINT, where key ± offset cannot overflow (BigQuery
+    # computes the bound exactly: 2 FOLLOWING of the largest INT64 is an empty frame); an
+    # overload per other key type, so none of them is converted
+    "bq_range_key": f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_range_key(k BIGINT) AS CAST(k AS HUGEINT), "
+                    "(k DOUBLE) AS k, (k FLOAT) AS k, (k DECIMAL(38, 9)) AS k, (k HUGEINT) AS k, (k) AS k",
+    "bq_range_upper": _range_bound("bq_range_upper", upward=True),
+    "bq_range_lower": _range_bound("bq_range_lower", upward=False),
+    **{f"bq_{kind}_pick": _overloads(f"bq_{kind}_pick", "x, l, r", _numeric_spread(kind), "r")
+       for kind in ("var_samp", "var_pop", "stddev_samp", "stddev_pop")},
+    # STRING_AGG of BYTES: DuckDB's string_agg writes the bytes as escaped text (VARCHAR);
+    # for a BLOB x that text cast back is the BYTES result, other types keep s.
+    "bq_bytes_agg": f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_bytes_agg(x BLOB, s) AS CAST(s AS BLOB), (x, s) AS s",
     "bq_numeric_units": _overloads("bq_numeric_units", "x", _NUMERIC_UNITS, "CAST(NULL AS HUGEINT)"),
     "bq_avg_pick": _overloads("bq_avg_pick", "w, t, n, a", _NUMERIC_QUOTIENT, "a"),
     # DATE_TRUNC / DATE_ADD / DATE_SUB: the DATETIME form d for a DuckDB TIMESTAMP (BigQuery

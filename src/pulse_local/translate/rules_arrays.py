@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+)
+from pulse_local.translate.rules_constants import (
+    is_null_constant,
+    is_zero_constant,
+    negative_constant,
+)
 
 _QUANTILES_MARK = "pulse_quantiles"
 
@@ -135,6 +144,168 @@ def rule_unnest_alias_fields(node: exp.Expression) -> exp.Expression | None:
     inner = fill("SELECT UNNEST(__a, max_depth := 2) AS __pulse_alias", a=node.expressions[0])
     inner.expressions[0].set("alias", exp.to_identifier(name))
     return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(name)))
+
+
+def rule_unnest_offset(node: exp.Expression) -> exp.Expression | None:
+    """UNNEST(...) WITH OFFSET counts from 0 (DuckDB's ORDINALITY counts from 1)."""
+    if not isinstance(node, exp.Unnest) or not node.args.get("offset"):
+        return None
+    offset = node.args["offset"]
+    offset_name = offset.name if isinstance(offset, exp.Expression) and offset.name else "offset"
+    alias = node.args.get("alias")
+    columns = alias.columns if alias is not None else []
+    table_alias = alias.name if alias is not None and alias.name else None
+    if len(node.expressions) != 1:
+        raise fail(node, "UNNEST of several arrays WITH OFFSET", "not supported")
+    array = node.expressions[0]
+    value_name = columns[0].name if columns else (table_alias or "value")
+    sub = fill(
+        "SELECT UNNEST(__a) AS v, GENERATE_SUBSCRIPTS(__a, 1) - 1 AS o",
+        a=array,
+    )
+    sub.expressions[0].set("alias", exp.to_identifier(value_name))
+    sub.expressions[1].set("alias", exp.to_identifier(offset_name))
+    return exp.Subquery(
+        this=sub,
+        alias=exp.TableAlias(this=exp.to_identifier(f"_unnest_{value_name}")),
+    )
+
+
+def rule_unnest_struct_columns(node: exp.Expression) -> exp.Expression | None:
+    """FROM UNNEST(array_of_structs) without alias exposes the struct fields as columns."""
+    if not isinstance(node, exp.Unnest) or node.args.get("alias") or node.args.get("offset"):
+        return None
+    if not isinstance(node.parent, (exp.From, exp.Join)) or len(node.expressions) != 1:
+        return None
+    sub = fill("SELECT UNNEST(__a, max_depth := 2)", a=node.expressions[0])
+    return exp.Subquery(this=sub)
+
+
+def rule_string_agg_limit(node: exp.Expression) -> exp.Expression | None:
+    """STRING_AGG(x, sep ORDER BY y LIMIT n): aggregate to a list, slice, join."""
+    if not isinstance(node, exp.GroupConcat) or not isinstance(node.this, exp.Limit):
+        return None
+    limit = node.this
+    inner = limit.this
+    value = inner.this if isinstance(inner, exp.Order) else inner
+    if isinstance(value, exp.Distinct):
+        value = value.expressions[0]
+    agg = exp.Filter(
+        this=exp.ArrayAgg(this=inner),
+        expression=exp.Where(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))),
+    )
+    sliced = exp.Anonymous(this="LIST_SLICE", expressions=[agg, exp.Literal.number(1), limit.expression])
+    sep = node.args.get("separator") or exp.Literal.string(",")
+    return exp.Anonymous(this="ARRAY_TO_STRING", expressions=[sliced, sep])
+
+
+def rule_array_functions(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_FIRST/LAST, ARRAY_AVG, ARRAY_INCLUDES, RANGE_BUCKET, GENERATE_ARRAY(FLOAT64)."""
+    if isinstance(node, (exp.ArrayFirst, exp.ArrayLast)):
+        # BigQuery raises for an empty array (SAFE. gives NULL: rule_safe_guards).
+        which, index = ("first", "1") if isinstance(node, exp.ArrayFirst) else ("last", "-1")
+        message = f"ARRAY_{which.upper()} cannot get the {which} element of an empty array (BigQuery raises this error)"
+        return fill(
+            f"CASE WHEN LEN(__a) = 0 THEN ERROR('{message}') "
+            f"ELSE __a[{index}] END",
+            a=node.this,
+        )
+    if isinstance(node, exp.RangeBucket):
+        return fill("CASE WHEN __x IS NULL THEN NULL ELSE CAST(LEN(LIST_FILTER(__a, b -> b <= __x)) AS BIGINT) END",
+                    x=node.this, a=node.expression)
+    if isinstance(node, exp.GenerateSeries) and any(
+        isinstance(a, exp.Cast) and a.to.is_type("double") for a in (node.args.get("start"), node.args.get("end"), node.args.get("step"))
+    ):
+        step = node.args.get("step") or exp.Literal.number(1)
+        return fill(
+            "LIST_TRANSFORM(GENERATE_SERIES(0, CAST(FLOOR((__e - __s) / __p) AS BIGINT)), i -> __s + i * __p)",
+            s=node.args["start"], e=node.args["end"], p=step,
+        )
+    if isinstance(node, exp.Anonymous):
+        name = node.name.upper()
+        renames = {"ARRAY_AVG": "LIST_AVG", "ARRAY_INCLUDES": "LIST_CONTAINS"}
+        if name in renames:
+            return exp.Anonymous(this=renames[name], expressions=node.expressions)
+    return None
+
+
+def rule_array_agg_limit(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_AGG(x ORDER BY y LIMIT n): DuckDB has no LIMIT there; slice the list."""
+    if not isinstance(node, exp.ArrayAgg) or not isinstance(node.this, exp.Limit):
+        return None
+    limit = node.this
+    node.set("this", limit.this)
+    return exp.Anonymous(this="LIST_SLICE", expressions=[node, exp.Literal.number(1), limit.expression])
+
+
+def rule_array_slice(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_SLICE uses 0-based inclusive offsets, negative from the end, clamped."""
+    if not isinstance(node, exp.ArraySlice):
+        return None
+    start, end = node.args.get("start"), node.args.get("end")
+    if start is None or end is None:
+        return None
+    return fill(
+        "CASE WHEN __s IS NULL OR __e IS NULL THEN NULL ELSE LIST_FILTER(__a, (x, i) -> "
+        "i - 1 BETWEEN (CASE WHEN __s < 0 THEN LEN(__a) + __s ELSE __s END) "
+        "AND (CASE WHEN __e < 0 THEN LEN(__a) + __e ELSE __e END)) END",
+        a=node.this, s=start, e=end,
+    )
+
+
+def rule_code_points(node: exp.Expression) -> exp.Expression | None:
+    """TO_CODE_POINTS / CODE_POINTS_TO_STRING on STRING values."""
+    if isinstance(node, exp.ToCodePoints):
+        if isinstance(node.this, exp.ByteString):
+            raise fail(node, "TO_CODE_POINTS on BYTES", "only STRING arguments are supported")
+        return fill(
+            "CASE WHEN __s = '' THEN CAST([] AS BIGINT[]) ELSE "
+            "LIST_TRANSFORM(STRING_SPLIT(__s, ''), c -> CAST(UNICODE(c) AS BIGINT)) END",
+            s=node.this,
+        )
+    if isinstance(node, exp.CodePointsToString):
+        return fill("ARRAY_TO_STRING(LIST_TRANSFORM(__a, c -> CHR(c)), '')", a=node.this)
+    return None
+
+
+def rule_generate_array_step(node: exp.Expression) -> exp.Expression | None:
+    """GENERATE_ARRAY / GENERATE_DATE_ARRAY with a zero step raise in BigQuery."""
+    if isinstance(node, (exp.GenerateSeries, exp.GenerateDateArray)) and is_zero_constant(node.args.get("step")):
+        name = "GENERATE_DATE_ARRAY" if isinstance(node, exp.GenerateDateArray) else "GENERATE_ARRAY"
+        raise fail(node, f"{name} with a zero step", "BigQuery raises an error for it")
+    return None
+
+
+def rule_aggregate_limit_zero(node: exp.Expression) -> exp.Expression | None:
+    """ARRAY_AGG / STRING_AGG(... LIMIT 0) aggregate nothing: NULL in BigQuery (DuckDB: [] or '')."""
+    if not isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) or not isinstance(node.this, exp.Limit):
+        return None
+    count = node.this.expression
+    if not is_zero_constant(count):
+        return None
+    node.set("this", node.this.this)
+    return fill("CASE WHEN FALSE THEN __a END", a=node)
+
+
+def rule_aggregate_arguments(node: exp.Expression) -> exp.Expression | None:
+    """STRING_AGG with a NULL separator and ARRAY_AGG/STRING_AGG/ARRAY_CONCAT_AGG with a
+    negative LIMIT raise in BigQuery; DuckDB returns NULL or slices from the end."""
+    if isinstance(node, exp.GroupConcat) and is_null_constant(node.args.get("separator")):
+        raise fail(node, "STRING_AGG with a NULL separator", "BigQuery raises an error for it")
+    if isinstance(node, (exp.ArrayAgg, exp.GroupConcat, exp.ArrayConcatAgg)) and isinstance(node.this, exp.Limit):
+        count = node.this.expression
+        if negative_constant(count) or is_null_constant(count):
+            raise fail(node, f"{node.sql_name()}(... LIMIT {count.sql()})",
+                       "BigQuery requires a non-negative, non-NULL LIMIT count")
+    return None
+
+
+def rule_nested_array(node: exp.Expression) -> exp.Expression | None:
+    """An array literal of array literals: BigQuery has no arrays of arrays (it raises), DuckDB builds one."""
+    if isinstance(node, exp.Array) and any(isinstance(e, exp.Array) for e in node.expressions):
+        raise fail(node, "array of arrays", "BigQuery does not support nested arrays",
+                   "Wrap the inner arrays in STRUCTs: [STRUCT([1] AS a)].")
+    return None
 
 
 RULES: dict[type, tuple[Rule, ...]] = {

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill
+from pulse_local.translate.dialect import JSON_OBJECT_SIZE_MISMATCH
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+)
+from pulse_local.translate.rules_constants import (
+    raise_text,
+)
 
 _JSON_MARK = "pulse_json"
 
@@ -165,7 +173,76 @@ def rule_json_extract_array(node: exp.Expression) -> exp.Expression | None:
     return fill("LIST_TRANSFORM(__l, pulse_x -> CAST(pulse_x AS VARCHAR))", l=elements)
 
 
+def rule_json_object_array_sizes(node: exp.Expression) -> exp.Expression | None:
+    """JSON_OBJECT([keys], [values]) with arrays of different lengths raises in BigQuery;
+    sqlglot's parser zips them, dropping the extra items (marked by `dialect`)."""
+    if isinstance(node, exp.JSONObject) and node.meta.get(JSON_OBJECT_SIZE_MISMATCH):
+        raise fail(node, "JSON_OBJECT with key and value arrays of different lengths",
+                   "BigQuery raises an error for it",
+                   "Give JSON_OBJECT as many keys as values.")
+    return None
+
+
+def rule_json_path_prefix(node: exp.Expression) -> exp.Expression | None:
+    """A JSONPath must start with '$' in BigQuery (no 'lax'/'strict' mode prefix); DuckDB accepts more."""
+    if isinstance(node, (exp.JSONExtract, exp.JSONExtractScalar, exp.JSONExtractArray)):
+        path = node.expression
+        if isinstance(path, exp.Literal) and path.is_string and not path.name.lstrip().startswith("$"):
+            raise fail(node, f"JSONPath '{path.name}'", "BigQuery requires a JSONPath starting with '$'")
+    return None
+
+
+_JSON_INT64_ERROR = "INT64(JSON): the JSON value is not an integer number (BigQuery raises this error)"
+
+
+def rule_json_int64(node: exp.Expression) -> exp.Expression | None:
+    """INT64(json) accepts only a JSON number without fractional part (BigQuery raises for a
+    string, a bool or 10.1); DuckDB's cast converts and rounds them."""
+    if not isinstance(node, exp.Int64) or node.meta.get("pulse_rule"):
+        return None
+    node.meta["pulse_rule"] = True
+    raise_ = raise_text(_JSON_INT64_ERROR, "__j")
+    return fill(
+        "CASE WHEN JSON_TYPE(__j) IN ('NULL') OR __j IS NULL THEN NULL "
+        "WHEN JSON_TYPE(__j) IN ('BIGINT', 'UBIGINT') THEN CAST(__j AS BIGINT) "
+        "WHEN JSON_TYPE(__j) = 'DOUBLE' AND CAST(__j AS DOUBLE) = TRUNC(CAST(__j AS DOUBLE)) "
+        f"THEN CAST(CAST(__j AS DOUBLE) AS BIGINT) ELSE {raise_} END",
+        j=node.this,
+    )
+
+
+def rule_json_object_duplicate_keys(node: exp.Expression) -> exp.Expression | None:
+    """JSON_OBJECT keeps the first of repeated keys in BigQuery; DuckDB writes every pair.
+    Repeated string-literal keys are dropped here; computed keys that collide when the query
+    runs are a known difference (docs/translation.md)."""
+    if not isinstance(node, exp.JSONObject):
+        return None
+    seen: set[str] = set()
+    kept: list[exp.Expression] = []
+    for pair in node.expressions:
+        key = pair.this if isinstance(pair, exp.JSONKeyValue) else None
+        if isinstance(key, exp.Literal) and key.is_string:
+            if key.name in seen:
+                continue
+            seen.add(key.name)
+        kept.append(pair)
+    if len(kept) != len(node.expressions):
+        node.set("expressions", kept)
+    return None
+
+
+def rule_string_of_json(node: exp.Expression) -> exp.Expression | None:
+    """STRING(json) is the JSON string's text in BigQuery (an error for other JSON values);
+    the translator read every STRING(x) as a TIMESTAMP. Applied when x is evidently JSON."""
+    if not isinstance(node, exp.String) or node.args.get("zone") is not None or not is_json_typed(node.this):
+        return None
+    raise_ = raise_text("STRING(JSON): the JSON value is not a string (BigQuery raises this error)", "__j")
+    return fill(f"CASE WHEN __j IS NULL OR JSON_TYPE(__j) = 'NULL' THEN NULL WHEN JSON_TYPE(__j) = 'VARCHAR' "
+                f"THEN JSON_EXTRACT_STRING(__j, '$') ELSE {raise_} END", j=node.this)
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.JSONObject: (rule_json_object_array_sizes,),
     exp.JSONExtractArray: (rule_json_extract_array,),
     exp.JSONExtract: (rule_json_extract,),
     exp.JSONType: (rule_json_type,),

@@ -22,7 +22,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from pulse_local.translate.functions import macro_call
-from pulse_local.translate.rules import Rule, fill
+from pulse_local.translate.rules import Rule, fill, typed_at_bind
+from pulse_local.translate.rules_casts import rule_cast_numeric_precision
 
 _FLOAT_TYPES = "('DOUBLE', 'FLOAT')"
 _NAN_TEXTS = "('nan', '-nan')"
@@ -68,8 +69,8 @@ def rule_sum_overflow(node: exp.Expression) -> exp.Expression | None:
         return fill(SUM_CHECK, s=node, i=has_inf)
     if isinstance(node, exp.Window) and isinstance(node.this, exp.Sum):
         value = _plain_argument(node.this)
-        has_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
-        return fill(SUM_CHECK, s=node, i=has_inf)
+        window_inf = _over(exp.Anonymous(this="BOOL_OR", expressions=[exp.Anonymous(this="ISINF", expressions=[value.copy()])]), node)
+        return fill(SUM_CHECK, s=node, i=window_inf)
     return None
 
 
@@ -246,6 +247,7 @@ def rule_nan_comparison(node: exp.Expression) -> exp.Expression | None:
         if any(v is None or _unkeyable(v) for v in (x, low, high)) or not any(map(_may_be_nan, (x, low, high))):
             return None
         # x BETWEEN a AND b is x >= a AND x <= b in BigQuery, each FALSE with a NaN.
+        assert low is not None and high is not None  # checked above
         lower, upper = exp.GTE(this=x.copy(), expression=low.copy()), exp.LTE(this=x.copy(), expression=high.copy())
         return exp.Paren(this=exp.and_(_nan_aware(lower), _nan_aware(upper)))
     if not isinstance(node, _COMPARISONS) or _unkeyable(node.this) or _unkeyable(node.expression):
@@ -276,31 +278,53 @@ def _nan_aware(node: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=exp.and_(any_nan, both_known), true=result)], default=node)
 
 
-def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
-    """VAR_POP / STDDEV_POP / COVAR_POP over an infinite or NaN input are NaN in BigQuery
-    (DuckDB gives 0 for a single value and inf for a covariance). Aggregate form only."""
-    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
-        return None
-    if isinstance(node, (exp.VariancePop, exp.StddevPop)):
-        values = [_plain_argument(node)]
-    elif isinstance(node, exp.CovarPop):
-        values = [node.this, node.expression]
+_SAMPLE_STATISTICS = (exp.Variance, exp.Stddev, exp.StddevSamp, exp.CovarSamp, exp.Corr)
+_ONE_VALUE_STATISTICS = (exp.VariancePop, exp.StddevPop, exp.Variance, exp.Stddev, exp.StddevSamp)
+_TWO_VALUE_STATISTICS = (exp.CovarPop, exp.CovarSamp, exp.Corr)
+
+
+def non_finite_statistic(function: exp.Expression, window: exp.Window | None = None) -> exp.Expression | None:
+    """VAR / STDDEV / COVAR / CORR over an infinite or NaN input are NaN in BigQuery (DuckDB
+    gives 0 for a single value, inf for a covariance, or raises "out of range"); the sample
+    forms and CORR are NULL below two (pairs of) values. `function` OVER `window` when given.
+    The statistic itself reads the finite rows only (DuckDB raises on an infinite one)."""
+    sample = isinstance(function, _SAMPLE_STATISTICS)
+    if isinstance(function, _ONE_VALUE_STATISTICS):
+        if isinstance(function.this, exp.Distinct) and (sample or window is not None):
+            return None
+        values = [_plain_argument(function)]
+    elif isinstance(function, _TWO_VALUE_STATISTICS):
+        values = [function.this, function.expression]
     else:
+        return None
+    if any(v is None for v in values):
         return None
     finite = " AND ".join(f"ISFINITE(CAST(__v{i} AS DOUBLE))" for i in range(len(values)))
     known = " AND ".join(f"__v{i} IS NOT NULL" for i in range(len(values)))
     args = {f"v{i}": v.copy() for i, v in enumerate(values)}
-    # DuckDB raises "out of range" on an infinite input: aggregate the finite rows only.
     for i, value in enumerate(values):
         value.replace(fill(f"CASE WHEN {finite} THEN __v{i} END", **args))
-    values = list(args.values())
-    return fill(
-        f"CASE WHEN BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END) THEN CAST('nan' AS DOUBLE) ELSE __r END",
-        r=node, **{f"v{i}": v for i, v in enumerate(values)},
-    )
+    count = fill(f"COUNT(CASE WHEN {known} THEN 1 END)", **args)
+    non_finite = fill(f"BOOL_OR(CASE WHEN {known} THEN NOT ({finite}) END)", **args)
+    result: exp.Expression = function
+    if window is not None:
+        count, non_finite, result = _over(count, window), _over(non_finite, window), window
+    ifs = [exp.If(this=exp.LT(this=count, expression=exp.Literal.number(2)), true=exp.Null())] if sample else []
+    ifs.append(exp.If(this=non_finite, true=fill("CAST('nan' AS DOUBLE)")))
+    return exp.Case(ifs=ifs, default=result)
 
 
-_DATETIME_ARITHMETIC = {
+def rule_population_stats_non_finite(node: exp.Expression) -> exp.Expression | None:
+    """VAR / STDDEV / COVAR over an infinite or NaN input (see `non_finite_statistic`).
+    Aggregate form; windows: rules_windows.rule_window_statistics."""
+    if isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    if isinstance(node, exp.Corr):
+        return None  # rules_windows.rule_corr_few_pairs
+    return non_finite_statistic(node)
+
+
+_DATETIME_ARITHMETIC: dict[type, str] = {
     exp.DatetimeAdd: "TIMESTAMP", exp.DatetimeSub: "TIMESTAMP",
     exp.TimestampAdd: "TIMESTAMPTZ", exp.TimestampSub: "TIMESTAMPTZ",
 }
@@ -320,17 +344,6 @@ def rule_datetime_range(node: exp.Expression) -> exp.Expression | None:
         r=node,
     )
     return exp.cast(checked, exp.DataType.build(target))
-
-
-def rule_cast_numeric_precision(node: exp.Expression) -> exp.Expression | None:
-    """CAST(x AS NUMERIC) is DECIMAL(38, 9). rules.rule_numeric_type fixes the DataType node,
-    but sqlglot's parser shares that node with a struct field definition inside UNNEST, so
-    the Cast kept DuckDB's bare DECIMAL, i.e. DECIMAL(18, 3) (1.23456 became 1.235)."""
-    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType) and node.to.this in (
-        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
-    ) and not node.to.expressions:
-        node.set("to", exp.DataType.build("DECIMAL(38, 9)"))
-    return None
 
 
 def _avg_parts(avg: exp.Avg) -> tuple[exp.Expression, bool] | None:
@@ -411,17 +424,75 @@ def rule_percentile_cont_nan(node: exp.Expression) -> exp.Expression | None:
     return exp.Case(ifs=[exp.If(this=has_nan, true=exp.Neg(this=exp.Paren(this=mirrored)))], default=node)
 
 
+_SPREAD_KINDS: dict[type, str] = {
+    exp.Variance: "var_samp", exp.VariancePop: "var_pop",
+    exp.Stddev: "stddev_samp", exp.StddevSamp: "stddev_samp", exp.StddevPop: "stddev_pop",
+}
+
+
+def rule_numeric_spread(node: exp.Expression) -> exp.Expression | None:
+    """VAR_* / STDDEV_* of a NUMERIC are computed exactly by BigQuery; DuckDB converts each
+    value to DOUBLE first, so values that differ beyond DOUBLE's 16 digits (1e24 + 0.1 and
+    1e24 + 0.2) give 0. The typed macro `bq_<kind>_pick` computes the spread from the exact
+    differences for a NUMERIC argument and keeps DuckDB's result (and the NaN rule's) for
+    every other type. Aggregate form only; DISTINCT, windows and PIVOT keep DuckDB's."""
+    kind = _SPREAD_KINDS.get(type(node))
+    if kind is None or isinstance(node.parent, exp.Window) or node.find_ancestor(exp.Pivot) is not None:
+        return None
+    value = node.this
+    if value is None or isinstance(value, (exp.Distinct, exp.Null)) or not typed_at_bind(value):
+        return None
+    value = value.copy()
+    units = exp.Anonymous(this=macro_call("bq_numeric_units"), expressions=[value.copy()])
+    values = exp.Filter(
+        this=exp.Anonymous(this="LIST", expressions=[units]),
+        expression=exp.Where(this=exp.Not(this=exp.Is(this=units.copy(), expression=exp.Null()))),
+    )
+    result = rule_population_stats_non_finite(node) or node
+    return exp.Anonymous(this=macro_call(f"bq_{kind}_pick"), expressions=[value, values, result])
+
+
+def _numeric_fraction(node: exp.Expression) -> bool:
+    """True for an evidently NUMERIC percentile (a NUMERIC literal or a cast to NUMERIC)."""
+    inner = node.this if isinstance(node, exp.Paren) else node
+    return isinstance(inner, exp.Cast) and inner.to.this in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+
+
+def rule_percentile_cont_numeric(node: exp.Expression) -> exp.Expression | None:
+    """PERCENTILE_CONT(x, p) OVER (...) with a NUMERIC p and a NUMERIC x is NUMERIC, computed
+    exactly by BigQuery; DuckDB interpolates in DOUBLE (1e28-scale values come back off by
+    1e12). The typed macro `bq_percentile_cont_pick` uses the exact helper for a NUMERIC x
+    and DuckDB's result (with the NaN rule) for every other type."""
+    if not isinstance(node, exp.Window) or not isinstance(node.this, exp.PercentileCont):
+        return None
+    if node.meta.get("pulse_pct_numeric"):
+        return None
+    value, fraction = node.this.this, node.this.expression
+    if value is None or fraction is None or not _numeric_fraction(fraction) or not typed_at_bind(value):
+        return None
+    node.meta["pulse_pct_numeric"] = True
+    values = _over(exp.Anonymous(this="LIST", expressions=[value.copy()]), node)
+    result = rule_percentile_cont_nan(node) or node
+    return exp.Anonymous(this=macro_call("bq_percentile_cont_pick"),
+                         expressions=[value.copy(), values, fraction.copy(), result])
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Variance: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.Stddev: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.StddevSamp: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.CovarSamp: (rule_population_stats_non_finite,),
     exp.Avg: (rule_avg_numeric,),
     exp.Cast: (rule_cast_numeric_precision,),
     **{t: (rule_datetime_range,) for t in _DATETIME_ARITHMETIC},
-    exp.VariancePop: (rule_population_stats_non_finite,),
-    exp.StddevPop: (rule_population_stats_non_finite,),
+    exp.VariancePop: (rule_numeric_spread, rule_population_stats_non_finite),
+    exp.StddevPop: (rule_numeric_spread, rule_population_stats_non_finite),
     exp.CovarPop: (rule_population_stats_non_finite,),
     **{t: (rule_nan_comparison,) for t in _COMPARISONS},
     exp.Between: (rule_nan_comparison,),
     exp.Sum: (rule_sum_overflow,),
     exp.Min: (rule_min_nan,),
-    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_nan),
+    exp.Window: (rule_order_nan_first, rule_sum_overflow, rule_min_nan, rule_avg_numeric, rule_percentile_cont_numeric,
+                  rule_percentile_cont_nan),
     exp.Select: (rule_order_nan_first,),
 }

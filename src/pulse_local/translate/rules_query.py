@@ -9,9 +9,16 @@ before the name column).
 
 from __future__ import annotations
 
+import sqlglot
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fill, known_type
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+    known_type,
+)
+from pulse_local.translate.rules_numbers import IS_NAN
 
 
 def rule_countif(node: exp.Expression) -> exp.Expression | None:
@@ -144,10 +151,118 @@ def rule_unpivot_columns(node: exp.Expression) -> exp.Expression | None:
     return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
 
 
+def _groups_by_column(item: exp.Expression) -> bool:
+    """True when the select item references a column outside aggregates and window functions."""
+    if isinstance(item, exp.Star) or isinstance(item.unalias(), exp.Star):
+        return True
+    for column in item.find_all(exp.Column):
+        if not column.find_ancestor(exp.AggFunc, exp.Window, exp.Subquery):
+            return True
+    return False
+
+
+def rule_group_by_all_without_keys(node: exp.Expression) -> exp.Expression | None:
+    """GROUP BY ALL with no select item that references a column groups every row into one
+    group in BigQuery (an empty grouping set); DuckDB then does not group at all."""
+    if not isinstance(node, exp.Group) or not node.args.get("all") or node.expressions:
+        return None
+    select = node.parent
+    if not isinstance(select, exp.Select) or any(_groups_by_column(i) for i in select.expressions):
+        return None
+    return exp.Group(expressions=[exp.Tuple()])
+
+
+def rule_using_join_nan(node: exp.Expression) -> exp.Expression | None:
+    """JOIN ... USING (k) on a FLOAT64 key: NaN matches nothing in BigQuery, DuckDB's join
+    matches NaN with NaN. For INNER and LEFT joins the right input's NaN keys become NULL
+    (such rows can never match, so nothing visible changes); a TYPEOF branch DuckDB folds
+    away for other key types. RIGHT and FULL joins keep DuckDB's behaviour."""
+    if not isinstance(node, exp.Join) or not node.args.get("using") or node.meta.get("pulse_nan_using"):
+        return None
+    side = str(node.args.get("side") or "").upper()
+    kind = str(node.args.get("kind") or "").upper()
+    if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER"):
+        return None
+    right = node.this
+    if not isinstance(right, (exp.Table, exp.Subquery)) or right.args.get("pivots"):
+        return None
+    alias = right.alias_or_name
+    if not alias:
+        return None
+    node.meta["pulse_nan_using"] = True
+    replaced = [
+        exp.alias_(fill(f"CASE WHEN {IS_NAN} THEN NULL ELSE __v END", v=exp.column(key.name, quoted=True)),
+                   key.name, quoted=True)
+        for key in node.args["using"]
+    ]
+    source = right.copy()
+    if isinstance(source, exp.Table):
+        source.set("alias", None)
+    else:
+        source.set("alias", None)
+    inner = exp.select(exp.Star(replace=replaced)).from_(source)
+    node.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    return None
+
+
+def _pivot_value_name(value: exp.Expression) -> str | None:
+    """The column-name part both BigQuery and DuckDB derive from a PIVOT value, if they agree."""
+    if isinstance(value, exp.PivotAlias):
+        return value.alias
+    if isinstance(value, exp.Literal) and (value.is_string or value.is_int):
+        return value.name
+    if isinstance(value, exp.Null):
+        return "NULL"
+    if isinstance(value, exp.Boolean):
+        return "true" if value.this else "false"
+    return None
+
+
+def rule_pivot_column_names(node: exp.Expression) -> exp.Expression | None:
+    """PIVOT(SUM(x) AS s FOR y IN ('a', 'b')) names its columns `s_a`, `s_b` in BigQuery and
+    `a_s`, `b_s` in DuckDB. The pivoted source becomes a subquery renaming the columns
+    (`SELECT * RENAME (...)`), keeping the alias; values whose column name could differ
+    (no alias, not a string, whole-number or boolean literal) are refused."""
+    if not isinstance(node, (exp.Table, exp.Subquery)) or node.meta.get("pulse_pivot_names"):
+        return None
+    pivots = node.args.get("pivots") or []
+    if len(pivots) != 1 or pivots[0].args.get("unpivot"):
+        return None
+    pivot = pivots[0]
+    aggregates = list(pivot.expressions)
+    aliases = [a.alias for a in aggregates if isinstance(a, exp.Alias) and a.alias]
+    if not aliases:
+        return None  # DuckDB and BigQuery both name the columns after the values
+    fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+    if len(aliases) != len(aggregates) or len(fields) != 1:
+        raise fail(node, "PIVOT with aggregates without an alias", "BigQuery and DuckDB name such columns differently",
+                   "Give every aggregate of the PIVOT an alias.")
+    renames: list[str] = []
+    for value in fields[0].expressions:
+        name = _pivot_value_name(value)
+        if name is None:
+            raise fail(node, f"PIVOT value {value.sql(dialect='bigquery')}",
+                       "BigQuery and DuckDB derive different column names from it",
+                       "Give the value an alias: IN (1.5 AS v1_5).")
+        renames += [f'"{name}_{a}" AS "{a}_{name}"'.replace("'", "''") for a in aliases]
+    alias = pivot.args.get("alias")
+    alias_name = alias.name if alias is not None and alias.name else node.alias_or_name
+    source = node.copy()
+    source.args["pivots"][0].set("alias", None)
+    source.meta["pulse_pivot_names"] = True
+    inner = sqlglot.parse_one(f"SELECT * RENAME ({', '.join(renames)}) FROM __pulse_pivot", read="duckdb")
+    inner.set("from_", exp.From(this=source))
+    if not alias_name:
+        return exp.Subquery(this=inner)
+    return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.Join: (rule_using_join_nan,),
+    exp.Group: (rule_group_by_all_without_keys,),
     exp.CountIf: (rule_countif,),
     exp.Sub: (rule_datetime_subtraction,),
     exp.Select: (rule_star_after_using,),
-    exp.Table: (rule_unpivot_columns,),
-    exp.Subquery: (rule_unpivot_columns,),
+    exp.Table: (rule_unpivot_columns, rule_pivot_column_names),
+    exp.Subquery: (rule_unpivot_columns, rule_pivot_column_names),
 }

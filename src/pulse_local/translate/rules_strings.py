@@ -13,7 +13,18 @@ import re
 
 from sqlglot import exp
 
-from pulse_local.translate.rules import Rule, fail, fill
+from pulse_local.translate.functions import macro_call
+from pulse_local.translate.rules import (
+    Rule,
+    fail,
+    fill,
+    rule_scalar_misc,
+    typed_at_bind,
+)
+from pulse_local.translate.rules_constants import (
+    error_calls,
+    raise_text,
+)
 
 
 def rule_chr(node: exp.Expression) -> exp.Expression | None:
@@ -165,7 +176,160 @@ def rule_helper_functions(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
+def rule_cast_format_to_text(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS STRING FORMAT ...) / CAST(x AS BYTES FORMAT ...): sqlglot drops the format
+    of a date/time to STRING cast (DATE '2020-01-01' FORMAT 'YYYY' printed the whole date)
+    and writes the others in a syntax DuckDB does not read. Refused, naming the format."""
+    if not isinstance(node, exp.Cast) or node.args.get("format") is None:
+        return None
+    if not node.to.is_type("text", "varchar", "blob", "binary", "varbinary"):
+        return None
+    target = "BYTES" if node.to.is_type("blob", "binary", "varbinary") else "STRING"
+    raise fail(node, f"CAST(... AS {target} FORMAT {node.args['format'].sql(dialect='bigquery')})",
+               "the format clause has no DuckDB translation here",
+               "Use FORMAT_DATE / FORMAT_TIMESTAMP, TO_BASE64 / FROM_BASE64, TO_HEX / FROM_HEX or FORMAT instead.")
+
+
+_REGEXP_GROUPS_ERROR = "REGEXP_INSTR: the regular expression has more than one capturing group (BigQuery raises this error)"
+
+
+def rule_regexp_instr_groups(node: exp.Expression) -> exp.Expression | None:
+    """REGEXP_INSTR with a capturing group returns the group's position in BigQuery (and
+    raises for more than one group); DuckDB's translation gives the whole match's. A
+    literal pattern with one group is refused, one with more raises when run (so SAFE.
+    gives NULL, as in BigQuery)."""
+    if not isinstance(node, exp.RegexpInstr) or node.meta.get("pulse_rule"):
+        return None
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    try:
+        groups = re.compile(pattern.name).groups
+    except re.error:
+        return None
+    if groups == 0:
+        return None
+    if groups == 1:
+        raise fail(node, "REGEXP_INSTR with a capturing group",
+                   "BigQuery returns the position of the group, the translation that of the whole match",
+                   "Make the group non-capturing, (?:...), or use REGEXP_EXTRACT with INSTR.")
+    node.meta["pulse_rule"] = True
+    return fill(f"CASE WHEN CAST('{_REGEXP_GROUPS_ERROR}' AS BIGINT) IS NULL THEN NULL ELSE __r END", r=node)
+
+
+def _aggregated_value(agg: exp.GroupConcat) -> exp.Expression | None:
+    """The value STRING_AGG aggregates (under DISTINCT / ORDER BY / LIMIT)."""
+    value = agg.this
+    while isinstance(value, (exp.Limit, exp.Order)):
+        value = value.this
+    if isinstance(value, exp.Distinct):
+        value = value.expressions[0] if len(value.expressions) == 1 else None
+    return value
+
+
+def rule_bytes_string_agg(node: exp.Expression) -> exp.Expression | None:
+    """STRING_AGG of BYTES is BYTES in BigQuery; DuckDB's string_agg gives the escaped text
+    (VARCHAR). The typed macro `bq_bytes_agg` casts that text back to BLOB when the value is
+    a BLOB (decided when DuckDB binds the query); a BYTES separator is passed as its text."""
+    window = node if isinstance(node, exp.Window) else None
+    agg = node.this if window is not None else node
+    if not isinstance(agg, exp.GroupConcat) or agg.meta.get("pulse_bytes_agg"):
+        return None
+    if window is None and isinstance(node.parent, exp.Window):
+        return None  # handled on the window
+    if node.find_ancestor(exp.Pivot) is not None:
+        return None
+    value = _aggregated_value(agg)
+    if value is None or isinstance(value, exp.Null) or not typed_at_bind(value):
+        return None
+    agg.meta["pulse_bytes_agg"] = True
+    separator = agg.args.get("separator")
+    if isinstance(separator, exp.ByteString) or (
+        isinstance(separator, exp.Cast) and separator.to.is_type("blob", "binary", "varbinary")
+    ):
+        agg.set("separator", exp.cast(separator, exp.DataType.build("VARCHAR")))
+    return exp.Anonymous(this=macro_call("bq_bytes_agg"), expressions=[value.copy(), node.copy()])
+
+
+def _negative_length_error(function: str) -> str:
+    return f"ERROR('{function} with a negative length (BigQuery raises an error here)')"
+
+
+def rule_negative_length(node: exp.Expression) -> exp.Expression | None:
+    """LEFT/RIGHT/REPEAT/SUBSTR with a negative length raise in BigQuery; DuckDB returns a string."""
+    if isinstance(node, (exp.Left, exp.Right)):
+        length, name = node.expression, node.key.upper()
+    elif isinstance(node, exp.Repeat):
+        length, name = node.args.get("times"), "REPEAT"
+        if isinstance(node.this, exp.Null):  # REPEAT(NULL, n) is a STRING (DuckDB picks BLOB)
+            node.set("this", exp.cast(exp.Null(), exp.DataType.build("VARCHAR")))
+    elif isinstance(node, exp.Substring):
+        length, name = node.args.get("length"), "SUBSTR"
+        node = rule_scalar_misc(node) or node
+    else:
+        return None
+    if length is None or (isinstance(length, exp.Literal) and not length.is_string):
+        return node if node.meta.get("pulse_rule") else None
+    guarded = fill(f"CASE WHEN __n < 0 THEN {_negative_length_error(name)} ELSE __x END", n=length, x=node)
+    return guarded
+
+
+def rule_split_null_delimiter(node: exp.Expression) -> exp.Expression | None:
+    """SPLIT(s, NULL) is NULL in BigQuery; DuckDB's STR_SPLIT returns [s]."""
+    if not isinstance(node, exp.Split) or node.meta.get("pulse_rule"):
+        return None
+    delimiter = node.expression
+    if delimiter is None or isinstance(delimiter, exp.Literal) and delimiter.is_string:
+        return None
+    node.meta["pulse_rule"] = True
+    return fill("CASE WHEN __d IS NULL THEN NULL ELSE __x END", d=delimiter, x=node)
+
+
+def rule_string_argument_errors(node: exp.Expression) -> exp.Expression | None:
+    """Inputs BigQuery rejects: TRANSLATE with a repeated source character; ASCII of a
+    string whose first character is not ASCII."""
+    if isinstance(node, exp.Translate) and not node.meta.get("pulse_rule"):
+        node.meta["pulse_rule"] = True
+        source = node.args.get("from_") or node.args.get("expression")
+        if source is None:
+            return None
+        raise_ = raise_text("TRANSLATE source has a repeated character (BigQuery raises this error)", "__f")
+        return fill(
+            f"CASE WHEN LENGTH(__f) <> LENGTH(LIST_DISTINCT(STRING_SPLIT(__f, ''))) AND __f <> '' "
+            f"THEN {raise_} ELSE __t END",
+            f=source, t=node,
+        )
+    if isinstance(node, exp.Ascii) and not node.meta.get("pulse_rule"):
+        node.meta["pulse_rule"] = True
+        raise_ = raise_text("ASCII of a non-ASCII first character (BigQuery raises this error)", "__s")
+        return fill(f"CASE WHEN TYPEOF(__s) = 'VARCHAR' AND UNICODE(CAST(__s AS VARCHAR)) > 127 THEN {raise_} ELSE __a END",
+                    s=node.this, a=node)
+    return None
+
+
+def rule_format_pattern(node: exp.Expression) -> exp.Expression | None:
+    """FORMAT with a pattern that is not a string literal: DuckDB's printf neither checks the
+    argument count nor the types against the pattern as BigQuery does, nor reads `%.*d` alike."""
+    if isinstance(node, exp.Format) and (
+        any(isinstance(n, (exp.Column, exp.Subquery, exp.Select)) for n in node.this.walk())
+        or error_calls(node.this)  # DuckDB folds printf(ERROR(..), ..) to NULL without raising
+    ):
+        raise fail(node, "FORMAT with a computed pattern",
+                   "only a string-literal pattern can be checked and translated as BigQuery reads it",
+                   "Write the FORMAT pattern as a string literal.")
+    if isinstance(node, exp.Format) and isinstance(node.this, exp.Literal) and not node.meta.get("pulse_rule"):
+        wanted = sum(
+            1 + (width == "*") + (precision == "*")
+            for _flags, width, precision, conv in _SPEC.findall(node.this.name) if conv != "%"
+        )
+        if wanted != len(node.expressions):
+            raise fail(node, "FORMAT", f"the pattern takes {wanted} argument(s) but {len(node.expressions)} are given "
+                       "(BigQuery raises an error)")
+    return None
+
+
 RULES: dict[type, tuple[Rule, ...]] = {
+    exp.RegexpInstr: (rule_regexp_instr_groups,),
     exp.Chr: (rule_chr,),
     exp.CodePointsToString: (rule_code_points_to_string,),
     exp.Pad: (rule_pad,),
@@ -174,4 +338,11 @@ RULES: dict[type, tuple[Rule, ...]] = {
     exp.Soundex: (rule_helper_functions,),
     exp.FarmFingerprint: (rule_helper_functions,),
     exp.JSONKeysAtDepth: (rule_helper_functions,),
+}
+
+#: Run after every other rule of their node types (registry.py appends them): they wrap the node.
+LATE_RULES: dict[type, tuple[Rule, ...]] = {
+    exp.RegexpInstr: (rule_regexp_instr_groups,),
+    exp.GroupConcat: (rule_bytes_string_agg,),
+    exp.Window: (rule_bytes_string_agg,),
 }

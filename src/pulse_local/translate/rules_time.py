@@ -20,9 +20,9 @@ from pulse_local.translate.rules import (
     as_date,
     fail,
     fill,
+    is_timestamp_like,
     known_type,
-    rule_date_add,
-    rule_date_trunc,
+    mark,
     unit_of,
 )
 
@@ -114,6 +114,8 @@ def rule_timestamp_trunc_zone(node: exp.Expression) -> exp.Expression | None:
     if not isinstance(node, exp.TimestampTrunc):
         return None
     zone = node.args.get("zone")
+    if zone is None:
+        return None
     if _is_utc(zone):
         if zone is not None:
             node.set("zone", None)
@@ -266,6 +268,169 @@ def rule_format_date_of_datetime(node: exp.Expression) -> exp.Expression | None:
     datetime_form = exp.Anonymous(this="STRFTIME", expressions=[exp.cast(value.copy(), exp.DataType.build("TIMESTAMP")),
                                                                 exp.Literal.string(text)])
     return exp.Anonymous(this=macro_call("bq_date_pick"), expressions=[value.copy(), date_form, datetime_form])
+
+
+def rule_date_trunc(node: exp.Expression) -> exp.Expression | None:
+    """DATE_TRUNC(d, part) returns DATE in BigQuery; WEEK(<day>) starts weeks on <day>."""
+    if not isinstance(node, (exp.DateTrunc, exp.TimestampTrunc, exp.DatetimeTrunc)):
+        return None
+    if node.meta.get("pulse_rule"):
+        return None
+    part, weekday = unit_of(node.args.get("unit"))
+    value = node.this
+    date_result = isinstance(node, exp.DateTrunc) and not is_timestamp_like(value)
+    if date_result:
+        value = as_date(value)
+        if part == "WEEK":
+            return fill(
+                f"CAST(__d AS DATE) - CAST((DAYOFWEEK(__d) - {weekday} + 7) % 7 AS INTEGER)",
+                d=value,
+            )
+        duck_part = {"ISOWEEK": "week", "ISOYEAR": "isoyear"}.get(part, part.lower())
+        return fill(f"CAST(DATE_TRUNC('{duck_part}', __d) AS DATE)", d=value)
+    if isinstance(value, exp.Literal) and value.is_string:
+        target = "TIMESTAMP" if isinstance(node, exp.DatetimeTrunc) else "TIMESTAMPTZ"
+        value = exp.cast(value, exp.DataType.build(target))
+        node.set("this", value)
+    if part == "WEEK":
+        return fill(
+            f"DATE_TRUNC('day', __d) - TO_DAYS(CAST((DAYOFWEEK(__d) - {weekday} + 7) % 7 AS INTEGER))",
+            d=value,
+        )
+    if part in {"ISOWEEK", "ISOYEAR"}:
+        duck_part = {"ISOWEEK": "week", "ISOYEAR": "isoyear"}[part]
+        return fill(f"DATE_TRUNC('{duck_part}', __d)", d=value)
+    return None
+
+
+def rule_date_add(node: exp.Expression) -> exp.Expression | None:
+    """DATE_ADD / DATE_SUB return DATE (DuckDB's DATE + INTERVAL is a TIMESTAMP)."""
+    if not isinstance(node, (exp.DateAdd, exp.DateSub)) or is_timestamp_like(node.this):
+        return None
+    node.set("this", as_date(node.this))
+    return exp.cast(node, exp.DataType.build("DATE"))
+
+
+def rule_date_diff(node: exp.Expression) -> exp.Expression | None:
+    """DATE_DIFF counts part boundaries; WEEK(<day>), ISOWEEK and ISOYEAR need help."""
+    if not isinstance(node, exp.DateDiff):
+        return None
+    part, weekday = unit_of(node.args.get("unit"))
+    a, b = as_date(node.this), as_date(node.expression)
+    if part == "WEEK":
+        start = "CAST(__{x} AS DATE) - CAST((DAYOFWEEK(__{x}) - " + str(weekday) + " + 7) % 7 AS INTEGER)"
+        return fill(
+            f"CAST(DATE_DIFF('day', {start.format(x='b')}, {start.format(x='a')}) // 7 AS BIGINT)",
+            a=a, b=b,
+        )
+    if part == "ISOWEEK":
+        return fill(
+            "CAST(DATE_DIFF('day', CAST(DATE_TRUNC('week', __b) AS DATE), "
+            "CAST(DATE_TRUNC('week', __a) AS DATE)) // 7 AS BIGINT)",
+            a=a, b=b,
+        )
+    if part == "ISOYEAR":
+        return fill("CAST(ISOYEAR(__a) - ISOYEAR(__b) AS BIGINT)", a=a, b=b)
+    node.set("this", a)
+    node.set("expression", b)
+    return None
+
+
+def rule_timestamp_diff(node: exp.Expression) -> exp.Expression | None:
+    """TIMESTAMP_DIFF counts whole elapsed units (DuckDB's date_diff counts boundaries)."""
+    if not isinstance(node, exp.TimestampDiff):
+        return None
+    part, _ = unit_of(node.args.get("unit"))
+    if part not in {"MICROSECOND", "MILLISECOND", "SECOND", "MINUTE", "HOUR", "DAY"}:
+        raise fail(node, f"TIMESTAMP_DIFF(..., {part})", "BigQuery only accepts parts up to DAY here")
+    return fill(f"DATE_SUB('{part.lower()}', __b, __a)", a=node.this, b=node.expression)
+
+
+def rule_extract(node: exp.Expression) -> exp.Expression | None:
+    """EXTRACT parts whose numbering differs: DAYOFWEEK (Sunday = 1), WEEK, ISOWEEK, DATE."""
+    if not isinstance(node, exp.Extract):
+        return None
+    part, weekday = unit_of(node.this)
+    value = node.expression
+    if known_type(value) == "TIMESTAMPTZ":
+        # The session runs in UTC (like BigQuery), so the wall-clock parts are the UTC ones.
+        value = exp.cast(value, exp.DataType.build("TIMESTAMP"))
+        node.set("expression", value)
+    if part == "DAYOFWEEK":
+        return fill("CAST(DAYOFWEEK(__d) + 1 AS BIGINT)", d=value)
+    if part == "WEEK":
+        return fill(
+            f"CAST((DAYOFYEAR(__d) - CAST((DAYOFWEEK(__d) - {weekday} + 7) % 7 AS INTEGER) + 6)"
+            " // 7 AS BIGINT)",
+            d=value,
+        )
+    if part == "ISOWEEK":
+        return fill("CAST(WEEKOFYEAR(__d) AS BIGINT)", d=value)
+    if part == "ISOYEAR":
+        return fill("CAST(ISOYEAR(__d) AS BIGINT)", d=value)
+    if part == "DATE":
+        return exp.cast(value, exp.DataType.build("DATE"))
+    return mark(node) if value is not node.expression else None
+
+
+def rule_date_from_unix_date(node: exp.Expression) -> exp.Expression | None:
+    """DATE_FROM_UNIX_DATE returns a DATE."""
+    if isinstance(node, exp.DateFromUnixDate):
+        return fill("CAST(DATE '1970-01-01' + CAST(__n AS INTEGER) AS DATE)", n=node.this)
+    return None
+
+
+_TIMESTAMP_RESULT_FUNCTIONS = {
+    "PARSE_TIMESTAMP", "TIMESTAMP_MILLIS", "TIMESTAMP_MICROS", "TIMESTAMP_SECONDS",
+}
+
+
+def rule_timestamp_result(node: exp.Expression) -> exp.Expression | None:
+    """Functions returning TIMESTAMP (an instant) where DuckDB builds a naive TIMESTAMP."""
+    name = str(node.meta.get("bigquery_name", "")).upper() if node._meta else None
+    if isinstance(node, exp.GenerateTimestampArray):
+        return exp.cast(node, exp.DataType.build("TIMESTAMPTZ[]", dialect="duckdb"))
+    if isinstance(node, (exp.StrToTime, exp.UnixToTime)) and name in _TIMESTAMP_RESULT_FUNCTIONS:
+        return exp.cast(node, exp.DataType.build("TIMESTAMPTZ"))
+    return None
+
+
+def rule_time_functions(node: exp.Expression) -> exp.Expression | None:
+    """TIME_TRUNC and FORMAT_TIME: DuckDB only truncates/formats timestamps."""
+    if isinstance(node, exp.TimeTrunc):
+        part, _ = unit_of(node.args.get("unit"))
+        return fill(f"CAST(DATE_TRUNC('{part.lower()}', DATE '1970-01-01' + __t) AS TIME)", t=node.this)
+    if isinstance(node, exp.TimeToStr):
+        fmt = node.args.get("format")
+        if isinstance(fmt, exp.Literal) and re.search(r"%[RTD]", fmt.name):
+            text = fmt.name.replace("%R", "%H:%M").replace("%T", "%H:%M:%S").replace("%D", "%m/%d/%y")
+            node.set("format", exp.Literal.string(text))
+    if isinstance(node, exp.TimeToStr) and node._meta and str(node.meta.get("bigquery_name", "")).upper() == "FORMAT_TIME":
+        node.set("this", fill("DATE '1970-01-01' + CAST(__t AS TIME)", t=node.this))
+        return mark(node)
+    return None
+
+
+def rule_timestamp_string(node: exp.Expression) -> exp.Expression | None:
+    """STRING(ts[, zone]) / CAST(ts AS STRING) print the offset: '2008-12-25 15:30:00+00'."""
+    if isinstance(node, exp.String) and node.args.get("zone") is None or (
+        isinstance(node, exp.String) and isinstance(node.args.get("zone"), exp.Literal)
+        and node.args["zone"].name.upper() in {"UTC", "+00", "Z"}
+    ):
+        return fill("STRFTIME(CAST(__t AS TIMESTAMPTZ), '%Y-%m-%d %H:%M:%S+00')", t=node.this)
+    return None
+
+
+def rule_extract_subsecond(node: exp.Expression) -> exp.Expression | None:
+    """EXTRACT(MILLISECOND|MICROSECOND ...) is the part below the second; DuckDB counts the seconds too."""
+    if not isinstance(node, exp.Extract):
+        return None
+    part, _ = unit_of(node.this)
+    modulus = {"MILLISECOND": 1000, "MICROSECOND": 1_000_000}.get(part)
+    if modulus is None:
+        return None
+    inner = rule_extract(node) or node
+    return fill(f"CAST(__e % {modulus} AS BIGINT)", e=inner)
 
 
 RULES: dict[type, tuple[Rule, ...]] = {

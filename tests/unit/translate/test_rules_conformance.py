@@ -7,12 +7,12 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb
+from pulse_local.translate import UntranslatableSQL, bigquery_to_duckdb, session
 
 
 def _run(sql: str) -> list[tuple[object, ...]]:
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    session.configure(con)  # UTC and the helper functions / typed macros, as the dbt plugin
     return con.execute(bigquery_to_duckdb(sql)).fetchall()
 
 

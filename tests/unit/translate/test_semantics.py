@@ -35,6 +35,7 @@ def run(sql: str) -> list[tuple[object, ...]]:
     ("SELECT TO_JSON_STRING(1e20)", "exponent notation"),
     ("SELECT TO_JSON_STRING(STRUCT(CAST(1.5 AS NUMERIC) AS n))", "NUMERIC"),
     ("SELECT TO_JSON_STRING(STRUCT(TIMESTAMP '2020-01-01 00:00:00+00' AS t, 'x' AS s))", "TIMESTAMP"),
+    ("SELECT REGEXP_INSTR('abc', '(a)(b)')", "more than one capturing group"),
 ])
 def test_bigquery_errors_are_errors_on_duckdb(sql: str, message: str) -> None:
     with pytest.raises(duckdb.Error, match=message):
@@ -47,6 +48,12 @@ def test_bigquery_errors_are_errors_on_duckdb(sql: str, message: str) -> None:
     ("SELECT TO_JSON_STRING(STRUCT(1 AS a), true)", "pretty_print"),
     ("SELECT * FROM ds.events_* WHERE _TABLE_SUFFIX > '20240101'", "wildcard table events_*"),
     ("SELECT COUNT(*) FROM `proj.ds.events_*`", "wildcard table events_*"),
+    ("SELECT REGEXP_INSTR('abcabc', 'a(b)c', 2)", "REGEXP_INSTR with a capturing group"),
+    ("SELECT FORMAT(ERROR('foo'), 1)", "FORMAT with a computed pattern"),
+    ("SELECT SAFE.NTILE(NULL) OVER (ORDER BY x) FROM UNNEST([1, 2]) AS x", "NTILE"),
+    ("SELECT JSON_OBJECT(['a', 'b'], [10])", "JSON_OBJECT with key and value arrays of different lengths"),
+    ("SELECT CAST(DATE '2020-01-01' AS STRING FORMAT 'YYYY')", "FORMAT 'YYYY'"),
+    ("SELECT CAST(b'abc' AS STRING FORMAT 'base64')", "FORMAT 'base64'"),
 ])
 def test_unreproduced_constructs_are_refused(sql: str, construct: str) -> None:
     with pytest.raises(UntranslatableSQL) as info:
@@ -90,3 +97,23 @@ def test_session_configuration_is_idempotent_and_reaches_cursors() -> None:
         assert cursor.execute("SELECT current_setting('TimeZone'), bq_soundex('Lavine')").fetchone() == ("UTC", "L150")
     finally:
         con.close()
+
+
+def test_safe_regexp_instr_with_two_groups_is_null() -> None:
+    """BigQuery raises for a pattern with two capturing groups, so SAFE. gives NULL."""
+    assert run("SELECT SAFE.REGEXP_INSTR('abc', '(a)(b)'), REGEXP_INSTR('abcabc', 'b', 1, 2)") == [(None, 5)]
+
+
+def test_update_with_join_matching_twice_raises() -> None:
+    """UPDATE ... FROM raises in BigQuery when a target row matches two joined rows; one match is fine."""
+    con = connect()
+    try:
+        con.execute("CREATE TABLE t (k BIGINT, v BIGINT); INSERT INTO t VALUES (1, 0), (2, 0)")
+        con.execute("CREATE TABLE s (k BIGINT, w BIGINT); INSERT INTO s VALUES (1, 10), (2, 20), (2, 21)")
+        con.execute(bigquery_to_duckdb("UPDATE t SET v = s.w FROM s WHERE t.k = s.k AND t.k = 1"))
+        assert con.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [(1, 10), (2, 0)]
+        with pytest.raises(duckdb.Error, match="more than one joined row"):
+            con.execute(bigquery_to_duckdb("UPDATE t SET v = s.w FROM s WHERE t.k = s.k"))
+    finally:
+        con.close()
+
