@@ -154,6 +154,7 @@ def save_bigtable(settings: Settings) -> str:
 
 def _restore_rows(settings: Settings, path: Path) -> int:
     from google.cloud.bigtable.data import RowMutationEntry, SetCell
+    from google.cloud.bigtable.data.mutations import Mutation
 
     from pulse_local.streaming.store import bigtable_data_client
 
@@ -178,8 +179,9 @@ def _restore_rows(settings: Settings, path: Path) -> int:
                     "away to start with an empty Bigtable")
             if name not in tables:
                 tables[name] = client.get_table(settings.bigtable_instance, name)
-            cells = [SetCell(family, _unb64(qualifier), _unb64(value), timestamp_micros=ts)
-                     for family, qualifier, ts, value in line["c"]]
+            cells: list[Mutation] = [
+                SetCell(family, _unb64(qualifier), _unb64(value), timestamp_micros=ts)
+                for family, qualifier, ts, value in line["c"]]
             pending.setdefault(name, []).append(RowMutationEntry(_unb64(line["k"]), cells))
             count += 1
             if len(pending[name]) >= RESTORE_BATCH:
