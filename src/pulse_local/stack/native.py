@@ -221,6 +221,11 @@ class NativeStack:
             t0 = time.perf_counter()
             times = self.stop_seconds.setdefault(spec.name, {})
             try:
+                record = process.read_pid(self.pid_path(spec.name))
+                if save and record is not None and record.alive():
+                    if note := spec.on_down(self.settings):
+                        self.notes.append(note)
+                    times["early"] = round(time.perf_counter() - t0, 2)
                 for other, needed in needs.items():
                     if spec.name in needed:
                         done[other].wait()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
 from pulse_local.config import Settings, load_settings
 
 
@@ -43,6 +41,8 @@ def bigtable(settings: Settings, timeout: float = 2.0) -> None:
 
 def prefect(settings: Settings, timeout: float = 2.0) -> None:
     """Prefect's `/api/health`."""
+    import httpx  # here, not at import: `pulse-local down` and `status` start faster
+
     url = f"http://{settings.host}:{settings.prefect_port}/api/health"
     response = httpx.get(url, timeout=timeout)
     response.raise_for_status()
@@ -52,6 +52,8 @@ def prefect(settings: Settings, timeout: float = 2.0) -> None:
 
 def http_health(url: str, timeout: float = 2.0) -> None:
     """GET `url`; 2xx means ready."""
+    import httpx
+
     httpx.get(url, timeout=timeout).raise_for_status()
 
 
@@ -78,6 +80,8 @@ def streaming(settings: Settings, timeout: float = 2.0) -> None:
 
 def serving(settings: Settings, timeout: float = 2.0) -> None:
     """The serving API's ``GET /healthz`` answers 200."""
+    import httpx
+
     from pulse_local.errors import ServiceUnavailable
 
     url = f"http://{settings.host}:{settings.serving_port}/healthz"

@@ -42,6 +42,9 @@ class ServiceSpec:
     #: stopped (the emulators save their state there), told whether one of those had to be
     #: killed; returns a note for the user.
     before_stop: Callable[[Settings, bool], str | None] = lambda s, after_kill: None
+    #: Runs as soon as `down` begins, while the services that need this one still stop (work
+    #: that shortens its own stop later, like PostgreSQL's early checkpoint); returns a note.
+    on_down: Callable[[Settings], str | None] = lambda s: None
     #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
     #: depends on it starts (the emulators restore their state); returns a note for the user.
     restore: Callable[[Settings], str | None] = lambda s: None
@@ -177,6 +180,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             probe=probes.postgres,
             prepare=_prepare_postgres,
             after_ready=pg.bootstrap,
+            on_down=pg.checkpoint_early,
             popen_kwargs=pg.run_as_postgres,
             stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, checkpoints, exits
             stop_timeout=10.0,
