@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import psutil
 
 import pulse_local.stack.process as process  # noqa: PLR0402 (no package import: circle)
 from pulse_local.config import Settings
@@ -32,6 +36,10 @@ class NativeStack:
         self.notes: list[str] = []
         #: Seconds the last `down` took per service: waiting for its users, its save, its stop.
         self.stop_seconds: dict[str, dict[str, float]] = {}
+        #: Called by `up` as each service it starts becomes ready (name, seconds since `up`
+        #: began): the CLI prints one line each, so the user sees the data path ready while
+        #: Prefect still imports.
+        self.on_ready: Callable[[str, float], None] | None = None
 
     # Paths --------------------------------------------------------------------------------
     def pid_path(self, name: str) -> Path:
@@ -39,6 +47,20 @@ class NativeStack:
 
     def log_path(self, name: str) -> Path:
         return self.settings.state_dir / "logs" / f"{name}.log"
+
+    def starting_path(self, name: str) -> Path:
+        """Present while `up` starts the service: spawned, not yet through its probe and hooks
+        (a restore of the emulators' state, migrations); it names the `up` process."""
+        return self.settings.state_dir / "run" / f"{name}.starting"
+
+    def _starting_since(self, name: str) -> float | None:
+        """When a live `up` began starting the service (None: not starting, or the `up` that
+        wrote the mark is gone, killed half-way)."""
+        try:
+            up_pid, since = self.starting_path(name).read_text().split()
+            return float(since) if psutil.pid_exists(int(up_pid)) else None
+        except (OSError, ValueError):
+            return None
 
     def _check_state_dir(self) -> None:
         """Create the state directory, or refuse one written by an incompatible version."""
@@ -94,6 +116,8 @@ class NativeStack:
         def bring_up(spec: ServiceSpec) -> None:
             try:
                 for dep in spec.depends_on:
+                    if dep not in ready:  # not part of this stack (a snapshot keeps it running)
+                        continue
                     ready[dep].wait()
                     if dep in failures:
                         raise ServiceUnavailable(f"{spec.name} not started: {dep} failed")
@@ -103,6 +127,8 @@ class NativeStack:
                 report.seconds[spec.name] = round(time.perf_counter() - t0, 2)
                 if spec.name not in report.restarted:
                     report.started.append(spec.name)
+                if self.on_ready is not None:
+                    self.on_ready(spec.name, time.perf_counter() - began)
             except BaseException as exc:  # noqa: BLE001 - up() raises them all, named, after the joins
                 failures[spec.name] = exc
             finally:
@@ -113,7 +139,8 @@ class NativeStack:
             wait for it like a starting one, or fail naming it."""
             try:
                 for dep in spec.depends_on:  # restored (or failed) first
-                    ready[dep].wait()
+                    if dep in ready:
+                        ready[dep].wait()
                 self._wait_healthy(spec)
                 if spec.restore_when_running and (note := spec.restore(self.settings)):
                     report.notes.append(note)
@@ -156,6 +183,16 @@ class NativeStack:
             cwd=settings.state_dir, popen_kwargs=spec.popen_kwargs(settings),
         )
         record = process.write_pid(self.pid_path(spec.name), proc.pid, spec.port(settings))
+        self.starting_path(spec.name).write_text(f"{os.getpid()} {time.time()}\n")
+        try:
+            return self._await_ready(spec, proc, record, stages, t0)
+        finally:
+            self.starting_path(spec.name).unlink(missing_ok=True)
+
+    def _await_ready(self, spec: ServiceSpec, proc: subprocess.Popen[bytes],
+                     record: process.PidRecord, stages: dict[str, float], t0: float) -> str | None:
+        """Probe a spawned service until it answers, then run its hooks (see `_start_one`)."""
+        settings = self.settings
         deadline = time.monotonic() + spec.start_timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -167,6 +204,10 @@ class NativeStack:
                     f"{process.tail(self.log_path(spec.name))}"
                 )
             try:
+                # nothing listens yet (an import, a JVM starting): no client built for nothing
+                if not process.port_accepts(settings.host, spec.port(settings)):
+                    raise ConnectionRefusedError(
+                        f"nothing accepts connections on {settings.host}:{spec.port(settings)}")
                 spec.probe(settings)
                 break
             except Exception as exc:  # noqa: BLE001 - not ready yet: the probe's error is kept for the report
@@ -249,6 +290,7 @@ class NativeStack:
                                           f"{spec.stop_timeout:g} s and was killed")
                     stopped.append(spec.name)
                 self.pid_path(spec.name).unlink(missing_ok=True)
+                self.starting_path(spec.name).unlink(missing_ok=True)
             finally:
                 done[spec.name].set()
 
@@ -268,10 +310,19 @@ class NativeStack:
             if not record.alive():
                 return ServiceStatus(spec.name, address, "down", record.pid,
                                      "process died: `pulse-local up` restarts it")
+            since = self._starting_since(spec.name)
             try:
                 spec.probe(self.settings)
             except Exception as exc:  # noqa: BLE001 - the probe's error is the status detail
+                if since is not None:
+                    return ServiceStatus(spec.name, address, "starting", record.pid,
+                                         f"started {time.time() - since:.0f} s ago, not answering "
+                                         "yet: `pulse-local up` is waiting for it")
                 return ServiceStatus(spec.name, address, "unhealthy", record.pid, str(exc)[:120])
+            if since is not None:
+                return ServiceStatus(spec.name, address, "starting", record.pid,
+                                     "answers; `pulse-local up` still runs its start-up hooks "
+                                     "(resources, migrations, restoring saved state)")
             try:
                 detail = spec.detail(self.settings)
             except Exception as exc:  # noqa: BLE001 - a healthy service whose detail fails says why

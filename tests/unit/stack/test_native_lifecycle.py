@@ -1,0 +1,106 @@
+"""Unit tests: `status` while `up` is still starting a service, and `up`'s per-service ready
+report. The service is a stand-in (Python's `http.server` on a free local port) with a probe
+and a hook the test holds back; the stack code around it is the real one."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pulse_local.config import Settings
+from pulse_local.errors import ServiceUnavailable
+from pulse_local.stack import process
+from pulse_local.stack.native import NativeStack
+from pulse_local.stack.services import ServiceSpec
+
+
+def _spec(answer: threading.Event, hooks_done: threading.Event, **changes: object) -> ServiceSpec:
+    def probe(settings: Settings) -> None:
+        if not answer.is_set():
+            raise ConnectionError("held back by the test")
+
+    spec = ServiceSpec(
+        name="web", port_field="serving_port",
+        argv=lambda s: [sys.executable, "-m", "http.server", str(s.serving_port),
+                        "--bind", s.host],
+        probe=probe, after_ready=lambda s: hooks_done.wait(30), start_timeout=30.0)
+    return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state", serving_port=process.free_port())
+
+
+def _health(stack: NativeStack) -> tuple[str, str]:
+    (status,) = stack.status()
+    return status.health, status.detail
+
+
+def _wait_for(predicate: object, limit: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + limit
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
+
+
+def test_status_says_starting_until_probe_and_hooks_are_through(settings: Settings) -> None:
+    answer, hooks_done = threading.Event(), threading.Event()
+    stack = NativeStack(settings, [_spec(answer, hooks_done)])
+    ready: list[str] = []
+    stack.on_ready = lambda name, seconds: ready.append(name)
+    up = threading.Thread(target=stack.up)
+    up.start()
+    try:
+        _wait_for(lambda: stack.pid_path("web").exists())
+        health, detail = _health(stack)
+        assert health == "starting" and "not answering yet" in detail
+        answer.set()
+        _wait_for(lambda: "answers" in _health(stack)[1])
+        assert _health(stack)[0] == "starting"  # its hooks still run
+        assert ready == []
+        hooks_done.set()
+        up.join(30)
+        assert ready == ["web"]
+        assert _health(stack)[0] == "healthy"
+        assert not stack.starting_path("web").exists()
+    finally:
+        answer.set()
+        hooks_done.set()
+        up.join(30)
+        stack.down(save=False)
+
+
+def test_a_mark_left_by_a_killed_up_is_not_starting(settings: Settings) -> None:
+    answer, hooks_done = threading.Event(), threading.Event()
+    hooks_done.set()
+    answer.set()
+    stack = NativeStack(settings, [_spec(answer, hooks_done)])
+    stack.up()
+    try:
+        answer.clear()  # the service stops answering
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])  # an `up` that has exited
+        gone.wait()
+        stack.starting_path("web").write_text(f"{gone.pid} 0\n")
+        assert _health(stack)[0] == "unhealthy"
+    finally:
+        stack.down(save=False)
+
+
+def test_up_fails_naming_a_service_that_never_answers(settings: Settings) -> None:
+    answer, hooks_done = threading.Event(), threading.Event()
+    stack = NativeStack(settings, [_spec(answer, hooks_done, start_timeout=1.0)])
+    try:
+        with pytest.raises(ServiceUnavailable, match="web did not answer"):
+            stack.up()
+        assert not stack.starting_path("web").exists()
+        assert not stack.pid_path("web").exists()
+    finally:
+        stack.down(save=False)
