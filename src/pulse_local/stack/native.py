@@ -17,7 +17,12 @@ from pulse_local.config import Settings
 from pulse_local.errors import PulseError, ServiceUnavailable, StackStateError
 from pulse_local.stack.base import ServiceStatus, StartReport
 from pulse_local.stack.credentials import prepare_stack_secrets
-from pulse_local.stack.services import ServiceSpec, native_services, service_env
+from pulse_local.stack.services import (
+    ServiceSpec,
+    native_services,
+    nothing_to_save,
+    service_env,
+)
 
 #: Layout version of the state directory; bump when its layout changes incompatibly.
 STATE_VERSION = 1
@@ -246,15 +251,32 @@ class NativeStack:
                 time.sleep(0.2)
 
     # Down, status, logs ---------------------------------------------------------------------
-    def down(self, *, save: bool = True) -> list[str]:
+    def down(self, *, save: bool = True, keep: frozenset[str] = frozenset()) -> list[str]:
         """Stop every running service, each as soon as everything that needs it has stopped
         (all in parallel otherwise); data stays, the emulators' state is saved first (not
-        with ``save=False``: a stack about to be deleted). Notes land in `notes`."""
+        with ``save=False``: a stack about to be deleted). Notes land in `notes`.
+
+        Services named in `keep` stay running: once their users have stopped, their state is
+        saved in place (`ServiceSpec.save_running`); a snapshot's save stops only the writers.
+        """
+        unkeepable = sorted(n for n in keep & self._by_name.keys()
+                            if self._by_name[n].save_running is None
+                            and self._by_name[n].before_stop is not nothing_to_save)
+        if unkeepable:
+            raise StackStateError(f"{', '.join(unkeepable)} cannot keep running through a "
+                                  "save: their state is saved only when they stop")
         stopped: list[str] = []
         self.notes = []
         self.stop_seconds = {}
         needs = {s.name: (set(s.depends_on) | set(s.stop_after)) & self._by_name.keys()
                  for s in self.services}
+        for name in keep & self._by_name.keys():
+            needs[name] = set()  # it does not stop: nothing waits for it
+        for name in keep & self._by_name.keys():
+            # what keeps running is saved once every other service has stopped: a flow of the
+            # deployments runner may write to it too, without being declared its user
+            for other in self._by_name.keys() - keep:
+                needs[other].add(name)
         done = {name: threading.Event() for name in self._by_name}
         killed: set[str] = set()
 
@@ -263,7 +285,7 @@ class NativeStack:
             times = self.stop_seconds.setdefault(spec.name, {})
             try:
                 record = process.read_pid(self.pid_path(spec.name))
-                if save and record is not None and record.alive():
+                if save and spec.name not in keep and record is not None and record.alive():
                     if note := spec.on_down(self.settings):
                         self.notes.append(note)
                     times["early"] = round(time.perf_counter() - t0, 2)
@@ -272,6 +294,14 @@ class NativeStack:
                         done[other].wait()
                 times["wait"] = round(time.perf_counter() - t0, 2)
                 record = process.read_pid(self.pid_path(spec.name))
+                if spec.name in keep:
+                    if save and record is not None and record.alive() and spec.save_running:
+                        after_kill = any(spec.name in needs[other] for other in killed)
+                        t0 = time.perf_counter()
+                        if note := spec.save_running(self.settings, after_kill):
+                            self.notes.append(note)
+                        times["save"] = round(time.perf_counter() - t0, 2)
+                    return
                 if record is not None and record.alive():
                     # a user of this service that had to be killed may have left work behind
                     # (Pub/Sub messages it held come back only when their lease runs out)

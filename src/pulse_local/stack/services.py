@@ -21,8 +21,12 @@ from pulse_local.config import Settings, port_setting
 # Where the stack's services are is a leaf module (`endpoints`); re-exported for callers here.
 from pulse_local.endpoints import prefect_api_url, service_env
 
-__all__ = ["ServiceSpec", "native_services", "prefect_api_url", "prefect_db_dsn", "prefect_db_url",
-           "service_env"]
+__all__ = ["ServiceSpec", "native_services", "nothing_to_save", "prefect_api_url",
+           "prefect_db_dsn", "prefect_db_url", "service_env"]
+
+
+def nothing_to_save(settings: Settings, after_kill: bool) -> None:
+    """The `before_stop` of a service that keeps no state of its own in memory."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,14 @@ class ServiceSpec:
     #: Runs on `down` just before the service is stopped, once everything that needs it has
     #: stopped (the emulators save their state there), told whether one of those had to be
     #: killed; returns a note for the user.
-    before_stop: Callable[[Settings, bool], str | None] = lambda s, after_kill: None
+    before_stop: Callable[[Settings, bool], str | None] = nothing_to_save
     #: Runs as soon as `down` begins, while the services that need this one still stop (work
     #: that shortens its own stop later, like PostgreSQL's early checkpoint); returns a note.
     on_down: Callable[[Settings], str | None] = lambda s: None
+    #: Saves its state while it keeps running (a snapshot's save stops only the writers),
+    #: once everything that writes to it has stopped; told whether one had to be killed.
+    #: None: nothing to save (a service a save may keep running only if that holds).
+    save_running: Callable[[Settings, bool], str | None] | None = None
     #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
     #: depends on it starts (the emulators restore their state); returns a note for the user.
     restore: Callable[[Settings], str | None] = lambda s: None
@@ -145,6 +153,12 @@ def _save_pubsub(settings: Settings, after_kill: bool) -> str:
     return save_pubsub(settings, wait_for_leases=after_kill)
 
 
+def _save_running_pubsub(settings: Settings, after_kill: bool) -> str:
+    from pulse_local.stack.emulator_state import save_pubsub
+
+    return save_pubsub(settings, wait_for_leases=after_kill, release=True)
+
+
 def _restore_pubsub(settings: Settings) -> str | None:
     from pulse_local.stack.emulator_state import restore_pubsub
 
@@ -199,6 +213,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             probe=probes.pubsub,
             after_ready=_apply_pubsub,
             before_stop=_save_pubsub,
+            save_running=_save_running_pubsub,
             restore=_restore_pubsub,
             # In memory only, saved before it stops: no need to wait for the JVM (2 s).
             stop_timeout=0.5,
@@ -213,6 +228,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             probe=probes.bigtable,
             after_ready=_apply_bigtable,
             before_stop=_save_bigtable,
+            save_running=_save_bigtable,
             restore=_restore_bigtable,
             stop_timeout=0.5,
         ),

@@ -134,27 +134,31 @@ def native_stack(settings: Settings) -> Any:
     return stack
 
 
-#: Services a save leaves running: they write nothing under the state directory, and Prefect's
-#: API server reconnects to its database (SQLAlchemy's pre-ping) once PostgreSQL is back. Its
-#: start is the slowest of the stack; the deployments runner, which may start flows that write
-#: the warehouse, is stopped like every other writer.
-KEPT_RUNNING_ON_SAVE = frozenset({"prefect"})
+#: Services a save leaves running, if they run. Prefect's API server writes nothing under the
+#: state directory and reconnects to its database (SQLAlchemy's pre-ping) once PostgreSQL is
+#: back; its start is the stack's slowest. The emulators keep everything in memory: once every
+#: other service has stopped, nothing writes to them, so their state is saved in place
+#: (`ServiceSpec.save_running`: Pub/Sub's backlog is read and handed back) instead of saved,
+#: stopped, started and restored. The serving API only reads Bigtable. The writers (processor,
+#: CDC, the consumer, the deployments runner, whose flows write the warehouse) and PostgreSQL
+#: stop, so the copy is of one moment.
+KEPT_RUNNING_ON_SAVE = frozenset({"prefect", "pubsub", "bigtable", "serving"})
 
 
-def _quiescing(stack: Any) -> Any:
-    """The stack without the services a save leaves running (the same object if it has none)."""
+def _without(stack: Any, names: set[str]) -> Any:
+    """The stack without the named services (the same object if it has none of them)."""
     from pulse_local.stack.native import NativeStack
 
-    if not isinstance(stack, NativeStack) or not KEPT_RUNNING_ON_SAVE & stack._by_name.keys():
+    if not isinstance(stack, NativeStack) or not names & stack._by_name.keys():
         return stack
-    return NativeStack(stack.settings, [s for s in stack.services
-                                        if s.name not in KEPT_RUNNING_ON_SAVE])
+    return NativeStack(stack.settings, [s for s in stack.services if s.name not in names])
 
 
 def save(settings: Settings, name: str, *, stack: Any = None, force: bool = False) -> SaveReport:
-    """Quiesce the stack (a clean `down` of every service but Prefect's API server saves the
-    emulators and stops PostgreSQL), copy its state directory into one file, and bring the
-    stopped services back up if they were running."""
+    """Quiesce the stack (stop every writer and PostgreSQL; save the emulators' state, which
+    keep running with Prefect's API server and the serving API: `KEPT_RUNNING_ON_SAVE`), copy
+    its state directory into one file, and bring the stopped services back up if they were
+    running."""
     began = time.perf_counter()
     path = snapshot_path(settings, name)
     if path.exists() and not force:
@@ -170,12 +174,19 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
     phases: dict[str, float] = {}
     if "postgres" in was_running:
         migrations, responses = postgres_facts(settings)
-    quiesce = _quiescing(stack)
+    from pulse_local.stack.native import NativeStack
+
+    kept: set[str] = (set(KEPT_RUNNING_ON_SAVE & set(was_running))
+                      if isinstance(stack, NativeStack) else set())
+    restart = _without(stack, kept)
     if was_running:
         t0 = time.perf_counter()
-        quiesce.down()
+        if kept:
+            stack.down(keep=frozenset(kept))
+        else:
+            stack.down()
         phases["down"] = time.perf_counter() - t0
-        notes += getattr(quiesce, "notes", [])
+        notes += getattr(stack, "notes", [])
     t0 = time.perf_counter()
     try:
         if "postgres" not in was_running:
@@ -194,9 +205,13 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
         write(path, state, manifest)
     finally:
         phases["copy"] = time.perf_counter() - t0
+        if kept:
+            from pulse_local.stack.emulator_state import resume_after_copy
+
+            resume_after_copy(settings, kept)
         if was_running:
             t0 = time.perf_counter()
-            report = quiesce.up()
+            report = restart.up()
             phases["up"] = time.perf_counter() - t0
             notes += report.notes
     return SaveReport(path, manifest, time.perf_counter() - began, path.stat().st_size, notes,

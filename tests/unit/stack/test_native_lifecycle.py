@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pulse_local.config import Settings
-from pulse_local.errors import ServiceUnavailable
+from pulse_local.errors import ServiceUnavailable, StackStateError
 from pulse_local.stack import process
 from pulse_local.stack.native import NativeStack
 from pulse_local.stack.services import ServiceSpec
@@ -104,3 +104,43 @@ def test_up_fails_naming_a_service_that_never_answers(settings: Settings) -> Non
         assert not stack.pid_path("web").exists()
     finally:
         stack.down(save=False)
+
+
+def test_a_save_keeps_a_service_running_and_saves_it_after_the_others_stop(
+        tmp_path: Path) -> None:
+    """`down(keep=...)`, as `snapshot save` calls it: the kept service (which must stop after
+    the other, like Prefect's server after PostgreSQL) is saved once the other has stopped,
+    and is not stopped; nothing waits for it (this deadlocked once)."""
+    settings = Settings(state_dir=tmp_path / "state", serving_port=process.free_port(),
+                        processor_port=process.free_port())
+    up_now = threading.Event()
+    up_now.set()
+    saved: list[bool] = []
+    other = dataclasses.replace(_spec(up_now, up_now), name="other", port_field="processor_port",
+                                argv=lambda s: [sys.executable, "-m", "http.server",
+                                                str(s.processor_port), "--bind", s.host])
+    kept = dataclasses.replace(
+        _spec(up_now, up_now), stop_after=("other",),
+        save_running=lambda s, after_kill: saved.append(
+            process.read_pid(NativeStack(s).pid_path("other")) is None) or "web: saved")
+    stack = NativeStack(settings, [other, kept])
+    stack.up()
+    web = process.read_pid(stack.pid_path("web"))
+    try:
+        down = threading.Thread(target=stack.down, kwargs={"keep": frozenset({"web"})})
+        down.start()
+        down.join(30)
+        assert not down.is_alive(), "down(keep=...) did not return"
+        assert saved == [True]  # saved once, after the other service had stopped
+        assert "web: saved" in stack.notes
+        assert process.read_pid(stack.pid_path("web")) == web and web is not None and web.alive()
+        assert process.read_pid(stack.pid_path("other")) is None
+    finally:
+        stack.down(save=False)
+
+
+def test_a_service_whose_state_is_saved_only_on_stop_cannot_be_kept(settings: Settings) -> None:
+    answer = threading.Event()
+    spec = dataclasses.replace(_spec(answer, answer), before_stop=lambda s, k: "saved on stop")
+    with pytest.raises(StackStateError, match="cannot keep running"):
+        NativeStack(settings, [spec]).down(keep=frozenset({"web"}))
