@@ -285,7 +285,7 @@ class NativeStack:
             times = self.stop_seconds.setdefault(spec.name, {})
             try:
                 record = process.read_pid(self.pid_path(spec.name))
-                if save and spec.name not in keep and record is not None and record.alive():
+                if save and record is not None and record.alive():
                     if note := spec.on_down(self.settings):
                         self.notes.append(note)
                     times["early"] = round(time.perf_counter() - t0, 2)

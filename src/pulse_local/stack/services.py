@@ -147,6 +147,22 @@ def _apply_bigtable(settings: Settings) -> None:
         r.close_bigtable_client(admin)
 
 
+def _import_pubsub_client(settings: Settings) -> None:
+    """`down` begins: import the client the save needs (0.6 s) while the consumer stops."""
+    import google.cloud.pubsub_v1  # noqa: F401
+
+    import pulse_local.resources
+    import pulse_local.stack.emulator_state  # noqa: F401
+
+
+def _import_bigtable_client(settings: Settings) -> None:
+    """`down` begins: import the clients the save needs (1.2 s) while the consumer stops."""
+    import google.cloud.bigtable.data  # noqa: F401
+
+    import pulse_local.resources
+    import pulse_local.streaming.store  # noqa: F401
+
+
 def _save_pubsub(settings: Settings, after_kill: bool) -> str:
     from pulse_local.stack.emulator_state import save_pubsub
 
@@ -212,6 +228,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             env=lambda s: {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"},
             probe=probes.pubsub,
             after_ready=_apply_pubsub,
+            on_down=_import_pubsub_client,
             before_stop=_save_pubsub,
             save_running=_save_running_pubsub,
             restore=_restore_pubsub,
@@ -227,6 +244,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             ],
             probe=probes.bigtable,
             after_ready=_apply_bigtable,
+            on_down=_import_bigtable_client,
             before_stop=_save_bigtable,
             save_running=_save_bigtable,
             restore=_restore_bigtable,
