@@ -115,7 +115,9 @@ def _alternatives(settings: object, stack: NativeStack) -> None:
                            ("B: save now", False), ("A: save as before", True)):
             variant(old)
             saved = snapshot.save(settings, "bench", stack=stack, force=True)  # type: ignore[arg-type]
+            slowest = max(stack.stop_seconds.items(), key=lambda i: sum(i[1].values()))
             _row(label, saved.seconds, 5, _phases(saved.phases)
-                 + f"  load {psutil.getloadavg()[0]:.1f}")
+                 + f"  load {psutil.getloadavg()[0]:.1f}; slowest stop {slowest[0]} "
+                 + " ".join(f"{k}={v:.2f}" for k, v in slowest[1].items()))
     finally:
         variant(False)
