@@ -286,7 +286,11 @@ class NativeStack:
             try:
                 record = process.read_pid(self.pid_path(spec.name))
                 if save and record is not None and record.alive():
-                    if note := spec.on_down(self.settings):
+                    try:
+                        note = spec.on_down(self.settings)
+                    except Exception as exc:  # noqa: BLE001 - it only shortens the stop: say so, go on
+                        note = f"{spec.name}: its early step on `down` failed ({exc}); stopped as before"
+                    if note:
                         self.notes.append(note)
                     times["early"] = round(time.perf_counter() - t0, 2)
                 for other, needed in needs.items():

@@ -144,3 +144,21 @@ def test_a_service_whose_state_is_saved_only_on_stop_cannot_be_kept(settings: Se
     spec = dataclasses.replace(_spec(answer, answer), before_stop=lambda s, k: "saved on stop")
     with pytest.raises(StackStateError, match="cannot keep running"):
         NativeStack(settings, [spec]).down(keep=frozenset({"web"}))
+
+
+def test_a_failing_early_step_of_down_is_a_note_and_the_service_still_stops(
+        settings: Settings) -> None:
+    answer = threading.Event()
+    answer.set()
+
+    def fails(settings: Settings) -> str | None:
+        raise RuntimeError("no checkpoint today")
+
+    stack = NativeStack(settings, [dataclasses.replace(_spec(answer, answer), on_down=fails)])
+    stack.up()
+    try:
+        assert stack.down() == ["web"]
+        assert any("no checkpoint today" in n for n in stack.notes), stack.notes
+        assert process.read_pid(stack.pid_path("web")) is None
+    finally:
+        stack.down(save=False)
