@@ -268,7 +268,7 @@ class NativeStack:
         stopped: list[str] = []
         self.notes = []
         self.stop_seconds = {}
-        needs = {s.name: (set(s.depends_on) | set(s.stop_after)) & self._by_name.keys()
+        needs = {s.name: (set(s.depends_on) | set(self._stop_after(s))) & self._by_name.keys()
                  for s in self.services}
         for name in keep & self._by_name.keys():
             needs[name] = set()  # it does not stop: nothing waits for it
@@ -332,6 +332,21 @@ class NativeStack:
             for future in [pool.submit(stop_one, spec) for spec in self.services]:
                 future.result()
         return stopped
+
+    def _stop_after(self, spec: ServiceSpec) -> tuple[str, ...]:
+        """`spec.stop_after`, or nothing for a service that needs it only while busy and has no
+        child process now (no flow run in progress; one that starts later is stopped with its
+        process group)."""
+        if not spec.stop_after_only_if_busy:
+            return spec.stop_after
+        record = process.read_pid(self.pid_path(spec.name))
+        if record is None or not record.alive():
+            return spec.stop_after
+        try:
+            busy = bool(psutil.Process(record.pid).children())
+        except psutil.Error:
+            busy = True
+        return spec.stop_after if busy else ()
 
     def status(self) -> list[ServiceStatus]:
         """Each service's process and a real probe."""

@@ -64,6 +64,10 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     #: Services that must keep running until this one has stopped (`down` order).
     stop_after: tuple[str, ...] = ()
+    #: `stop_after` holds only while the service has work in progress (child processes: the
+    #: deployments runner's flow runs, which report their end to Prefect); an idle one stops
+    #: beside them.
+    stop_after_only_if_busy: bool = False
     #: False for a service that listens on no port of its own (its port is only for display).
     uses_port: bool = True
     stop_signal: int = signal.SIGTERM
@@ -318,8 +322,10 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_field="prefect_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.orchestration"],
             probe=probes.deployments,
-            # Starts beside Prefect (imports overlap) and waits for its API itself.
+            # Starts beside Prefect (imports overlap) and waits for its API itself. Stops before
+            # Prefect while a flow run is in progress (it reports its end to Prefect's API).
             stop_after=("prefect",),
+            stop_after_only_if_busy=True,
             start_timeout=120.0,
             uses_port=False,
             url=lambda s: f"http://{s.host}:{s.prefect_port}/deployments",

@@ -5,11 +5,14 @@ and a hook the test holds back; the stack code around it is the real one."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pulse_local.config import Settings
@@ -162,3 +165,28 @@ def test_a_failing_early_step_of_down_is_a_note_and_the_service_still_stops(
         assert process.read_pid(stack.pid_path("web")) is None
     finally:
         stack.down(save=False)
+
+
+def test_a_service_ordered_only_while_busy_keeps_the_order_only_with_a_child(
+        settings: Settings) -> None:
+    """The deployments runner stops before Prefect only while a flow run (a child process) is
+    in progress; idle, it stops beside it."""
+    answer = threading.Event()
+    spec = dataclasses.replace(_spec(answer, answer), stop_after=("other",),
+                               stop_after_only_if_busy=True)
+    stack = NativeStack(settings, [spec])
+    idle = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    busy = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
+    try:
+        _wait_for(lambda: bool(psutil.Process(busy.pid).children()))
+        process.write_pid(stack.pid_path("web"), idle.pid, 0)
+        assert stack._stop_after(spec) == ()
+        process.write_pid(stack.pid_path("web"), busy.pid, 0)
+        assert stack._stop_after(spec) == ("other",)
+        ordered = dataclasses.replace(spec, stop_after_only_if_busy=False)
+        process.write_pid(stack.pid_path("web"), idle.pid, 0)
+        assert stack._stop_after(ordered) == ("other",)
+    finally:
+        for proc in (idle, busy):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
