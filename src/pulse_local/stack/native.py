@@ -256,8 +256,9 @@ class NativeStack:
         (all in parallel otherwise); data stays, the emulators' state is saved first (not
         with ``save=False``: a stack about to be deleted). Notes land in `notes`.
 
-        Services named in `keep` stay running: once their users have stopped, their state is
-        saved in place (`ServiceSpec.save_running`); a snapshot's save stops only the writers.
+        Services named in `keep` stay running: once their users (and every service that
+        `writes_anywhere`) have stopped, their state is saved in place
+        (`ServiceSpec.save_running`); a snapshot's save stops only the writers.
         """
         unkeepable = sorted(n for n in keep & self._by_name.keys()
                             if self._by_name[n].save_running is None
@@ -273,10 +274,11 @@ class NativeStack:
         for name in keep & self._by_name.keys():
             needs[name] = set()  # it does not stop: nothing waits for it
         for name in keep & self._by_name.keys():
-            # what keeps running is saved once every other service has stopped: a flow of the
-            # deployments runner may write to it too, without being declared its user
+            # what keeps running is saved once its users have stopped, and the services that
+            # may write anywhere (a flow of the deployments runner)
             for other in self._by_name.keys() - keep:
-                needs[other].add(name)
+                if self._by_name[other].writes_anywhere:
+                    needs[other].add(name)
         done = {name: threading.Event() for name in self._by_name}
         killed: set[str] = set()
 

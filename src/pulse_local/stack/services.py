@@ -68,6 +68,10 @@ class ServiceSpec:
     #: deployments runner's flow runs, which report their end to Prefect); an idle one stops
     #: beside them.
     stop_after_only_if_busy: bool = False
+    #: Runs code that may write to any other service (the deployments runner's flows): a
+    #: service a snapshot's save keeps running is saved only once this one has stopped, as
+    #: once its declared users have.
+    writes_anywhere: bool = False
     #: False for a service that listens on no port of its own (its port is only for display).
     uses_port: bool = True
     stop_signal: int = signal.SIGTERM
@@ -326,6 +330,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             # Prefect while a flow run is in progress (it reports its end to Prefect's API).
             stop_after=("prefect",),
             stop_after_only_if_busy=True,
+            writes_anywhere=True,
             start_timeout=120.0,
             uses_port=False,
             url=lambda s: f"http://{s.host}:{s.prefect_port}/deployments",

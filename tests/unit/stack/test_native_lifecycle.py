@@ -112,8 +112,9 @@ def test_up_fails_naming_a_service_that_never_answers(settings: Settings) -> Non
 def test_a_save_keeps_a_service_running_and_saves_it_after_the_others_stop(
         tmp_path: Path) -> None:
     """`down(keep=...)`, as `snapshot save` calls it: the kept service (which must stop after
-    the other, like Prefect's server after PostgreSQL) is saved once the other has stopped,
-    and is not stopped; nothing waits for it (this deadlocked once)."""
+    the other, like Prefect's server after PostgreSQL) is saved once the other, which may
+    write anywhere, has stopped, and is not stopped; nothing waits for it (this deadlocked
+    once)."""
     settings = Settings(state_dir=tmp_path / "state", serving_port=process.free_port(),
                         processor_port=process.free_port())
     up_now = threading.Event()
@@ -121,7 +122,8 @@ def test_a_save_keeps_a_service_running_and_saves_it_after_the_others_stop(
     saved: list[bool] = []
     other = dataclasses.replace(_spec(up_now, up_now), name="other", port_field="processor_port",
                                 argv=lambda s: [sys.executable, "-m", "http.server",
-                                                str(s.processor_port), "--bind", s.host])
+                                                str(s.processor_port), "--bind", s.host],
+                                writes_anywhere=True)
     kept = dataclasses.replace(
         _spec(up_now, up_now), stop_after=("other",),
         save_running=lambda s, after_kill: saved.append(
