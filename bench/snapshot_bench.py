@@ -81,6 +81,8 @@ def main() -> None:
         _row("snapshot restore", restored.seconds, 5, _phases(restored.phases))
         for note in restored.notes:
             print(f"{'':26} {note}")
+        if responses <= 20_000:  # four more saves: minutes at 100k
+            _alternatives(settings, stack)
         slowest = sorted(stack.stop_seconds.items(), key=lambda i: -sum(i[1].values()))[:3]
         print(f"{'  slowest stops':26} " + "; ".join(
             f"{name} " + " ".join(f"{k}={v:.2f}" for k, v in parts.items())
@@ -91,3 +93,31 @@ def main() -> None:
         stack.down(save=False)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _alternatives(settings: object, stack: NativeStack) -> None:
+    """Back to back, same data, order A B B A: `save` as it was before (every service but
+    Prefect stopped, saved and started again; no early checkpoint) against `save` now (the
+    emulators and the serving API keep running and are saved in place; PostgreSQL checkpoints
+    while its users stop)."""
+    kept_now = snapshot.KEPT_RUNNING_ON_SAVE
+    early = {s.name: s.on_down for s in stack.services}
+    import dataclasses
+
+    def variant(old: bool) -> None:
+        snapshot.KEPT_RUNNING_ON_SAVE = frozenset({"prefect"}) if old else kept_now
+        stack.services = [dataclasses.replace(s, on_down=(lambda _: None) if old
+                                              else early[s.name]) for s in stack.services]
+        stack._by_name = {s.name: s for s in stack.services}
+
+    try:
+        for label, old in (("A: save as before", True), ("B: save now", False),
+                           ("B: save now", False), ("A: save as before", True)):
+            variant(old)
+            saved = snapshot.save(settings, "bench", stack=stack, force=True)  # type: ignore[arg-type]
+            slowest = max(stack.stop_seconds.items(), key=lambda i: sum(i[1].values()))
+            _row(label, saved.seconds, 5, _phases(saved.phases)
+                 + f"  load {psutil.getloadavg()[0]:.1f}; slowest stop {slowest[0]} "
+                 + " ".join(f"{k}={v:.2f}" for k, v in slowest[1].items()))
+    finally:
+        variant(False)

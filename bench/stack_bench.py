@@ -112,6 +112,7 @@ def main() -> None:
         _row("up, already running", again.total_seconds, 5)
         _saved_state_rows(stack)
         _snapshot_rows(stack)
+        _cli_down_row(stack)
     finally:
         stack.down(save=False)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
@@ -166,3 +167,23 @@ def _snapshot_rows(stack: NativeStack) -> None:
             f"{k}={v:.2f}s" for k, v in restored.phases.items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cli_down_row(stack: NativeStack) -> None:
+    """`pulse-local down` as a user runs it: a new process (its imports included), wall time."""
+    import os
+    import subprocess
+    import sys
+
+    from pulse_local.config import port_setting, stack_port_fields
+
+    settings = stack.settings
+    env = {**os.environ, "PULSE_STATE_DIR": str(settings.state_dir), "PULSE_STACK": "native",
+           **{port_setting(f): str(getattr(settings, f)) for f in stack_port_fields()}}
+    load = psutil.getloadavg()[0]
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "pulse_local.cli", "down"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    seconds = time.perf_counter() - started
+    _row("pulse-local down (CLI)", seconds, 2,
+         f"load {load:.1f}; exit {out.returncode}; {out.stdout.strip().splitlines()[-1:]}")

@@ -38,6 +38,9 @@ def up() -> None:
 
     settings = _settings()
     stack = stack_for(settings)
+    if hasattr(stack, "on_ready"):  # the native stack reports each service as it is ready
+        stack.on_ready = lambda name, seconds: console.print(
+            f"{name} ready at {seconds:.1f}s", highlight=False)
     report = stack.up()
     for note in report.notes:
         console.print(f"[yellow]{note}[/]")

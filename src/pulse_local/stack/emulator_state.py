@@ -154,6 +154,7 @@ def save_bigtable(settings: Settings) -> str:
 
 def _restore_rows(settings: Settings, path: Path) -> int:
     from google.cloud.bigtable.data import RowMutationEntry, SetCell
+    from google.cloud.bigtable.data.mutations import Mutation
 
     from pulse_local.streaming.store import bigtable_data_client
 
@@ -178,8 +179,9 @@ def _restore_rows(settings: Settings, path: Path) -> int:
                     "away to start with an empty Bigtable")
             if name not in tables:
                 tables[name] = client.get_table(settings.bigtable_instance, name)
-            cells = [SetCell(family, _unb64(qualifier), _unb64(value), timestamp_micros=ts)
-                     for family, qualifier, ts, value in line["c"]]
+            cells: list[Mutation] = [
+                SetCell(family, _unb64(qualifier), _unb64(value), timestamp_micros=ts)
+                for family, qualifier, ts, value in line["c"]]
             pending.setdefault(name, []).append(RowMutationEntry(_unb64(line["k"]), cells))
             count += 1
             if len(pending[name]) >= RESTORE_BATCH:
@@ -270,11 +272,13 @@ def _write_batch(store: Any, batch: list[Any], report: Rebuilt) -> None:
 
 
 # Pub/Sub -------------------------------------------------------------------------------------
-def _backlog(subscriber: Any, subscription: str, until: float = 0.0) -> Iterator[Any]:
+def _backlog(subscriber: Any, subscription: str, until: float = 0.0,
+             leased: list[str] | None = None) -> Iterator[Any]:
     """Every message waiting in `subscription`, pulled and never acknowledged (each message
     once: a pulled one is leased, and repeats are dropped by message id). With `until` (a
     `time.monotonic` value), pulls go on until then: messages leased by a consumer that was
-    killed come back when their lease runs out."""
+    killed come back when their lease runs out. The ack ids of the leases taken are appended
+    to `leased` when given (to hand the messages back, see `_release`)."""
     import warnings
 
     seen: set[str] = set()
@@ -285,6 +289,8 @@ def _backlog(subscriber: Any, subscription: str, until: float = 0.0) -> Iterator
                                     DeprecationWarning)
             pulled = subscriber.pull(subscription=subscription, max_messages=1000,
                                      return_immediately=True, timeout=CALL_TIMEOUT)
+        if leased is not None:
+            leased.extend(m.ack_id for m in pulled.received_messages)
         fresh = [m.message for m in pulled.received_messages if m.message.message_id not in seen]
         if not fresh:
             if time.monotonic() >= until:
@@ -299,7 +305,21 @@ def _backlog(subscriber: Any, subscription: str, until: float = 0.0) -> Iterator
 LEASE_WAIT_MAX = 15.0
 
 
-def _pubsub_messages(settings: Settings, wait_for_leases: bool) -> Iterator[dict[str, Any]]:
+#: Ack ids per ModifyAckDeadline call when handing messages back.
+RELEASE_BATCH = 1000
+
+
+def _release(subscriber: Any, subscription: str, ack_ids: list[str]) -> None:
+    """Hand leased messages back at once (ack deadline 0): an emulator that keeps running after
+    a save delivers them to its consumer again without waiting for the lease to run out."""
+    for first in range(0, len(ack_ids), RELEASE_BATCH):
+        subscriber.modify_ack_deadline(subscription=subscription,
+                                       ack_ids=ack_ids[first:first + RELEASE_BATCH],
+                                       ack_deadline_seconds=0, timeout=CALL_TIMEOUT)
+
+
+def _pubsub_messages(settings: Settings, wait_for_leases: bool,
+                     release: bool = False) -> Iterator[dict[str, Any]]:
     from pulse_local.resources import close_pubsub_clients, pubsub_clients
 
     publisher, subscriber = pubsub_clients(f"{settings.host}:{settings.pubsub_port}")
@@ -311,21 +331,39 @@ def _pubsub_messages(settings: Settings, wait_for_leases: bool) -> Iterator[dict
                 continue
             until = (time.monotonic() + min(sub.ack_deadline_seconds, LEASE_WAIT_MAX) + 1
                      if wait_for_leases else 0.0)
-            for message in _backlog(subscriber, sub.name, until):
+            leased: list[str] | None = [] if release else None
+            for message in _backlog(subscriber, sub.name, until, leased):
                 yield {"s": sub.name, "t": sub.topic, "id": message.message_id,
                        "d": _b64(message.data), "a": dict(message.attributes),
                        "o": message.ordering_key}
+            if leased:
+                _release(subscriber, sub.name, leased)
     finally:
         close_pubsub_clients(publisher, subscriber)
 
 
-def save_pubsub(settings: Settings, *, wait_for_leases: bool = False) -> str:
+def save_pubsub(settings: Settings, *, wait_for_leases: bool = False,
+                release: bool = False) -> str:
     """Save every subscription's unacknowledged backlog; clears the ``live`` mark. After a
     consumer was killed (`wait_for_leases`), waits for the leases it held to run out (up to
-    `LEASE_WAIT_MAX` s a subscription), so the messages it held are saved too."""
+    `LEASE_WAIT_MAX` s a subscription), so the messages it held are saved too. With `release`
+    (the emulator keeps running: a snapshot), the messages read are handed back at once."""
     count, seconds = _save(settings, "pubsub", "the Pub/Sub backlog",
-                           _pubsub_messages(settings, wait_for_leases))
+                           _pubsub_messages(settings, wait_for_leases, release))
     return f"pubsub: saved {count} unacknowledged messages in {seconds:.1f} s"
+
+
+def resume_after_copy(settings: Settings, services: set[str]) -> None:
+    """After a snapshot copied the state saved from emulators that kept running: they go on
+    from it, so their ``live`` marks come back (a later kill is detected as ever), and the
+    saved Pub/Sub backlog is deleted (its messages are still in the emulator: an `up` would
+    publish them a second time)."""
+    folder = state_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    if "pubsub" in services:
+        (folder / "pubsub.jsonl.gz").unlink(missing_ok=True)
+    for service in sorted(services & {"pubsub", "bigtable"}):
+        (folder / f"{service}.live").write_text(datetime.now(UTC).isoformat() + "\n")
 
 
 def restore_pubsub(settings: Settings) -> str | None:

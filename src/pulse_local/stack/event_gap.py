@@ -116,10 +116,11 @@ def republish_gap(settings: Settings) -> str | None:
     """Find the gap and post its archived bodies to the processor; a note for `up`."""
     import httpx
 
+    from pulse_local.config import load_options
     from pulse_local.ingest.options import ProcessorOptions
     from pulse_local.ingest.signature import HEADER
 
-    gap = find_gap(settings, ProcessorOptions().archive_prefix)
+    gap = find_gap(settings, load_options(ProcessorOptions).archive_prefix)
     if not gap.missing:
         return "pubsub: every revision stored in PostgreSQL is in the raw events sink"
     statuses: dict[int, int] = {}

@@ -149,3 +149,18 @@ def bootstrap(settings: Settings) -> None:
     from pulse_local.source.migrations import migrate
 
     migrate(settings)
+
+
+def checkpoint_early(settings: Settings) -> str | None:
+    """Write the dirty buffers out now (`CHECKPOINT`), while the services that use PostgreSQL
+    are still stopping, so the shutdown checkpoint that follows has little left to write (it
+    was 1-1.7 s of `down` right after a bulk load or a cold start). Nothing depends on it: a
+    failure is a note, and the shutdown checkpoint does the whole work as before."""
+    import psycopg
+
+    try:
+        with psycopg.connect(settings.admin_dsn(), connect_timeout=2, autocommit=True) as conn:
+            conn.execute("checkpoint")
+    except psycopg.Error as exc:
+        return f"postgres: the early checkpoint failed ({str(exc).strip()[:120]}); its shutdown did it"
+    return None

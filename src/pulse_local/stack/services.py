@@ -21,8 +21,12 @@ from pulse_local.config import Settings, port_setting
 # Where the stack's services are is a leaf module (`endpoints`); re-exported for callers here.
 from pulse_local.endpoints import prefect_api_url, service_env
 
-__all__ = ["ServiceSpec", "native_services", "prefect_api_url", "prefect_db_dsn", "prefect_db_url",
-           "service_env"]
+__all__ = ["ServiceSpec", "native_services", "nothing_to_save", "prefect_api_url",
+           "prefect_db_dsn", "prefect_db_url", "service_env"]
+
+
+def nothing_to_save(settings: Settings, after_kill: bool) -> None:
+    """The `before_stop` of a service that keeps no state of its own in memory."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,14 @@ class ServiceSpec:
     #: Runs on `down` just before the service is stopped, once everything that needs it has
     #: stopped (the emulators save their state there), told whether one of those had to be
     #: killed; returns a note for the user.
-    before_stop: Callable[[Settings, bool], str | None] = lambda s, after_kill: None
+    before_stop: Callable[[Settings, bool], str | None] = nothing_to_save
+    #: Runs as soon as `down` begins, while the services that need this one still stop (work
+    #: that shortens its own stop later, like PostgreSQL's early checkpoint); returns a note.
+    on_down: Callable[[Settings], str | None] = lambda s: None
+    #: Saves its state while it keeps running (a snapshot's save stops only the writers),
+    #: once everything that writes to it has stopped; told whether one had to be killed.
+    #: None: nothing to save (a service a save may keep running only if that holds).
+    save_running: Callable[[Settings, bool], str | None] | None = None
     #: Runs on `up` after `after_ready` when the service was (re)started, before anything that
     #: depends on it starts (the emulators restore their state); returns a note for the user.
     restore: Callable[[Settings], str | None] = lambda s: None
@@ -53,6 +64,14 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     #: Services that must keep running until this one has stopped (`down` order).
     stop_after: tuple[str, ...] = ()
+    #: `stop_after` holds only while the service has work in progress (child processes: the
+    #: deployments runner's flow runs, which report their end to Prefect); an idle one stops
+    #: beside them.
+    stop_after_only_if_busy: bool = False
+    #: Runs code that may write to any other service (the deployments runner's flows): a
+    #: service a snapshot's save keeps running is saved only once this one has stopped, as
+    #: once its declared users have.
+    writes_anywhere: bool = False
     #: False for a service that listens on no port of its own (its port is only for display).
     uses_port: bool = True
     stop_signal: int = signal.SIGTERM
@@ -136,10 +155,32 @@ def _apply_bigtable(settings: Settings) -> None:
         r.close_bigtable_client(admin)
 
 
+def _import_pubsub_client(settings: Settings) -> None:
+    """`down` begins: import the client the save needs (0.6 s) while the consumer stops."""
+    import google.cloud.pubsub_v1  # noqa: F401
+
+    import pulse_local.resources
+    import pulse_local.stack.emulator_state  # noqa: F401
+
+
+def _import_bigtable_client(settings: Settings) -> None:
+    """`down` begins: import the clients the save needs (1.2 s) while the consumer stops."""
+    import google.cloud.bigtable.data  # noqa: F401
+
+    import pulse_local.resources
+    import pulse_local.streaming.store  # noqa: F401
+
+
 def _save_pubsub(settings: Settings, after_kill: bool) -> str:
     from pulse_local.stack.emulator_state import save_pubsub
 
     return save_pubsub(settings, wait_for_leases=after_kill)
+
+
+def _save_running_pubsub(settings: Settings, after_kill: bool) -> str:
+    from pulse_local.stack.emulator_state import save_pubsub
+
+    return save_pubsub(settings, wait_for_leases=after_kill, release=True)
 
 
 def _restore_pubsub(settings: Settings) -> str | None:
@@ -177,6 +218,7 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             probe=probes.postgres,
             prepare=_prepare_postgres,
             after_ready=pg.bootstrap,
+            on_down=pg.checkpoint_early,
             popen_kwargs=pg.run_as_postgres,
             stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, checkpoints, exits
             stop_timeout=10.0,
@@ -194,7 +236,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             env=lambda s: {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"},
             probe=probes.pubsub,
             after_ready=_apply_pubsub,
+            on_down=_import_pubsub_client,
             before_stop=_save_pubsub,
+            save_running=_save_running_pubsub,
             restore=_restore_pubsub,
             # In memory only, saved before it stops: no need to wait for the JVM (2 s).
             stop_timeout=0.5,
@@ -208,7 +252,9 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             ],
             probe=probes.bigtable,
             after_ready=_apply_bigtable,
+            on_down=_import_bigtable_client,
             before_stop=_save_bigtable,
+            save_running=_save_bigtable,
             restore=_restore_bigtable,
             stop_timeout=0.5,
         ),
@@ -280,8 +326,11 @@ def native_services(settings: Settings) -> list[ServiceSpec]:
             port_field="prefect_port",
             argv=lambda s: [sys.executable, "-m", "pulse_local.orchestration"],
             probe=probes.deployments,
-            # Starts beside Prefect (imports overlap) and waits for its API itself.
+            # Starts beside Prefect (imports overlap) and waits for its API itself. Stops before
+            # Prefect while a flow run is in progress (it reports its end to Prefect's API).
             stop_after=("prefect",),
+            stop_after_only_if_busy=True,
+            writes_anywhere=True,
             start_timeout=120.0,
             uses_port=False,
             url=lambda s: f"http://{s.host}:{s.prefect_port}/deployments",

@@ -9,54 +9,49 @@ the DuckDB warehouse and dbt state, the saved Bigtable rows and Pub/Sub backlogs
 archive and the generated fixtures. It never holds logs, pid files, sockets or ``secrets/``
 (the serving token key stays on its machine).
 
-The file is a tar stream compressed with zstd (``NAME.tar.zst``) whose first member is
-``manifest.json``: format version, pulse-local version, state layout, the schema migrations
-applied (with their checksums), PostgreSQL's major version, project names, fixtures, sizes
-and the SHA-256 of every member. `restore` reads and checks the whole file into a staging
-directory beside the state directory before it touches the stack; only then does it stop the
-stack, set the old state aside, move the new one in and start the stack, and it puts the old
-state back if that start fails.
+The file (``NAME.tar.zst``) is written and checked by `snapshot_archive`; its manifest, and
+whether this code can restore it, is `snapshot_manifest`. `restore` reads and checks the whole
+file into a staging directory beside the state directory before it touches the stack; only then
+does it stop the stack, set the old state aside, move the new one in and start the stack, and it
+puts the old state back if that start fails.
 """
+
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 import re
 import shutil
 import stat
-import subprocess
-import tarfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 from pulse_local.config import Settings
-from pulse_local.errors import (
-    PulseError,
-    SnapshotCorrupt,
-    SnapshotError,
-    SnapshotIncompatible,
-    SnapshotNotFound,
+from pulse_local.errors import SnapshotCorrupt, SnapshotError, SnapshotNotFound
+
+# The file format and the manifest live in their own modules; re-exported for callers here.
+from pulse_local.stack.snapshot_archive import extract_verified, read_manifest, verify, write
+from pulse_local.stack.snapshot_manifest import (
+    FORMAT_VERSION,
+    Manifest,
+    code_migrations,
+    fixtures_in,
+    names_of,
+    postgres_facts,
+    pulse_local_version,
+    state_layout,
 )
 
-#: Version of the file layout; `restore` refuses any other.
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "SUFFIX", "Listed", "Manifest", "RestoreReport", "SaveReport",
+           "check_name", "code_migrations", "delete", "extract_verified", "fixtures_in",
+           "list_snapshots", "names_of", "read_manifest", "resolve", "restore", "save",
+           "snapshot_dir", "snapshot_path", "verify", "write"]
+
 SUFFIX = ".tar.zst"
-MANIFEST = "manifest.json"
-#: Members' paths inside the tar start with this (the state directory's content).
-PREFIX = "state/"
-#: Top-level entries of the state directory never copied: machine-specific or secret.
-EXCLUDED_TOP = frozenset({"run", "logs", "secrets"})
-#: File names never copied wherever they are (PostgreSQL's running-server files).
-EXCLUDED_NAMES = frozenset({"postmaster.pid", "postmaster.opts"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_CHUNK = 1 << 20
 
 
 # Where snapshots live ------------------------------------------------------------------------
@@ -90,216 +85,6 @@ def resolve(settings: Settings, ref: str) -> Path:
             f"no snapshot {ref!r} ({path} does not exist); snapshots in "
             f"{snapshot_dir(settings)}: {names}. See `pulse-local snapshot list`")
     return path
-
-
-# The manifest --------------------------------------------------------------------------------
-@dataclass
-class Manifest:
-    """What a snapshot holds and what it needs to be restored."""
-
-    name: str
-    created_at: str
-    pulse_local_version: str
-    state_layout: int
-    postgres_major: str
-    migrations: dict[str, str]
-    names: dict[str, str]
-    fixtures: list[dict[str, int]] = field(default_factory=list)
-    responses: int | None = None
-    directories: dict[str, int] = field(default_factory=dict)
-    #: path -> {"size", "sha256", "mode", "mtime"}
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
-
-    @property
-    def migration_level(self) -> str:
-        return max(self.migrations, default="0000")
-
-    @property
-    def size_bytes(self) -> int:
-        return sum(int(f["size"]) for f in self.files.values())
-
-    def to_json(self) -> bytes:
-        body = {"format": "pulse-local-snapshot", **self.__dict__,
-                "migration_level": self.migration_level, "size_bytes": self.size_bytes}
-        return json.dumps(body, indent=1, sort_keys=True).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Manifest:
-        """Parse a manifest; anything malformed is `SnapshotCorrupt`."""
-        try:
-            body = json.loads(raw)
-            if body.get("format") != "pulse-local-snapshot":
-                raise ValueError("not a pulse-local snapshot manifest")
-            known = set(cls.__dataclass_fields__)
-            manifest = cls(**{k: v for k, v in body.items() if k in known})
-            for entry in manifest.files.values():
-                int(entry["size"]), str(entry["sha256"]), int(entry["mode"])
-            return manifest
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise SnapshotCorrupt(f"the snapshot's manifest is unreadable ({exc})") from exc
-
-
-def _pulse_local_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pulse-local")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def local_postgres_major() -> str:
-    """The major version of the PostgreSQL server binaries this machine runs."""
-    from pulse_local.stack import postgres as pg
-
-    out = subprocess.run([str(pg._binaries().postgres), "--version"], capture_output=True,
-                         text=True, check=True).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
-    if match is None:
-        raise SnapshotError(f"cannot read PostgreSQL's version from {out!r}")
-    return match[1]
-
-
-def code_migrations() -> dict[str, str]:
-    """The schema migrations this code knows: version -> checksum."""
-    from pulse_local.source.migrations import discover
-
-    return {m.version: m.checksum for m in discover()}
-
-
-def check_compatible(manifest: Manifest, settings: Settings) -> None:
-    """Refuse, with `SnapshotIncompatible`, a snapshot this code cannot restore faithfully.
-
-    An older migration level is accepted: `up` applies the missing migrations after the
-    restore, as it does after a `git pull` that adds one."""
-    where = f"snapshot {manifest.name!r} (pulse-local {manifest.pulse_local_version})"
-    if manifest.format_version != FORMAT_VERSION:
-        raise SnapshotIncompatible(
-            f"{where} has format version {manifest.format_version}; this pulse-local reads "
-            f"{FORMAT_VERSION}: restore it with the pulse-local that saved it")
-    from pulse_local.stack.native import STATE_VERSION
-
-    if manifest.state_layout != STATE_VERSION:
-        raise SnapshotIncompatible(
-            f"{where} has state layout {manifest.state_layout}; this pulse-local uses "
-            f"{STATE_VERSION}: restore it with the pulse-local that saved it")
-    known = code_migrations()
-    newer = sorted(set(manifest.migrations) - set(known))
-    if newer:
-        raise SnapshotIncompatible(
-            f"{where} has schema migrations this code does not know ({', '.join(newer)}; "
-            f"snapshot level {manifest.migration_level}, this code's {max(known)}): update "
-            "pulse-local (`git pull`) and restore again")
-    changed = sorted(v for v, c in manifest.migrations.items() if known[v] != c)
-    if changed:
-        raise SnapshotIncompatible(
-            f"{where} applied migrations {', '.join(changed)} whose text differs from this "
-            "code's: restore it with the pulse-local that saved it")
-    local = local_postgres_major()
-    if manifest.postgres_major != local:
-        raise SnapshotIncompatible(
-            f"{where} holds a PostgreSQL {manifest.postgres_major} cluster and this machine "
-            f"runs PostgreSQL {local}: point PULSE_PG_BINDIR at PostgreSQL "
-            f"{manifest.postgres_major}'s bin directory, or take the snapshot again here")
-    ours = _names(settings)
-    differ = {k: (v, ours.get(k)) for k, v in manifest.names.items() if ours.get(k) != v}
-    if differ:
-        raise SnapshotIncompatible(
-            f"{where} was taken with other names than these settings "
-            + ", ".join(f"{k}={v!r} (here {h!r})" for k, (v, h) in differ.items())
-            + ": set the same PULSE_* values to restore it")
-
-
-def _names(settings: Settings) -> dict[str, str]:
-    """Names baked into the saved state: another value here would not find it."""
-    return {"project": settings.project, "bigtable_instance": settings.bigtable_instance,
-            "db_name": settings.db_name, "db_admin_user": settings.db_admin_user,
-            "db_app_user": settings.db_app_user}
-
-
-# Walking and hashing the state directory -----------------------------------------------------
-def _members(state: Path) -> Iterator[Path]:
-    """Every directory and file of the state directory a snapshot holds, parents first."""
-    skip = _recycled_wal(state / "postgres" / "data")
-    for top in sorted(state.iterdir()):
-        if top.name in EXCLUDED_TOP:
-            continue
-        yield from _walk(top, skip)
-
-
-_WAL_SEGMENT = re.compile(r"^[0-9A-F]{24}$")
-
-
-def _recycled_wal(data: Path) -> frozenset[Path]:
-    """WAL segments after the one holding the last checkpoint: after a clean shutdown they are
-    recycled files PostgreSQL overwrites before it reads them (``min_wal_size`` keeps 80 MB of
-    them). Older segments stay: the replication slot may need them. When pg_controldata cannot
-    tell, nothing is skipped."""
-    from pulse_local.stack import postgres as pg
-
-    wal = data / "pg_wal"
-    if not wal.is_dir():
-        return frozenset()
-    try:
-        out = subprocess.run([str(pg._binaries().tool("pg_controldata")), "-D", str(data)],
-                             capture_output=True, text=True, check=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError, PulseError):
-        return frozenset()
-    state = re.search(r"Database cluster state:\s+(.+)", out)
-    redo = re.search(r"Latest checkpoint's REDO WAL file:\s+([0-9A-F]{24})", out)
-    if not state or state[1].strip() != "shut down" or not redo:
-        return frozenset()
-    timeline = redo[1][:8]
-    return frozenset(p for p in wal.iterdir() if _WAL_SEGMENT.match(p.name)
-                     and p.name[:8] == timeline and p.name > redo[1])
-
-
-def _walk(path: Path, skip: frozenset[Path] = frozenset()) -> Iterator[Path]:
-    if path in skip:
-        return
-    mode = path.lstat().st_mode
-    if stat.S_ISLNK(mode):
-        raise SnapshotError(
-            f"{path} is a symbolic link, which a portable snapshot cannot hold: replace it "
-            "with what it points to, or remove it")
-    if stat.S_ISDIR(mode):
-        yield path
-        for child in sorted(path.iterdir()):
-            yield from _walk(child, skip)
-    elif stat.S_ISREG(mode) and path.name not in EXCLUDED_NAMES:
-        yield path
-    # sockets, fifos and devices are machine-specific: never copied
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fixtures(state: Path) -> list[dict[str, int]]:
-    """The fixture sets generated in this state directory (``fixtures/scale-S-seed-N``)."""
-    found = []
-    for folder in sorted((state / "fixtures").glob("scale-*-seed-*")):
-        match = re.fullmatch(r"scale-(\d+)-seed-(-?\d+)", folder.name)
-        if match:
-            found.append({"scale": int(match[1]), "seed": int(match[2])})
-    return found
-
-
-def _postgres_facts(settings: Settings) -> tuple[dict[str, str], int | None]:
-    """The applied schema migrations (version -> checksum) and the number of responses."""
-    import psycopg
-
-    with psycopg.connect(settings.admin_dsn(), connect_timeout=10) as conn:
-        rows = conn.execute("select version, checksum from schema_migrations").fetchall()
-        has = conn.execute("select to_regclass('responses') is not null").fetchone()
-        responses = (conn.execute("select count(*) from responses").fetchone()[0]
-                     if has and has[0] else None)
-    return {v: c for v, c in rows}, responses
 
 
 def _postgres_alone(stack: Any) -> Any:
@@ -349,27 +134,31 @@ def native_stack(settings: Settings) -> Any:
     return stack
 
 
-#: Services a save leaves running: they write nothing under the state directory, and Prefect's
-#: API server reconnects to its database (SQLAlchemy's pre-ping) once PostgreSQL is back. Its
-#: start is the slowest of the stack; the deployments runner, which may start flows that write
-#: the warehouse, is stopped like every other writer.
-KEPT_RUNNING_ON_SAVE = frozenset({"prefect"})
+#: Services a save leaves running, if they run. Prefect's API server writes nothing under the
+#: state directory and reconnects to its database (SQLAlchemy's pre-ping) once PostgreSQL is
+#: back; its start is the stack's slowest. The emulators keep everything in memory: once every
+#: other service has stopped, nothing writes to them, so their state is saved in place
+#: (`ServiceSpec.save_running`: Pub/Sub's backlog is read and handed back) instead of saved,
+#: stopped, started and restored. The serving API only reads Bigtable. The writers (processor,
+#: CDC, the consumer, the deployments runner, whose flows write the warehouse) and PostgreSQL
+#: stop, so the copy is of one moment.
+KEPT_RUNNING_ON_SAVE = frozenset({"prefect", "pubsub", "bigtable", "serving"})
 
 
-def _quiescing(stack: Any) -> Any:
-    """The stack without the services a save leaves running (the same object if it has none)."""
+def _without(stack: Any, names: set[str]) -> Any:
+    """The stack without the named services (the same object if it has none of them)."""
     from pulse_local.stack.native import NativeStack
 
-    if not isinstance(stack, NativeStack) or not KEPT_RUNNING_ON_SAVE & stack._by_name.keys():
+    if not isinstance(stack, NativeStack) or not names & stack._by_name.keys():
         return stack
-    return NativeStack(stack.settings, [s for s in stack.services
-                                        if s.name not in KEPT_RUNNING_ON_SAVE])
+    return NativeStack(stack.settings, [s for s in stack.services if s.name not in names])
 
 
 def save(settings: Settings, name: str, *, stack: Any = None, force: bool = False) -> SaveReport:
-    """Quiesce the stack (a clean `down` of every service but Prefect's API server saves the
-    emulators and stops PostgreSQL), copy its state directory into one file, and bring the
-    stopped services back up if they were running."""
+    """Quiesce the stack (stop every writer and PostgreSQL; save the emulators' state, which
+    keep running with Prefect's API server and the serving API: `KEPT_RUNNING_ON_SAVE`), copy
+    its state directory into one file, and bring the stopped services back up if they were
+    running."""
     began = time.perf_counter()
     path = snapshot_path(settings, name)
     if path.exists() and not force:
@@ -384,228 +173,49 @@ def save(settings: Settings, name: str, *, stack: Any = None, force: bool = Fals
     notes: list[str] = []
     phases: dict[str, float] = {}
     if "postgres" in was_running:
-        migrations, responses = _postgres_facts(settings)
-    quiesce = _quiescing(stack)
+        migrations, responses = postgres_facts(settings)
+    from pulse_local.stack.native import NativeStack
+
+    kept: set[str] = (set(KEPT_RUNNING_ON_SAVE & set(was_running))
+                      if isinstance(stack, NativeStack) else set())
+    restart = _without(stack, kept)
     if was_running:
         t0 = time.perf_counter()
-        quiesce.down()
+        if kept:
+            stack.down(keep=frozenset(kept))
+        else:
+            stack.down()
         phases["down"] = time.perf_counter() - t0
-        notes += getattr(quiesce, "notes", [])
+        notes += getattr(stack, "notes", [])
     t0 = time.perf_counter()
     try:
         if "postgres" not in was_running:
             alone = _postgres_alone(stack)
             alone.up()
             try:
-                migrations, responses = _postgres_facts(settings)
+                migrations, responses = postgres_facts(settings)
             finally:
                 alone.down()
         manifest = Manifest(
             name=name, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            pulse_local_version=_pulse_local_version(), state_layout=_state_layout(state),
+            pulse_local_version=pulse_local_version(), state_layout=state_layout(state),
             postgres_major=(state / "postgres" / "data" / "PG_VERSION").read_text().strip(),
-            migrations=migrations, names=_names(settings), fixtures=_fixtures(state),
+            migrations=migrations, names=names_of(settings), fixtures=fixtures_in(state),
             responses=responses)
-        _write(path, state, manifest)
+        write(path, state, manifest)
     finally:
         phases["copy"] = time.perf_counter() - t0
+        if kept:
+            from pulse_local.stack.emulator_state import resume_after_copy
+
+            resume_after_copy(settings, kept)
         if was_running:
             t0 = time.perf_counter()
-            report = quiesce.up()
+            report = restart.up()
             phases["up"] = time.perf_counter() - t0
             notes += report.notes
     return SaveReport(path, manifest, time.perf_counter() - began, path.stat().st_size, notes,
                       phases)
-
-
-def _state_layout(state: Path) -> int:
-    try:
-        return int((state / "STATE_VERSION").read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{state}/STATE_VERSION is missing or unreadable ({exc}): the "
-                            "state directory is not a pulse-local stack's") from exc
-
-
-class _HashingReader(io.RawIOBase):
-    """A file read once for the tar, hashed as it goes."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._fh.read(size)
-        self.digest.update(data)
-        return data
-
-
-def _write(path: Path, state: Path, manifest: Manifest) -> None:
-    """Hash every member, then write manifest and members into ``path`` (atomically); a file
-    that changes between the two reads stops the save."""
-    import zstandard
-
-    members = list(_members(state))
-    for member in members:
-        rel = member.relative_to(state).as_posix()
-        info = member.stat()
-        if stat.S_ISDIR(info.st_mode):
-            manifest.directories[rel] = stat.S_IMODE(info.st_mode)
-        else:
-            manifest.files[rel] = {"size": info.st_size, "sha256": _sha256(member),
-                                   "mode": stat.S_IMODE(info.st_mode), "mtime": info.st_mtime}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with tmp.open("wb") as raw:
-            compressor = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=-1)
-            with compressor.stream_writer(raw, closefd=False) as out, \
-                    tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                body = manifest.to_json()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mode, info.mtime = len(body), 0o644, int(time.time())
-                tar.addfile(info, io.BytesIO(body))
-                for member in members:
-                    _add(tar, state, member, manifest)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _add(tar: tarfile.TarFile, state: Path, member: Path, manifest: Manifest) -> None:
-    rel = member.relative_to(state).as_posix()
-    info = tarfile.TarInfo(PREFIX + rel)
-    if rel in manifest.directories:
-        info.type, info.mode = tarfile.DIRTYPE, manifest.directories[rel]
-        tar.addfile(info)
-        return
-    entry = manifest.files[rel]
-    info.size, info.mode, info.mtime = entry["size"], entry["mode"], entry["mtime"]
-    with member.open("rb") as fh:
-        reader = _HashingReader(fh)
-        tar.addfile(info, reader)
-    if reader.digest.hexdigest() != entry["sha256"]:
-        raise SnapshotError(f"{member} changed while the snapshot was written: something "
-                            "still writes to the state directory; stop it and save again")
-
-
-# Read and verify -----------------------------------------------------------------------------
-def _open_tar(path: Path, raw: IO[bytes]) -> tarfile.TarFile:
-    import zstandard
-
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return tarfile.open(fileobj=reader, mode="r|")
-
-
-def read_manifest(path: Path) -> Manifest:
-    """The manifest of a snapshot file (its first member), without reading the rest."""
-    with path.open("rb") as raw:
-        try:
-            with _open_tar(path, raw) as tar:
-                first = tar.next()
-                if first is None or first.name != MANIFEST or not first.isfile():
-                    raise SnapshotCorrupt(f"{path} does not start with {MANIFEST}: not a "
-                                          "pulse-local snapshot")
-                fh = tar.extractfile(first)
-                assert fh is not None
-                return Manifest.from_json(fh.read())
-        except SnapshotCorrupt:
-            raise
-        except Exception as exc:  # zstd, tar and EOF errors alike: the file is damaged
-            raise SnapshotCorrupt(f"{path} is not a readable snapshot ({type(exc).__name__}: "
-                                  f"{exc})") from exc
-
-
-def _safe_rel(name: str) -> str:
-    """A member's path inside the state directory; refuses absolute or escaping paths."""
-    if not name.startswith(PREFIX):
-        raise SnapshotCorrupt(f"member {name!r} is outside {PREFIX}")
-    rel = PurePosixPath(name[len(PREFIX):])
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise SnapshotCorrupt(f"member {name!r} has an unsafe path")
-    return rel.as_posix()
-
-
-def extract_verified(path: Path, target: Path, settings: Settings) -> Manifest:
-    """Read the whole snapshot into `target` (a new directory), checking as it goes: the
-    manifest first (and that this code can restore it), then every member's SHA-256, then
-    that nothing is missing. Any failure removes `target` and raises; nothing else is touched.
-    """
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    try:
-        with path.open("rb") as raw, _open_tar(path, raw) as tar:
-            first = tar.next()
-            if first is None or first.name != MANIFEST or not first.isfile():
-                raise SnapshotCorrupt(f"{path} does not start with {MANIFEST}")
-            fh = tar.extractfile(first)
-            assert fh is not None
-            manifest = Manifest.from_json(fh.read())
-            check_compatible(manifest, settings)
-            seen_files: set[str] = set()
-            # tar.next(), not `for member in tar`: iterating starts over at the manifest
-            while (member := tar.next()) is not None:
-                rel = _safe_rel(member.name)
-                dest = target / rel
-                if member.isdir():
-                    if rel not in manifest.directories:
-                        raise SnapshotCorrupt(f"directory {rel} is not in the manifest")
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                entry = manifest.files.get(rel)
-                if not member.isfile() or entry is None:
-                    raise SnapshotCorrupt(f"member {rel} is not a file of the manifest")
-                _extract_file(tar, member, dest, entry, rel)
-                seen_files.add(rel)
-            missing = sorted(set(manifest.files) - seen_files)
-            if missing:
-                raise SnapshotCorrupt(f"{len(missing)} files of the manifest are missing "
-                                      f"(first: {missing[0]}): the file is truncated")
-            for rel, mode in sorted(manifest.directories.items(), reverse=True):
-                if not (target / rel).is_dir():
-                    raise SnapshotCorrupt(f"directory {rel} of the manifest is missing")
-                (target / rel).chmod(mode & 0o755)
-        return manifest
-    except PulseError as exc:
-        shutil.rmtree(target, ignore_errors=True)
-        if isinstance(exc, SnapshotCorrupt):
-            raise SnapshotCorrupt(f"{path} is corrupt or truncated: {exc}; nothing was changed. "
-                                  "Take the snapshot again or copy it again") from exc
-        raise
-    except Exception as exc:  # zstd, tar, EOF and OS errors: the file is damaged or truncated
-        shutil.rmtree(target, ignore_errors=True)
-        raise SnapshotCorrupt(
-            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); nothing was "
-            "changed. Take the snapshot again or copy it again") from exc
-
-
-def _extract_file(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path,
-                  entry: dict[str, Any], rel: str) -> None:
-    if member.size != int(entry["size"]):
-        raise SnapshotCorrupt(f"{rel} has {member.size} bytes, the manifest says {entry['size']}")
-    source = tar.extractfile(member)
-    assert source is not None
-    digest = hashlib.sha256()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("wb") as out:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != entry["sha256"]:
-        raise SnapshotCorrupt(f"{rel} does not match its SHA-256 in the manifest")
-    dest.chmod(int(entry["mode"]) & 0o755)
-    os.utime(dest, (float(entry["mtime"]), float(entry["mtime"])))
-
-
-def verify(path: Path, settings: Settings, scratch: Path) -> Manifest:
-    """Check a snapshot file completely (into `scratch`, removed after)."""
-    try:
-        return extract_verified(path, scratch, settings)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # Restore -------------------------------------------------------------------------------------

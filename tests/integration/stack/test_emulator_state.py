@@ -118,6 +118,50 @@ def test_down_and_up_keep_bigtable_and_the_pubsub_backlog(settings: Settings) ->
         (b"dead letter", {"reason": "test"}, "")]
 
 
+def test_a_save_that_keeps_the_emulators_running_hands_the_backlog_back(
+        settings: Settings) -> None:
+    """`snapshot save` stops only the writers: the emulators are saved in place (their pids
+    stay), the Pub/Sub messages read for the save are deliverable at once (not leased until
+    their ack deadline), and after the copy the live marks are back and the saved backlog is
+    gone from the running state (its messages are still in the emulator)."""
+    from pulse_local.stack import process
+    from pulse_local.streaming.quality import run_checks
+    from pulse_local.streaming.store import Delivered, EventStore
+    from pulse_local.streaming.testing import make_event
+
+    stack = emulator_stack(settings)
+    stack.up()
+    pids = {n: process.read_pid(stack.pid_path(n)) for n in ("pubsub", "bigtable")}
+    events = [make_event(uuid.uuid4(), uuid.uuid4()) for _ in range(5)]
+    store = EventStore.for_settings(settings)
+    try:
+        store.write([Delivered(e, str(i), e.submitted_at, e.to_message(),
+                               run_checks(e, e.submitted_at)) for i, e in enumerate(events)])
+    finally:
+        store.close()
+    publisher = _publisher()
+    topic = publisher.topic_path(settings.project, "response-events")
+    for i in range(4):
+        publisher.publish(topic, f"kept {i}".encode(), n=str(i)).result(timeout=30)
+    publisher.stop()
+    cells = _bigtable_cells(settings)
+    folder = emulator_state.state_dir(settings)
+
+    assert stack.down(keep=frozenset({"pubsub", "bigtable"})) == []
+    assert {n: process.read_pid(stack.pid_path(n)) for n in pids} == pids
+    assert any(n.startswith("pubsub: saved 4 ") for n in stack.notes), stack.notes
+    assert (folder / "pubsub.jsonl.gz").exists() and (folder / "bigtable.jsonl.gz").exists()
+    assert not list(folder.glob("*.live"))  # what a snapshot copies looks like a clean down
+    # handed back: a pull that does not wait gets every message now
+    assert _pull_all(settings, "response-events-bigtable") == sorted(
+        (f"kept {i}".encode(), {"n": str(i)}, "") for i in range(4))
+
+    emulator_state.resume_after_copy(settings, {"pubsub", "bigtable"})
+    assert not (folder / "pubsub.jsonl.gz").exists()
+    assert {p.name for p in folder.glob("*.live")} == {"pubsub.live", "bigtable.live"}
+    assert _bigtable_cells(settings) == cells
+
+
 def _kill_everything(stack: NativeStack) -> None:
     """SIGKILL every process group of the stack, as a crash or `kill -9` would."""
     from pulse_local.stack import process

@@ -25,13 +25,13 @@ from pulse_local.errors import (
     SnapshotIncompatible,
     SnapshotNotFound,
 )
-from pulse_local.stack import snapshot
+from pulse_local.stack import snapshot, snapshot_archive, snapshot_manifest
 from pulse_local.stack.native import STATE_VERSION
 
 
 @pytest.fixture()
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setattr(snapshot, "local_postgres_major", lambda: "15")
+    monkeypatch.setattr(snapshot_manifest, "local_postgres_major", lambda: "15")
     return Settings(state_dir=tmp_path / "state", snapshot_dir=tmp_path / "snaps")
 
 
@@ -64,15 +64,15 @@ def _manifest(settings: Settings, **changes: object) -> snapshot.Manifest:
     base: dict[str, object] = {
         "name": "t1", "created_at": "2026-12-07T14:00:00+00:00", "pulse_local_version": "0.1.0",
         "state_layout": STATE_VERSION, "postgres_major": "15",
-        "migrations": snapshot.code_migrations(), "names": snapshot._names(settings),
-        "fixtures": snapshot._fixtures(settings.state_dir), "responses": 2000}
+        "migrations": snapshot.code_migrations(), "names": snapshot.names_of(settings),
+        "fixtures": snapshot.fixtures_in(settings.state_dir), "responses": 2000}
     base.update(changes)
     return snapshot.Manifest(**base)  # type: ignore[arg-type]
 
 
 def _saved(settings: Settings, **changes: object) -> Path:
     path = snapshot.snapshot_path(settings, "t1")
-    snapshot._write(path, _state(settings), _manifest(settings, **changes))
+    snapshot.write(path, _state(settings), _manifest(settings, **changes))
     return path
 
 
@@ -129,7 +129,7 @@ def test_every_cut_point_is_refused_with_the_same_message(settings: Settings,
     for i in range(400):  # many small members, so that some cut lands on a header
         (state / "postgres" / "data" / f"rel_{i}").write_bytes(os.urandom(700))
     path = snapshot.snapshot_path(settings, "t1")
-    snapshot._write(path, state, _manifest(settings))
+    snapshot.write(path, state, _manifest(settings))
     whole = path.read_bytes()
     for cut in range(1, 40):
         path.write_bytes(whole[: len(whole) * cut // 40])
@@ -152,7 +152,7 @@ def _rewrite(path: Path, change: Callable[[tarfile.TarInfo, bytes], tuple[Any, b
     """Recompress the archive with `change` applied to each member (a sound zstd stream whose
     content no longer matches its manifest)."""
     members = []
-    with path.open("rb") as raw, snapshot._open_tar(path, raw) as tar:
+    with path.open("rb") as raw, snapshot_archive.open_tar(path, raw) as tar:
         while (info := tar.next()) is not None:
             body = tar.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]
             members.append(change(info, body))
@@ -234,7 +234,7 @@ def test_a_symbolic_link_in_the_state_stops_the_save(settings: Settings) -> None
     state = _state(settings)
     (state / "warehouse" / "link").symlink_to(state / "STATE_VERSION")
     with pytest.raises(SnapshotError, match="symbolic link"):
-        snapshot._write(snapshot.snapshot_path(settings, "t1"), state, _manifest(settings))
+        snapshot.write(snapshot.snapshot_path(settings, "t1"), state, _manifest(settings))
     assert not list(settings.snapshot_dir.glob("*"))  # type: ignore[union-attr]
 
 
