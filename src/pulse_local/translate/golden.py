@@ -229,10 +229,11 @@ def run_case(case: GoldenCase) -> CaseResult:
     finally:
         con.close()
     # DuckDB folds an all-NULL constant expression to the untyped NULL type; it carries
-    # no BigQuery type to compare, so it matches the expected type when every value is NULL.
+    # no BigQuery type to compare, so it matches the expected type when every value is NULL
+    # (a column the case does not expect pads with "", which matches no type).
     types = [
         exp_t if t == "NULL" and all(r[i] is None for r in rows) else t
-        for i, (t, exp_t) in enumerate(zip(types, case.types + [None] * len(types)))
+        for i, (t, exp_t) in enumerate(zip(types, case.types + [""] * len(types)))
     ]
     if types != case.types:
         return CaseResult(case, False, f"types {types} != expected {case.types}\nSQL: {duck_sql}", translate_ms)
