@@ -4,6 +4,12 @@ sqlglot reads BigQuery's `JSON_OBJECT([keys], [values])` by zipping the two arra
 silently drops the extra keys or values where BigQuery raises ("The number of keys and
 values must match"). This parser marks such a call (`JSON_OBJECT_SIZE_MISMATCH` in the
 node's meta) so a rule can refuse it.
+
+Its tokenizer reads BigQuery's type aliases as BigQuery defines them: `INT`, `INTEGER`,
+`SMALLINT`, `TINYINT` and `BYTEINT` are all INT64 (sqlglot keeps them as 32-, 16- and 8-bit
+types, which DuckDB honours: `CAST('9000000000' AS INTEGER)` failed), and `FLOAT` is
+FLOAT64 (sqlglot's FLOAT is DuckDB's 32-bit REAL: `CAST(0.1 AS FLOAT) * 3` gave
+0.30000001).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 from sqlglot import exp, parser
 from sqlglot.dialects.bigquery import BigQuery
+from sqlglot.tokens import TokenType
 from sqlglot.parsers.bigquery import BigQueryParser
 
 #: Meta key set on a JSON_OBJECT whose key and value arrays differ in length.
@@ -36,7 +43,20 @@ class _PulseBigQueryParser(BigQueryParser):
         return node
 
 
+#: BigQuery's names for INT64 and FLOAT64 that sqlglot reads as narrower types.
+_BIGQUERY_TYPE_ALIASES = {
+    "INT": TokenType.BIGINT, "INTEGER": TokenType.BIGINT, "SMALLINT": TokenType.BIGINT,
+    "TINYINT": TokenType.BIGINT, "BYTEINT": TokenType.BIGINT, "FLOAT": TokenType.DOUBLE,
+}
+
+
+class _PulseBigQueryTokenizer(BigQuery.Tokenizer):
+    KEYWORDS = {**BigQuery.Tokenizer.KEYWORDS, **_BIGQUERY_TYPE_ALIASES}
+
+
 class PulseBigQuery(BigQuery):
-    """sqlglot's BigQuery dialect with the parser above."""
+    """sqlglot's BigQuery dialect with the tokenizer and parser above."""
+
+    Tokenizer = _PulseBigQueryTokenizer
 
     Parser = _PulseBigQueryParser
