@@ -55,6 +55,30 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PREFECT_API_AUTH_STRING", _SESSION_PREFECT_AUTH)
 
 
+def _worker_slot() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker (``gw0``, ``gw1`` ...); (0, 1) without xdist."""
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return index % count, count
+
+
+def stack_ports(fields: tuple[str, ...]) -> dict[str, int]:
+    """A different free port for each field. Under pytest-xdist a worker takes only ports that
+    are its index modulo the worker count: two workers starting stacks at the same moment never
+    pick the same port (a port is free when picked, taken only when the service starts)."""
+    index, count = _worker_slot()
+    ports: dict[str, int] = {}
+    taken: set[int] = set()
+    for field in fields:
+        port = free_port()
+        while port in taken or port % count != index:
+            port = free_port()
+        taken.add(port)
+        ports[field] = port
+    return ports
+
+
 def make_test_settings() -> Settings:
     """Settings for an isolated stack: own state directory, free ports.
 
@@ -77,7 +101,7 @@ def make_test_settings() -> Settings:
         stack=mode,
         state_dir=_test_state_dir(),
         # a free port for every service port of the stack (`config.stack_port` fields)
-        **{field: free_port() for field in stack_port_fields()},
+        **stack_ports(stack_port_fields()),
     )
     secret_files.ensure_secret(settings.state_dir, secret_files.PREFECT_API_AUTH,
                                _session_prefect_auth)
