@@ -58,7 +58,7 @@ def test_parallel_test_workers_pick_different_ports(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
     for worker, rest in (("gw0", 0), ("gw1", 1)):
         offered = iter([30002, 30002, 30003, 30003, 30004, 30005, 30006, 30007, 30008, 30009])
-        monkeypatch.setattr(plugin, "free_port", lambda: next(offered))
+        monkeypatch.setattr(plugin, "free_port", offered.__next__)
         monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
         ports = plugin.stack_ports(("a", "b", "c"))
         assert len(set(ports.values())) == 3
