@@ -64,18 +64,22 @@ def _worker_slot() -> tuple[int, int]:
 
 
 def stack_ports(fields: tuple[str, ...]) -> dict[str, int]:
-    """A different free port for each field. Under pytest-xdist a worker takes only ports that
-    are its index modulo the worker count: two workers starting stacks at the same moment never
-    pick the same port (a port is free when picked, taken only when the service starts)."""
+    """A different free port for each field. Under pytest-xdist worker gwN of M keeps only ports
+    whose ``port // 2`` is N modulo M: two workers starting stacks at the same moment never pick
+    the same port (a port is free when picked, taken only when its service starts). Not the
+    port's own parity: Linux hands out odd ports to ``bind(port 0)`` and keeps even ones for
+    ``connect``."""
     index, count = _worker_slot()
     ports: dict[str, int] = {}
-    taken: set[int] = set()
     for field in fields:
-        port = free_port()
-        while port in taken or port % count != index:
+        for _ in range(10_000):
             port = free_port()
-        taken.add(port)
-        ports[field] = port
+            if port not in ports.values() and (port // 2) % count == index:
+                ports[field] = port
+                break
+        else:
+            raise RuntimeError(f"no free port for {field} in worker {index} of {count} after "
+                               "10,000 tries: free some ports or run fewer test workers")
     return ports
 
 
