@@ -48,8 +48,12 @@ status: install
 env: install
 	@$(BIN)/pulse-local env
 
-test: install chromium  ## the whole test suite (starts its own isolated stack)
-	$(BIN)/python -m pytest
+# TEST_WORKERS processes (pytest-xdist), each with its own isolated session stack; a test
+# file stays in one process (its module fixtures start once), in the order of `testpaths`.
+TEST_WORKERS ?= 2
+
+test: install chromium  ## the whole test suite (starts its own isolated stacks)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The Prefect UI test renders the UI in headless Chromium. Installed from Debian when we can
 # (root with apt-get, as on CI machines); otherwise the test's error names the command.

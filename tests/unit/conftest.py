@@ -1,19 +1,17 @@
 """Unit tests see no stack: the integration session's environment (ports, emulator hosts,
-state directory) is removed, so defaults and explicit arguments are what they test."""
+state directory, Prefect API) is removed, so defaults and explicit arguments are what they
+test (`stack_environment`)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 
 import pytest
-
-_STACK_VARIABLES = ("PUBSUB_EMULATOR_HOST", "BIGTABLE_EMULATOR_HOST", "PREFECT_API_URL",
-                    "PREFECT_API_AUTH_STRING",
-                    "PUBSUB_PROJECT_ID")
+from stack_environment import clear_stack_environment, no_stack_prefect_settings
 
 
 @pytest.fixture(autouse=True)
-def _no_stack_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PULSE_") or name in _STACK_VARIABLES:
-            monkeypatch.delenv(name)
+def _no_stack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    clear_stack_environment(monkeypatch)
+    with no_stack_prefect_settings():
+        yield

@@ -43,8 +43,24 @@ def test_env_and_test_stack_are_generated_from_the_declarations(
     assert [key for key in env if key.endswith("_PORT")] == [port_setting(f) for f in fields]
     counter = itertools.count(30001)
     monkeypatch.setattr(plugin, "free_port", lambda: next(counter))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # one process: every port
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     settings = plugin.make_test_settings()
     try:
         assert [getattr(settings, f) for f in fields] == list(range(30001, 30001 + len(fields)))
     finally:
         shutil.rmtree(settings.state_dir, ignore_errors=True)
+
+
+def test_parallel_test_workers_pick_different_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under pytest-xdist, worker gwN of M keeps the free ports whose half is N modulo M, a
+    stack never gets one port twice, and a kernel that offers odd ports only (Linux, for
+    ``bind`` to port 0) still serves every worker. The fake `free_port` repeats on purpose."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    for worker, rest in (("gw0", 0), ("gw1", 1)):
+        offered = iter([30001, 30001, *range(30003, 30100, 2)])
+        monkeypatch.setattr(plugin, "free_port", offered.__next__)
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        ports = plugin.stack_ports(("a", "b", "c"))
+        assert len(set(ports.values())) == 3
+        assert all((port // 2) % 2 == rest for port in ports.values()), (worker, ports)

@@ -418,8 +418,15 @@ def run_file_isolated(source: ComplianceSource, name: str) -> FileReport:
     DuckDB cannot always interrupt a query (a recursive CTE that never ends, a string of
     gigabytes), so the parent stops the child after `CASE_WALL_TIMEOUT_S` without news and
     restarts it after that case.
+
+    The children come from a fork server (a fresh process that imported this module once),
+    not from forks of the caller: a caller holding threads (an RPC loop, a test runner's
+    worker) may fork with a lock held, and its address space, already past
+    `WORKER_MEMORY_BYTES` in a long-lived process, would leave the child's ceiling below what
+    it inherited, so every allocation failed.
     """
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     report = FileReport(name)
     start = 0
     while True:

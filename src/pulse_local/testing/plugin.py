@@ -55,6 +55,34 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PREFECT_API_AUTH_STRING", _SESSION_PREFECT_AUTH)
 
 
+def _worker_slot() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker (``gw0``, ``gw1`` ...); (0, 1) without xdist."""
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return index % count, count
+
+
+def stack_ports(fields: tuple[str, ...]) -> dict[str, int]:
+    """A different free port for each field. Under pytest-xdist worker gwN of M keeps only ports
+    whose ``port // 2`` is N modulo M: two workers starting stacks at the same moment never pick
+    the same port (a port is free when picked, taken only when its service starts). Not the
+    port's own parity: Linux hands out odd ports to ``bind(port 0)`` and keeps even ones for
+    ``connect``."""
+    index, count = _worker_slot()
+    ports: dict[str, int] = {}
+    for field in fields:
+        for _ in range(10_000):
+            port = free_port()
+            if port not in ports.values() and (port // 2) % count == index:
+                ports[field] = port
+                break
+        else:
+            raise RuntimeError(f"no free port for {field} in worker {index} of {count} after "
+                               "10,000 tries: free some ports or run fewer test workers")
+    return ports
+
+
 def make_test_settings() -> Settings:
     """Settings for an isolated stack: own state directory, free ports.
 
@@ -77,7 +105,7 @@ def make_test_settings() -> Settings:
         stack=mode,
         state_dir=_test_state_dir(),
         # a free port for every service port of the stack (`config.stack_port` fields)
-        **{field: free_port() for field in stack_port_fields()},
+        **stack_ports(stack_port_fields()),
     )
     secret_files.ensure_secret(settings.state_dir, secret_files.PREFECT_API_AUTH,
                                _session_prefect_auth)

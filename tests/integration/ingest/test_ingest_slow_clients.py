@@ -13,6 +13,7 @@ import pytest
 
 from pulse_local.config import Settings
 from pulse_local.stack.process import free_port
+from pulse_local.testing.slow_clients import read_until_closed, stalled_answers
 
 pytestmark = pytest.mark.integration
 
@@ -29,32 +30,15 @@ def impatient(source_fixtures: Path, pulse_settings: Settings,
         yield str(parts.hostname), int(parts.port or 80)
 
 
-def _stall(address: tuple[str, int]) -> socket.socket:
-    """A connection that sent its headers and 10 of the 1,000 body bytes it announced."""
-    conn = socket.create_connection(address, timeout=30)
-    conn.sendall(b"POST /webhooks/typeform/tenant-0001 HTTP/1.1\r\nHost: x\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"event_id")
-    return conn
-
-
-def _read_all(conn: socket.socket) -> bytes:
-    """Everything until the server closes the connection (the socket times out otherwise)."""
-    received = b""
-    while chunk := conn.recv(65536):
-        received += chunk
-    return received
+#: Headers and 10 of the 1,000 body bytes they announce.
+STALLED_BODY = (b"POST /webhooks/typeform/tenant-0001 HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"event_id")
 
 
 def test_stalled_bodies_get_408_and_the_connection_closes(
         impatient: tuple[str, int], row_counts: Any) -> None:
     before = row_counts()
-    stalled = [_stall(impatient) for _ in range(20)]
-    try:
-        answers = [_read_all(conn) for conn in stalled]
-    finally:
-        for conn in stalled:
-            conn.close()
-    for answer in answers:
+    for answer in stalled_answers(impatient, [STALLED_BODY] * 20, timeout=30):
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"body_timeout" in answer
     assert row_counts() == before
@@ -65,17 +49,8 @@ def test_stalled_headers_get_408_and_the_connection_closes(
     before = row_counts()
     partial = [b"", b"PO", b"POST /webhooks/typeform/tenant-0001 HTTP/1.1\r\nHost: x\r\n",
                b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1"]
-    stalled = []
-    for i in range(20):
-        conn = socket.create_connection(impatient, timeout=30)
-        conn.sendall(partial[i % len(partial)])
-        stalled.append(conn)
-    try:
-        answers = [_read_all(conn) for conn in stalled]
-    finally:
-        for conn in stalled:
-            conn.close()
-    for answer in answers:
+    for answer in stalled_answers(impatient, [partial[i % len(partial)] for i in range(20)],
+                                  timeout=30):
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"headers not complete" in answer
     assert row_counts() == before
@@ -88,6 +63,6 @@ def test_stalled_headers_get_408_and_the_connection_closes(
             assert chunk, first
             first += chunk
         conn.sendall(b"GET /healthz HTTP/1.1\r\nHo")
-        second = _read_all(conn)
+        second = read_until_closed(conn)
     assert first.startswith(b"HTTP/1.1 200"), first
     assert second.startswith(b"HTTP/1.1 408"), second

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
-from pulse_local.conformance.runner import run_file, run_file_isolated
+from pulse_local.conformance.runner import WORKER_MEMORY_BYTES, run_file, run_file_isolated
 from pulse_local.conformance.source import TESTDATA, ComplianceSource
 
 SAMPLE = """\
@@ -88,4 +89,17 @@ def test_outcomes(tmp_path: Path) -> None:
 
 def test_isolated_run_gives_the_same_outcomes(tmp_path: Path) -> None:
     report = run_file_isolated(_source(tmp_path), "sample")
+    assert {r.name: r.outcome for r in report.results} == EXPECTED
+
+
+def test_isolated_run_from_a_process_already_past_the_childrens_memory_ceiling(
+        tmp_path: Path) -> None:
+    """A long-lived caller (a test worker after the integration tests) maps more than a
+    child's ceiling: children forked from it failed every allocation; the fork server's do not."""
+    reserved = mmap.mmap(-1, WORKER_MEMORY_BYTES + 2**30,
+                         flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # address space, never touched
+    try:
+        report = run_file_isolated(_source(tmp_path), "sample")
+    finally:
+        reserved.close()
     assert {r.name: r.outcome for r in report.results} == EXPECTED

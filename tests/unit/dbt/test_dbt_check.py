@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stack_environment import clear_stack_environment
 from typer.testing import CliRunner
 
 from pulse_local.cli import app
 from pulse_local.config import Settings
 from pulse_local.errors import ConfigError
-from pulse_local.warehouse.check import check_project, check_translation
+from pulse_local.warehouse.check import CheckReport, check_project, check_translation
 
 TINY = {
     "dbt_project.yml": """
@@ -73,8 +74,7 @@ TINY = {
 }
 
 
-@pytest.fixture()
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def _refuse_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse every socket connection: the checks must work offline."""
     def refuse(self: socket.socket, address: Any) -> None:
         raise OSError(f"network disabled in this test (connect to {address!r})")
@@ -84,12 +84,29 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def tiny(tmp_path: Path) -> Path:
-    root = tmp_path / "tiny"
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    _refuse_network(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TINY project (dbt writes nothing into it: its work goes to temporary folders)."""
+    root = tmp_path_factory.mktemp("tiny")
     for name, text in TINY.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(textwrap.dedent(text).lstrip())
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> CheckReport:
+    """`check_translation` of TINY (real dbt, offline), run once for the tests that read it."""
+    settings = Settings(profile="local", state_dir=tmp_path_factory.mktemp("tiny-state"),
+                        project="pulse-offline")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_stack_environment(mp)
+        _refuse_network(mp)
+        return check_translation(settings, project_dir=tiny)
 
 
 @pytest.fixture()
@@ -97,8 +114,8 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(profile="local", state_dir=tmp_path / "state", project="pulse-offline")
 
 
-def test_each_node_translates_or_says_why(tiny: Path, settings: Settings, no_network: None) -> None:
-    report = check_translation(settings, project_dir=tiny)
+def test_each_node_translates_or_says_why(tiny_report: CheckReport) -> None:
+    report = tiny_report
     nodes = {n.name: n for n in report.nodes}
     assert set(nodes) == {"months", "fingerprints", "broken_syntax", "unknown_function",
                           "months_snapshot", "not_null_months_d", "unique_months_d"}
@@ -123,7 +140,8 @@ def test_each_node_translates_or_says_why(tiny: Path, settings: Settings, no_net
     assert unknown.in_compiled and "compiled SQL line 1" in unknown.describe()
 
 
-def test_cli_check_exits_1_and_names_each_failure(tiny: Path, tmp_path: Path,
+def test_cli_check_exits_1_and_names_each_failure(tiny: Path, tiny_report: CheckReport,
+                                                  tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   no_network: None) -> None:
     monkeypatch.setenv("PULSE_STATE_DIR", str(tmp_path / "state"))
@@ -134,6 +152,14 @@ def test_cli_check_exits_1_and_names_each_failure(tiny: Path, tmp_path: Path,
     failed = {n["name"]: n for n in report["nodes"] if not n["ok"]}
     assert failed["fingerprints"]["line"] == 4 and failed["fingerprints"]["path"] == "models/fingerprints.sql"
 
+    # The text output of the same project: `tiny_report` (the same check, run once for the
+    # module) stands in for a second dbt run (a fake `check_project`, said here).
+    def same_check(settings: Settings, target: str | None = None, *, project_dir: Path | None,
+                   **_: Any) -> CheckReport:
+        assert (project_dir, target) == (tiny, None)
+        return tiny_report
+
+    monkeypatch.setattr("pulse_local.warehouse.check.check_project", same_check)
     text = CliRunner().invoke(app, ["dbt", "check", "--project-dir", str(tiny)])
     assert text.exit_code == 1
     assert "model fingerprints (models/fingerprints.sql, line 4, column" in text.output
