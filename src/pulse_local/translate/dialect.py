@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlglot import exp, parser
 from sqlglot.dialects.bigquery import BigQuery
-from sqlglot.tokens import TokenType
 from sqlglot.parsers.bigquery import BigQueryParser
+from sqlglot.tokens import TokenType
 
 #: Meta key set on a JSON_OBJECT whose key and value arrays differ in length.
 JSON_OBJECT_SIZE_MISMATCH = "pulse_json_object_size_mismatch"
