@@ -14,7 +14,7 @@ FLOAT64 (sqlglot's FLOAT is DuckDB's 32-bit REAL: `CAST(0.1 AS FLOAT) * 3` gave
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlglot import exp, parser
 from sqlglot.dialects.bigquery import BigQuery
@@ -51,7 +51,8 @@ _BIGQUERY_TYPE_ALIASES = {
 
 
 class _PulseBigQueryTokenizer(BigQuery.Tokenizer):
-    KEYWORDS = {**BigQuery.Tokenizer.KEYWORDS, **_BIGQUERY_TYPE_ALIASES}
+    KEYWORDS: ClassVar[dict[str, TokenType]] = {**BigQuery.Tokenizer.KEYWORDS,
+                                                **_BIGQUERY_TYPE_ALIASES}
 
 
 class PulseBigQuery(BigQuery):
