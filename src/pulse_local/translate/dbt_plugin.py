@@ -231,7 +231,8 @@ def _ensure_macros() -> None:
 
     `configure_connection` defines them too; this covers a database dbt-duckdb opened
     without calling the plugin (seen in the integration stack), so a model that calls
-    them never meets "Catalog pulse_bq does not exist"."""
+    them never meets "Catalog pulse_bq does not exist". The Python helpers first: some
+    macros call them, and DuckDB binds a macro's body when it is created."""
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:  # pragma: no cover - dbt-duckdb is what runs this hook
@@ -239,7 +240,7 @@ def _ensure_macros() -> None:
     environment = DuckDBConnectionManager._ENV
     conn = getattr(environment, "conn", None)
     if conn is not None:
-        functions.register_macros(conn)
+        functions.register(conn)
 
 
 def install_compile_hook() -> None:
