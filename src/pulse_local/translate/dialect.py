@@ -14,12 +14,12 @@ FLOAT64 (sqlglot's FLOAT is DuckDB's 32-bit REAL: `CAST(0.1 AS FLOAT) * 3` gave
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlglot import exp, parser
 from sqlglot.dialects.bigquery import BigQuery
-from sqlglot.tokens import TokenType
 from sqlglot.parsers.bigquery import BigQueryParser
+from sqlglot.tokens import TokenType
 
 #: Meta key set on a JSON_OBJECT whose key and value arrays differ in length.
 JSON_OBJECT_SIZE_MISMATCH = "pulse_json_object_size_mismatch"
@@ -51,7 +51,7 @@ _BIGQUERY_TYPE_ALIASES = {
 
 
 class _PulseBigQueryTokenizer(BigQuery.Tokenizer):
-    KEYWORDS = {**BigQuery.Tokenizer.KEYWORDS, **_BIGQUERY_TYPE_ALIASES}
+    KEYWORDS: ClassVar[dict[str, TokenType]] = {**BigQuery.Tokenizer.KEYWORDS, **_BIGQUERY_TYPE_ALIASES}
 
 
 class PulseBigQuery(BigQuery):
