@@ -370,13 +370,14 @@ def _fraction_text(value: str, head: str, tail: str = "") -> str:
 
 
 #: CAST(x AS STRING) as BigQuery writes a TIMESTAMP (UTC session: '+00'), a DATETIME or a TIME
-#: (0, 3 or 6 fractional digits); DuckDB's cast for every other type.
+#: (0, 3 or 6 fractional digits), BYTES decoded as UTF-8 (DuckDB's cast writes `\xE2..`
+#: escapes; DECODE raises on invalid UTF-8, as BigQuery); DuckDB's cast for every other type.
 _CIVIL_TEXT = (
     f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_civil_text"
     f"(x TIMESTAMP WITH TIME ZONE) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S', '+00')}, "
     f"(x TIMESTAMP) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S')}, "
     f"(x TIME) AS {_fraction_text('(DATE ' + chr(39) + '1970-01-01' + chr(39) + ' + x)', '%H:%M:%S')}, "
-    "(x DATE) AS CAST(x AS VARCHAR), (x VARCHAR) AS x, (x) AS CAST(x AS VARCHAR)"
+    "(x DATE) AS CAST(x AS VARCHAR), (x VARCHAR) AS x, (x BLOB) AS DECODE(x), (x) AS CAST(x AS VARCHAR)"
 )
 
 def _numeric_spread(kind: str) -> str:
