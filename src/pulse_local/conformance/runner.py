@@ -28,7 +28,13 @@ from typing import Any
 import duckdb
 
 from pulse_local.conformance.comparison import compare, compare_rows, show
-from pulse_local.conformance.scope import BIGQUERY_FEATURES, FRAMEWORK_FEATURES, NON_BIGQUERY_TYPES
+from pulse_local.conformance.scope import (
+    BIGQUERY_FEATURES,
+    FRAMEWORK_FEATURES,
+    NON_BIGQUERY_TYPES,
+    uint64_literal,
+    uint64_value,
+)
 from pulse_local.conformance.source import ComplianceSource
 from pulse_local.conformance.testfile import (
     Section,
@@ -249,6 +255,13 @@ def _skip_reason(test: TestFile, case: Section, tables: dict[str, _Table], sql: 
     m = _NON_BQ.search(sql)
     if m:
         return f"uses {m.group(0).strip()}, which BigQuery does not have"
+    if not case.expected.error:
+        big = uint64_literal(sql)
+        if big is None and case.expected.type is not None:
+            value = uint64_value(case.expected.type, case.expected.value)
+            big = None if value is None else str(value)
+        if big is not None:
+            return f"needs the UINT64 value {big}, beyond INT64: not a BigQuery type"
     used = [t for key, t in tables.items() if re.search(rf"(?i)\b{re.escape(key)}\b", sql)]
     for table in used:
         if table.skip_reason:

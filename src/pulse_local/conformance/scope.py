@@ -7,6 +7,11 @@ DML). Out of scope, with the reason, in docs/translation.md.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from pulse_local.conformance.values import ArrayValue, SqlType
+
 #: In-scope compliance files (name without ``.test``), grouped by what they exercise.
 IN_SCOPE_FILES: dict[str, tuple[str, ...]] = {
     "dates and timestamps": (
@@ -73,3 +78,35 @@ FRAMEWORK_FEATURES = frozenset({""})
 
 #: ZetaSQL types BigQuery does not have: a query naming one is skipped.
 NON_BIGQUERY_TYPES = r"(?i)\b(INT32|UINT32|UINT64|FLOAT|PROTO|ENUM|UUID)\b|\b(RANGE|MAP)\s*<|\bNEW\s+\w"
+
+_INT64_MAX = 2**63 - 1
+#: A run of digits standing alone (not part of a name, a decimal or a quoted string).
+_BIG_INTEGER = re.compile(r"(?<![\w.'\"])(-\s*)?(\d{19,})(?![\w.])")
+
+
+def uint64_literal(sql: str) -> str | None:
+    """An integer literal of the query beyond INT64 (only UINT64 holds it), else None.
+
+    BigQuery rejects such a literal ("Invalid integer literal"); a case whose answer needs
+    it tests a type BigQuery does not have."""
+    for m in _BIG_INTEGER.finditer(sql):
+        value = int(m.group(2))
+        if value > _INT64_MAX + (1 if m.group(1) else 0):
+            return m.group(2)
+    return None
+
+
+def uint64_value(t: SqlType, value: Any) -> int | None:
+    """An integer of the expected result beyond INT64's range (a UINT64 value), else None."""
+    if value is None:
+        return None
+    if t.name == "ARRAY" and isinstance(value, ArrayValue):
+        element = t.element or value.element
+        return next((v for v in (uint64_value(element, i) for i in value.items) if v is not None), None) \
+            if element is not None else None
+    if t.name == "STRUCT" and isinstance(value, tuple):
+        found = (uint64_value(ft, v) for (_n, ft), v in zip(t.fields, value, strict=False))
+        return next((v for v in found if v is not None), None)
+    if t.name in ("INT64", "UINT64", "INT32", "UINT32") and isinstance(value, int):
+        return value if not -(2**63) <= value <= _INT64_MAX else None
+    return None

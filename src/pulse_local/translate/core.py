@@ -16,8 +16,10 @@ from sqlglot.tokens import TokenType
 from pulse_local.translate.dialect import PulseBigQuery
 from pulse_local.translate.errors import UntranslatableSQL
 from pulse_local.translate.functions import CALLABLE_NAMES
+from pulse_local.translate.int64_literals import mark, widen
 from pulse_local.translate.registry import RULES_BY_TYPE
 from pulse_local.translate.rules import fail, position
+from pulse_local.translate.rules_bytes import bytes_overloads
 from pulse_local.translate.wildcards import Catalog, Expansion, expand, resolve
 
 #: Function namespaces of BigQuery that have no DuckDB counterpart at all.
@@ -273,7 +275,7 @@ def _translate_cached(sql: str, dbt_relations: bool, wildcards: tuple[Expansion,
         _check_statement(tree)
         if wildcards:
             tree = expand(tree, wildcards)
-        tree = _apply_rules(implicit_unnest(tree))
+        tree = widen(_apply_rules(bytes_overloads(implicit_unnest(mark(tree)))))
         _check_functions(tree, user_functions)
         out.append(_generate(tree))
     return ";\n".join(out)

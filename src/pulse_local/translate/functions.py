@@ -22,6 +22,14 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from pulse_local.translate.bytes_helpers import (
+    bytes_ascii,
+    bytes_lower,
+    bytes_to_latin1,
+    bytes_upper,
+    latin1_to_bytes,
+)
+
 _MASK = (1 << 64) - 1
 _K0 = 0xC3A5C85C97CB3127
 _K1 = 0xB492B66FBE98F273
@@ -298,6 +306,11 @@ HELPERS: tuple[Helper, ...] = (
     Helper("bq_soundex", soundex, ("VARCHAR",), "VARCHAR"),
     Helper("bq_json_keys", lambda document: json_keys(document), ("VARCHAR",), "VARCHAR[]"),
     Helper("bq_json_keys_depth", json_keys, ("VARCHAR", "BIGINT"), "VARCHAR[]"),
+    Helper("bq_bytes_latin1", bytes_to_latin1, ("BLOB",), "VARCHAR"),
+    Helper("bq_latin1_bytes", latin1_to_bytes, ("VARCHAR",), "BLOB"),
+    Helper("bq_bytes_lower", bytes_lower, ("BLOB",), "BLOB"),
+    Helper("bq_bytes_upper", bytes_upper, ("BLOB",), "BLOB"),
+    Helper("bq_bytes_ascii", bytes_ascii, ("BLOB",), "BIGINT"),
     Helper("bq_percentile_cont_numeric", percentile_cont_numeric, ("DECIMAL(38, 9)[]", "DECIMAL(38, 9)"),
            "DECIMAL(38, 9)"),
 )
@@ -357,13 +370,14 @@ def _fraction_text(value: str, head: str, tail: str = "") -> str:
 
 
 #: CAST(x AS STRING) as BigQuery writes a TIMESTAMP (UTC session: '+00'), a DATETIME or a TIME
-#: (0, 3 or 6 fractional digits); DuckDB's cast for every other type.
+#: (0, 3 or 6 fractional digits), BYTES decoded as UTF-8 (DuckDB's cast writes `\xE2..`
+#: escapes; DECODE raises on invalid UTF-8, as BigQuery); DuckDB's cast for every other type.
 _CIVIL_TEXT = (
     f"CREATE OR REPLACE MACRO {MACRO_SCHEMA}.bq_civil_text"
     f"(x TIMESTAMP WITH TIME ZONE) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S', '+00')}, "
     f"(x TIMESTAMP) AS {_fraction_text('x', '%Y-%m-%d %H:%M:%S')}, "
     f"(x TIME) AS {_fraction_text('(DATE ' + chr(39) + '1970-01-01' + chr(39) + ' + x)', '%H:%M:%S')}, "
-    "(x DATE) AS CAST(x AS VARCHAR), (x VARCHAR) AS x, (x) AS CAST(x AS VARCHAR)"
+    "(x DATE) AS CAST(x AS VARCHAR), (x VARCHAR) AS x, (x BLOB) AS DECODE(x), (x) AS CAST(x AS VARCHAR)"
 )
 
 def _numeric_spread(kind: str) -> str:

@@ -250,17 +250,6 @@ def rule_concat(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
-def rule_int_literal(node: exp.Expression) -> exp.Expression | None:
-    """Large integer literals in arithmetic are INT64 in BigQuery (INT32 in DuckDB)."""
-    if (
-        isinstance(node, exp.Literal) and not node.is_string and node.is_int
-        and abs(int(node.name)) >= 65536
-        and isinstance(node.parent, (exp.Add, exp.Sub, exp.Mul, exp.Neg))
-    ):
-        return exp.cast(node, exp.DataType.build("BIGINT"))
-    return None
-
-
 def rule_ieee_divide(node: exp.Expression) -> exp.Expression | None:
     """IEEE_DIVIDE gives +/-inf and NaN on division by zero."""
     if isinstance(node, exp.Anonymous) and node.name.upper() == "IEEE_DIVIDE":

@@ -17,6 +17,7 @@ from pulse_local.translate.rules import (
     known_type,
     typed_at_bind,
 )
+from pulse_local.translate.rules_bytes import is_bytes
 
 
 def _fractional_format(value: str, head: str, tail: str = "") -> str:
@@ -56,11 +57,8 @@ def rule_civil_string(node: exp.Expression) -> exp.Expression | None:
 
 
 def _is_bytes(node: exp.Expression) -> bool:
-    """True when `node` is evidently BYTES: a bytes literal or a cast to BYTES."""
-    inner = node.this if isinstance(node, exp.Paren) else node
-    return isinstance(inner, exp.ByteString) or (
-        isinstance(inner, exp.Cast) and inner.to.is_type("binary", "varbinary", "blob")
-    )
+    """True when `node` is evidently BYTES (a bytes literal, a cast to BYTES, ...)."""
+    return is_bytes(node)
 
 
 def rule_bytes_to_string(node: exp.Expression) -> exp.Expression | None:

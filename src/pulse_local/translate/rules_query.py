@@ -218,6 +218,25 @@ def _pivot_value_name(value: exp.Expression) -> str | None:
     return None
 
 
+def _check_pivot_values(node: exp.Expression, pivot: exp.Expression) -> None:
+    """A NULL pivot value matches no row in BigQuery (`y = NULL`) but the NULL rows in
+    DuckDB; a value given twice makes two equal columns in BigQuery and a binder error in
+    DuckDB. Both are refused."""
+    seen: set[str] = set()
+    for field in pivot.args.get("fields") or []:
+        for value in field.expressions if isinstance(field, exp.In) else []:
+            bare = value.this if isinstance(value, exp.PivotAlias) else value
+            if isinstance(bare, exp.Null):
+                raise fail(node, "PIVOT value NULL", "BigQuery matches no row with it (its columns aggregate no rows), "
+                           "DuckDB matches the rows whose pivot column is NULL",
+                           "Drop the NULL value from IN (...).")
+            text = bare.sql(dialect="bigquery")
+            if text in seen:
+                raise fail(node, f"PIVOT value {text} given twice", "DuckDB refuses a repeated pivot value",
+                           "Give each value once and copy the column in the SELECT list.")
+            seen.add(text)
+
+
 def rule_pivot_column_names(node: exp.Expression) -> exp.Expression | None:
     """PIVOT(SUM(x) AS s FOR y IN ('a', 'b')) names its columns `s_a`, `s_b` in BigQuery and
     `a_s`, `b_s` in DuckDB. The pivoted source becomes a subquery renaming the columns
@@ -229,6 +248,7 @@ def rule_pivot_column_names(node: exp.Expression) -> exp.Expression | None:
     if len(pivots) != 1 or pivots[0].args.get("unpivot"):
         return None
     pivot = pivots[0]
+    _check_pivot_values(node, pivot)
     aggregates = list(pivot.expressions)
     aliases = [a.alias for a in aggregates if isinstance(a, exp.Alias) and a.alias]
     if not aliases:

@@ -58,6 +58,26 @@ STRUCT<num_rows_modified INT64, all_rows ARRAY<>>{
 SELECT price FROM Fruit WHERE id = 2
 --
 ARRAY<STRUCT<price DOUBLE>>[{NULL}]
+==
+[name=uint64_literal]
+SELECT 18446744073709551615 > 0
+--
+ARRAY<STRUCT<BOOL>>[{true}]
+==
+[name=uint64_result]
+SELECT id FROM Fruit WHERE id = 1
+--
+ARRAY<STRUCT<UINT64>>[{18446744073709551615}]
+==
+[name=uint64_in_int64_range_is_measured]
+SELECT id FROM Fruit WHERE id = 1
+--
+ARRAY<STRUCT<UINT64>>[{1}]
+==
+[name=uint64_literal_where_bigquery_raises_too]
+SELECT 18446744073709551615
+--
+ERROR: generic::out_of_range: Invalid integer literal
 """
 
 EXPECTED = {
@@ -69,6 +89,10 @@ EXPECTED = {
     "feature_out_of_scope": "skipped",
     "dml_update": "correct",
     "table_unchanged_after_dml": "correct",
+    "uint64_literal": "skipped",
+    "uint64_result": "skipped",
+    "uint64_in_int64_range_is_measured": "correct",
+    "uint64_literal_where_bigquery_raises_too": "correct",
 }
 
 
@@ -85,6 +109,9 @@ def test_outcomes(tmp_path: Path) -> None:
     assert got == EXPECTED, [(r.name, r.outcome, r.reason) for r in report.results]
     skipped = next(r for r in report.results if r.name == "feature_out_of_scope")
     assert "PIPES" in skipped.reason
+    for name in ("uint64_literal", "uint64_result"):
+        reason = next(r.reason for r in report.results if r.name == name)
+        assert "18446744073709551615" in reason and "not a BigQuery type" in reason
 
 
 def test_isolated_run_gives_the_same_outcomes(tmp_path: Path) -> None:

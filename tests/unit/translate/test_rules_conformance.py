@@ -247,3 +247,17 @@ def test_string_of_json_is_its_text() -> None:
     assert _run("SELECT STRING(JSON '\"abc\"'), SAFE.STRING(JSON '12'), STRING(JSON 'null')") == [("abc", None, None)]
     with pytest.raises(duckdb.Error, match="not a string"):
         _run("SELECT STRING(JSON 'true')")
+
+
+@pytest.mark.parametrize(("values", "construct"), [
+    ("100, NULL", "PIVOT value NULL"), ("100, NULL AS n", "PIVOT value NULL"), ("1 AS a, 1 AS b", "given twice"),
+])
+def test_pivot_null_or_repeated_value_is_rejected(values: str, construct: str) -> None:
+    with pytest.raises(UntranslatableSQL, match=construct):
+        bigquery_to_duckdb(f"SELECT * FROM (SELECT 1 AS x, 100 AS y, 5 AS z) PIVOT(SUM(z) AS s FOR y IN ({values}))")
+
+
+def test_pivot_with_distinct_values_still_runs() -> None:
+    rows = _run("SELECT * FROM (SELECT 1 AS x, 100 AS y, 5 AS z UNION ALL SELECT 1, NULL, 7) "
+                "PIVOT(SUM(z) AS s FOR y IN (100, 200))")
+    assert rows == [(1, 5, None)]
