@@ -109,6 +109,29 @@ def rule_number_to_string(node: exp.Expression) -> exp.Expression | None:
     return fill(_number_text(_WIDE_FLOAT_TEXT, other), x=value)
 
 
+def rule_string_to_bytes(node: exp.Expression) -> exp.Expression | None:
+    """CAST(x AS BYTES) / SAFE_CAST of a STRING gives its UTF-8 bytes in BigQuery; DuckDB's
+    VARCHAR -> BLOB cast reads `\\x..` escapes (`'a\\x41'` became `aA`) and refuses
+    non-ASCII text. A TYPEOF branch, folded when DuckDB plans the query, takes `ENCODE`
+    (UTF-8) for VARCHAR values; BYTES values keep the cast. String literals are done by
+    `rules_bytes` (`ENCODE('...')`)."""
+    if not isinstance(node, (exp.Cast, exp.TryCast)) or node.args.get("format") or node.meta.get("pulse_rule"):
+        return None
+    if not node.to.is_type("blob", "binary", "varbinary"):
+        return None
+    value = node.this
+    if isinstance(value, (exp.Literal, exp.Null)) or is_bytes(value):
+        return None
+    cast = "TRY_CAST" if isinstance(node, exp.TryCast) else "CAST"
+    out = fill(
+        f"CASE WHEN TYPEOF(__x) = 'VARCHAR' THEN ENCODE(CAST(__x AS VARCHAR)) ELSE {cast}(__x AS BLOB) END",
+        x=value,
+    )
+    for inner in out.find_all(exp.Cast):
+        inner.meta["pulse_rule"] = True
+    return out
+
+
 def rule_cast_to_int64(node: exp.Expression) -> exp.Expression | None:
     """CAST(FLOAT64 AS INT64) rounds halfway cases away from zero in BigQuery (2.5 -> 3);
     DuckDB rounds them to even (2.5 -> 2). A TYPEOF branch, folded when DuckDB plans the

@@ -35,6 +35,7 @@ from pulse_local.translate.rules_casts import (
     rule_civil_string,
     rule_number_to_string,
     rule_string_length_parameter,
+    rule_string_to_bytes,
     rule_time_literal_range,
 )
 from pulse_local.translate.rules_grouping import (
@@ -91,8 +92,8 @@ CONFORMANCE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.Window: (rule_window_checks, rule_count_empty_frame),
     exp.String: (rule_string_of_json, rule_civil_string),
     exp.Cast: (rule_cast_format_to_text, rule_time_literal_range, rule_string_length_parameter, rule_bytes_to_string, rule_civil_string,
-               rule_number_to_string, rule_cast_to_int64),
-    exp.TryCast: (rule_cast_format_to_text, rule_number_to_string, rule_cast_to_int64),
+               rule_number_to_string, rule_cast_to_int64, rule_string_to_bytes),
+    exp.TryCast: (rule_cast_format_to_text, rule_number_to_string, rule_cast_to_int64, rule_string_to_bytes),
     exp.JSONObject: (rule_json_object_duplicate_keys,),
     exp.SafeDivide: (rule_safe_divide_overflow,),
     exp.EQ: (rule_struct_equality,),
