@@ -10,6 +10,7 @@ Functions DuckDB lacks call the exact helpers of `pulse_local.translate.function
 from __future__ import annotations
 
 import re
+import re._parser as re_parser
 
 from sqlglot import exp
 
@@ -217,6 +218,44 @@ def rule_regexp_instr_groups(node: exp.Expression) -> exp.Expression | None:
     return fill(f"CASE WHEN CAST('{_REGEXP_GROUPS_ERROR}' AS BIGINT) IS NULL THEN NULL ELSE __r END", r=node)
 
 
+def _cannot_match_empty(pattern: exp.Expression) -> bool:
+    """True when `pattern` is a string literal whose every match is at least one character
+    (the shortest width of its parse, where Python's syntax reads it; else not proven)."""
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return False
+    try:
+        return re_parser.parse(pattern.name).getwidth()[0] > 0
+    except (re.error, OverflowError, RecursionError):
+        return False
+
+
+_EMPTY_MATCH_ERROR = (
+    "REGEXP_EXTRACT_ALL: the pattern matched the empty string inside a non-empty input, where the "
+    "translation would differ from BigQuery (an extra or repeated empty match); use a pattern that "
+    "cannot match the empty string"
+)
+
+
+def rule_regexp_extract_all_empty(node: exp.Expression) -> exp.Expression | None:
+    """REGEXP_EXTRACT_ALL with a pattern that can match the empty string: BigQuery (ZetaSQL's
+    ExtractAllIterator) takes an empty match, moves one character on, and stops at the end of
+    the input; DuckDB adds a last empty match at the end and repeats an empty match found past
+    its start position (`'abc', 'x*'`: 4 matches for 3; `'ab cd', '\\b'`: 6 for 4). Unless
+    the pattern is a literal that cannot match the empty string, the call raises when an empty
+    match occurs in a non-empty input (the cases where both agree: no empty match, or input '')."""
+    if not isinstance(node, exp.RegexpExtractAll) or node.meta.get("pulse_rule"):
+        return None
+    if _cannot_match_empty(node.expression):
+        return None
+    node.meta["pulse_rule"] = True
+    probe = exp.RegexpExtractAll(this=node.this.copy(), expression=node.expression.copy())
+    probe.meta["pulse_rule"] = True
+    return fill(
+        f"CASE WHEN __s <> '' AND LIST_CONTAINS(__probe, '') THEN ERROR('{_EMPTY_MATCH_ERROR}') ELSE __r END",
+        s=node.this.copy(), probe=probe, r=node,
+    )
+
+
 def _aggregated_value(agg: exp.GroupConcat) -> exp.Expression | None:
     """The value STRING_AGG aggregates (under DISTINCT / ORDER BY / LIMIT)."""
     value = agg.this
@@ -343,6 +382,7 @@ RULES: dict[type, tuple[Rule, ...]] = {
 #: Run after every other rule of their node types (registry.py appends them): they wrap the node.
 LATE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.RegexpInstr: (rule_regexp_instr_groups,),
+    exp.RegexpExtractAll: (rule_regexp_extract_all_empty,),
     exp.GroupConcat: (rule_bytes_string_agg,),
     exp.Window: (rule_bytes_string_agg,),
 }
