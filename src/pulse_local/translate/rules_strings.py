@@ -250,9 +250,46 @@ def rule_regexp_extract_all_empty(node: exp.Expression) -> exp.Expression | None
     node.meta["pulse_rule"] = True
     probe = exp.RegexpExtractAll(this=node.this.copy(), expression=node.expression.copy())
     probe.meta["pulse_rule"] = True
-    return fill(
+    out = fill(
         f"CASE WHEN __s <> '' AND LIST_CONTAINS(__probe, '') THEN ERROR('{_EMPTY_MATCH_ERROR}') ELSE __r END",
         s=node.this.copy(), probe=probe, r=node,
+    )
+    guarded = rule_regexp_column_pattern_group(node)  # the rule chain stops at this one's result
+    if guarded is not None:
+        return _group_guard(node.expression, out)
+    return out
+
+
+_GROUP_PATTERN_ERROR = (
+    "REGEXP_EXTRACT/REGEXP_EXTRACT_ALL: a pattern read at run time that may hold a capturing group "
+    "(an opening parenthesis not followed by ?, or a named group) is not reproduced: BigQuery returns "
+    "the group, the translation the whole match; write the pattern as a string literal"
+)
+
+
+def rule_regexp_column_pattern_group(node: exp.Expression) -> exp.Expression | None:
+    """REGEXP_EXTRACT / REGEXP_EXTRACT_ALL return the capturing group's text in BigQuery; sqlglot
+    passes DuckDB the group index only for a literal pattern, so a pattern read from a column
+    holding `(b)` gave the whole match. Such a call raises when the pattern holds an opening
+    parenthesis that is not `(?:`-like, or a named group (an escaped `\\(` raises too: loud)."""
+    if not isinstance(node, (exp.RegexpExtract, exp.RegexpExtractAll)) or node.meta.get("pulse_group_rule"):
+        return None
+    pattern = node.expression
+    if isinstance(pattern, exp.Null) or (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    group = node.args.get("group")
+    if group is not None and not (isinstance(group, exp.Literal) and group.name == "0"):
+        return None  # sqlglot's default group is 0; another one was not written in BigQuery
+    node.meta["pulse_group_rule"] = True
+    return _group_guard(pattern, node)
+
+
+def _group_guard(pattern: exp.Expression, call: exp.Expression) -> exp.Expression:
+    """`call`, raising when the run-time `pattern` may hold a capturing group."""
+    return fill(
+        "CASE WHEN REGEXP_MATCHES(__p, '\\((?:[^?]|$)|\\(\\?P?<') "
+        f"THEN ERROR('{_GROUP_PATTERN_ERROR}') ELSE __r END",
+        p=pattern.copy(), r=call,
     )
 
 
@@ -382,7 +419,8 @@ RULES: dict[type, tuple[Rule, ...]] = {
 #: Run after every other rule of their node types (registry.py appends them): they wrap the node.
 LATE_RULES: dict[type, tuple[Rule, ...]] = {
     exp.RegexpInstr: (rule_regexp_instr_groups,),
-    exp.RegexpExtractAll: (rule_regexp_extract_all_empty,),
+    exp.RegexpExtractAll: (rule_regexp_extract_all_empty, rule_regexp_column_pattern_group),
+    exp.RegexpExtract: (rule_regexp_column_pattern_group,),
     exp.GroupConcat: (rule_bytes_string_agg,),
     exp.Window: (rule_bytes_string_agg,),
 }

@@ -40,3 +40,17 @@ def test_patterns_that_cannot_match_empty_are_untouched() -> None:
 def test_column_pattern_without_empty_match_runs() -> None:
     rows = _run("SELECT REGEXP_EXTRACT_ALL(s, p) FROM UNNEST([STRUCT('abcb' AS s, 'b' AS p)])")
     assert rows == [(["b", "b"],)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT REGEXP_EXTRACT_ALL(s, p) FROM UNNEST([STRUCT('abab' AS s, 'a(b)' AS p)])",  # BigQuery ['b', 'b']
+    "SELECT REGEXP_EXTRACT(s, p) FROM UNNEST([STRUCT('abab' AS s, 'a(?P<x>b)' AS p)])",  # BigQuery 'b'
+])
+def test_column_pattern_with_a_group_raises(sql: str) -> None:
+    with pytest.raises(duckdb.Error, match="capturing group"):
+        _run(sql)
+
+
+def test_column_pattern_without_group_runs() -> None:
+    rows = _run("SELECT REGEXP_EXTRACT(s, p), REGEXP_EXTRACT_ALL(s, p) FROM UNNEST([STRUCT('abab' AS s, '(?i)A(?:b)' AS p)])")
+    assert rows == [("ab", ["ab", "ab"])]
