@@ -15,7 +15,7 @@ from typing import Any
 
 from pulse_local.config import Settings
 from pulse_local.errors import ToolMissing
-from pulse_local.stack.process import end_child
+from pulse_local.stack.process import end_child_group
 
 #: Flags for a closed network: without the background-networking ones Chromium keeps trying
 #: Google's hosts; as root it needs --no-sandbox.
@@ -113,7 +113,8 @@ def capture_deployments_page(settings: Settings, screenshot: Path) -> UiCapture:
         proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)  # its renderers and helpers in one group, stopped together
         try:
             with connect(_devtools_url(proc), max_size=None) as ws:
                 browser = _DevTools(ws, "")
@@ -129,5 +130,7 @@ def capture_deployments_page(settings: Settings, screenshot: Path) -> UiCapture:
                 png = page.call("Page.captureScreenshot", format="png")["data"]
                 screenshot.write_bytes(base64.b64decode(png))
         finally:
-            end_child(proc)
+            # every Chromium process gone before the profile directory is removed: a helper
+            # still writing into it failed the cleanup ("Directory not empty: 'Default'")
+            end_child_group(proc)
     return UiCapture(url, screenshot, html)

@@ -90,6 +90,20 @@ def end_child(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
         proc.wait()
 
 
+def end_child_group(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a child started with ``start_new_session=True`` and every process of its group
+    (a browser's renderers and helpers): SIGTERM to all, SIGKILL after `timeout`; reap the
+    child. When this returns, nothing of the group runs (so none still writes its files)."""
+    members = _group_members(proc.pid)  # the child leads its own group: pgid == pid
+    for member in members:
+        _signal(member, signal.SIGTERM)
+    still = _wait_gone(members, timeout)
+    for member in still:
+        _signal(member, signal.SIGKILL)
+    _wait_gone(still, 5.0)
+    end_child(proc, timeout=1.0)  # reaped (already exited: returns at once)
+
+
 def stop(record: PidRecord, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
     """Stop a recorded process and its group: `sig` first, SIGKILL after `timeout` seconds.
     True when some process of the group had to be killed (it did not stop cleanly)."""
