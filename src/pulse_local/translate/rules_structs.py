@@ -10,6 +10,8 @@ the STRUCT is evident from the SQL (a STRUCT literal or a tuple).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from pulse_local.translate.rules import Rule, fill
@@ -51,37 +53,35 @@ def _field(value: exp.Expression, i: int) -> exp.Expression:
 def struct_equality(a: exp.Expression, b: exp.Expression) -> exp.Expression | None:
     """BigQuery's STRUCT equality: by position (field names do not matter), FALSE if a pair
     differs, else NULL if a pair has a NULL, else TRUE; None when neither side is evident."""
+    out = _fieldwise(a, b, lambda left, right: struct_equality(left, right)
+                     or exp.EQ(this=left, expression=right))
+    return None if out is None else exp.Paren(this=out)
+
+
+def _fieldwise(a: exp.Expression, b: exp.Expression,
+               pair: Callable[[exp.Expression, exp.Expression], exp.Expression]) -> exp.Expression | None:
+    """`pair(field_i of a, field_i of b)` for every field, in order, joined by AND; None when
+    neither side is an evident STRUCT, or both are literals of different sizes (BigQuery
+    rejects it; DuckDB will too)."""
     fields = struct_fields(a) or struct_fields(b)
     if fields is None:
         return None
     literal_a, literal_b = struct_fields(a), struct_fields(b)
     if literal_a is not None and literal_b is not None and len(literal_a) != len(literal_b):
-        return None  # BigQuery rejects it; DuckDB will too
-    pairs: list[exp.Expression] = []
-    for i in range(len(fields)):
-        left, right = _field(a, i), _field(b, i)
-        pairs.append(struct_equality(left, right) or exp.EQ(this=left, expression=right))
+        return None
+    pairs = [pair(_field(a, i), _field(b, i)) for i in range(len(fields))]
     out = pairs[0]
-    for pair in pairs[1:]:
-        out = exp.And(this=out, expression=pair)
-    return exp.Paren(this=out)
+    for item in pairs[1:]:
+        out = exp.And(this=out, expression=item)
+    return out
 
 
 def _struct_not_distinct(a: exp.Expression, b: exp.Expression) -> exp.Expression | None:
     """`a IS NOT DISTINCT FROM b` for STRUCTs, field by field in order (NULL equals NULL)."""
-    fields = struct_fields(a) or struct_fields(b)
-    if fields is None:
+    out = _fieldwise(a, b, lambda left, right: _struct_not_distinct(left, right)
+                     or exp.NullSafeEQ(this=left, expression=right))
+    if out is None:
         return None
-    literal_a, literal_b = struct_fields(a), struct_fields(b)
-    if literal_a is not None and literal_b is not None and len(literal_a) != len(literal_b):
-        return None
-    pairs: list[exp.Expression] = []
-    for i in range(len(fields)):
-        left, right = _field(a, i), _field(b, i)
-        pairs.append(_struct_not_distinct(left, right) or exp.NullSafeEQ(this=left, expression=right))
-    out = pairs[0]
-    for pair in pairs[1:]:
-        out = exp.And(this=out, expression=pair)
     # a whole NULL struct is distinct from a struct of NULLs
     whole = fill("(__a IS NULL) = (__b IS NULL)", a=a.copy(), b=b.copy())
     return exp.Paren(this=exp.And(this=whole, expression=exp.Paren(this=out)))
